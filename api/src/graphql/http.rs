@@ -1,0 +1,212 @@
+//! `/graphql` over HTTP per the GraphQL-over-HTTP specification: content negotiation between
+//! `application/graphql-response+json` and `application/json`, 4xx for request errors under the
+//! former, GET for queries only, and GraphiQL for browsers.
+
+use async_graphql::http::GraphiQLSource;
+use axum::body::Bytes;
+use axum::extract::{Query as UrlQuery, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::AppSchema;
+use crate::state::AppState;
+
+const GRAPHQL_RESPONSE: &str = "application/graphql-response+json";
+const JSON: &str = "application/json";
+
+#[derive(Clone)]
+pub struct GraphqlEndpoint {
+    pub schema: AppSchema,
+    pub state: AppState,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GetParams {
+    query: Option<String>,
+    operation_name: Option<String>,
+    variables: Option<String>,
+    extensions: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PostBody {
+    query: Option<String>,
+    operation_name: Option<String>,
+    #[serde(default)]
+    variables: Option<Value>,
+    #[serde(default)]
+    extensions: Option<Value>,
+}
+
+/// Which media type the client asked for; `None` when it accepts neither.
+fn negotiate(headers: &HeaderMap) -> Option<&'static str> {
+    let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
+        return Some(JSON);
+    };
+    let types: Vec<&str> = accept
+        .split(',')
+        .map(|t| t.split(';').next().unwrap_or_default().trim())
+        .collect();
+    if types.contains(&GRAPHQL_RESPONSE) {
+        Some(GRAPHQL_RESPONSE)
+    } else if types.iter().any(|t| *t == JSON || *t == "*/*" || *t == "application/*") {
+        Some(JSON)
+    } else {
+        None
+    }
+}
+
+fn error_response(status: StatusCode, media: &'static str, message: &str, code: &str) -> Response {
+    let body = json!({ "errors": [{ "message": message, "extensions": { "code": code } }] });
+    (status, [(header::CONTENT_TYPE, HeaderValue::from_static(media))], body.to_string()).into_response()
+}
+
+fn wants_html(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/html"))
+}
+
+pub async fn graphiql_or_get(
+    State(endpoint): State<GraphqlEndpoint>,
+    headers: HeaderMap,
+    UrlQuery(params): UrlQuery<GetParams>,
+) -> Response {
+    if params.query.is_none() && wants_html(&headers) {
+        if !endpoint.state.settings.graphql.graphiql {
+            return StatusCode::NOT_FOUND.into_response();
+        }
+        return Html(GraphiQLSource::build().endpoint("/graphql").finish()).into_response();
+    }
+    let Some(media) = negotiate(&headers) else {
+        return StatusCode::NOT_ACCEPTABLE.into_response();
+    };
+    let parse_json = |raw: Option<String>, what: &str| -> Result<Option<Value>, Response> {
+        raw.map(|r| serde_json::from_str(&r))
+            .transpose()
+            .map_err(|_| error_response(StatusCode::BAD_REQUEST, media, &format!("{what} is not valid JSON"), "BAD_REQUEST"))
+    };
+    let variables = match parse_json(params.variables, "variables") {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let extensions = match parse_json(params.extensions, "extensions") {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let body = PostBody {
+        query: params.query,
+        operation_name: params.operation_name,
+        variables,
+        extensions,
+    };
+    execute(&endpoint, Method::GET, body, media).await
+}
+
+pub async fn post(State(endpoint): State<GraphqlEndpoint>, headers: HeaderMap, body: Bytes) -> Response {
+    let Some(media) = negotiate(&headers) else {
+        return StatusCode::NOT_ACCEPTABLE.into_response();
+    };
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or_default().trim().to_ascii_lowercase());
+    if content_type.as_deref() != Some(JSON) {
+        return error_response(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            media,
+            "Content-Type must be application/json",
+            "BAD_REQUEST",
+        );
+    }
+    let body: PostBody = match serde_json::from_slice(&body) {
+        Ok(b) => b,
+        Err(_) => {
+            return error_response(StatusCode::BAD_REQUEST, media, "body is not a valid GraphQL request", "BAD_REQUEST");
+        }
+    };
+    execute(&endpoint, Method::POST, body, media).await
+}
+
+async fn execute(
+    endpoint: &GraphqlEndpoint,
+    method: Method,
+    body: PostBody,
+    media: &'static str,
+) -> Response {
+    let Some(query) = body.query.filter(|q| !q.trim().is_empty()) else {
+        return error_response(StatusCode::BAD_REQUEST, media, "query is missing", "BAD_REQUEST");
+    };
+    let mut request = async_graphql::Request::new(query);
+    if let Some(name) = body.operation_name {
+        request = request.operation_name(name);
+    }
+    match body.variables {
+        None | Some(Value::Null) => {}
+        Some(v @ Value::Object(_)) => {
+            request = request.variables(async_graphql::Variables::from_json(v));
+        }
+        Some(_) => {
+            return error_response(StatusCode::BAD_REQUEST, media, "variables must be an object", "BAD_REQUEST");
+        }
+    }
+    if let Some(Value::Object(ext)) = body.extensions {
+        for (k, v) in ext {
+            if let Ok(value) = async_graphql::Value::from_json(v) {
+                request.extensions.insert(k, value);
+            }
+        }
+    }
+    // Mutations over GET would let a link or an <img> change state.
+    if method == Method::GET && !is_query(&mut request) {
+        return (
+            StatusCode::METHOD_NOT_ALLOWED,
+            [(header::ALLOW, HeaderValue::from_static("POST"))],
+        )
+            .into_response();
+    }
+    let response = endpoint.schema.execute(request).await;
+    render(response, media)
+}
+
+/// Whether the operation to run is a query (a parse error is reported by `execute` later).
+fn is_query(request: &mut async_graphql::Request) -> bool {
+    use async_graphql::parser::types::{DocumentOperations, OperationType};
+    let name = request.operation_name.clone();
+    let Ok(doc) = request.parsed_query() else {
+        return true;
+    };
+    match &doc.operations {
+        DocumentOperations::Single(op) => op.node.ty == OperationType::Query,
+        DocumentOperations::Multiple(ops) => match name {
+            Some(n) => ops.get(n.as_str()).is_none_or(|op| op.node.ty == OperationType::Query),
+            None => true,
+        },
+    }
+}
+
+/// A request error (parse, validation, variables) leaves no `data`; field errors carry a path.
+fn render(response: async_graphql::Response, media: &'static str) -> Response {
+    let request_error = response.data == async_graphql::Value::Null
+        && !response.errors.is_empty()
+        && response.errors.iter().all(|e| e.path.is_empty());
+    let mut body = serde_json::to_value(&response).unwrap_or_else(|_| json!({}));
+    let status = if request_error {
+        if let Value::Object(map) = &mut body {
+            map.remove("data");
+        }
+        if media == GRAPHQL_RESPONSE {
+            StatusCode::BAD_REQUEST
+        } else {
+            StatusCode::OK
+        }
+    } else {
+        StatusCode::OK
+    };
+    (status, [(header::CONTENT_TYPE, HeaderValue::from_static(media))], body.to_string()).into_response()
+}

@@ -1,0 +1,12 @@
+//! The invitations gateway: configuration, the HTTP server (GraphQL, hosted pages, health) and
+//! the composition root that wires the database, the queues and the workers together.
+
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod graphql;
+pub mod health;
+pub mod startup;
+pub mod state;
+pub mod telemetry;

@@ -1,0 +1,192 @@
+//! `build` turns settings into a ready application; `App::run` serves until shutdown. Tests call
+//! both with a listener on port 0.
+
+use std::future::Future;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::get;
+use entity::crypto::Keyring;
+use entity::organization::NewApiKey;
+use jobs::shutdown::{self, Shutdown};
+use sea_orm::{DatabaseConnection, EntityTrait, PaginatorTrait};
+use tokio::net::TcpListener;
+use tower_http::trace::TraceLayer;
+
+use crate::config::{ConfigError, Settings};
+use crate::error::StartupError;
+use crate::graphql::{self, http::GraphqlEndpoint};
+use crate::state::{AppState, Inner};
+use crate::{db, health};
+
+/// Which parts of the process to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Roles {
+    pub http: bool,
+    pub workers: bool,
+}
+
+pub struct App {
+    pub state: AppState,
+    listener: Option<TcpListener>,
+    roles: Roles,
+}
+
+/// Everything both the API and the workers need: checked settings, the database (migrated),
+/// Redis when configured.
+pub async fn prepare(mut settings: Settings) -> Result<AppState, StartupError> {
+    settings.prepare_data_dir()?;
+    if settings.load_secret_key()? {
+        tracing::warn!(
+            path = %settings.data_dir.join(crate::config::SECRET_KEY_FILE).display(),
+            "SECRET_KEY is not set: using a generated key kept in the data folder; production must set SECRET_KEY"
+        );
+    }
+    let keys = Keyring::new(
+        settings
+            .secret_key
+            .as_ref()
+            .map(|k| k.expose().as_slice())
+            .unwrap_or_default(),
+    );
+    let db = db::connect(&settings).await?;
+    db::migrate(&db).await.map_err(StartupError::failed)?;
+    let redis = match &settings.redis_url {
+        Some(url) => Some(connect_redis(url.expose()).await?),
+        None => None,
+    };
+    Ok(AppState::new(Inner {
+        db,
+        keys,
+        settings,
+        redis,
+    }))
+}
+
+async fn connect_redis(url: &str) -> Result<redis::aio::ConnectionManager, ConfigError> {
+    let fail = |e: &dyn std::fmt::Display| ConfigError::new("REDIS_URL", format!("cannot reach Redis ({e})"));
+    let client = redis::Client::open(url).map_err(|e| fail(&e))?;
+    let config = redis::aio::ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(3)))
+        .set_response_timeout(Some(Duration::from_secs(3)))
+        .set_number_of_retries(1);
+    let connect = redis::aio::ConnectionManager::new_with_config(client, config);
+    let mut conn = tokio::time::timeout(Duration::from_secs(5), connect)
+        .await
+        .map_err(|_| fail(&"timed out"))?
+        .map_err(|e| fail(&e))?;
+    redis::cmd("PING")
+        .query_async::<String>(&mut conn)
+        .await
+        .map_err(|e| fail(&e))?;
+    Ok(conn)
+}
+
+/// Creates a first organization and API key when the database has none (a fresh install).
+pub async fn bootstrap(db: &DatabaseConnection) -> Result<Option<NewApiKey>, StartupError> {
+    if entity::entities::organizations::Entity::find().count(db).await? > 0 {
+        return Ok(None);
+    }
+    let org = entity::organization::create(db, "default").await?;
+    Ok(Some(entity::organization::create_api_key(db, org.id, "bootstrap").await?))
+}
+
+pub async fn build(settings: Settings, listener: Option<TcpListener>, roles: Roles) -> Result<App, StartupError> {
+    let bind = settings.bind_addr;
+    let state = prepare(settings).await?;
+    let listener = match (roles.http, listener) {
+        (false, _) => None,
+        (true, Some(l)) => Some(l),
+        (true, None) => Some(
+            TcpListener::bind(bind)
+                .await
+                .map_err(|e| ConfigError::new("BIND_ADDR", format!("cannot listen on {bind} ({e})")))?,
+        ),
+    };
+    Ok(App { state, listener, roles })
+}
+
+pub fn router(state: AppState) -> Router {
+    let schema = graphql::build_schema(&state.settings.graphql, Some(state.clone()));
+    let endpoint = GraphqlEndpoint {
+        schema,
+        state: state.clone(),
+    };
+    let graphql_routes = Router::new()
+        .route(
+            "/graphql",
+            get(graphql::http::graphiql_or_get).post(graphql::http::post),
+        )
+        .layer(DefaultBodyLimit::max(state.settings.graphql.max_body_bytes))
+        .with_state(endpoint);
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .with_state(state)
+        .merge(graphql_routes)
+        .layer(TraceLayer::new_for_http())
+}
+
+impl App {
+    /// The bound port (0 when the process runs workers only).
+    pub fn port(&self) -> u16 {
+        self.listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
+            .map_or(0, |a| a.port())
+    }
+
+    /// Serves HTTP and runs the workers until `signal` resolves, then stops accepting work,
+    /// lets in-flight requests and jobs finish, and returns.
+    pub async fn run(self, signal: impl Future<Output = ()> + Send + 'static) -> Result<(), StartupError> {
+        let (trigger, stop) = shutdown::channel();
+        let mut tasks = tokio::task::JoinSet::new();
+        if self.roles.workers {
+            tasks.spawn(run_workers(self.state.clone(), stop.clone()));
+        }
+        if let Some(listener) = self.listener {
+            let app = router(self.state.clone());
+            let mut stop = stop.clone();
+            tasks.spawn(async move {
+                let served = axum::serve(listener, app)
+                    .with_graceful_shutdown(async move { stop.wait().await })
+                    .await;
+                if let Err(e) = served {
+                    tracing::error!(error = %e, "HTTP server failed");
+                }
+            });
+        }
+        signal.await;
+        tracing::info!("shutting down");
+        trigger.fire();
+        while tasks.join_next().await.is_some() {}
+        Ok(())
+    }
+}
+
+async fn run_workers(state: AppState, stop: Shutdown) {
+    jobs::expiry::run(state.db.clone(), state.settings.expiry_interval, stop, |_| {}).await;
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn termination_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}

@@ -1,0 +1,59 @@
+//! The append-only activity log of an invitation (SPEC §3.5).
+
+use sea_orm::{ActiveModelTrait, ConnectionTrait, NotSet, Set};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::entities::{invitation_events, invitations};
+use crate::{DomainError, EventType, now};
+
+/// Who caused an event: an API key (by name), the recipient, or the system (jobs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Actor {
+    ApiKey(String),
+    Recipient,
+    System,
+}
+
+impl Actor {
+    pub fn label(&self) -> &str {
+        match self {
+            Self::ApiKey(name) => name,
+            Self::Recipient => "recipient",
+            Self::System => "system",
+        }
+    }
+}
+
+/// Optional parts of an event.
+#[derive(Debug, Clone, Default)]
+pub struct EventExtra {
+    pub email: Option<String>,
+    pub connection_id: Option<Uuid>,
+    pub detail: Option<Value>,
+}
+
+/// Appends one event. Call it with the transaction that makes the change it records, so the log
+/// and the change commit (or roll back) together.
+pub async fn record(
+    txn: &impl ConnectionTrait,
+    invitation: &invitations::Model,
+    event_type: EventType,
+    actor: &Actor,
+    extra: EventExtra,
+) -> Result<invitation_events::Model, DomainError> {
+    Ok(invitation_events::ActiveModel {
+        id: NotSet,
+        invitation_id: Set(invitation.id),
+        organization_id: Set(invitation.organization_id),
+        company_id: Set(invitation.company_id),
+        event_type: Set(event_type),
+        occurred_at: Set(now()),
+        email: Set(extra.email),
+        connection_id: Set(extra.connection_id),
+        actor: Set(actor.label().to_owned()),
+        detail: Set(extra.detail.unwrap_or_else(|| Value::Object(Default::default()))),
+    }
+    .insert(txn)
+    .await?)
+}

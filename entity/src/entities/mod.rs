@@ -1,0 +1,14 @@
+//! Table models. Plain shapes; behaviour lives in the domain modules beside this folder.
+
+pub mod api_keys;
+pub mod companies;
+pub mod connection_sites;
+pub mod connections;
+pub mod email_deliveries;
+pub mod email_verifications;
+pub mod enums;
+pub mod idempotency_keys;
+pub mod invitation_events;
+pub mod invitations;
+pub mod organizations;
+pub mod sites;

@@ -1,0 +1,86 @@
+//! Outgoing mail through lettre: pooled async SMTP in production, `.eml` files in the embedded
+//! default. One enum, because lettre's transports are different types.
+
+use std::path::Path;
+use std::time::Duration;
+
+use lettre::transport::smtp::PoolConfig;
+use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+
+pub use lettre::message::Mailbox;
+
+#[derive(Clone)]
+pub enum Mailer {
+    /// Pooled SMTP; clones share the pool.
+    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    /// Writes each message as `<uuid>.eml` into a folder (the embedded default).
+    File(AsyncFileTransport<Tokio1Executor>),
+}
+
+impl std::fmt::Debug for Mailer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Smtp(_) => f.write_str("Mailer::Smtp"),
+            Self::File(_) => f.write_str("Mailer::File"),
+        }
+    }
+}
+
+/// Why a message was not sent, split the way the retry policy needs it.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    /// Worth another attempt: 4xx replies, timeouts, refused or dropped connections.
+    #[error("transient: {0}")]
+    Transient(String),
+    /// Will not succeed on retry: 5xx replies, rejected addresses.
+    #[error("permanent: {0}")]
+    Permanent(String),
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct MailerConfigError(String);
+
+/// Time allowed for one SMTP conversation.
+const SMTP_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl Mailer {
+    /// `smtp://` / `smtps://` URLs as lettre reads them (see the README); `None` writes files
+    /// into `outbox`.
+    pub fn new(smtp_url: Option<&str>, outbox: &Path) -> Result<Self, MailerConfigError> {
+        match smtp_url {
+            Some(url) => {
+                let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
+                    .map_err(|e| MailerConfigError(format!("invalid SMTP URL ({e})")))?
+                    .timeout(Some(SMTP_TIMEOUT))
+                    .pool_config(PoolConfig::new().max_size(8))
+                    .build();
+                Ok(Self::Smtp(transport))
+            }
+            None => {
+                std::fs::create_dir_all(outbox).map_err(|e| {
+                    MailerConfigError(format!("cannot create {} ({e})", outbox.display()))
+                })?;
+                Ok(Self::File(AsyncFileTransport::new(outbox)))
+            }
+        }
+    }
+
+    pub async fn send(&self, message: Message) -> Result<(), SendError> {
+        match self {
+            Self::Smtp(t) => t.send(message).await.map(|_| ()).map_err(|e| {
+                let text = e.to_string();
+                if e.is_permanent() {
+                    SendError::Permanent(text)
+                } else {
+                    SendError::Transient(text)
+                }
+            }),
+            Self::File(t) => t
+                .send(message)
+                .await
+                .map(|_| ())
+                .map_err(|e| SendError::Transient(e.to_string())),
+        }
+    }
+}
