@@ -106,7 +106,15 @@ pub async fn run(cli: Cli) -> Result<(), StartupError> {
     match command {
         Command::Serve { no_workers } => serve(settings, !no_workers).await,
         Command::Worker => {
-            let app = startup::build(settings, None, Roles { http: false, workers: true }).await?;
+            let app = startup::build(
+                settings,
+                None,
+                Roles {
+                    http: false,
+                    workers: true,
+                },
+            )
+            .await?;
             tracing::info!("workers running");
             app.run(startup::termination_signal()).await
         }
@@ -119,12 +127,26 @@ pub async fn run(cli: Cli) -> Result<(), StartupError> {
 
 async fn serve(settings: Settings, workers: bool) -> Result<(), StartupError> {
     let base = settings.public_base_url.clone();
-    let app = startup::build(settings, None, Roles { http: true, workers }).await?;
+    let app = startup::build(
+        settings,
+        None,
+        Roles {
+            http: true,
+            workers,
+        },
+    )
+    .await?;
     println!("Invitations gateway listening on port {}", app.port());
-    println!("GraphQL endpoint and GraphiQL: {}", base.join("graphql").map_err(StartupError::failed)?);
+    println!(
+        "GraphQL endpoint and GraphiQL: {}",
+        base.join("graphql").map_err(StartupError::failed)?
+    );
     if let Some(key) = startup::bootstrap(&app.state.db).await? {
         println!();
-        println!("First start: created organization {}", key.row.organization_id);
+        println!(
+            "First start: created organization {}",
+            key.row.organization_id
+        );
         println!("Bootstrap API key (shown once, store it now): {}", key.key);
         println!();
     }
@@ -201,7 +223,11 @@ async fn api_key(settings: Settings, action: ApiKeyAction) -> Result<(), Startup
                 println!("{}", serde_json::Value::Array(rows));
             } else {
                 for k in keys {
-                    let state = if k.revoked_at.is_some() { "revoked" } else { "active" };
+                    let state = if k.revoked_at.is_some() {
+                        "revoked"
+                    } else {
+                        "active"
+                    };
                     println!("{}\t{}…\t{}\t{}", k.id, k.prefix, k.name, state);
                 }
             }

@@ -67,7 +67,10 @@ pub struct GraphqlSettings {
 pub struct Settings {
     pub data_dir: PathBuf,
     pub database_url: Secret<String>,
+    pub database_max_connections: u32,
     pub redis_url: Option<Secret<String>>,
+    /// Prepended to every Redis key and channel, so several deployments (or tests) share a server.
+    pub redis_prefix: String,
     pub smtp_url: Option<Secret<String>>,
     pub mail_from: String,
     pub public_base_url: Url,
@@ -78,19 +81,22 @@ pub struct Settings {
     pub log_format: LogFormat,
     pub graphql: GraphqlSettings,
     pub expiry_interval: Duration,
+    /// How long a verified API key is trusted without asking the database; also the longest
+    /// time a revoked key keeps working.
+    pub api_key_cache_ttl: Duration,
 }
 
 pub const DEFAULT_BIND_ADDR: &str = "127.0.0.1:8080";
 pub const SECRET_KEY_FILE: &str = "secret.key";
 
-fn parse_num<T: std::str::FromStr>(
+fn parse_num<T>(
     get: &dyn Fn(&str) -> Option<String>,
     key: &'static str,
     default: T,
     range: std::ops::RangeInclusive<T>,
 ) -> Result<T, ConfigError>
 where
-    T: PartialOrd + std::fmt::Display + Copy,
+    T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
 {
     let Some(raw) = get(key) else {
         return Ok(default);
@@ -102,7 +108,11 @@ where
     if !range.contains(&value) {
         return Err(ConfigError::new(
             key,
-            format!("{value} is out of range {}..={}", range.start(), range.end()),
+            format!(
+                "{value} is out of range {}..={}",
+                range.start(),
+                range.end()
+            ),
         ));
     }
     Ok(value)
@@ -123,7 +133,8 @@ fn parse_bool(
 
 /// Checks the shape of a URL without printing it (it may hold a password).
 fn check_url(key: &'static str, raw: &str, schemes: &[&str]) -> Result<Url, ConfigError> {
-    let url = Url::parse(raw).map_err(|e| ConfigError::new(key, format!("not a valid URL ({e})")))?;
+    let url =
+        Url::parse(raw).map_err(|e| ConfigError::new(key, format!("not a valid URL ({e})")))?;
     if !schemes.contains(&url.scheme()) {
         return Err(ConfigError::new(
             key,
@@ -150,7 +161,11 @@ impl Settings {
         let database_url = match get("DATABASE_URL") {
             Some(raw) => {
                 if raw.starts_with("sqlite:") {
-                    if raw.trim_start_matches("sqlite:").trim_start_matches("//").is_empty() {
+                    if raw
+                        .trim_start_matches("sqlite:")
+                        .trim_start_matches("//")
+                        .is_empty()
+                    {
                         return Err(ConfigError::new("DATABASE_URL", "sqlite URL names no file"));
                     }
                 } else {
@@ -167,19 +182,22 @@ impl Settings {
             ),
         };
 
+        let database_max_connections = parse_num(get, "DATABASE_MAX_CONNECTIONS", 20u32, 2..=1000)?;
         let redis_url = get("REDIS_URL")
             .map(|raw| {
                 check_url("REDIS_URL", &raw, &["redis", "rediss"])?;
                 Ok(Secret::new(raw))
             })
             .transpose()?;
+        let redis_prefix = get("REDIS_KEY_PREFIX").unwrap_or_else(|| "invitations:".into());
         let smtp_url = get("SMTP_URL")
             .map(|raw| {
                 check_url("SMTP_URL", &raw, &["smtp", "smtps"])?;
                 Ok(Secret::new(raw))
             })
             .transpose()?;
-        let mail_from = get("MAIL_FROM").unwrap_or_else(|| "Invitations <invitations@localhost>".into());
+        let mail_from =
+            get("MAIL_FROM").unwrap_or_else(|| "Invitations <invitations@localhost>".into());
         if mail_from.parse::<jobs::mailer::Mailbox>().is_err() {
             return Err(ConfigError::new("MAIL_FROM", "not a valid mailbox"));
         }
@@ -187,9 +205,15 @@ impl Settings {
         let bind_addr: SocketAddr = get("BIND_ADDR")
             .unwrap_or_else(|| DEFAULT_BIND_ADDR.into())
             .parse()
-            .map_err(|_| ConfigError::new("BIND_ADDR", "expected host:port, e.g. 127.0.0.1:8080"))?;
+            .map_err(|_| {
+                ConfigError::new("BIND_ADDR", "expected host:port, e.g. 127.0.0.1:8080")
+            })?;
         let public_base_url = match get("PUBLIC_BASE_URL") {
-            Some(raw) => check_url("PUBLIC_BASE_URL", raw.trim_end_matches('/'), &["http", "https"])?,
+            Some(raw) => check_url(
+                "PUBLIC_BASE_URL",
+                raw.trim_end_matches('/'),
+                &["http", "https"],
+            )?,
             None => Url::parse(&format!("http://{bind_addr}"))
                 .map_err(|e| ConfigError::new("PUBLIC_BASE_URL", e.to_string()))?,
         };
@@ -207,7 +231,10 @@ impl Settings {
 
         let log_level = get("LOG_LEVEL").unwrap_or_else(|| "info".into());
         if tracing_subscriber::EnvFilter::try_new(&log_level).is_err() {
-            return Err(ConfigError::new("LOG_LEVEL", format!("{log_level:?} is not a valid filter")));
+            return Err(ConfigError::new(
+                "LOG_LEVEL",
+                format!("{log_level:?} is not a valid filter"),
+            ));
         }
         let log_format = match get("LOG_FORMAT").as_deref() {
             None | Some("text") => LogFormat::Text,
@@ -223,17 +250,30 @@ impl Settings {
         let graphql = GraphqlSettings {
             max_depth: parse_num(get, "GRAPHQL_MAX_DEPTH", 12, 2..=64)?,
             max_complexity: parse_num(get, "GRAPHQL_MAX_COMPLEXITY", 5000, 10..=1_000_000)?,
-            max_body_bytes: parse_num(get, "GRAPHQL_MAX_BODY_BYTES", 256 * 1024, 1024..=16 * 1024 * 1024)?,
+            max_body_bytes: parse_num(
+                get,
+                "GRAPHQL_MAX_BODY_BYTES",
+                256 * 1024,
+                1024..=16 * 1024 * 1024,
+            )?,
             introspection: parse_bool(get, "GRAPHQL_INTROSPECTION", true)?,
             graphiql: parse_bool(get, "GRAPHQL_GRAPHIQL", true)?,
         };
-        let expiry_interval =
-            Duration::from_secs(parse_num(get, "EXPIRY_INTERVAL_SECONDS", 30u64, 1..=86_400)?);
+        let api_key_cache_ttl =
+            Duration::from_secs(parse_num(get, "API_KEY_CACHE_SECONDS", 30u64, 0..=3600)?);
+        let expiry_interval = Duration::from_secs(parse_num(
+            get,
+            "EXPIRY_INTERVAL_SECONDS",
+            30u64,
+            1..=86_400,
+        )?);
 
         Ok(Self {
             data_dir,
             database_url: Secret::new(database_url),
+            database_max_connections,
             redis_url,
+            redis_prefix,
             smtp_url,
             mail_from,
             public_base_url,
@@ -243,6 +283,7 @@ impl Settings {
             log_format,
             graphql,
             expiry_interval,
+            api_key_cache_ttl,
         })
     }
 
@@ -297,7 +338,9 @@ fn read_or_create_key(path: &Path) -> std::io::Result<Vec<u8>> {
             return Ok(existing.trim().as_bytes().to_vec());
         }
         Ok(_) => {
-            return Err(std::io::Error::other("the file holds a key that is too short"));
+            return Err(std::io::Error::other(
+                "the file holds a key that is too short",
+            ));
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(e),
@@ -331,8 +374,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn load(pairs: &[(&str, &str)]) -> Result<Settings, ConfigError> {
-        let map: HashMap<String, String> =
-            pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
         Settings::from_lookup(&|k| map.get(k).cloned())
     }
 
@@ -367,7 +412,11 @@ mod tests {
 
     #[test]
     fn secrets_never_print() {
-        let s = load(&[("DATABASE_URL", "postgres://u:hunter2@db/x"), ("SECRET_KEY", &"k".repeat(40))]).unwrap();
+        let s = load(&[
+            ("DATABASE_URL", "postgres://u:hunter2@db/x"),
+            ("SECRET_KEY", &"k".repeat(40)),
+        ])
+        .unwrap();
         let printed = format!("{s:?}");
         assert!(!printed.contains("hunter2"));
         assert!(!printed.contains(&"k".repeat(40)));

@@ -19,7 +19,7 @@ pub async fn connect(settings: &Settings) -> Result<DatabaseConnection, ConfigEr
         .sqlx_logging(false);
     if settings.is_sqlite() {
         options
-            .max_connections(8)
+            .max_connections(settings.database_max_connections.min(8))
             .map_sqlx_sqlite_opts(|o: SqliteConnectOptions| {
                 o.create_if_missing(true)
                     .journal_mode(SqliteJournalMode::Wal)
@@ -28,15 +28,15 @@ pub async fn connect(settings: &Settings) -> Result<DatabaseConnection, ConfigEr
                     .foreign_keys(true)
             });
     } else {
-        options.max_connections(20);
+        options.max_connections(settings.database_max_connections);
     }
-    let db = Database::connect(options)
-        .await
-        .map_err(|e| ConfigError::new("DATABASE_URL", format!("cannot connect ({})", describe(&e))))?;
+    let db = Database::connect(options).await.map_err(|e| {
+        ConfigError::new("DATABASE_URL", format!("cannot connect ({})", describe(&e)))
+    })?;
     // A pool connects lazily on some backends; prove the server answers now.
-    db.execute_unprepared("SELECT 1")
-        .await
-        .map_err(|e| ConfigError::new("DATABASE_URL", format!("cannot connect ({})", describe(&e))))?;
+    db.execute_unprepared("SELECT 1").await.map_err(|e| {
+        ConfigError::new("DATABASE_URL", format!("cannot connect ({})", describe(&e)))
+    })?;
     Ok(db)
 }
 
@@ -48,7 +48,6 @@ fn describe(e: &sea_orm::DbErr) -> String {
         None => text,
     }
 }
-
 
 /// Applies pending migrations. On PostgreSQL it holds a transaction-scoped advisory lock, so
 /// replicas starting together migrate once and the others wait, then find nothing to do.

@@ -26,7 +26,11 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) 
             let mut conn = conn.clone();
             let cmd = redis::cmd("PING");
             let ping = cmd.query_async::<String>(&mut conn);
-            Some(tokio::time::timeout(CHECK_TIMEOUT, ping).await.is_ok_and(|r| r.is_ok()))
+            Some(
+                tokio::time::timeout(CHECK_TIMEOUT, ping)
+                    .await
+                    .is_ok_and(|r| r.is_ok()),
+            )
         }
     };
     let word = |ok: bool| if ok { "ok" } else { "unavailable" };
@@ -36,6 +40,10 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) 
         "database": word(database),
         "redis": redis.map_or("not configured", word),
     });
-    let code = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let code = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     (code, Json(body))
 }

@@ -1,6 +1,7 @@
 //! The invitations gateway: configuration, the HTTP server (GraphQL, hosted pages, health) and
 //! the composition root that wires the database, the queues and the workers together.
 
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod db;

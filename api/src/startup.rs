@@ -56,16 +56,30 @@ pub async fn prepare(mut settings: Settings) -> Result<AppState, StartupError> {
         Some(url) => Some(connect_redis(url.expose()).await?),
         None => None,
     };
+    let queues = jobs::queue::Queues::connect(jobs::queue::QueueConfig {
+        redis_url: settings.redis_url.as_ref().map(|u| u.expose().clone()),
+        redis_prefix: settings.redis_prefix.clone(),
+        sqlite_path: settings.queue_db_path(),
+    })
+    .await
+    .map_err(|e| match settings.redis_url {
+        Some(_) => ConfigError::new("REDIS_URL", format!("cannot open the job queue ({e})")),
+        None => ConfigError::new("DATA_DIR", format!("cannot open the job queue ({e})")),
+    })?;
     Ok(AppState::new(Inner {
+        queues,
         db,
         keys,
         settings,
         redis,
+        key_cache: Default::default(),
     }))
 }
 
 async fn connect_redis(url: &str) -> Result<redis::aio::ConnectionManager, ConfigError> {
-    let fail = |e: &dyn std::fmt::Display| ConfigError::new("REDIS_URL", format!("cannot reach Redis ({e})"));
+    let fail = |e: &dyn std::fmt::Display| {
+        ConfigError::new("REDIS_URL", format!("cannot reach Redis ({e})"))
+    };
     let client = redis::Client::open(url).map_err(|e| fail(&e))?;
     let config = redis::aio::ConnectionManagerConfig::new()
         .set_connection_timeout(Some(Duration::from_secs(3)))
@@ -85,26 +99,38 @@ async fn connect_redis(url: &str) -> Result<redis::aio::ConnectionManager, Confi
 
 /// Creates a first organization and API key when the database has none (a fresh install).
 pub async fn bootstrap(db: &DatabaseConnection) -> Result<Option<NewApiKey>, StartupError> {
-    if entity::entities::organizations::Entity::find().count(db).await? > 0 {
+    if entity::entities::organizations::Entity::find()
+        .count(db)
+        .await?
+        > 0
+    {
         return Ok(None);
     }
     let org = entity::organization::create(db, "default").await?;
-    Ok(Some(entity::organization::create_api_key(db, org.id, "bootstrap").await?))
+    Ok(Some(
+        entity::organization::create_api_key(db, org.id, "bootstrap").await?,
+    ))
 }
 
-pub async fn build(settings: Settings, listener: Option<TcpListener>, roles: Roles) -> Result<App, StartupError> {
+pub async fn build(
+    settings: Settings,
+    listener: Option<TcpListener>,
+    roles: Roles,
+) -> Result<App, StartupError> {
     let bind = settings.bind_addr;
     let state = prepare(settings).await?;
     let listener = match (roles.http, listener) {
         (false, _) => None,
         (true, Some(l)) => Some(l),
-        (true, None) => Some(
-            TcpListener::bind(bind)
-                .await
-                .map_err(|e| ConfigError::new("BIND_ADDR", format!("cannot listen on {bind} ({e})")))?,
-        ),
+        (true, None) => Some(TcpListener::bind(bind).await.map_err(|e| {
+            ConfigError::new("BIND_ADDR", format!("cannot listen on {bind} ({e})"))
+        })?),
     };
-    Ok(App { state, listener, roles })
+    Ok(App {
+        state,
+        listener,
+        roles,
+    })
 }
 
 pub fn router(state: AppState) -> Router {
@@ -139,7 +165,10 @@ impl App {
 
     /// Serves HTTP and runs the workers until `signal` resolves, then stops accepting work,
     /// lets in-flight requests and jobs finish, and returns.
-    pub async fn run(self, signal: impl Future<Output = ()> + Send + 'static) -> Result<(), StartupError> {
+    pub async fn run(
+        self,
+        signal: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), StartupError> {
         let (trigger, stop) = shutdown::channel();
         let mut tasks = tokio::task::JoinSet::new();
         if self.roles.workers {
@@ -166,7 +195,13 @@ impl App {
 }
 
 async fn run_workers(state: AppState, stop: Shutdown) {
-    jobs::expiry::run(state.db.clone(), state.settings.expiry_interval, stop, |_| {}).await;
+    jobs::expiry::run(
+        state.db.clone(),
+        state.settings.expiry_interval,
+        stop,
+        |_| {},
+    )
+    .await;
 }
 
 /// Resolves on SIGINT or SIGTERM.

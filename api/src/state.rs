@@ -15,11 +15,35 @@ pub struct Inner {
     pub keys: Keyring,
     pub settings: Settings,
     pub redis: Option<redis::aio::ConnectionManager>,
+    pub key_cache: crate::auth::KeyCache,
+    pub queues: jobs::queue::Queues,
 }
 
 impl AppState {
     pub fn new(inner: Inner) -> Self {
         Self(Arc::new(inner))
+    }
+}
+
+impl Inner {
+    /// What follows a committed write: push a job for each new outbox row. A failed push is
+    /// only logged: the rows are in the database and the sweeper enqueues them again.
+    pub async fn after_commit(
+        &self,
+        _events: &[entity::entities::invitation_events::Model],
+        deliveries: &[entity::entities::email_deliveries::Model],
+    ) {
+        for delivery in deliveries {
+            if let Err(e) = self.queues.enqueue_email(delivery.id).await {
+                tracing::warn!(delivery = %delivery.id, error = %e, "enqueue failed; the sweeper will retry");
+            }
+        }
+    }
+
+    /// `{PUBLIC_BASE_URL}/p/i/{token}`.
+    pub fn invitation_url(&self, token: &str) -> String {
+        let base = self.settings.public_base_url.as_str().trim_end_matches('/');
+        format!("{base}/p/i/{token}")
     }
 }
 

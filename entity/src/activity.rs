@@ -52,7 +52,9 @@ pub async fn record(
         email: Set(extra.email),
         connection_id: Set(extra.connection_id),
         actor: Set(actor.label().to_owned()),
-        detail: Set(extra.detail.unwrap_or_else(|| Value::Object(Default::default()))),
+        detail: Set(extra
+            .detail
+            .unwrap_or_else(|| Value::Object(Default::default()))),
     }
     .insert(txn)
     .await?)

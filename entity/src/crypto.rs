@@ -32,10 +32,12 @@ pub fn hash_token(token: &str) -> String {
 
 fn hex_encode(bytes: &[u8]) -> String {
     use std::fmt::Write;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }
 
 /// Constant-time comparison of two strings (hashes, signatures).
@@ -83,8 +85,12 @@ impl Keyring {
     }
 
     pub fn open(&self, sealed: &str) -> Result<Vec<u8>, DomainError> {
-        let body = sealed.strip_prefix(SEAL_PREFIX).ok_or(DomainError::Crypto)?;
-        let raw = URL_SAFE_NO_PAD.decode(body).map_err(|_| DomainError::Crypto)?;
+        let body = sealed
+            .strip_prefix(SEAL_PREFIX)
+            .ok_or(DomainError::Crypto)?;
+        let raw = URL_SAFE_NO_PAD
+            .decode(body)
+            .map_err(|_| DomainError::Crypto)?;
         if raw.len() < 24 {
             return Err(DomainError::Crypto);
         }
@@ -136,7 +142,11 @@ mod tests {
         let token = generate_token();
         let decoded = URL_SAFE_NO_PAD.decode(&token).unwrap();
         assert_eq!(decoded.len(), 32);
-        assert!(token.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
+        assert!(
+            token
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        );
     }
 
     #[test]

@@ -48,7 +48,8 @@ pub fn normalize(raw: &str) -> Result<String, &'static str> {
 pub fn normalize_list(raw: &[String], field: &str) -> Result<Vec<String>, DomainError> {
     let mut out: Vec<String> = Vec::with_capacity(raw.len());
     for (i, item) in raw.iter().enumerate() {
-        let email = normalize(item).map_err(|m| DomainError::invalid(format!("{field}[{i}]"), m))?;
+        let email =
+            normalize(item).map_err(|m| DomainError::invalid(format!("{field}[{i}]"), m))?;
         if !out.contains(&email) {
             out.push(email);
         }
@@ -63,12 +64,25 @@ mod tests {
 
     #[test]
     fn normalizes_case_and_whitespace() {
-        assert_eq!(normalize("  Ann.Lee@Example.COM ").unwrap(), "ann.lee@example.com");
+        assert_eq!(
+            normalize("  Ann.Lee@Example.COM ").unwrap(),
+            "ann.lee@example.com"
+        );
     }
 
     #[test]
     fn rejects_malformed_addresses() {
-        for bad in ["", "plain", "@x.com", "a@", "a@b", "a b@x.com", "a@x..com", ".a@x.com", "a@-x.com"] {
+        for bad in [
+            "",
+            "plain",
+            "@x.com",
+            "a@",
+            "a@b",
+            "a b@x.com",
+            "a@x..com",
+            ".a@x.com",
+            "a@-x.com",
+        ] {
             assert!(normalize(bad).is_err(), "{bad:?} should be rejected");
         }
         assert!(normalize(&format!("{}@x.com", "a".repeat(65))).is_err());
@@ -76,8 +90,15 @@ mod tests {
 
     #[test]
     fn list_dedupes_and_names_the_index() {
-        let list = vec!["A@x.com".to_owned(), "a@x.com ".to_owned(), "b@x.com".to_owned()];
-        assert_eq!(normalize_list(&list, "allowedEmails").unwrap(), ["a@x.com", "b@x.com"]);
+        let list = vec![
+            "A@x.com".to_owned(),
+            "a@x.com ".to_owned(),
+            "b@x.com".to_owned(),
+        ];
+        assert_eq!(
+            normalize_list(&list, "allowedEmails").unwrap(),
+            ["a@x.com", "b@x.com"]
+        );
         let bad = vec!["a@x.com".to_owned(), "nope".to_owned()];
         match normalize_list(&bad, "allowedEmails") {
             Err(DomainError::InvalidInput { field, .. }) => assert_eq!(field, "allowedEmails[1]"),

@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use crate::activity::{self, Actor, EventExtra};
 use crate::crypto::{Keyring, generate_token, hash_token};
-use crate::entities::{companies, connections, invitation_events, invitations, sites};
+use crate::entities::{companies, connections, invitation_events, invitations};
 use crate::scope::find_owned;
 use crate::{
     DomainError, EventType, InvitationStatus, InvitationType, Prefill, StringList, begin_write,
@@ -211,7 +211,11 @@ fn check_input(
 }
 
 fn check_prefill(prefill: &Prefill) -> Result<(), DomainError> {
-    if prefill.datasource_id.as_ref().is_some_and(|d| d.is_empty() || d.len() > 100) {
+    if prefill
+        .datasource_id
+        .as_ref()
+        .is_some_and(|d| d.is_empty() || d.len() > 100)
+    {
         return Err(DomainError::invalid(
             "prefill.datasourceId",
             "must be 1 to 100 characters",
@@ -228,16 +232,19 @@ fn check_prefill(prefill: &Prefill) -> Result<(), DomainError> {
             ));
         }
     }
-    if let Some(c) = &prefill.country {
-        if c.len() != 2 || !c.chars().all(|ch| ch.is_ascii_uppercase()) {
-            return Err(DomainError::invalid(
-                "prefill.country",
-                "must be an ISO 3166-1 alpha-2 code in upper case",
-            ));
-        }
+    if let Some(c) = &prefill.country
+        && (c.len() != 2 || !c.chars().all(|ch| ch.is_ascii_uppercase()))
+    {
+        return Err(DomainError::invalid(
+            "prefill.country",
+            "must be an ISO 3166-1 alpha-2 code in upper case",
+        ));
     }
     if prefill.initial_sites.len() > 100 {
-        return Err(DomainError::invalid("prefill.initialSites", "at most 100 sites"));
+        return Err(DomainError::invalid(
+            "prefill.initialSites",
+            "at most 100 sites",
+        ));
     }
     if let Some(owner) = &prefill.connection_owner_email {
         email::normalize(owner)
@@ -255,14 +262,19 @@ pub async fn create(
 ) -> Result<Created, DomainError> {
     let at = now();
     let org = input.organization_id;
-    let (invitation_type, company_id, connection_id) = match (input.company_id, input.connection_id) {
+    let (invitation_type, company_id, connection_id) = match (input.company_id, input.connection_id)
+    {
         (Some(company_id), None) => {
             find_owned::<companies::Entity>(txn, org, company_id).await?;
             (InvitationType::CreateConnection, company_id, None)
         }
         (None, Some(connection_id)) => {
             let connection = find_owned::<connections::Entity>(txn, org, connection_id).await?;
-            (InvitationType::EditConnection, connection.company_id, Some(connection_id))
+            (
+                InvitationType::EditConnection,
+                connection.company_id,
+                Some(connection_id),
+            )
         }
         _ => {
             return Err(DomainError::invalid(
@@ -272,7 +284,14 @@ pub async fn create(
         }
     };
     let mut checked = check_input(&input, invitation_type, at)?;
-    check_sites(txn, org, company_id, &checked.prefill.initial_sites).await?;
+    crate::company::check_sites(
+        txn,
+        org,
+        company_id,
+        &checked.prefill.initial_sites,
+        "prefill.initialSites",
+    )
+    .await?;
     if let Some(owner) = checked.prefill.connection_owner_email.take() {
         checked.prefill.connection_owner_email = email::normalize(&owner).ok();
     }
@@ -305,7 +324,8 @@ pub async fn create(
     }
     .insert(txn)
     .await?;
-    let event = activity::record(txn, &row, EventType::Created, actor, EventExtra::default()).await?;
+    let event =
+        activity::record(txn, &row, EventType::Created, actor, EventExtra::default()).await?;
     Ok(Created {
         transition: Transition {
             invitation: row,
@@ -313,34 +333,6 @@ pub async fn create(
         },
         token,
     })
-}
-
-/// Every site must belong to the invitation's company (and so to the organization).
-async fn check_sites(
-    txn: &impl ConnectionTrait,
-    org: Uuid,
-    company_id: Uuid,
-    site_ids: &[Uuid],
-) -> Result<(), DomainError> {
-    if site_ids.is_empty() {
-        return Ok(());
-    }
-    let found: Vec<Uuid> = sites::Entity::find()
-        .select_only()
-        .column(sites::Column::Id)
-        .filter(sites::Column::OrganizationId.eq(org))
-        .filter(sites::Column::CompanyId.eq(company_id))
-        .filter(sites::Column::Id.is_in(site_ids.iter().copied()))
-        .into_tuple()
-        .all(txn)
-        .await?;
-    match site_ids.iter().position(|id| !found.contains(id)) {
-        Some(i) => Err(DomainError::invalid(
-            format!("prefill.initialSites[{i}]"),
-            "site not found for this company",
-        )),
-        None => Ok(()),
-    }
 }
 
 /// Re-reads an invitation after a conditional update touched nothing and names why.
@@ -365,16 +357,25 @@ pub async fn revoke(
     actor: &Actor,
 ) -> Result<Transition, DomainError> {
     if reason.as_ref().is_some_and(|r| r.chars().count() > 500) {
-        return Err(DomainError::invalid("reason", "must be at most 500 characters"));
+        return Err(DomainError::invalid(
+            "reason",
+            "must be at most 500 characters",
+        ));
     }
     let at = now();
     let scope = Condition::all()
         .add(invitations::Column::Id.eq(id))
         .add(invitations::Column::OrganizationId.eq(organization_id));
     let updated = invitations::Entity::update_many()
-        .col_expr(invitations::Column::Status, Expr::value(InvitationStatus::Revoked))
+        .col_expr(
+            invitations::Column::Status,
+            Expr::value(InvitationStatus::Revoked),
+        )
         .col_expr(invitations::Column::RevokedAt, Expr::value(at))
-        .col_expr(invitations::Column::RevokedReason, Expr::value(reason.clone()))
+        .col_expr(
+            invitations::Column::RevokedReason,
+            Expr::value(reason.clone()),
+        )
         .col_expr(invitations::Column::UpdatedAt, Expr::value(at))
         .filter(scope.clone())
         .filter(active_at(at))
@@ -394,7 +395,10 @@ pub async fn revoke(
         &row,
         EventType::Revoked,
         actor,
-        EventExtra { detail, ..Default::default() },
+        EventExtra {
+            detail,
+            ..Default::default()
+        },
     )
     .await?;
     Ok(Transition {
@@ -416,14 +420,22 @@ pub async fn record_use(
     let use_count = Expr::col(invitations::Column::UseCount);
     let reaches_max = Condition::all()
         .add(invitations::Column::MaxUses.is_not_null())
-        .add(use_count.clone().add(1).gte(Expr::col(invitations::Column::MaxUses)));
+        .add(
+            use_count
+                .clone()
+                .add(1)
+                .gte(Expr::col(invitations::Column::MaxUses)),
+        );
     let updated = invitations::Entity::update_many()
         .col_expr(invitations::Column::UseCount, use_count.clone().add(1))
         .col_expr(
             invitations::Column::Status,
-            Expr::case(reaches_max.clone(), Expr::value(InvitationStatus::Fulfilled))
-                .finally(Expr::col(invitations::Column::Status))
-                .into(),
+            Expr::case(
+                reaches_max.clone(),
+                Expr::value(InvitationStatus::Fulfilled),
+            )
+            .finally(Expr::col(invitations::Column::Status))
+            .into(),
         )
         .col_expr(
             invitations::Column::FulfilledAt,
@@ -442,12 +454,20 @@ pub async fn record_use(
         .exec_with_returning(txn)
         .await?;
     let Some(row) = updated.into_iter().next() else {
-        return Err(not_active(txn, Condition::all().add(invitations::Column::Id.eq(id)), at).await);
+        return Err(not_active(
+            txn,
+            Condition::all().add(invitations::Column::Id.eq(id)),
+            at,
+        )
+        .await);
     };
     let mut events =
         vec![activity::record(txn, &row, EventType::Submitted, actor, extra.clone()).await?];
     if row.status == InvitationStatus::Fulfilled {
-        let fulfilled = EventExtra { detail: None, ..extra };
+        let fulfilled = EventExtra {
+            detail: None,
+            ..extra
+        };
         events.push(activity::record(txn, &row, EventType::Fulfilled, actor, fulfilled).await?);
     }
     Ok(Transition {
@@ -459,7 +479,10 @@ pub async fn record_use(
 /// Persists EXPIRED for up to `batch` invitations past their deadline, one `EXPIRED` event each,
 /// in one transaction. Safe to run on several replicas at once: the conditional update hands
 /// each row to exactly one of them. Returns what it changed; call again while it returns `batch`.
-pub async fn expire_due<C: TransactionTrait>(db: &C, batch: u64) -> Result<Vec<Transition>, DomainError> {
+pub async fn expire_due<C: TransactionTrait>(
+    db: &C,
+    batch: u64,
+) -> Result<Vec<Transition>, DomainError> {
     let txn = begin_write(db).await?;
     let at = now();
     let due: Vec<Uuid> = invitations::Entity::find()
@@ -477,8 +500,14 @@ pub async fn expire_due<C: TransactionTrait>(db: &C, batch: u64) -> Result<Vec<T
         return Ok(Vec::new());
     }
     let rows = invitations::Entity::update_many()
-        .col_expr(invitations::Column::Status, Expr::value(InvitationStatus::Expired))
-        .col_expr(invitations::Column::ExpiredAt, Expr::col(invitations::Column::ExpiresAt))
+        .col_expr(
+            invitations::Column::Status,
+            Expr::value(InvitationStatus::Expired),
+        )
+        .col_expr(
+            invitations::Column::ExpiredAt,
+            Expr::col(invitations::Column::ExpiresAt),
+        )
         .col_expr(invitations::Column::UpdatedAt, Expr::value(at))
         .filter(invitations::Column::Id.is_in(due))
         .filter(invitations::Column::Status.eq(InvitationStatus::Active))
@@ -487,9 +516,14 @@ pub async fn expire_due<C: TransactionTrait>(db: &C, batch: u64) -> Result<Vec<T
         .await?;
     let mut out = Vec::with_capacity(rows.len());
     for row in rows {
-        let event =
-            activity::record(&txn, &row, EventType::Expired, &Actor::System, EventExtra::default())
-                .await?;
+        let event = activity::record(
+            &txn,
+            &row,
+            EventType::Expired,
+            &Actor::System,
+            EventExtra::default(),
+        )
+        .await?;
         out.push(Transition {
             invitation: row,
             events: vec![event],
@@ -497,6 +531,289 @@ pub async fn expire_due<C: TransactionTrait>(db: &C, batch: u64) -> Result<Vec<T
     }
     txn.commit().await?;
     Ok(out)
+}
+
+/// Filters of the invitation listing (SPEC §6). `status` is the effective status.
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    pub status: Option<InvitationStatus>,
+    pub invitation_type: Option<InvitationType>,
+    /// Invitations whose allow-list contains this (normalized) address.
+    pub email: Option<String>,
+    pub created_after: Option<DateTime<Utc>>,
+    pub created_before: Option<DateTime<Utc>>,
+}
+
+/// Position in the listing: newest first, ties broken by id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListCursor {
+    pub created_at: DateTime<Utc>,
+    pub id: Uuid,
+}
+
+/// The condition for an effective status at `at` (stored ACTIVE rows may read EXPIRED).
+pub fn status_condition(status: InvitationStatus, at: DateTime<Utc>) -> Condition {
+    match status {
+        InvitationStatus::Active => active_at(at),
+        InvitationStatus::Expired => Condition::any()
+            .add(invitations::Column::Status.eq(InvitationStatus::Expired))
+            .add(
+                Condition::all()
+                    .add(invitations::Column::Status.eq(InvitationStatus::Active))
+                    .add(invitations::Column::ExpiresAt.lte(at)),
+            ),
+        other => Condition::all().add(invitations::Column::Status.eq(other)),
+    }
+}
+
+fn filter_condition(
+    organization_id: Uuid,
+    company_id: Uuid,
+    filter: &ListFilter,
+    at: DateTime<Utc>,
+) -> Result<Condition, DomainError> {
+    let mut cond = Condition::all()
+        .add(invitations::Column::OrganizationId.eq(organization_id))
+        .add(invitations::Column::CompanyId.eq(company_id));
+    if let Some(status) = filter.status {
+        cond = cond.add(status_condition(status, at));
+    }
+    if let Some(t) = filter.invitation_type {
+        cond = cond.add(invitations::Column::InvitationType.eq(t));
+    }
+    if let Some(raw) = &filter.email {
+        let email = email::normalize(raw).map_err(|m| DomainError::invalid("filter.email", m))?;
+        // The allow-list is a JSON array of strings; match the quoted element, with LIKE
+        // wildcards in the address escaped.
+        let escaped = email
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        let pattern = sea_orm::sea_query::LikeExpr::new(format!("%\"{escaped}\"%")).escape('\\');
+        cond = cond.add(
+            Expr::col(invitations::Column::AllowedEmails)
+                .cast_as(sea_orm::sea_query::Alias::new("TEXT"))
+                .like(pattern),
+        );
+    }
+    if let Some(after) = filter.created_after {
+        cond = cond.add(invitations::Column::CreatedAt.gte(after));
+    }
+    if let Some(before) = filter.created_before {
+        cond = cond.add(invitations::Column::CreatedAt.lt(before));
+    }
+    Ok(cond)
+}
+
+/// One page of a company's invitations (newest first), whether more follow, and the total.
+pub async fn list(
+    db: &impl ConnectionTrait,
+    organization_id: Uuid,
+    company_id: Uuid,
+    filter: &ListFilter,
+    first: u64,
+    after: Option<ListCursor>,
+) -> Result<(Vec<invitations::Model>, bool, u64), DomainError> {
+    find_owned::<companies::Entity>(db, organization_id, company_id).await?;
+    let at = now();
+    let cond = filter_condition(organization_id, company_id, filter, at)?;
+    let total = invitations::Entity::find()
+        .filter(cond.clone())
+        .count(db)
+        .await?;
+    let mut query = invitations::Entity::find().filter(cond);
+    if let Some(c) = after {
+        query = query.filter(
+            Condition::any()
+                .add(invitations::Column::CreatedAt.lt(c.created_at))
+                .add(
+                    Condition::all()
+                        .add(invitations::Column::CreatedAt.eq(c.created_at))
+                        .add(invitations::Column::Id.lt(c.id)),
+                ),
+        );
+    }
+    let mut rows = query
+        .order_by_desc(invitations::Column::CreatedAt)
+        .order_by_desc(invitations::Column::Id)
+        .limit(first + 1)
+        .all(db)
+        .await?;
+    let has_next = rows.len() as u64 > first;
+    rows.truncate(first as usize);
+    Ok((rows, has_next, total))
+}
+
+/// What a resend asks for (SPEC §3.3).
+#[derive(Debug, Clone, Default)]
+pub struct Resend {
+    /// A subset of the allow-list; `None` = all of it.
+    pub emails: Option<Vec<String>>,
+    pub extend_expires_in_seconds: Option<i64>,
+    pub rotate_token: bool,
+}
+
+/// The result of a resend: the row after it, its events, the recipients to email, and the new
+/// token when it was rotated.
+pub struct Resent {
+    pub transition: Transition,
+    pub recipients: Vec<String>,
+    pub new_token: Option<String>,
+}
+
+/// Emails the link again (the caller writes the outbox rows for `recipients` in the same
+/// transaction). May extend the deadline, which is the only way out of EXPIRED, and may rotate
+/// the token, which makes the old link stop working at once.
+pub async fn resend(
+    txn: &impl ConnectionTrait,
+    keys: &Keyring,
+    organization_id: Uuid,
+    id: Uuid,
+    request: Resend,
+    actor: &Actor,
+) -> Result<Resent, DomainError> {
+    let at = now();
+    let current = find_owned::<invitations::Entity>(txn, organization_id, id).await?;
+    let status = current.effective_status(at);
+    let extension = match request.extend_expires_in_seconds {
+        None => None,
+        Some(s) if !(MIN_EXPIRES_IN_SECONDS..=MAX_EXPIRES_IN_SECONDS).contains(&s) => {
+            return Err(DomainError::invalid(
+                "extendExpiresInSeconds",
+                format!("must be between {MIN_EXPIRES_IN_SECONDS} and {MAX_EXPIRES_IN_SECONDS}"),
+            ));
+        }
+        Some(s) => Some(at + Duration::seconds(s)),
+    };
+    match (status, extension) {
+        (InvitationStatus::Active, _) | (InvitationStatus::Expired, Some(_)) => {}
+        (InvitationStatus::Expired, None) => {
+            return Err(DomainError::Conflict(
+                "invitation is EXPIRED; resend it with extendExpiresInSeconds to reactivate it"
+                    .into(),
+            ));
+        }
+        (other, _) => {
+            return Err(DomainError::Conflict(format!(
+                "invitation is {}",
+                other.as_str()
+            )));
+        }
+    }
+    let allowed = &current.allowed_emails.0;
+    if allowed.is_empty() {
+        return Err(DomainError::invalid(
+            "emails",
+            "the invitation has no allowedEmails: there is nobody to send it to",
+        ));
+    }
+    let recipients = match &request.emails {
+        None => allowed.clone(),
+        Some(list) if list.is_empty() => {
+            return Err(DomainError::invalid(
+                "emails",
+                "give at least one address, or omit emails",
+            ));
+        }
+        Some(list) => {
+            let normalized = email::normalize_list(list, "emails")?;
+            if let Some(i) = normalized.iter().position(|e| !allowed.contains(e)) {
+                return Err(DomainError::invalid(
+                    format!("emails[{i}]"),
+                    "not on the invitation's allowedEmails",
+                ));
+            }
+            normalized
+        }
+    };
+    // Never shorten a deadline: the later of the current one and the extension wins.
+    let new_deadline = match (extension, current.expires_at) {
+        (Some(ext), Some(old)) if old > ext && status == InvitationStatus::Active => Some(old),
+        (Some(ext), _) => Some(ext),
+        (None, old) => old,
+    };
+    let new_token = request.rotate_token.then(generate_token);
+
+    let mut update = invitations::Entity::update_many()
+        .col_expr(
+            invitations::Column::Status,
+            Expr::value(InvitationStatus::Active),
+        )
+        .col_expr(invitations::Column::ExpiresAt, Expr::value(new_deadline))
+        .col_expr(
+            invitations::Column::ExpiredAt,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .col_expr(invitations::Column::UpdatedAt, Expr::value(at))
+        .filter(invitations::Column::Id.eq(id))
+        .filter(invitations::Column::OrganizationId.eq(organization_id))
+        // The row must still be what we judged above: a concurrent revoke or use wins cleanly.
+        .filter(invitations::Column::Status.eq(current.status))
+        .filter(invitations::Column::UseCount.eq(current.use_count))
+        .filter(invitations::Column::TokenHash.eq(current.token_hash.as_str()));
+    if extension.is_some() {
+        // A new deadline means the reminder may be due again.
+        update = update.col_expr(
+            invitations::Column::ReminderSentAt,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        );
+    }
+    if let Some(token) = &new_token {
+        update = update
+            .col_expr(
+                invitations::Column::TokenHash,
+                Expr::value(hash_token(token)),
+            )
+            .col_expr(
+                invitations::Column::TokenSealed,
+                Expr::value(keys.seal(token.as_bytes())?),
+            );
+    }
+    let Some(row) = update.exec_with_returning(txn).await?.into_iter().next() else {
+        return Err(DomainError::Conflict(
+            "invitation changed while resending; try again".into(),
+        ));
+    };
+    let mut events = Vec::new();
+    if new_token.is_some() {
+        events.push(
+            activity::record(
+                txn,
+                &row,
+                EventType::TokenRotated,
+                actor,
+                EventExtra::default(),
+            )
+            .await?,
+        );
+    }
+    let detail = serde_json::json!({
+        "recipients": recipients,
+        "reactivated": status == InvitationStatus::Expired,
+        "expiresAt": row.expires_at,
+        "tokenRotated": new_token.is_some(),
+    });
+    events.push(
+        activity::record(
+            txn,
+            &row,
+            EventType::Resent,
+            actor,
+            EventExtra {
+                detail: Some(detail),
+                ..Default::default()
+            },
+        )
+        .await?,
+    );
+    Ok(Resent {
+        transition: Transition {
+            invitation: row,
+            events,
+        },
+        recipients,
+        new_token,
+    })
 }
 
 /// Events of one invitation, oldest first, after the cursor `after` (an event id).
@@ -567,7 +884,10 @@ mod tests {
     fn active_past_deadline_reads_as_expired() {
         let t = now();
         let r = row(InvitationStatus::Active, Some(t));
-        assert_eq!(r.effective_status(t - Duration::seconds(1)), InvitationStatus::Active);
+        assert_eq!(
+            r.effective_status(t - Duration::seconds(1)),
+            InvitationStatus::Active
+        );
         assert_eq!(r.effective_status(t), InvitationStatus::Expired);
         assert_eq!(
             row(InvitationStatus::Active, None).effective_status(t + Duration::days(9999)),
@@ -609,25 +929,68 @@ mod tests {
             f(&mut i);
             i
         };
-        assert_eq!(field_of(check_input(&case(&|i| i.expires_in_seconds = Some(59)), c, t)), "expiresInSeconds");
         assert_eq!(
-            field_of(check_input(&case(&|i| i.expires_in_seconds = Some(MAX_EXPIRES_IN_SECONDS + 1)), c, t)),
+            field_of(check_input(
+                &case(&|i| i.expires_in_seconds = Some(59)),
+                c,
+                t
+            )),
             "expiresInSeconds"
         );
-        assert_eq!(field_of(check_input(&case(&|i| i.max_uses = Some(0)), c, t)), "maxUses");
-        assert_eq!(field_of(check_input(&case(&|i| i.send_email = true), c, t)), "sendEmail");
         assert_eq!(
-            field_of(check_input(&case(&|i| i.allowed_emails = vec!["x".into()]), c, t)),
+            field_of(check_input(
+                &case(&|i| i.expires_in_seconds = Some(MAX_EXPIRES_IN_SECONDS + 1)),
+                c,
+                t
+            )),
+            "expiresInSeconds"
+        );
+        assert_eq!(
+            field_of(check_input(&case(&|i| i.max_uses = Some(0)), c, t)),
+            "maxUses"
+        );
+        assert_eq!(
+            field_of(check_input(&case(&|i| i.send_email = true), c, t)),
+            "sendEmail"
+        );
+        assert_eq!(
+            field_of(check_input(
+                &case(&|i| i.allowed_emails = vec!["x".into()]),
+                c,
+                t
+            )),
             "allowedEmails[0]"
         );
-        assert_eq!(field_of(check_input(&case(&|i| i.prefill = Some(Prefill::default())), e, t)), "prefill");
-        assert_eq!(field_of(check_input(&case(&|i| i.locked_fields = Some(vec![])), e, t)), "lockedFields");
         assert_eq!(
-            field_of(check_input(&case(&|i| i.locked_fields = Some(vec!["password".into()])), c, t)),
+            field_of(check_input(
+                &case(&|i| i.prefill = Some(Prefill::default())),
+                e,
+                t
+            )),
+            "prefill"
+        );
+        assert_eq!(
+            field_of(check_input(
+                &case(&|i| i.locked_fields = Some(vec![])),
+                e,
+                t
+            )),
+            "lockedFields"
+        );
+        assert_eq!(
+            field_of(check_input(
+                &case(&|i| i.locked_fields = Some(vec!["password".into()])),
+                c,
+                t
+            )),
             "lockedFields[0]"
         );
         assert_eq!(
-            field_of(check_input(&case(&|i| i.remind_before_expiry_seconds = Some(10)), c, t)),
+            field_of(check_input(
+                &case(&|i| i.remind_before_expiry_seconds = Some(10)),
+                c,
+                t
+            )),
             "remindBeforeExpirySeconds"
         );
         let bad_country = Prefill {
@@ -635,7 +998,11 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            field_of(check_input(&case(&|i| i.prefill = Some(bad_country.clone())), c, t)),
+            field_of(check_input(
+                &case(&|i| i.prefill = Some(bad_country.clone())),
+                c,
+                t
+            )),
             "prefill.country"
         );
     }

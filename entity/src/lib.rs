@@ -4,10 +4,13 @@
 //! domain values and [`DomainError`]s back.
 
 pub mod activity;
+pub mod company;
 pub mod crypto;
+pub mod delivery;
 pub mod email;
 pub mod entities;
 pub mod error;
+pub mod idempotency;
 pub mod invitation;
 pub mod organization;
 pub mod scope;
@@ -29,7 +32,9 @@ pub fn now() -> DateTime<Utc> {
 /// Begins a transaction that will write. On SQLite it starts `IMMEDIATE`, so a transaction that
 /// reads before it writes takes the write lock up front instead of failing with `SQLITE_BUSY`
 /// when it tries to upgrade; PostgreSQL ignores the option.
-pub async fn begin_write<C: sea_orm::TransactionTrait>(db: &C) -> Result<C::Transaction, sea_orm::DbErr> {
+pub async fn begin_write<C: sea_orm::TransactionTrait>(
+    db: &C,
+) -> Result<C::Transaction, sea_orm::DbErr> {
     db.begin_with_options(sea_orm::TransactionOptions {
         sqlite_transaction_mode: Some(sea_orm::SqliteTransactionMode::Immediate),
         ..Default::default()

@@ -29,7 +29,10 @@ fn validate_name(field: &str, name: &str) -> Result<String, DomainError> {
     Ok(name.to_owned())
 }
 
-pub async fn create(db: &impl ConnectionTrait, name: &str) -> Result<organizations::Model, DomainError> {
+pub async fn create(
+    db: &impl ConnectionTrait,
+    name: &str,
+) -> Result<organizations::Model, DomainError> {
     let name = validate_name("name", name)?;
     Ok(organizations::ActiveModel {
         id: Set(Uuid::now_v7()),
@@ -40,7 +43,10 @@ pub async fn create(db: &impl ConnectionTrait, name: &str) -> Result<organizatio
     .await?)
 }
 
-pub async fn find(db: &impl ConnectionTrait, id: Uuid) -> Result<organizations::Model, DomainError> {
+pub async fn find(
+    db: &impl ConnectionTrait,
+    id: Uuid,
+) -> Result<organizations::Model, DomainError> {
     organizations::Entity::find_by_id(id)
         .one(db)
         .await?
@@ -55,7 +61,9 @@ pub struct NewApiKey {
 
 impl std::fmt::Debug for NewApiKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NewApiKey").field("row", &self.row).finish_non_exhaustive()
+        f.debug_struct("NewApiKey")
+            .field("row", &self.row)
+            .finish_non_exhaustive()
     }
 }
 
@@ -100,7 +108,10 @@ pub async fn revoke_api_key(
     id: Uuid,
 ) -> Result<api_keys::Model, DomainError> {
     let result = api_keys::Entity::update_many()
-        .col_expr(api_keys::Column::RevokedAt, sea_orm::sea_query::Expr::value(now()))
+        .col_expr(
+            api_keys::Column::RevokedAt,
+            sea_orm::sea_query::Expr::value(now()),
+        )
         .filter(api_keys::Column::Id.eq(id))
         .filter(api_keys::Column::OrganizationId.eq(organization_id))
         .filter(api_keys::Column::RevokedAt.is_null())

@@ -34,7 +34,9 @@ pub async fn run(
     mut shutdown: Shutdown,
     on_change: impl Fn(Vec<Transition>) + Send + Sync,
 ) {
-    let mut ticker = tokio::time::interval(interval);
+    // The first sweep waits one interval: readers never depend on it, and starting replicas
+    // should not all sweep at the same instant.
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {

@@ -26,4 +26,9 @@ impl Shutdown {
     pub async fn wait(&mut self) {
         let _ = self.0.wait_for(|fired| *fired).await;
     }
+
+    /// Whether [`Shutdown::wait`] would return at once.
+    pub fn is_fired(&self) -> bool {
+        *self.0.borrow() || self.0.has_changed().is_err()
+    }
 }

@@ -38,7 +38,10 @@ impl MigratorTrait for Migrator {
 
 /// Timestamps are stored with a time zone on PostgreSQL; on SQLite sea-orm writes RFC 3339 text.
 pub(crate) fn ts<T: IntoIden>(col: T) -> ColumnDef {
-    ColumnDef::new(col).timestamp_with_time_zone().not_null().take()
+    ColumnDef::new(col)
+        .timestamp_with_time_zone()
+        .not_null()
+        .take()
 }
 
 pub(crate) fn ts_null<T: IntoIden>(col: T) -> ColumnDef {

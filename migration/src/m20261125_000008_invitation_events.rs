@@ -49,7 +49,10 @@ impl MigrationTrait for Migration {
             )
             .await?;
         for (name, col) in [
-            ("idx_invitation_events_invitation", InvitationEvents::InvitationId),
+            (
+                "idx_invitation_events_invitation",
+                InvitationEvents::InvitationId,
+            ),
             ("idx_invitation_events_company", InvitationEvents::CompanyId),
         ] {
             manager

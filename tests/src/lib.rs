@@ -1,1 +1,13 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! Support library for the end-to-end tests: a real SMTP server on loopback, throw-away
+//! PostgreSQL / SQLite databases, Redis helpers, polling and a small GraphQL-over-HTTP client.
+//!
+//! Every helper fails loudly (panics with a clear message) when a service it needs is missing,
+//! so a test can never pass silently without PostgreSQL or Redis.
 
+pub mod graphql;
+pub mod pg;
+pub mod poll;
+pub mod redis_env;
+pub mod smtp;
+mod zz_scratch;

@@ -1,1 +1,8 @@
+//! End-to-end tests: the real application on port 0, against real PostgreSQL + Redis and a
+//! fresh SQLite file, with a real SMTP server on loopback. Each scenario that touches a database
+//! runs on both backends (`both!`).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod app;
+mod foundation;
+mod management;

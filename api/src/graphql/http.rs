@@ -11,7 +11,11 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::AppSchema;
+use super::error::{classify_request_error, code};
+use super::loader::Loaders;
+use crate::auth::presented_key;
 use crate::state::AppState;
+use async_graphql::dataloader::DataLoader;
 
 const GRAPHQL_RESPONSE: &str = "application/graphql-response+json";
 const JSON: &str = "application/json";
@@ -53,7 +57,10 @@ fn negotiate(headers: &HeaderMap) -> Option<&'static str> {
         .collect();
     if types.contains(&GRAPHQL_RESPONSE) {
         Some(GRAPHQL_RESPONSE)
-    } else if types.iter().any(|t| *t == JSON || *t == "*/*" || *t == "application/*") {
+    } else if types
+        .iter()
+        .any(|t| *t == JSON || *t == "*/*" || *t == "application/*")
+    {
         Some(JSON)
     } else {
         None
@@ -62,7 +69,12 @@ fn negotiate(headers: &HeaderMap) -> Option<&'static str> {
 
 fn error_response(status: StatusCode, media: &'static str, message: &str, code: &str) -> Response {
     let body = json!({ "errors": [{ "message": message, "extensions": { "code": code } }] });
-    (status, [(header::CONTENT_TYPE, HeaderValue::from_static(media))], body.to_string()).into_response()
+    (
+        status,
+        [(header::CONTENT_TYPE, HeaderValue::from_static(media))],
+        body.to_string(),
+    )
+        .into_response()
 }
 
 fn wants_html(headers: &HeaderMap) -> bool {
@@ -86,18 +98,13 @@ pub async fn graphiql_or_get(
     let Some(media) = negotiate(&headers) else {
         return StatusCode::NOT_ACCEPTABLE.into_response();
     };
-    let parse_json = |raw: Option<String>, what: &str| -> Result<Option<Value>, Response> {
-        raw.map(|r| serde_json::from_str(&r))
-            .transpose()
-            .map_err(|_| error_response(StatusCode::BAD_REQUEST, media, &format!("{what} is not valid JSON"), "BAD_REQUEST"))
-    };
-    let variables = match parse_json(params.variables, "variables") {
+    let variables = match json_param(params.variables, "variables", media) {
         Ok(v) => v,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
-    let extensions = match parse_json(params.extensions, "extensions") {
+    let extensions = match json_param(params.extensions, "extensions", media) {
         Ok(v) => v,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let body = PostBody {
         query: params.query,
@@ -105,42 +112,81 @@ pub async fn graphiql_or_get(
         variables,
         extensions,
     };
-    execute(&endpoint, Method::GET, body, media).await
+    execute(&endpoint, &headers, Method::GET, body, media).await
 }
 
-pub async fn post(State(endpoint): State<GraphqlEndpoint>, headers: HeaderMap, body: Bytes) -> Response {
+/// A JSON-encoded GET parameter (`variables`, `extensions`).
+fn json_param(
+    raw: Option<String>,
+    what: &str,
+    media: &'static str,
+) -> Result<Option<Value>, Box<Response>> {
+    raw.map(|r| serde_json::from_str(&r))
+        .transpose()
+        .map_err(|_| {
+            Box::new(error_response(
+                StatusCode::BAD_REQUEST,
+                media,
+                &format!("{what} is not valid JSON"),
+                code::BAD_USER_INPUT,
+            ))
+        })
+}
+
+pub async fn post(
+    State(endpoint): State<GraphqlEndpoint>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let Some(media) = negotiate(&headers) else {
         return StatusCode::NOT_ACCEPTABLE.into_response();
     };
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .map(|v| v.split(';').next().unwrap_or_default().trim().to_ascii_lowercase());
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_ascii_lowercase()
+        });
     if content_type.as_deref() != Some(JSON) {
         return error_response(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             media,
             "Content-Type must be application/json",
-            "BAD_REQUEST",
+            code::BAD_USER_INPUT,
         );
     }
     let body: PostBody = match serde_json::from_slice(&body) {
         Ok(b) => b,
         Err(_) => {
-            return error_response(StatusCode::BAD_REQUEST, media, "body is not a valid GraphQL request", "BAD_REQUEST");
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                media,
+                "body is not a valid GraphQL request",
+                code::BAD_USER_INPUT,
+            );
         }
     };
-    execute(&endpoint, Method::POST, body, media).await
+    execute(&endpoint, &headers, Method::POST, body, media).await
 }
 
 async fn execute(
     endpoint: &GraphqlEndpoint,
+    headers: &HeaderMap,
     method: Method,
     body: PostBody,
     media: &'static str,
 ) -> Response {
     let Some(query) = body.query.filter(|q| !q.trim().is_empty()) else {
-        return error_response(StatusCode::BAD_REQUEST, media, "query is missing", "BAD_REQUEST");
+        return error_response(
+            StatusCode::BAD_REQUEST,
+            media,
+            "query is missing",
+            code::BAD_USER_INPUT,
+        );
     };
     let mut request = async_graphql::Request::new(query);
     if let Some(name) = body.operation_name {
@@ -152,7 +198,12 @@ async fn execute(
             request = request.variables(async_graphql::Variables::from_json(v));
         }
         Some(_) => {
-            return error_response(StatusCode::BAD_REQUEST, media, "variables must be an object", "BAD_REQUEST");
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                media,
+                "variables must be an object",
+                code::BAD_USER_INPUT,
+            );
         }
     }
     if let Some(Value::Object(ext)) = body.extensions {
@@ -170,6 +221,36 @@ async fn execute(
         )
             .into_response();
     }
+    let viewer = match presented_key(headers) {
+        None => None,
+        Some(key) => {
+            let state = &endpoint.state;
+            match state
+                .key_cache
+                .authenticate(&state.db, &key, state.settings.api_key_cache_ttl)
+                .await
+            {
+                Ok(v) => v,
+                Err(e) => {
+                    tracing::error!(error = %e, "API key lookup failed");
+                    return error_response(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        media,
+                        "internal server error",
+                        code::INTERNAL_SERVER_ERROR,
+                    );
+                }
+            }
+        }
+    };
+    if let Some(v) = &viewer {
+        let loaders = Loaders {
+            db: endpoint.state.db.clone(),
+            organization_id: v.organization_id,
+        };
+        request = request.data(DataLoader::new(loaders, tokio::spawn));
+    }
+    request = request.data(viewer);
     let response = endpoint.schema.execute(request).await;
     render(response, media)
 }
@@ -184,17 +265,22 @@ fn is_query(request: &mut async_graphql::Request) -> bool {
     match &doc.operations {
         DocumentOperations::Single(op) => op.node.ty == OperationType::Query,
         DocumentOperations::Multiple(ops) => match name {
-            Some(n) => ops.get(n.as_str()).is_none_or(|op| op.node.ty == OperationType::Query),
+            Some(n) => ops
+                .get(n.as_str())
+                .is_none_or(|op| op.node.ty == OperationType::Query),
             None => true,
         },
     }
 }
 
 /// A request error (parse, validation, variables) leaves no `data`; field errors carry a path.
-fn render(response: async_graphql::Response, media: &'static str) -> Response {
+fn render(mut response: async_graphql::Response, media: &'static str) -> Response {
     let request_error = response.data == async_graphql::Value::Null
         && !response.errors.is_empty()
         && response.errors.iter().all(|e| e.path.is_empty());
+    if request_error {
+        response.errors.iter_mut().for_each(classify_request_error);
+    }
     let mut body = serde_json::to_value(&response).unwrap_or_else(|_| json!({}));
     let status = if request_error {
         if let Value::Object(map) = &mut body {
@@ -208,5 +294,10 @@ fn render(response: async_graphql::Response, media: &'static str) -> Response {
     } else {
         StatusCode::OK
     };
-    (status, [(header::CONTENT_TYPE, HeaderValue::from_static(media))], body.to_string()).into_response()
+    (
+        status,
+        [(header::CONTENT_TYPE, HeaderValue::from_static(media))],
+        body.to_string(),
+    )
+        .into_response()
 }

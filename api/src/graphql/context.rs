@@ -1,0 +1,39 @@
+//! Access to what the HTTP layer put into each request.
+
+use async_graphql::dataloader::DataLoader;
+use async_graphql::{Context, Result};
+
+use super::error::{internal, unauthenticated};
+use super::loader::Loaders;
+use crate::auth::Viewer;
+use crate::state::AppState;
+
+pub fn state<'a>(ctx: &'a Context<'_>) -> Result<&'a AppState> {
+    ctx.data::<AppState>().map_err(|e| internal(&e.message))
+}
+
+/// The authenticated caller, or `UNAUTHENTICATED`.
+pub fn viewer<'a>(ctx: &'a Context<'_>) -> Result<&'a Viewer> {
+    ctx.data_opt::<Option<Viewer>>()
+        .and_then(Option::as_ref)
+        .ok_or_else(unauthenticated)
+}
+
+/// The request's loaders; present only for authenticated requests.
+pub fn loader<'a>(ctx: &'a Context<'_>) -> Result<&'a DataLoader<Loaders>> {
+    viewer(ctx)?;
+    ctx.data::<DataLoader<Loaders>>()
+        .map_err(|e| internal(&e.message))
+}
+
+/// Loads one key through the request's loader, mapping a database error to an opaque one.
+pub async fn load<K>(
+    ctx: &Context<'_>,
+    key: K,
+) -> Result<Option<<Loaders as async_graphql::dataloader::Loader<K>>::Value>>
+where
+    K: Send + Sync + std::hash::Hash + Eq + Clone + 'static,
+    Loaders: async_graphql::dataloader::Loader<K, Error = super::loader::LoadError>,
+{
+    loader(ctx)?.load_one(key).await.map_err(|e| internal(&e))
+}

@@ -1,0 +1,135 @@
+//! GraphQL mirrors of the domain enumerations (the domain crate knows nothing of GraphQL).
+
+use async_graphql::Enum;
+
+/// Kind of invitation.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug, serde::Serialize)]
+#[graphql(remote = "entity::InvitationType")]
+pub enum InvitationType {
+    /// Contributor invitation: submitting creates a new connection.
+    CreateConnection,
+    /// Reconnect invitation: submitting updates the credentials of one connection.
+    EditConnection,
+}
+
+/// Status of an invitation, always correct at the time of the read.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug, serde::Serialize)]
+#[graphql(remote = "entity::InvitationStatus")]
+pub enum InvitationStatus {
+    Active,
+    Expired,
+    Revoked,
+    Fulfilled,
+}
+
+/// Status of a connection.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(remote = "entity::ConnectionStatus")]
+pub enum ConnectionStatus {
+    Pending,
+    Connected,
+    UnderInvestigation,
+    WebsiteDown,
+    UrlInaccessible,
+    NoAccountsFound,
+    OtherError,
+    MfaTokenExpired,
+    PasswordIncorrect,
+    NewPasswordNeeded,
+    AdditionalCredentialsNeeded,
+    CompanyInactive,
+}
+
+/// Type of an activity-log event.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(remote = "entity::EventType")]
+pub enum EventType {
+    Created,
+    EmailSent,
+    EmailFailed,
+    Resent,
+    TokenRotated,
+    Viewed,
+    EmailVerificationSent,
+    EmailVerified,
+    EmailVerificationFailed,
+    Submitted,
+    Fulfilled,
+    Revoked,
+    Expired,
+    ReminderSent,
+    RenewalRequested,
+}
+
+/// Utility type of a connection.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug, serde::Serialize)]
+#[graphql(remote = "entity::UtilityType")]
+pub enum UtilityType {
+    Electricity,
+    Gas,
+    Water,
+    Solar,
+    Fuel,
+    Waste,
+    District,
+}
+
+/// What an email delivery carries.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(remote = "entity::DeliveryKind")]
+pub enum DeliveryKind {
+    Invitation,
+    Resend,
+    Reminder,
+    VerificationCode,
+}
+
+/// State of an email delivery.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(remote = "entity::DeliveryStatus")]
+pub enum DeliveryStatus {
+    Pending,
+    Sent,
+    Failed,
+}
+
+/// A prefill field the organization can lock so the recipient cannot change it.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug, serde::Serialize)]
+pub enum PrefillField {
+    DatasourceId,
+    Url,
+    Country,
+    InitialSites,
+    UtilityTypes,
+    ConnectionOwnerEmail,
+    DataCollectionStartDate,
+}
+
+impl PrefillField {
+    /// The field's name in prefill objects (as stored).
+    pub fn api_name(self) -> &'static str {
+        match self {
+            Self::DatasourceId => "datasourceId",
+            Self::Url => "url",
+            Self::Country => "country",
+            Self::InitialSites => "initialSites",
+            Self::UtilityTypes => "utilityTypes",
+            Self::ConnectionOwnerEmail => "connectionOwnerEmail",
+            Self::DataCollectionStartDate => "dataCollectionStartDate",
+        }
+    }
+
+    pub fn from_api_name(name: &str) -> Option<Self> {
+        [
+            Self::DatasourceId,
+            Self::Url,
+            Self::Country,
+            Self::InitialSites,
+            Self::UtilityTypes,
+            Self::ConnectionOwnerEmail,
+            Self::DataCollectionStartDate,
+        ]
+        .into_iter()
+        .find(|f| f.api_name() == name)
+    }
+}

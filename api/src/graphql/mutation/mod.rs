@@ -1,0 +1,10 @@
+//! Write operations, split by domain and merged into `Mutation`.
+
+mod company;
+mod invitation;
+
+use async_graphql::MergedObject;
+
+/// Write operations.
+#[derive(MergedObject, Default)]
+pub struct Mutation(company::CompanyMutation, invitation::InvitationMutation);

@@ -1,0 +1,269 @@
+use async_graphql::connection::{Connection as Page, Edge, EmptyFields};
+use async_graphql::{Context, ID, Json, Object, Result, SimpleObject};
+use chrono::{DateTime, NaiveDate, Utc};
+use entity::entities::{email_deliveries, invitation_events, invitations};
+use entity::scope::find_owned;
+
+use super::{Company, Connection};
+use crate::graphql::context::{load, state, viewer};
+use crate::graphql::enums::{
+    DeliveryKind, DeliveryStatus, EventType, InvitationStatus, InvitationType, PrefillField,
+    UtilityType,
+};
+use crate::graphql::error::{GqlResult, bad_input};
+use crate::graphql::ids::id;
+use crate::graphql::loader::{CompanyById, ConnectionsCreatedBy, DeliveriesOf, EventsOf};
+
+/// Largest page of events.
+pub const MAX_EVENTS_PAGE: usize = 100;
+
+/// An invitation: a link that lets an outside person connect or repair a utility account.
+pub struct Invitation(pub invitations::Model);
+
+/// Prefill data of a contributor invitation.
+#[derive(SimpleObject)]
+pub struct Prefill {
+    pub datasource_id: Option<String>,
+    pub url: Option<String>,
+    pub country: Option<String>,
+    pub initial_sites: Vec<ID>,
+    pub utility_types: Vec<UtilityType>,
+    pub connection_owner_email: Option<String>,
+    pub data_collection_start_date: Option<NaiveDate>,
+}
+
+impl From<&entity::Prefill> for Prefill {
+    fn from(p: &entity::Prefill) -> Self {
+        Self {
+            datasource_id: p.datasource_id.clone(),
+            url: p.url.clone(),
+            country: p.country.clone(),
+            initial_sites: p.initial_sites.iter().copied().map(id).collect(),
+            utility_types: p.utility_types.iter().map(|t| (*t).into()).collect(),
+            connection_owner_email: p.connection_owner_email.clone(),
+            data_collection_start_date: p.data_collection_start_date,
+        }
+    }
+}
+
+#[Object]
+impl Invitation {
+    async fn id(&self) -> ID {
+        id(self.0.id)
+    }
+    async fn invitation_type(&self) -> InvitationType {
+        self.0.invitation_type.into()
+    }
+    /// The status at the moment of this read (an ACTIVE invitation past its deadline is EXPIRED).
+    async fn status(&self) -> InvitationStatus {
+        self.0.effective_status(entity::now()).into()
+    }
+    /// The opaque token carried by the link.
+    async fn token(&self, ctx: &Context<'_>) -> Result<String> {
+        state(ctx)?.keys.open_string(&self.0.token_sealed).gql()
+    }
+    /// `{PUBLIC_BASE_URL}/p/i/{token}`.
+    async fn invitation_url(&self, ctx: &Context<'_>) -> Result<String> {
+        let state = state(ctx)?;
+        let token = state.keys.open_string(&self.0.token_sealed).gql()?;
+        Ok(state.invitation_url(&token))
+    }
+    async fn company_id(&self) -> ID {
+        id(self.0.company_id)
+    }
+    async fn company(&self, ctx: &Context<'_>) -> Result<Option<Company>> {
+        Ok(load(ctx, CompanyById(self.0.company_id))
+            .await?
+            .map(Company))
+    }
+    /// The connection to repair (reconnect invitations only).
+    async fn connection_id(&self) -> Option<ID> {
+        self.0.connection_id.map(id)
+    }
+    async fn connection(&self, ctx: &Context<'_>) -> Result<Option<Connection>> {
+        let Some(connection_id) = self.0.connection_id else {
+            return Ok(None);
+        };
+        let org = viewer(ctx)?.organization_id;
+        let db = &state(ctx)?.db;
+        match find_owned::<entity::entities::connections::Entity>(db, org, connection_id).await {
+            Ok(row) => Ok(Some(Connection(row))),
+            Err(entity::DomainError::NotFound) => Ok(None),
+            Err(e) => Err(crate::graphql::error::into_gql(e)),
+        }
+    }
+    /// Addresses allowed to use the link; empty means anyone with the link.
+    async fn allowed_emails(&self) -> &[String] {
+        &self.0.allowed_emails.0
+    }
+    async fn expires_at(&self) -> Option<DateTime<Utc>> {
+        self.0.expires_at
+    }
+    /// Null means unlimited.
+    async fn max_uses(&self) -> Option<i32> {
+        self.0.max_uses
+    }
+    async fn use_count(&self) -> i32 {
+        self.0.use_count
+    }
+    /// Uses left; null means unlimited.
+    async fn remaining_uses(&self) -> Option<i32> {
+        self.0.max_uses.map(|m| (m - self.0.use_count).max(0))
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    /// Name of the API key that created the invitation.
+    async fn created_by(&self) -> &str {
+        &self.0.created_by
+    }
+    async fn revoked_at(&self) -> Option<DateTime<Utc>> {
+        self.0.revoked_at
+    }
+    async fn revoked_reason(&self) -> Option<&str> {
+        self.0.revoked_reason.as_deref()
+    }
+    async fn fulfilled_at(&self) -> Option<DateTime<Utc>> {
+        self.0.fulfilled_at
+    }
+    /// Seconds before `expiresAt` at which a reminder is emailed, if asked for.
+    async fn remind_before_expiry_seconds(&self) -> Option<i64> {
+        self.0.remind_before_expiry_seconds
+    }
+    async fn prefill(&self) -> Prefill {
+        (&self.0.prefill).into()
+    }
+    /// Prefill fields the recipient cannot change.
+    async fn locked_fields(&self) -> Vec<PrefillField> {
+        self.0
+            .locked_fields
+            .0
+            .iter()
+            .filter_map(|f| PrefillField::from_api_name(f))
+            .collect()
+    }
+    /// Connections created through this invitation.
+    async fn created_connections(&self, ctx: &Context<'_>) -> Result<Vec<Connection>> {
+        let rows = load(ctx, ConnectionsCreatedBy(self.0.id))
+            .await?
+            .unwrap_or_default();
+        Ok(rows.into_iter().map(Connection).collect())
+    }
+    /// Email deliveries of this invitation, oldest first.
+    async fn deliveries(&self, ctx: &Context<'_>) -> Result<Vec<Delivery>> {
+        let rows = load(ctx, DeliveriesOf(self.0.id))
+            .await?
+            .unwrap_or_default();
+        Ok(rows.into_iter().map(Delivery).collect())
+    }
+    /// The activity log, oldest first.
+    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity + 1")]
+    async fn events(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Page size, 1 to 100 (default 20).")] first: Option<i32>,
+        #[graphql(desc = "Cursor of the last event already seen.")] after: Option<String>,
+    ) -> Result<Page<String, InvitationEvent, EmptyFields, EmptyFields>> {
+        let first = page_size(first, 20)?;
+        let after = after
+            .map(|a| {
+                a.parse::<i64>()
+                    .map_err(|_| bad_input("after", "not a valid cursor"))
+            })
+            .transpose()?;
+        let all = load(ctx, EventsOf(self.0.id)).await?.unwrap_or_default();
+        let mut rest = all.into_iter().filter(|e| after.is_none_or(|a| e.id > a));
+        let page: Vec<_> = rest.by_ref().take(first).collect();
+        let has_next = rest.next().is_some();
+        let mut connection = Page::new(after.is_some(), has_next);
+        connection.edges.extend(
+            page.into_iter()
+                .map(|e| Edge::new(e.id.to_string(), InvitationEvent(e))),
+        );
+        Ok(connection)
+    }
+}
+
+/// Checks a `first` argument: 1 to 100.
+pub fn page_size(first: Option<i32>, default: i32) -> Result<usize> {
+    let first = first.unwrap_or(default);
+    if !(1..=MAX_EVENTS_PAGE as i32).contains(&first) {
+        return Err(bad_input(
+            "first",
+            format!("must be between 1 and {MAX_EVENTS_PAGE}"),
+        ));
+    }
+    Ok(first as usize)
+}
+
+/// One entry of an invitation's activity log.
+pub struct InvitationEvent(pub invitation_events::Model);
+
+#[Object]
+impl InvitationEvent {
+    /// Also the replay cursor: ids increase in commit order within a company.
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    async fn invitation_id(&self) -> ID {
+        id(self.0.invitation_id)
+    }
+    async fn company_id(&self) -> ID {
+        id(self.0.company_id)
+    }
+    async fn event_type(&self) -> EventType {
+        self.0.event_type.into()
+    }
+    async fn occurred_at(&self) -> DateTime<Utc> {
+        self.0.occurred_at
+    }
+    async fn email(&self) -> Option<&str> {
+        self.0.email.as_deref()
+    }
+    async fn connection_id(&self) -> Option<ID> {
+        self.0.connection_id.map(id)
+    }
+    /// API key name, `recipient`, or `system`.
+    async fn actor(&self) -> &str {
+        &self.0.actor
+    }
+    async fn detail(&self) -> Json<serde_json::Value> {
+        Json(self.0.detail.clone())
+    }
+}
+
+/// One email of the outbox.
+pub struct Delivery(pub email_deliveries::Model);
+
+#[Object]
+impl Delivery {
+    async fn id(&self) -> ID {
+        id(self.0.id)
+    }
+    async fn kind(&self) -> DeliveryKind {
+        self.0.kind.into()
+    }
+    async fn recipient(&self) -> &str {
+        &self.0.recipient
+    }
+    async fn status(&self) -> DeliveryStatus {
+        self.0.status.into()
+    }
+    async fn attempts(&self) -> i32 {
+        self.0.attempts
+    }
+    /// The last SMTP error, if any.
+    async fn last_error(&self) -> Option<&str> {
+        self.0.last_error.as_deref()
+    }
+    /// The `Message-ID` every attempt of this delivery carries.
+    async fn message_id(&self) -> &str {
+        &self.0.message_id
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    async fn sent_at(&self) -> Option<DateTime<Utc>> {
+        self.0.sent_at
+    }
+}

@@ -1,0 +1,457 @@
+//! Email deliveries: the outbox rows that jobs send (SPEC §7).
+//!
+//! The row is the source of truth; a queued job only says "look at delivery X". Whoever sends
+//! first takes a lease with [`claim`] (a conditional update of `next_attempt_at`), so two copies
+//! of one job never both talk to SMTP, and a job lost from the queue is found again by
+//! [`due_pending`]. Every change is one conditional `UPDATE … WHERE status = 'PENDING'`, so a
+//! duplicate run records nothing twice.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter,
+    QueryOrder, QuerySelect, TransactionSession, TransactionTrait,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::activity::{self, Actor, EventExtra};
+use crate::crypto::{Keyring, hash_token};
+use crate::entities::{email_deliveries, invitation_events, invitations};
+use crate::{DeliveryKind, DeliveryStatus, DomainError, EventType, begin_write, email, now};
+
+/// Right-hand side of every `Message-ID`. It names no host and no tenant: the header is visible
+/// to recipients and must not reveal anything about the deployment.
+pub const MESSAGE_ID_DOMAIN: &str = "invitations.local";
+
+/// The string whose signature (`Keyring::sign`) an emailed link carries as `sig`, proving that
+/// we sent this link to this address. The recipient page verifies the same string.
+pub fn preverify_message(invitation_id: Uuid, email: &str) -> String {
+    format!("preverify:{invitation_id}:{email}")
+}
+
+/// When a failed delivery is tried again, and when it is given up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetrySchedule {
+    /// Attempts (sends that reached the mailer) before the delivery is FAILED.
+    pub max_attempts: u32,
+    /// Wait after the first failure; each further failure doubles it.
+    pub first_delay: Duration,
+    /// Upper bound of one wait.
+    pub max_delay: Duration,
+}
+
+impl Default for RetrySchedule {
+    /// 2 s, 4 s, 8 s, … : seven waits add up to about four minutes, long enough to ride out a
+    /// restarting mail server without leaving a recipient waiting for hours.
+    fn default() -> Self {
+        Self {
+            max_attempts: 8,
+            first_delay: Duration::from_secs(2),
+            max_delay: Duration::from_secs(600),
+        }
+    }
+}
+
+impl RetrySchedule {
+    /// The wait after `attempts` failed attempts: `first_delay · 2^(attempts-1)`, capped.
+    pub fn delay_after(&self, attempts: u32) -> Duration {
+        let doublings = attempts.saturating_sub(1).min(31);
+        self.first_delay
+            .saturating_mul(1u32 << doublings)
+            .min(self.max_delay)
+    }
+
+    /// Whether a delivery that has failed `attempts` times is out of attempts.
+    pub fn exhausted(&self, attempts: u32) -> bool {
+        attempts >= self.max_attempts
+    }
+}
+
+/// The `payload` of a `VERIFICATION_CODE` delivery. The code is sealed: the outbox must not
+/// hold a usable code in clear.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VerificationCodePayload {
+    pub sealed_code: String,
+    /// When the code stops working; a message that could not go out by then is not sent.
+    pub expires_at: DateTime<Utc>,
+}
+
+impl VerificationCodePayload {
+    pub fn new(keys: &Keyring, code: &str, expires_at: DateTime<Utc>) -> Result<Self, DomainError> {
+        Ok(Self {
+            sealed_code: keys.seal(code.as_bytes())?,
+            expires_at,
+        })
+    }
+
+    pub fn from_json(payload: &Value) -> Result<Self, DomainError> {
+        Self::deserialize(payload).map_err(|e| {
+            DomainError::invalid("payload", format!("not a verification code payload ({e})"))
+        })
+    }
+
+    pub fn to_json(&self) -> Value {
+        json!(self)
+    }
+
+    pub fn code(&self, keys: &Keyring) -> Result<String, DomainError> {
+        keys.open_string(&self.sealed_code)
+    }
+}
+
+/// Writes one PENDING delivery per recipient, due now, inside the caller's transaction (the
+/// outbox pattern: the rows commit or roll back with the change that asked for the email).
+///
+/// With `idempotency_prefix`, a recipient whose delivery under the same prefix already exists
+/// is skipped, so a repeated request sends nothing new. Returns only the rows written; push a
+/// job for each after commit.
+pub async fn enqueue(
+    txn: &impl ConnectionTrait,
+    invitation: &invitations::Model,
+    kind: DeliveryKind,
+    recipients: &[String],
+    payload: Value,
+    idempotency_prefix: Option<&str>,
+) -> Result<Vec<email_deliveries::Model>, DomainError> {
+    let at = now();
+    let mut written = Vec::with_capacity(recipients.len());
+    for recipient in email::normalize_list(recipients, "recipients")? {
+        let id = Uuid::now_v7();
+        // Hashed, so any prefix fits the column and the key does not repeat the address.
+        let idempotency_key = idempotency_prefix.map(|p| hash_token(&format!("{p}\n{recipient}")));
+        let row = email_deliveries::Model {
+            id,
+            organization_id: invitation.organization_id,
+            invitation_id: invitation.id,
+            kind,
+            recipient,
+            status: DeliveryStatus::Pending,
+            attempts: 0,
+            last_error: None,
+            message_id: format!("<{id}@{MESSAGE_ID_DOMAIN}>"),
+            idempotency_key,
+            payload: payload.clone(),
+            next_attempt_at: at,
+            created_at: at,
+            updated_at: at,
+            sent_at: None,
+        };
+        // Without RETURNING: sea-orm reports a conflict under RETURNING as "inserted row not
+        // found" instead of `Conflicted`, and the row is already known in full anyway.
+        let inserted =
+            email_deliveries::Entity::insert(row.clone().into_active_model().reset_all())
+                .on_conflict_do_nothing_on([email_deliveries::Column::IdempotencyKey])
+                .exec_without_returning(txn)
+                .await?;
+        if matches!(inserted, sea_orm::TryInsertResult::Inserted(n) if n > 0) {
+            written.push(row);
+        }
+    }
+    Ok(written)
+}
+
+/// A delivery whose send lease the caller holds, from [`claim`]. Its `next_attempt_at` is the
+/// lease expiry, which [`record_failure`] and [`cancel`] check so that a holder whose lease ran
+/// out cannot overwrite the state of the one that took over.
+#[derive(Debug, Clone)]
+pub struct Claim(email_deliveries::Model);
+
+impl Claim {
+    pub fn delivery(&self) -> &email_deliveries::Model {
+        &self.0
+    }
+}
+
+/// Takes the send lease of a due PENDING delivery for `lease`: one conditional update, so of
+/// any number of concurrent callers exactly one gets `Some`. `None` means there is nothing to
+/// do now: already sent or failed, not due yet (backing off), or leased by someone else.
+///
+/// Choose `lease` longer than a send can take (mailer timeout plus the write that records it);
+/// if the holder dies, the delivery becomes due again when the lease ends.
+pub async fn claim(
+    db: &impl ConnectionTrait,
+    id: Uuid,
+    lease: Duration,
+) -> Result<Option<Claim>, DomainError> {
+    let at = now();
+    let rows = email_deliveries::Entity::update_many()
+        .col_expr(
+            email_deliveries::Column::NextAttemptAt,
+            Expr::value(at + to_chrono(lease)),
+        )
+        .col_expr(email_deliveries::Column::UpdatedAt, Expr::value(at))
+        .filter(email_deliveries::Column::Id.eq(id))
+        .filter(email_deliveries::Column::Status.eq(DeliveryStatus::Pending))
+        .filter(email_deliveries::Column::NextAttemptAt.lte(at))
+        .exec_with_returning(db)
+        .await?;
+    Ok(rows.into_iter().next().map(Claim))
+}
+
+/// Records that the mailer accepted the message: SENT, and `EMAIL_SENT` (`REMINDER_SENT`,
+/// `EMAIL_VERIFICATION_SENT` for those kinds) in the same transaction. Returns the events to
+/// publish after commit; empty when the delivery was no longer PENDING (a duplicate run).
+///
+/// Not fenced by the lease: once a message went out, recording it is right whoever holds the
+/// lease, and it stops a slower duplicate from scheduling a retry.
+pub async fn mark_sent<C: TransactionTrait>(
+    db: &C,
+    claim: &Claim,
+) -> Result<Vec<invitation_events::Model>, DomainError> {
+    // Scoped here: at module level its `min`/`max` shadow `Ord`'s on plain integers.
+    use sea_orm::sea_query::ExprTrait;
+
+    let txn = begin_write(db).await?;
+    let at = now();
+    let rows = email_deliveries::Entity::update_many()
+        .col_expr(
+            email_deliveries::Column::Status,
+            Expr::value(DeliveryStatus::Sent),
+        )
+        .col_expr(email_deliveries::Column::SentAt, Expr::value(at))
+        .col_expr(
+            email_deliveries::Column::Attempts,
+            Expr::col(email_deliveries::Column::Attempts).add(1),
+        )
+        .col_expr(email_deliveries::Column::UpdatedAt, Expr::value(at))
+        .filter(email_deliveries::Column::Id.eq(claim.0.id))
+        .filter(email_deliveries::Column::Status.eq(DeliveryStatus::Pending))
+        .exec_with_returning(&txn)
+        .await?;
+    let Some(row) = rows.into_iter().next() else {
+        txn.commit().await?;
+        return Ok(Vec::new());
+    };
+    let event_type = match row.kind {
+        DeliveryKind::Invitation | DeliveryKind::Resend => EventType::EmailSent,
+        DeliveryKind::Reminder => EventType::ReminderSent,
+        DeliveryKind::VerificationCode => EventType::EmailVerificationSent,
+    };
+    let detail = json!({ "deliveryId": row.id, "kind": row.kind, "messageId": row.message_id });
+    let event = record_event(&txn, &row, event_type, detail).await?;
+    txn.commit().await?;
+    Ok(vec![event])
+}
+
+/// What [`record_failure`] decided.
+#[derive(Debug, Clone)]
+pub enum FailureOutcome {
+    /// Still PENDING; the next attempt is due at this time.
+    RetryAt(DateTime<Utc>),
+    /// FAILED now, with `EMAIL_FAILED` recorded; publish these after commit.
+    Failed(Vec<invitation_events::Model>),
+    /// The lease had passed on, or the row was already final: nothing was written.
+    Superseded,
+}
+
+/// Records a failed send attempt. A permanent failure, or the last allowed attempt, makes the
+/// delivery FAILED and logs `EMAIL_FAILED` with the SMTP reply; otherwise it stays PENDING and
+/// becomes due again after the [`RetrySchedule`] wait.
+pub async fn record_failure<C: TransactionTrait + ConnectionTrait>(
+    db: &C,
+    claim: &Claim,
+    smtp_reply: &str,
+    permanent: bool,
+    schedule: &RetrySchedule,
+) -> Result<FailureOutcome, DomainError> {
+    let attempts = u32::try_from(claim.0.attempts)
+        .unwrap_or(0)
+        .saturating_add(1);
+    let stored_attempts = i32::try_from(attempts).unwrap_or(i32::MAX);
+    if permanent || schedule.exhausted(attempts) {
+        let detail = json!({
+            "deliveryId": claim.0.id,
+            "kind": claim.0.kind,
+            "smtpReply": smtp_reply,
+            "attempts": attempts,
+        });
+        return finish_failed(db, claim, stored_attempts, smtp_reply, detail).await;
+    }
+    let at = now();
+    let retry_at = at + to_chrono(schedule.delay_after(attempts));
+    let result = email_deliveries::Entity::update_many()
+        .col_expr(
+            email_deliveries::Column::Attempts,
+            Expr::value(stored_attempts),
+        )
+        .col_expr(email_deliveries::Column::LastError, Expr::value(smtp_reply))
+        .col_expr(
+            email_deliveries::Column::NextAttemptAt,
+            Expr::value(retry_at),
+        )
+        .col_expr(email_deliveries::Column::UpdatedAt, Expr::value(at))
+        .filter(held(claim))
+        .exec(db)
+        .await?;
+    Ok(if result.rows_affected == 0 {
+        FailureOutcome::Superseded
+    } else {
+        FailureOutcome::RetryAt(retry_at)
+    })
+}
+
+/// Gives a claimed delivery up without sending it (the invitation is no longer active, the
+/// message cannot be built): FAILED, and `EMAIL_FAILED` naming the reason. Returns the events;
+/// empty when the lease had passed on.
+pub async fn cancel<C: TransactionTrait>(
+    db: &C,
+    claim: &Claim,
+    reason: &str,
+) -> Result<Vec<invitation_events::Model>, DomainError> {
+    let detail = json!({ "deliveryId": claim.0.id, "kind": claim.0.kind, "reason": reason });
+    match finish_failed(db, claim, claim.0.attempts, reason, detail).await? {
+        FailureOutcome::Failed(events) => Ok(events),
+        FailureOutcome::RetryAt(_) | FailureOutcome::Superseded => Ok(Vec::new()),
+    }
+}
+
+/// PENDING deliveries due for at least `grace`: the sweeper re-queues these. The grace leaves
+/// fresh rows to the job pushed with them and keeps the sweeper from racing it.
+pub async fn due_pending(
+    db: &impl ConnectionTrait,
+    grace: Duration,
+    limit: u64,
+) -> Result<Vec<email_deliveries::Model>, DomainError> {
+    Ok(email_deliveries::Entity::find()
+        .filter(email_deliveries::Column::Status.eq(DeliveryStatus::Pending))
+        .filter(email_deliveries::Column::NextAttemptAt.lte(now() - to_chrono(grace)))
+        .order_by_asc(email_deliveries::Column::NextAttemptAt)
+        .limit(limit)
+        .all(db)
+        .await?)
+}
+
+/// Still PENDING, and still under this claim's lease.
+fn held(claim: &Claim) -> sea_orm::Condition {
+    sea_orm::Condition::all()
+        .add(email_deliveries::Column::Id.eq(claim.0.id))
+        .add(email_deliveries::Column::Status.eq(DeliveryStatus::Pending))
+        .add(email_deliveries::Column::NextAttemptAt.eq(claim.0.next_attempt_at))
+}
+
+async fn finish_failed<C: TransactionTrait>(
+    db: &C,
+    claim: &Claim,
+    attempts: i32,
+    error: &str,
+    detail: Value,
+) -> Result<FailureOutcome, DomainError> {
+    let txn = begin_write(db).await?;
+    let at = now();
+    let rows = email_deliveries::Entity::update_many()
+        .col_expr(
+            email_deliveries::Column::Status,
+            Expr::value(DeliveryStatus::Failed),
+        )
+        .col_expr(email_deliveries::Column::Attempts, Expr::value(attempts))
+        .col_expr(email_deliveries::Column::LastError, Expr::value(error))
+        .col_expr(email_deliveries::Column::UpdatedAt, Expr::value(at))
+        .filter(held(claim))
+        .exec_with_returning(&txn)
+        .await?;
+    let Some(row) = rows.into_iter().next() else {
+        txn.commit().await?;
+        return Ok(FailureOutcome::Superseded);
+    };
+    let event = record_event(&txn, &row, EventType::EmailFailed, detail).await?;
+    txn.commit().await?;
+    Ok(FailureOutcome::Failed(vec![event]))
+}
+
+async fn record_event(
+    txn: &impl ConnectionTrait,
+    row: &email_deliveries::Model,
+    event_type: EventType,
+    detail: Value,
+) -> Result<invitation_events::Model, DomainError> {
+    let invitation = invitations::Entity::find_by_id(row.invitation_id)
+        .one(txn)
+        .await?
+        .ok_or(DomainError::NotFound)?;
+    let extra = EventExtra {
+        email: Some(row.recipient.clone()),
+        detail: Some(detail),
+        ..Default::default()
+    };
+    activity::record(txn, &invitation, event_type, &Actor::System, extra).await
+}
+
+/// Leases and backoffs are seconds to minutes; anything beyond chrono's range (hundreds of
+/// millions of years) is clamped rather than treated as an error.
+fn to_chrono(d: Duration) -> chrono::TimeDelta {
+    chrono::TimeDelta::from_std(d).unwrap_or(chrono::TimeDelta::MAX)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_from_the_first_delay_and_is_capped() {
+        let s = RetrySchedule {
+            max_attempts: 50,
+            first_delay: Duration::from_secs(2),
+            max_delay: Duration::from_secs(60),
+        };
+        let waits: Vec<u64> = (1..=7).map(|n| s.delay_after(n).as_secs()).collect();
+        assert_eq!(waits, [2, 4, 8, 16, 32, 60, 60]);
+        // Huge attempt counts neither overflow nor exceed the cap.
+        assert_eq!(s.delay_after(u32::MAX), Duration::from_secs(60));
+        // Attempt 0 never happens in practice; it must not shrink the first wait.
+        assert_eq!(s.delay_after(0), Duration::from_secs(2));
+    }
+
+    #[test]
+    fn schedule_gives_up_at_max_attempts() {
+        let s = RetrySchedule {
+            max_attempts: 3,
+            ..RetrySchedule::default()
+        };
+        assert!(!s.exhausted(2));
+        assert!(s.exhausted(3));
+        assert!(s.exhausted(4));
+    }
+
+    #[test]
+    fn default_schedule_matches_its_documentation() {
+        let s = RetrySchedule::default();
+        let total: Duration = (1..s.max_attempts).map(|n| s.delay_after(n)).sum();
+        assert_eq!(s.delay_after(1), Duration::from_secs(2));
+        assert!(
+            (Duration::from_secs(180)..Duration::from_secs(300)).contains(&total),
+            "{total:?}"
+        );
+    }
+
+    #[test]
+    fn preverify_message_binds_invitation_and_address() {
+        let id = Uuid::nil();
+        assert_eq!(
+            preverify_message(id, "a@x.com"),
+            "preverify:00000000-0000-0000-0000-000000000000:a@x.com"
+        );
+        assert_ne!(
+            preverify_message(id, "a@x.com"),
+            preverify_message(id, "b@x.com")
+        );
+    }
+
+    #[test]
+    fn verification_payload_round_trips_and_keeps_the_code_sealed() {
+        let keys = Keyring::new(&[3u8; 32]);
+        let expires_at = now();
+        let payload = VerificationCodePayload::new(&keys, "123456", expires_at).unwrap();
+        let value = payload.to_json();
+        assert!(!value.to_string().contains("123456"));
+        let back = VerificationCodePayload::from_json(&value).unwrap();
+        assert_eq!(back.expires_at, expires_at);
+        assert_eq!(back.code(&keys).unwrap(), "123456");
+        assert!(VerificationCodePayload::from_json(&json!({})).is_err());
+    }
+}

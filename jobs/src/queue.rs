@@ -1,0 +1,195 @@
+//! The job queue: Redis when configured, otherwise an embedded SQLite file.
+//!
+//! Jobs carry ids only. The outbox row in the application database is the truth (see
+//! `entity::delivery`); a job is a prompt to look at it, so losing one delays an email until the
+//! sweeper finds the row, and running one twice sends nothing twice.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use apalis::prelude::{TaskBuilder, TaskSink};
+use apalis_redis::{ConnectionManager, RedisStorage};
+use apalis_sqlite::{SqliteConnectOptions, SqlitePoolOptions, SqliteStorage};
+use chrono::{DateTime, Utc};
+use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// Queue name. Named explicitly: the default is the Rust type name, and moving the type would
+/// silently orphan queued jobs.
+pub const SEND_EMAIL_QUEUE: &str = "invitations:send_email";
+
+/// How often workers prove they are alive. Together with [`MISSED_HEARTBEATS`] this bounds how
+/// long the jobs of a dead worker stay stuck before another worker takes them back.
+pub(crate) const HEARTBEAT: Duration = Duration::from_secs(5);
+pub(crate) const MISSED_HEARTBEATS: usize = 3;
+
+/// Redis keeps idempotency keys until they expire. A day is far longer than any job waits, and
+/// keeps the key set from growing with every email ever sent.
+const REDIS_IDEMPOTENCY_TTL: Duration = Duration::from_secs(24 * 3600);
+
+/// Send (or give up on) one email delivery.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SendEmail {
+    pub delivery_id: Uuid,
+}
+
+#[derive(Debug, Clone)]
+pub struct QueueConfig {
+    /// `redis://…`; `None` uses the SQLite file at `sqlite_path`.
+    pub redis_url: Option<String>,
+    /// Prepended to the Redis queue name, so deployments (and tests) can share a server.
+    pub redis_prefix: String,
+    /// The embedded queue's own database file, never the application database: apalis adds
+    /// its own tables and migrations there.
+    pub sqlite_path: PathBuf,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    /// The queue backend could not be opened. The text never contains the URL.
+    #[error("cannot open the job queue: {0}")]
+    Connect(String),
+    #[error("cannot enqueue job: {0}")]
+    Push(String),
+}
+
+/// A handle to the send-email queue; cheap to clone.
+#[derive(Clone)]
+pub struct Queues {
+    pub(crate) backend: Backend,
+}
+
+#[derive(Clone)]
+pub(crate) enum Backend {
+    Sqlite(SqliteStorage<SendEmail>),
+    Redis(RedisStorage<SendEmail>),
+}
+
+impl std::fmt::Debug for Queues {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self.backend {
+            Backend::Sqlite(_) => "Queues::Sqlite",
+            Backend::Redis(_) => "Queues::Redis",
+        })
+    }
+}
+
+impl Queues {
+    pub async fn connect(config: QueueConfig) -> Result<Self, QueueError> {
+        let backend = match &config.redis_url {
+            Some(url) => Backend::Redis(connect_redis(url, &config.redis_prefix).await?),
+            None => Backend::Sqlite(connect_sqlite(&config.sqlite_path).await?),
+        };
+        Ok(Self { backend })
+    }
+
+    /// Queues the first send of a delivery. Call it after the transaction that wrote the row
+    /// commits; if it fails, the sweeper queues the row later, so callers may log and go on.
+    pub async fn enqueue_email(&self, delivery_id: Uuid) -> Result<(), QueueError> {
+        self.push(
+            TaskBuilder::new(SendEmail { delivery_id }),
+            delivery_id.to_string(),
+        )
+        .await
+    }
+
+    /// Queues a delivery to run once it is due at `due` (its `next_attempt_at`). The key names
+    /// the row's state, not just the row: a row due again after a failure or an expired lease
+    /// needs a new job, while the worker's follow-up and every replica's sweeper asking for the
+    /// same state must not pile up copies. (Both backends keep the keys of finished jobs, so a
+    /// key per row alone would block every later attempt.)
+    pub(crate) async fn requeue(
+        &self,
+        delivery_id: Uuid,
+        due: DateTime<Utc>,
+    ) -> Result<(), QueueError> {
+        // Backends schedule in whole seconds; rounding down would run the job before the row
+        // is due, and it would find nothing to do.
+        let second = due.timestamp() + i64::from(due.timestamp_subsec_nanos() > 0);
+        let task = TaskBuilder::new(SendEmail { delivery_id })
+            .run_at_timestamp(u64::try_from(second).unwrap_or_default());
+        self.push(task, format!("{delivery_id}@{}", due.timestamp_micros()))
+            .await
+    }
+
+    async fn push(
+        &self,
+        task: TaskBuilder<SendEmail>,
+        idempotency_key: String,
+    ) -> Result<(), QueueError> {
+        // One run per job: retries are new jobs on the row's schedule, never SQLite's immediate
+        // re-fetch of a failed job (Redis ignores this setting).
+        let task = task
+            .max_attempts(1)
+            .idempotency_key(idempotency_key)
+            .build();
+        let pushed = match &self.backend {
+            Backend::Sqlite(storage) => storage
+                .clone()
+                .push_task(task)
+                .await
+                .map_err(|e| e.to_string()),
+            Backend::Redis(storage) => storage
+                .clone()
+                .push_task(task)
+                .await
+                .map_err(|e| e.to_string()),
+        };
+        pushed.map_err(QueueError::Push)
+    }
+}
+
+async fn connect_sqlite(path: &std::path::Path) -> Result<SqliteStorage<SendEmail>, QueueError> {
+    let fail = |e: &dyn std::fmt::Display| QueueError::Connect(format!("{} ({e})", path.display()));
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        tokio::fs::create_dir_all(dir).await.map_err(|e| fail(&e))?;
+    }
+    // Pragmas on every connection instead of `SqliteStorage::setup`, which would also switch one
+    // pooled connection to `synchronous = OFF` and risk losing queued jobs on a power cut.
+    let options = SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .busy_timeout(Duration::from_secs(10));
+    let pool = SqlitePoolOptions::new()
+        .max_connections(4)
+        .connect_with(options)
+        .await
+        .map_err(|e| fail(&e))?;
+    SqliteStorage::migrations()
+        .run(&pool)
+        .await
+        .map_err(|e| fail(&e))?;
+    let config = apalis_sqlite::Config::default()
+        .queue(SEND_EMAIL_QUEUE)
+        .heartbeat_interval(HEARTBEAT)
+        .missed_heartbeats(MISSED_HEARTBEATS);
+    Ok(SqliteStorage::new(&pool).with_config(config))
+}
+
+async fn connect_redis(url: &str, prefix: &str) -> Result<RedisStorage<SendEmail>, QueueError> {
+    let fail = |e: &dyn std::fmt::Display| QueueError::Connect(format!("Redis: {e}"));
+    let client = apalis_redis::Client::open(url).map_err(|_| fail(&"invalid REDIS_URL"))?;
+    let options = redis::aio::ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(3)))
+        .set_response_timeout(Some(Duration::from_secs(10)));
+    let connect = ConnectionManager::new_with_config(client, options);
+    let mut conn = tokio::time::timeout(Duration::from_secs(5), connect)
+        .await
+        .map_err(|_| fail(&"timed out"))?
+        .map_err(|e| fail(&e))?;
+    redis::cmd("PING")
+        .query_async::<String>(&mut conn)
+        .await
+        .map_err(|e| fail(&e))?;
+    // apalis-redis's default tolerates 10 missed heartbeats (five minutes before a dead
+    // worker's jobs are recovered); set both explicitly.
+    let config = apalis_redis::Config::default()
+        .queue(format!("{prefix}{SEND_EMAIL_QUEUE}"))
+        .heartbeat_interval(HEARTBEAT)
+        .missed_heartbeats(MISSED_HEARTBEATS)
+        .idempotency_ttl(Some(REDIS_IDEMPOTENCY_TTL));
+    Ok(RedisStorage::new(conn).with_config(config))
+}

@@ -1,0 +1,577 @@
+//! End-to-end runs of the send-email worker: a migrated SQLite application database, the
+//! embedded SQLite queue and the file mailer, all in a temporary folder.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use entity::activity::Actor;
+use entity::crypto::Keyring;
+use entity::delivery::{self, RetrySchedule, VerificationCodePayload};
+use entity::entities::{companies, email_deliveries, invitation_events, invitations};
+use entity::invitation::{self, CreateInvitation};
+use entity::{DeliveryKind, DeliveryStatus, EventType, begin_write};
+use migration::{Migrator, MigratorTrait};
+use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectOptions, Database, DatabaseConnection, EntityTrait,
+    QueryFilter, QueryOrder, Set,
+};
+use serde_json::json;
+use url::Url;
+use uuid::Uuid;
+
+use crate::email::Composer;
+use crate::email::tests::parse_raw;
+use crate::mailer::Mailer;
+use crate::queue::{QueueConfig, Queues};
+use crate::shutdown;
+use crate::worker::{self, JobContext, WorkerOptions};
+
+struct Env {
+    dir: PathBuf,
+    db: DatabaseConnection,
+    queues: Queues,
+    keys: Keyring,
+    outbox: PathBuf,
+    invitation: invitations::Model,
+    token: String,
+    /// URL and key prefix of this test's Redis queue, removed when the test ends.
+    redis: Option<(String, String)>,
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+        if let Some((url, prefix)) = &self.redis {
+            let mut conn = redis::Client::open(url.as_str())
+                .unwrap()
+                .get_connection()
+                .unwrap();
+            let keys: Vec<String> = redis::cmd("KEYS")
+                .arg(format!("{prefix}*"))
+                .query(&mut conn)
+                .unwrap();
+            for key in keys {
+                let _: () = redis::cmd("DEL").arg(key).query(&mut conn).unwrap();
+            }
+            let member = format!("{prefix}{}:workers", crate::queue::SEND_EMAIL_QUEUE);
+            let _: () = redis::cmd("ZREM")
+                .arg("core:apalis:queues:list")
+                .arg(member)
+                .query(&mut conn)
+                .unwrap();
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Queue {
+    Sqlite,
+    /// The server in `REDIS_URL`, under a key prefix of its own.
+    Redis,
+}
+
+async fn env(queue: Queue) -> Env {
+    let dir = std::env::temp_dir().join(format!("jobs-test-{}", Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut options = ConnectOptions::new(format!("sqlite://{}", dir.join("app.db").display()));
+    options
+        .max_connections(4)
+        .sqlx_logging(false)
+        .map_sqlx_sqlite_opts(|o: SqliteConnectOptions| {
+            o.create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .busy_timeout(Duration::from_secs(10))
+                .foreign_keys(true)
+        });
+    let db = Database::connect(options).await.unwrap();
+    Migrator::up(&db, None).await.unwrap();
+    let redis = (queue == Queue::Redis).then(|| {
+        let url = std::env::var("REDIS_URL").expect("REDIS_URL");
+        (url, format!("test-{}:", Uuid::new_v4().simple()))
+    });
+    let queues = Queues::connect(QueueConfig {
+        redis_url: redis.as_ref().map(|(url, _)| url.clone()),
+        redis_prefix: redis.as_ref().map(|(_, p)| p.clone()).unwrap_or_default(),
+        sqlite_path: dir.join("queue").join("jobs.db"),
+    })
+    .await
+    .unwrap();
+    let keys = Keyring::new(&[42u8; 32]);
+
+    let org = entity::organization::create(&db, "Org").await.unwrap();
+    let company = companies::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        organization_id: Set(org.id),
+        name: Set("acme-legal-name".into()),
+        display_name: Set(Some("Acme <Energy>".into())),
+        public_id: Set(Uuid::new_v4().simple().to_string()),
+        magic_link_secret_hash: Set(None),
+        magic_link_secret_sealed: Set(None),
+        created_at: Set(entity::now()),
+    }
+    .insert(&db)
+    .await
+    .unwrap();
+    let created = invitation::create(
+        &db,
+        &keys,
+        CreateInvitation {
+            organization_id: org.id,
+            company_id: Some(company.id),
+            allowed_emails: vec!["ann@example.com".into(), "bob@example.com".into()],
+            expires_in_seconds: Some(3 * 86_400),
+            ..Default::default()
+        },
+        &Actor::ApiKey("test".into()),
+    )
+    .await
+    .unwrap();
+    Env {
+        outbox: dir.join("outbox"),
+        dir,
+        db,
+        queues,
+        keys,
+        invitation: created.transition.invitation,
+        token: created.token,
+        redis,
+    }
+}
+
+impl Env {
+    fn context(&self, outbox: &Path) -> JobContext {
+        let composer = Composer {
+            keys: self.keys.clone(),
+            public_base_url: Url::parse("http://gateway.test").unwrap(),
+            from: "Invitations <invitations@gateway.test>".parse().unwrap(),
+        };
+        JobContext::new(
+            self.db.clone(),
+            Mailer::new(None, outbox).unwrap(),
+            composer,
+        )
+    }
+
+    /// Outbox rows, written the way the API writes them: in a transaction, then committed.
+    async fn enqueue(
+        &self,
+        kind: DeliveryKind,
+        recipients: &[&str],
+        payload: serde_json::Value,
+    ) -> Vec<email_deliveries::Model> {
+        let txn = begin_write(&self.db).await.unwrap();
+        let recipients: Vec<String> = recipients.iter().map(|r| (*r).to_owned()).collect();
+        let rows = delivery::enqueue(&txn, &self.invitation, kind, &recipients, payload, None)
+            .await
+            .unwrap();
+        txn.commit().await.unwrap();
+        rows
+    }
+
+    async fn row(&self, id: Uuid) -> email_deliveries::Model {
+        email_deliveries::Entity::find_by_id(id)
+            .one(&self.db)
+            .await
+            .unwrap()
+            .unwrap()
+    }
+
+    async fn events(&self, event_type: EventType) -> Vec<invitation_events::Model> {
+        invitation_events::Entity::find()
+            .filter(invitation_events::Column::InvitationId.eq(self.invitation.id))
+            .filter(invitation_events::Column::EventType.eq(event_type))
+            .order_by_asc(invitation_events::Column::Id)
+            .all(&self.db)
+            .await
+            .unwrap()
+    }
+
+    /// Runs the worker until `done` holds for every row (or a deadline), then shuts it down and
+    /// checks that shutdown completes.
+    async fn run_until(
+        &self,
+        ctx: JobContext,
+        options: WorkerOptions,
+        ids: &[Uuid],
+        done: impl Fn(&email_deliveries::Model) -> bool,
+    ) {
+        let (trigger, stop) = shutdown::channel();
+        let running = tokio::spawn(worker::run(self.queues.clone(), ctx, options, stop));
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            let mut all = true;
+            for id in ids {
+                all &= done(&self.row(*id).await);
+            }
+            if all {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "deliveries did not settle in time"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        trigger.fire();
+        tokio::time::timeout(Duration::from_secs(10), running)
+            .await
+            .expect("worker stops promptly after shutdown")
+            .unwrap();
+    }
+}
+
+fn fast(instance: &str) -> WorkerOptions {
+    WorkerOptions {
+        poll_interval: Duration::from_millis(50),
+        sweep_interval: Duration::from_millis(200),
+        ..WorkerOptions::new(format!("{instance}-{}", Uuid::new_v4().simple()))
+    }
+}
+
+fn sent(row: &email_deliveries::Model) -> bool {
+    row.status == DeliveryStatus::Sent
+}
+
+fn settled(row: &email_deliveries::Model) -> bool {
+    row.status != DeliveryStatus::Pending
+}
+
+fn eml_files(outbox: &Path) -> Vec<String> {
+    std::fs::read_dir(outbox)
+        .map(|entries| {
+            entries
+                .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+async fn sends_each_delivery_once_and_records_it(queue: Queue) {
+    let env = env(queue).await;
+    let published = Arc::new(Mutex::new(Vec::new()));
+    let sink = published.clone();
+    let ctx = env
+        .context(&env.outbox)
+        .with_on_events(move |events| sink.lock().unwrap().extend(events));
+
+    let mut rows = env
+        .enqueue(
+            DeliveryKind::Invitation,
+            &["ann@example.com", "bob@example.com"],
+            json!({}),
+        )
+        .await;
+    let code = VerificationCodePayload::new(
+        &env.keys,
+        "123456",
+        entity::now() + chrono::Duration::minutes(10),
+    )
+    .unwrap();
+    rows.extend(
+        env.enqueue(
+            DeliveryKind::VerificationCode,
+            &["ann@example.com"],
+            code.to_json(),
+        )
+        .await,
+    );
+    for row in &rows {
+        env.queues.enqueue_email(row.id).await.unwrap();
+        // Copies of one job, as after a lost acknowledgement or a sweep: still one email.
+        env.queues.enqueue_email(row.id).await.unwrap();
+        env.queues
+            .requeue(row.id, row.next_attempt_at)
+            .await
+            .unwrap();
+    }
+    let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
+    env.run_until(ctx, fast("send"), &ids, sent).await;
+
+    let files = eml_files(&env.outbox);
+    assert_eq!(files.len(), 3, "one message per delivery");
+    for row in &rows {
+        let row = env.row(row.id).await;
+        assert_eq!((row.attempts, row.sent_at.is_some()), (1, true));
+        let eml = files
+            .iter()
+            .map(|f| parse_raw(f))
+            .find(|m| {
+                m.headers
+                    .contains(&format!("Message-ID: {}", row.message_id))
+            })
+            .expect("message carries the row's Message-ID");
+        assert!(eml.headers.contains(&format!("To: {}", row.recipient)));
+        assert!(eml.headers.contains("Content-Type: multipart/alternative"));
+        let text = &eml.parts[0].1;
+        if row.kind == DeliveryKind::Invitation {
+            assert!(
+                eml.headers
+                    .contains("Subject: Connect your utility account for Acme <Energy>")
+            );
+            let link = format!(
+                "http://gateway.test/p/i/{}?email={}&sig=",
+                env.token,
+                row.recipient.replace('@', "%40")
+            );
+            assert!(text.contains(&link), "{text}");
+        } else {
+            assert!(
+                eml.headers
+                    .contains("Subject: Your verification code for Acme <Energy>")
+            );
+            assert!(text.contains("123456"));
+        }
+    }
+    let email_sent = env.events(EventType::EmailSent).await;
+    assert_eq!(email_sent.len(), 2);
+    assert_eq!(env.events(EventType::EmailVerificationSent).await.len(), 1);
+    let detail = &email_sent[0].detail;
+    assert_eq!(detail["kind"], "INVITATION");
+    assert!(
+        rows.iter().any(
+            |r| detail["deliveryId"] == r.id.to_string() && detail["messageId"] == r.message_id
+        )
+    );
+    assert_eq!(email_sent[0].actor, "system");
+    assert_eq!(
+        published.lock().unwrap().len(),
+        3,
+        "every event is handed over after commit"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sends_each_delivery_once_and_records_it_sqlite() {
+    sends_each_delivery_once_and_records_it(Queue::Sqlite).await;
+}
+
+/// `REDIS_URL=redis://127.0.0.1:6379 cargo test -p jobs -- --ignored`
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a Redis server in REDIS_URL"]
+async fn sends_each_delivery_once_and_records_it_redis() {
+    sends_each_delivery_once_and_records_it(Queue::Redis).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_invitation_is_not_emailed() {
+    let env = env(Queue::Sqlite).await;
+    let rows = env
+        .enqueue(DeliveryKind::Resend, &["ann@example.com"], json!({}))
+        .await;
+    invitation::revoke(
+        &env.db,
+        env.invitation.organization_id,
+        env.invitation.id,
+        None,
+        &Actor::System,
+    )
+    .await
+    .unwrap();
+    env.queues.enqueue_email(rows[0].id).await.unwrap();
+    env.run_until(
+        env.context(&env.outbox),
+        fast("revoked"),
+        &[rows[0].id],
+        settled,
+    )
+    .await;
+
+    let row = env.row(rows[0].id).await;
+    assert_eq!((row.status, row.attempts), (DeliveryStatus::Failed, 0));
+    assert_eq!(
+        row.last_error.as_deref(),
+        Some("not sent: the invitation is REVOKED")
+    );
+    assert!(eml_files(&env.outbox).is_empty());
+    let failed = env.events(EventType::EmailFailed).await;
+    assert_eq!(failed.len(), 1);
+    assert_eq!(
+        failed[0].detail["reason"],
+        "not sent: the invitation is REVOKED"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sweeper_sends_what_no_job_was_queued_for() {
+    let env = env(Queue::Sqlite).await;
+    let rows = env
+        .enqueue(DeliveryKind::Invitation, &["bob@example.com"], json!({}))
+        .await;
+    let options = WorkerOptions {
+        sweep_grace: Duration::ZERO,
+        ..fast("sweep")
+    };
+    env.run_until(env.context(&env.outbox), options, &[rows[0].id], sent)
+        .await;
+    assert_eq!(eml_files(&env.outbox).len(), 1);
+    assert_eq!(env.events(EventType::EmailSent).await.len(), 1);
+}
+
+/// A mailer that cannot write (its outbox path is a file) fails transiently.
+fn broken_outbox(env: &Env) -> PathBuf {
+    let path = env.dir.join("not-a-folder");
+    std::fs::write(&path, b"").unwrap();
+    path
+}
+
+fn quick_retries(max_attempts: u32) -> RetrySchedule {
+    RetrySchedule {
+        max_attempts,
+        first_delay: Duration::from_millis(100),
+        max_delay: Duration::from_secs(1),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transient_failure_is_retried_on_the_rows_schedule_sqlite() {
+    a_transient_failure_is_retried_on_the_rows_schedule(Queue::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a Redis server in REDIS_URL"]
+async fn a_transient_failure_is_retried_on_the_rows_schedule_redis() {
+    a_transient_failure_is_retried_on_the_rows_schedule(Queue::Redis).await;
+}
+
+async fn a_transient_failure_is_retried_on_the_rows_schedule(queue: Queue) {
+    let env = env(queue).await;
+    let outbox = broken_outbox(&env);
+    let mut ctx = env.context(&env.outbox);
+    ctx.mailer = Mailer::File(lettre::AsyncFileTransport::new(&outbox));
+    ctx.retry = quick_retries(3);
+    let rows = env
+        .enqueue(DeliveryKind::Invitation, &["ann@example.com"], json!({}))
+        .await;
+    env.queues.enqueue_email(rows[0].id).await.unwrap();
+
+    let (trigger, stop) = shutdown::channel();
+    let running = tokio::spawn(worker::run(env.queues.clone(), ctx, fast("retry"), stop));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while env.row(rows[0].id).await.attempts < 1 {
+        assert!(tokio::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let failed_once = env.row(rows[0].id).await;
+    assert_eq!(failed_once.status, DeliveryStatus::Pending);
+    assert!(failed_once.last_error.is_some());
+    // The mail server comes back before the retry is due.
+    std::fs::remove_file(&outbox).unwrap();
+    std::fs::create_dir(&outbox).unwrap();
+    while !sent(&env.row(rows[0].id).await) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "retry did not happen"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    trigger.fire();
+    tokio::time::timeout(Duration::from_secs(10), running)
+        .await
+        .unwrap()
+        .unwrap();
+
+    assert_eq!(env.row(rows[0].id).await.attempts, 2);
+    assert_eq!(eml_files(&outbox).len(), 1);
+    assert!(env.events(EventType::EmailFailed).await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_last_failed_attempt_fails_the_delivery_with_the_reply() {
+    let env = env(Queue::Sqlite).await;
+    let mut ctx = env.context(&env.outbox);
+    ctx.mailer = Mailer::File(lettre::AsyncFileTransport::new(broken_outbox(&env)));
+    ctx.retry = quick_retries(2);
+    let rows = env
+        .enqueue(DeliveryKind::Invitation, &["ann@example.com"], json!({}))
+        .await;
+    env.queues.enqueue_email(rows[0].id).await.unwrap();
+    env.run_until(ctx, fast("exhaust"), &[rows[0].id], settled)
+        .await;
+
+    let row = env.row(rows[0].id).await;
+    assert_eq!((row.status, row.attempts), (DeliveryStatus::Failed, 2));
+    let failed = env.events(EventType::EmailFailed).await;
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].email.as_deref(), Some("ann@example.com"));
+    assert_eq!(
+        failed[0].detail["smtpReply"],
+        row.last_error.unwrap().as_str()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_one_of_concurrent_claims_wins() {
+    let env = env(Queue::Sqlite).await;
+    let rows = env
+        .enqueue(DeliveryKind::Invitation, &["ann@example.com"], json!({}))
+        .await;
+    let claims = futures::future::join_all(
+        (0..8).map(|_| delivery::claim(&env.db, rows[0].id, worker::LEASE)),
+    )
+    .await;
+    let won: Vec<_> = claims.into_iter().map(Result::unwrap).flatten().collect();
+    assert_eq!(won.len(), 1);
+    // Leased: neither another claim nor the sweeper touches it until the lease ends.
+    assert!(
+        delivery::claim(&env.db, rows[0].id, worker::LEASE)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        delivery::due_pending(&env.db, Duration::ZERO, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // Whoever holds it records once; a duplicate run records nothing.
+    assert_eq!(
+        delivery::mark_sent(&env.db, &won[0]).await.unwrap().len(),
+        1
+    );
+    assert!(
+        delivery::mark_sent(&env.db, &won[0])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(matches!(
+        delivery::record_failure(&env.db, &won[0], "late", false, &RetrySchedule::default())
+            .await
+            .unwrap(),
+        delivery::FailureOutcome::Superseded
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repeated_idempotency_prefix_writes_nothing_new() {
+    let env = env(Queue::Sqlite).await;
+    let recipients = vec!["ann@example.com".to_owned(), "bob@example.com".to_owned()];
+    let write = |recipients: Vec<String>| {
+        let env = &env;
+        async move {
+            let txn = begin_write(&env.db).await.unwrap();
+            let rows = delivery::enqueue(
+                &txn,
+                &env.invitation,
+                DeliveryKind::Resend,
+                &recipients,
+                json!({}),
+                Some("resend:key-1"),
+            )
+            .await
+            .unwrap();
+            txn.commit().await.unwrap();
+            rows
+        }
+    };
+    assert_eq!(write(recipients.clone()).await.len(), 2);
+    assert!(write(recipients).await.is_empty());
+    assert_eq!(
+        write(vec!["Carol@Example.com ".into()]).await[0].recipient,
+        "carol@example.com"
+    );
+}

@@ -1,0 +1,248 @@
+//! Starting the application for a test.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::sync::OnceLock;
+
+use api::config::Settings;
+use api::startup::{self, Roles};
+use sea_orm::{ActiveModelTrait, DatabaseConnection, Set};
+use tests::graphql::Gql;
+use tests::pg::{Backend, TestDatabase};
+use tests::smtp::SmtpServer;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use uuid::Uuid;
+
+pub const SECRET_KEY: &str = "test-secret-key-that-is-long-enough-0123456789";
+
+/// Runs one async test body once per backend: `both!(name, |backend| async move { … })`.
+#[macro_export]
+macro_rules! both {
+    ($name:ident, $body:expr) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn sqlite() {
+                ($body)(tests::pg::Backend::Sqlite).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn postgres() {
+                ($body)(tests::pg::Backend::Postgres).await
+            }
+        }
+    };
+}
+
+pub struct TestApp {
+    pub url: String,
+    pub db: DatabaseConnection,
+    pub org_id: Uuid,
+    pub api_key: String,
+    pub smtp: SmtpServer,
+    pub backend: Backend,
+    pub data_dir: PathBuf,
+    pub env: HashMap<String, String>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+    _database: TestDatabase,
+}
+
+/// A fresh temporary folder, removed by the test's end of life (best effort).
+pub fn temp_dir() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("invitations-test-{}", Uuid::now_v7().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The environment the app gets: its own database, data folder, Redis prefix and SMTP server.
+pub fn base_env(
+    database: &TestDatabase,
+    data_dir: &Path,
+    smtp: &SmtpServer,
+) -> HashMap<String, String> {
+    let mut env = HashMap::from([
+        ("DATABASE_URL".to_owned(), database.url().to_owned()),
+        ("DATA_DIR".to_owned(), data_dir.display().to_string()),
+        ("SECRET_KEY".to_owned(), SECRET_KEY.to_owned()),
+        ("SMTP_URL".to_owned(), smtp.url()),
+        ("LOG_LEVEL".to_owned(), "warn".to_owned()),
+        ("EXPIRY_INTERVAL_SECONDS".to_owned(), "1".to_owned()),
+        ("API_KEY_CACHE_SECONDS".to_owned(), "1".to_owned()),
+        ("DATABASE_MAX_CONNECTIONS".to_owned(), "8".to_owned()),
+    ]);
+    if database.backend() == Backend::Postgres {
+        env.insert("REDIS_URL".to_owned(), tests::redis_env::redis_url());
+        env.insert(
+            "REDIS_KEY_PREFIX".to_owned(),
+            tests::redis_env::unique_prefix(),
+        );
+    }
+    env
+}
+
+pub async fn spawn(backend: Backend) -> TestApp {
+    spawn_with(backend, |_| {}).await
+}
+
+/// Starts the app with `tweak` applied to its environment.
+pub async fn spawn_with(
+    backend: Backend,
+    tweak: impl FnOnce(&mut HashMap<String, String>),
+) -> TestApp {
+    let database = TestDatabase::new(backend).await;
+    if backend == Backend::Postgres {
+        tests::redis_env::require_redis(&tests::redis_env::redis_url()).await;
+    }
+    let smtp = SmtpServer::start().await;
+    let data_dir = temp_dir();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let mut env = base_env(&database, &data_dir, &smtp);
+    env.insert(
+        "PUBLIC_BASE_URL".to_owned(),
+        format!("http://127.0.0.1:{port}"),
+    );
+    tweak(&mut env);
+    let settings = Settings::from_lookup(&|k| env.get(k).cloned()).unwrap();
+    let app = startup::build(
+        settings,
+        Some(listener),
+        Roles {
+            http: true,
+            workers: true,
+        },
+    )
+    .await
+    .unwrap();
+    let db = app.state.db.clone();
+    let org = entity::organization::create(&db, "Acme Energy")
+        .await
+        .unwrap();
+    let key = entity::organization::create_api_key(&db, org.id, "test-key")
+        .await
+        .unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        app.run(async move {
+            let _ = stopped.await;
+        })
+        .await
+        .unwrap();
+    });
+    TestApp {
+        url: format!("http://127.0.0.1:{port}"),
+        db,
+        org_id: org.id,
+        api_key: key.key,
+        smtp,
+        backend,
+        data_dir,
+        env,
+        stop: Some(stop),
+        task: Some(task),
+        _database: database,
+    }
+}
+
+impl TestApp {
+    /// A GraphQL client with this app's API key.
+    pub fn gql(&self) -> Gql {
+        Gql::new(&self.url).with_api_key(&self.api_key)
+    }
+
+    /// A GraphQL client without credentials (recipient operations, auth checks).
+    pub fn anon(&self) -> Gql {
+        Gql::new(&self.url)
+    }
+
+    /// A second organization with its own key, for isolation tests.
+    pub async fn other_org(&self) -> (Uuid, Gql) {
+        let org = entity::organization::create(&self.db, "Other Org")
+            .await
+            .unwrap();
+        let key = entity::organization::create_api_key(&self.db, org.id, "other")
+            .await
+            .unwrap();
+        (org.id, Gql::new(&self.url).with_api_key(&key.key))
+    }
+
+    /// A company of this app's organization, inserted directly (for domain-level tests).
+    pub async fn company(&self, name: &str) -> entity::entities::companies::Model {
+        insert_company(&self.db, self.org_id, name).await
+    }
+
+    /// Stops the server and workers and waits for them to finish.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.unwrap();
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = std::fs::remove_dir_all(&self.data_dir);
+    }
+}
+
+pub async fn insert_company(
+    db: &DatabaseConnection,
+    org: Uuid,
+    name: &str,
+) -> entity::entities::companies::Model {
+    entity::entities::companies::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        organization_id: Set(org),
+        name: Set(name.to_owned()),
+        display_name: Set(None),
+        public_id: Set(Uuid::now_v7().simple().to_string()),
+        magic_link_secret_hash: Set(None),
+        magic_link_secret_sealed: Set(None),
+        created_at: Set(entity::now()),
+    }
+    .insert(db)
+    .await
+    .unwrap()
+}
+
+/// Path of the `invitations` binary, built once per test run.
+pub fn binary() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+            let status = std::process::Command::new(cargo)
+                .args(["build", "--quiet", "--workspace", "--bins"])
+                .status()
+                .expect("cargo build of the invitations binary");
+            assert!(status.success(), "building the invitations binary failed");
+            // target/debug/deps/e2e-… -> target/debug/invitations
+            let exe = std::env::current_exe().unwrap();
+            let dir = exe.parent().and_then(Path::parent).unwrap();
+            let bin = dir.join("invitations");
+            assert!(bin.exists(), "{} is missing", bin.display());
+            bin
+        })
+        .clone()
+}
+
+/// Runs the binary with exactly `env` (plus PATH) and `args`.
+pub fn run_binary(env: &HashMap<String, String>, args: &[&str]) -> Output {
+    std::process::Command::new(binary())
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(env)
+        .output()
+        .unwrap()
+}

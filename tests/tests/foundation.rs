@@ -1,0 +1,546 @@
+//! The foundation: the HTTP endpoint, migrations, status rules on a real database, the binary's
+//! command line and its configuration errors.
+
+use chrono::Duration;
+use entity::activity::Actor;
+use entity::entities::invitations;
+use entity::invitation::{self, CreateInvitation};
+use entity::{DomainError, EventType, InvitationStatus};
+use migration::{Migrator, MigratorTrait};
+use sea_orm::sea_query::Expr;
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, TransactionTrait};
+use serde_json::{Value, json};
+use tests::pg::{Backend, TestDatabase};
+
+use crate::app::{self, TestApp};
+use crate::both;
+
+both!(typename_answers, |backend| async move {
+    let app = app::spawn(backend).await;
+    let r = app.anon().query("{ __typename }", json!({})).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.data()["__typename"], "Query");
+    app.stop().await;
+});
+
+both!(readiness_reports_dependencies, |backend| async move {
+    let app = app::spawn(backend).await;
+    let client = reqwest::Client::new();
+    let health = client
+        .get(format!("{}/healthz", app.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    let ready = client
+        .get(format!("{}/readyz", app.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
+    let body: Value = ready.json().await.unwrap();
+    assert_eq!(body["database"], "ok");
+    let expected_redis = if backend == Backend::Postgres {
+        "ok"
+    } else {
+        "not configured"
+    };
+    assert_eq!(body["redis"], expected_redis);
+    app.stop().await;
+});
+
+both!(
+    api_key_authenticates_the_organization,
+    |backend| async move {
+        let app = app::spawn(backend).await;
+        let q = "{ viewer { organizationId apiKeyName } }";
+        let r = app.gql().query(q, json!({})).await;
+        assert_eq!(r.data()["viewer"]["organizationId"], app.org_id.to_string());
+        assert_eq!(r.data()["viewer"]["apiKeyName"], "test-key");
+        assert_eq!(
+            app.anon().query(q, json!({})).await.error_code().as_deref(),
+            Some("UNAUTHENTICATED")
+        );
+        let forged = app
+            .anon()
+            .with_api_key("igw_not-a-real-key")
+            .query(q, json!({}))
+            .await;
+        assert_eq!(forged.error_code().as_deref(), Some("UNAUTHENTICATED"));
+        // The same key through `Authorization: Bearer`.
+        let client = reqwest::Client::new();
+        let bearer: Value = client
+            .post(format!("{}/graphql", app.url))
+            .bearer_auth(&app.api_key)
+            .json(&json!({ "query": q }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            bearer["data"]["viewer"]["organizationId"],
+            app.org_id.to_string()
+        );
+        app.stop().await;
+    }
+);
+
+#[tokio::test]
+async fn graphql_over_http_status_codes_and_media_types() {
+    let app = app::spawn(Backend::Sqlite).await;
+    let client = reqwest::Client::new();
+    let url = format!("{}/graphql", app.url);
+
+    // A parse error: 400 without `data` under graphql-response+json, 200 under application/json.
+    let strict = client
+        .post(&url)
+        .header("accept", "application/graphql-response+json")
+        .json(&json!({ "query": "{ nope" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(strict.status(), 400);
+    assert_eq!(
+        strict.headers()["content-type"],
+        "application/graphql-response+json"
+    );
+    let body: Value = strict.json().await.unwrap();
+    assert!(body.get("data").is_none(), "{body}");
+    assert_eq!(body["errors"][0]["extensions"]["code"], "BAD_USER_INPUT");
+
+    let legacy = client
+        .post(&url)
+        .header("accept", "application/json")
+        .json(&json!({ "query": "{ nope" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(legacy.status(), 200);
+    assert_eq!(legacy.headers()["content-type"], "application/json");
+
+    // No content type: 415. Nothing acceptable: 406.
+    let untyped = client
+        .post(&url)
+        .body(r#"{"query":"{ __typename }"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(untyped.status(), 415);
+    let unacceptable = client
+        .post(&url)
+        .header("accept", "text/csv")
+        .json(&json!({ "query": "{ __typename }" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unacceptable.status(), 406);
+
+    // Queries work over GET; mutations do not.
+    let get = client
+        .get(&url)
+        .query(&[("query", "{ __typename }")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(get.status(), 200);
+    let body: Value = get.json().await.unwrap();
+    assert_eq!(body["data"]["__typename"], "Query");
+    let get_mutation = client
+        .get(&url)
+        .query(&[("query", "mutation { __typename }")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(get_mutation.status(), 405);
+
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn query_limits_answer_query_too_complex() {
+    let app = app::spawn_with(Backend::Sqlite, |env| {
+        env.insert("GRAPHQL_MAX_DEPTH".into(), "3".into());
+    })
+    .await;
+    let shallow = app
+        .gql()
+        .query("{ __schema { queryType { name } } }", json!({}))
+        .await;
+    assert!(shallow.errors().is_empty(), "{:?}", shallow.body);
+    let deep = app
+        .gql()
+        .query(
+            "{ __schema { types { fields { type { name } } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(deep.error_code().as_deref(), Some("QUERY_TOO_COMPLEX"));
+    app.stop().await;
+}
+
+both!(migrations_go_up_down_and_up_again, |backend| async move {
+    let database = TestDatabase::new(backend).await;
+    let db = sea_orm::Database::connect(database.url()).await.unwrap();
+    let table_count = |db: sea_orm::DatabaseConnection| async move {
+        let sql = match db.get_database_backend() {
+            sea_orm::DatabaseBackend::Postgres => {
+                "SELECT COUNT(*) AS n FROM information_schema.tables WHERE table_schema = 'public' AND table_name <> 'seaql_migrations'"
+            }
+            _ => {
+                "SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name <> 'seaql_migrations'"
+            }
+        };
+        let row = db
+            .query_one_raw(sea_orm::Statement::from_string(
+                db.get_database_backend(),
+                sql,
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        row.try_get::<i64>("", "n").unwrap()
+    };
+    Migrator::up(&db, None).await.unwrap();
+    let applied = Migrator::migrations().len();
+    assert_eq!(
+        table_count(db.clone()).await,
+        applied as i64,
+        "one table per migration"
+    );
+    Migrator::down(&db, None).await.unwrap();
+    assert_eq!(table_count(db.clone()).await, 0);
+    Migrator::up(&db, None).await.unwrap();
+    assert_eq!(table_count(db.clone()).await, applied as i64);
+    assert!(
+        Migrator::get_pending_migrations(&db)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+});
+
+async fn new_invitation(
+    app: &TestApp,
+    expires_in: Option<i64>,
+    max_uses: Option<i64>,
+) -> invitations::Model {
+    let company = app.company("Northwind").await;
+    let keys = entity::crypto::Keyring::new(app::SECRET_KEY.as_bytes());
+    let txn = app.db.begin().await.unwrap();
+    let created = invitation::create(
+        &txn,
+        &keys,
+        CreateInvitation {
+            organization_id: app.org_id,
+            company_id: Some(company.id),
+            expires_in_seconds: expires_in,
+            max_uses,
+            ..Default::default()
+        },
+        &Actor::ApiKey("test".into()),
+    )
+    .await
+    .unwrap();
+    txn.commit().await.unwrap();
+    assert_eq!(created.transition.events[0].event_type, EventType::Created);
+    created.transition.invitation
+}
+
+/// Moves a deadline into the past, as if time had passed.
+async fn backdate(app: &TestApp, id: uuid::Uuid) {
+    invitations::Entity::update_many()
+        .col_expr(
+            invitations::Column::ExpiresAt,
+            Expr::value(entity::now() - Duration::seconds(5)),
+        )
+        .filter(invitations::Column::Id.eq(id))
+        .exec(&app.db)
+        .await
+        .unwrap();
+}
+
+async fn reload(app: &TestApp, id: uuid::Uuid) -> invitations::Model {
+    invitations::Entity::find_by_id(id)
+        .one(&app.db)
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+both!(status_rules_hold_on_the_database, |backend| async move {
+    let app = app::spawn_with(backend, |env| {
+        // Keep the periodic sweep out of the way: this test drives expiry itself.
+        env.insert("EXPIRY_INTERVAL_SECONDS".into(), "3600".into());
+    })
+    .await;
+    let actor = Actor::System;
+
+    // Read-time expiry: past its deadline an ACTIVE row reads EXPIRED before any job ran.
+    let inv = new_invitation(&app, Some(3600), None).await;
+    backdate(&app, inv.id).await;
+    let row = reload(&app, inv.id).await;
+    assert_eq!(row.status, InvitationStatus::Active);
+    assert_eq!(
+        row.effective_status(entity::now()),
+        InvitationStatus::Expired
+    );
+    // Nothing can happen to it any more.
+    let txn = app.db.begin().await.unwrap();
+    match invitation::revoke(&txn, app.org_id, inv.id, None, &actor).await {
+        Err(DomainError::Conflict(m)) => assert_eq!(m, "invitation is EXPIRED"),
+        other => panic!("unexpected {other:?}"),
+    }
+    match invitation::record_use(&txn, inv.id, Default::default(), &actor).await {
+        Err(DomainError::NotActive(InvitationStatus::Expired)) => {}
+        other => panic!("unexpected {other:?}"),
+    }
+    txn.rollback().await.unwrap();
+    // The sweep persists it once, with one EXPIRED event, however often it runs.
+    let first = invitation::expire_due(&app.db, 100).await.unwrap();
+    assert_eq!(first.len(), 1);
+    assert!(
+        invitation::expire_due(&app.db, 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(reload(&app, inv.id).await.status, InvitationStatus::Expired);
+    assert_eq!(
+        invitation::count_events(&app.db, inv.id, EventType::Expired)
+            .await
+            .unwrap(),
+        1
+    );
+
+    // Uses: maxUses = 2 gives two uses, the second one fulfils; a third fails.
+    let inv = new_invitation(&app, Some(3600), Some(2)).await;
+    for expected in [InvitationStatus::Active, InvitationStatus::Fulfilled] {
+        let txn = app.db.begin().await.unwrap();
+        let t = invitation::record_use(&txn, inv.id, Default::default(), &actor)
+            .await
+            .unwrap();
+        txn.commit().await.unwrap();
+        assert_eq!(t.invitation.status, expected);
+    }
+    let txn = app.db.begin().await.unwrap();
+    assert!(matches!(
+        invitation::record_use(&txn, inv.id, Default::default(), &actor).await,
+        Err(DomainError::NotActive(InvitationStatus::Fulfilled))
+    ));
+    txn.rollback().await.unwrap();
+    let row = reload(&app, inv.id).await;
+    assert_eq!(row.use_count, 2);
+    assert_eq!(
+        invitation::count_events(&app.db, inv.id, EventType::Submitted)
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        invitation::count_events(&app.db, inv.id, EventType::Fulfilled)
+            .await
+            .unwrap(),
+        1
+    );
+    // Precedence: fulfilled before its deadline stays FULFILLED after it, and the sweep skips it.
+    backdate(&app, inv.id).await;
+    assert!(
+        invitation::expire_due(&app.db, 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let row = reload(&app, inv.id).await;
+    assert_eq!(
+        row.effective_status(entity::now()),
+        InvitationStatus::Fulfilled
+    );
+
+    // Revoke: once; a second revoke is a conflict naming the status; revoked never expires.
+    let inv = new_invitation(&app, Some(3600), None).await;
+    let txn = app.db.begin().await.unwrap();
+    let t = invitation::revoke(
+        &txn,
+        app.org_id,
+        inv.id,
+        Some("sent to the wrong person".into()),
+        &actor,
+    )
+    .await
+    .unwrap();
+    txn.commit().await.unwrap();
+    assert_eq!(t.invitation.status, InvitationStatus::Revoked);
+    assert!(t.invitation.revoked_at.is_some());
+    let txn = app.db.begin().await.unwrap();
+    match invitation::revoke(&txn, app.org_id, inv.id, None, &actor).await {
+        Err(DomainError::Conflict(m)) => assert_eq!(m, "invitation is REVOKED"),
+        other => panic!("unexpected {other:?}"),
+    }
+    // Another organization cannot see it at all.
+    let other = entity::organization::create(&app.db, "Other")
+        .await
+        .unwrap();
+    assert!(matches!(
+        invitation::revoke(&txn, other.id, inv.id, None, &actor).await,
+        Err(DomainError::NotFound)
+    ));
+    txn.rollback().await.unwrap();
+    backdate(&app, inv.id).await;
+    assert!(
+        invitation::expire_due(&app.db, 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        reload(&app, inv.id).await.effective_status(entity::now()),
+        InvitationStatus::Revoked
+    );
+
+    // The token is stored only as a hash and a sealed copy.
+    let row = reload(&app, inv.id).await;
+    assert_eq!(row.token_hash.len(), 64);
+    let keys = entity::crypto::Keyring::new(app::SECRET_KEY.as_bytes());
+    let token = keys.open_string(&row.token_sealed).unwrap();
+    assert_eq!(entity::crypto::hash_token(&token), row.token_hash);
+    assert!(!row.token_sealed.contains(&token));
+    app.stop().await;
+});
+
+both!(
+    periodic_sweep_expires_without_being_asked,
+    |backend| async move {
+        let app = app::spawn(backend).await;
+        let inv = new_invitation(&app, Some(3600), None).await;
+        backdate(&app, inv.id).await;
+        let db = app.db.clone();
+        tests::poll::eventually(
+            "the expiry job to persist EXPIRED",
+            std::time::Duration::from_secs(15),
+            || {
+                let db = db.clone();
+                async move {
+                    let row = invitations::Entity::find_by_id(inv.id)
+                        .one(&db)
+                        .await
+                        .unwrap()
+                        .unwrap();
+                    (row.status == InvitationStatus::Expired).then_some(())
+                }
+            },
+        )
+        .await;
+        assert_eq!(
+            invitation::count_events(&app.db, inv.id, EventType::Expired)
+                .await
+                .unwrap(),
+            1
+        );
+        app.stop().await;
+    }
+);
+
+/// The error line of a failed start: exactly one line on stderr naming the key, exit code 2.
+fn assert_config_error(output: &std::process::Output, key: &str) {
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "exit code; stderr: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "one line expected, got: {stderr}");
+    assert!(
+        lines[0].starts_with(&format!("configuration error: {key}:")),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("backtrace"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn configuration_errors_are_one_clear_line() {
+    let dir = app::temp_dir();
+    let data = dir.join("data").display().to_string();
+    let env = |pairs: &[(&str, &str)]| {
+        let mut map: std::collections::HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        map.entry("DATA_DIR".into()).or_insert_with(|| data.clone());
+        map.insert("LOG_LEVEL".into(), "error".into());
+        map
+    };
+    let out = app::run_binary(
+        &env(&[("DATABASE_URL", "postgres//missing-colon")]),
+        &["migrate", "status"],
+    );
+    assert_config_error(&out, "DATABASE_URL");
+    let out = app::run_binary(&env(&[("DATABASE_URL", "mysql://db/x")]), &["serve"]);
+    assert_config_error(&out, "DATABASE_URL");
+    // Nothing listens on port 1.
+    let out = app::run_binary(&env(&[("REDIS_URL", "redis://127.0.0.1:1")]), &["serve"]);
+    assert_config_error(&out, "REDIS_URL");
+    // A data folder below a regular file cannot be created, even by root.
+    let file = dir.join("a-file");
+    std::fs::write(&file, b"x").unwrap();
+    let out = app::run_binary(
+        &env(&[("DATA_DIR", &file.join("data").display().to_string())]),
+        &["serve"],
+    );
+    assert_config_error(&out, "DATA_DIR");
+    let out = app::run_binary(&env(&[("BIND_ADDR", "not-an-address")]), &["serve"]);
+    assert_config_error(&out, "BIND_ADDR");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+both!(
+    cli_creates_an_organization_with_a_working_key,
+    |backend| async move {
+        let app = app::spawn(backend).await;
+        let out = app::run_binary(&app.env, &["org", "create", "acme", "--json"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let printed: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let key = printed["apiKey"].as_str().unwrap();
+        let org = printed["organizationId"].as_str().unwrap();
+        let r = app
+            .anon()
+            .with_api_key(key)
+            .query("{ viewer { organizationId } }", json!({}))
+            .await;
+        assert_eq!(r.data()["viewer"]["organizationId"], org);
+
+        // Listing shows the prefix only; revoking stops the key (after the cache TTL of 1 s).
+        let out = app::run_binary(&app.env, &["api-key", "list", "--org", org, "--json"]);
+        let listed: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(listed.as_array().unwrap().len(), 1);
+        assert!(key.starts_with(listed[0]["prefix"].as_str().unwrap()));
+        assert!(!String::from_utf8_lossy(&out.stdout).contains(key));
+        let key_id = listed[0]["id"].as_str().unwrap();
+        let out = app::run_binary(&app.env, &["api-key", "revoke", "--org", org, key_id]);
+        assert!(out.status.success());
+        let gql = app.anon().with_api_key(key);
+        tests::poll::eventually(
+            "the revoked key to be refused",
+            std::time::Duration::from_secs(5),
+            || {
+                let gql = gql.clone();
+                async move {
+                    let r = gql.query("{ viewer { organizationId } }", json!({})).await;
+                    (r.error_code().as_deref() == Some("UNAUTHENTICATED")).then_some(())
+                }
+            },
+        )
+        .await;
+        app.stop().await;
+    }
+);
