@@ -8,6 +8,7 @@ pub mod db;
 pub mod error;
 pub mod graphql;
 pub mod health;
+pub mod metrics;
 pub mod startup;
 pub mod state;
 pub mod telemetry;

@@ -50,7 +50,9 @@ pub async fn prepare(mut settings: Settings) -> Result<AppState, StartupError> {
             .map(|k| k.expose().as_slice())
             .unwrap_or_default(),
     );
-    let db = db::connect(&settings).await?;
+    let mut db = db::connect(&settings).await?;
+    let metrics = std::sync::Arc::new(crate::metrics::Metrics::default());
+    metrics.observe_database(&mut db);
     db::migrate(&db).await.map_err(StartupError::failed)?;
     let redis = match &settings.redis_url {
         Some(url) => Some(connect_redis(url.expose()).await?),
@@ -67,6 +69,7 @@ pub async fn prepare(mut settings: Settings) -> Result<AppState, StartupError> {
         None => ConfigError::new("DATA_DIR", format!("cannot open the job queue ({e})")),
     })?;
     Ok(AppState::new(Inner {
+        metrics,
         queues,
         db,
         keys,
@@ -149,6 +152,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/metrics", get(crate::metrics::render))
         .with_state(state)
         .merge(graphql_routes)
         .layer(TraceLayer::new_for_http())

@@ -17,6 +17,7 @@ pub struct Inner {
     pub redis: Option<redis::aio::ConnectionManager>,
     pub key_cache: crate::auth::KeyCache,
     pub queues: jobs::queue::Queues,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl AppState {

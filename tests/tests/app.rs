@@ -93,6 +93,23 @@ pub async fn spawn_with(
     backend: Backend,
     tweak: impl FnOnce(&mut HashMap<String, String>),
 ) -> TestApp {
+    spawn_roles(
+        backend,
+        tweak,
+        Roles {
+            http: true,
+            workers: true,
+        },
+    )
+    .await
+}
+
+/// Starts only what `roles` asks for (e.g. no workers, so nothing runs SQL in the background).
+pub async fn spawn_roles(
+    backend: Backend,
+    tweak: impl FnOnce(&mut HashMap<String, String>),
+    roles: Roles,
+) -> TestApp {
     let database = TestDatabase::new(backend).await;
     if backend == Backend::Postgres {
         tests::redis_env::require_redis(&tests::redis_env::redis_url()).await;
@@ -108,16 +125,9 @@ pub async fn spawn_with(
     );
     tweak(&mut env);
     let settings = Settings::from_lookup(&|k| env.get(k).cloned()).unwrap();
-    let app = startup::build(
-        settings,
-        Some(listener),
-        Roles {
-            http: true,
-            workers: true,
-        },
-    )
-    .await
-    .unwrap();
+    let app = startup::build(settings, Some(listener), roles)
+        .await
+        .unwrap();
     let db = app.state.db.clone();
     let org = entity::organization::create(&db, "Acme Energy")
         .await
@@ -149,6 +159,20 @@ pub async fn spawn_with(
 }
 
 impl TestApp {
+    /// A counter from `/metrics`.
+    pub async fn metric(&self, name: &str) -> u64 {
+        let text = reqwest::get(format!("{}/metrics", self.url))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("metric {name} missing in:\n{text}"))
+    }
+
     /// A GraphQL client with this app's API key.
     pub fn gql(&self) -> Gql {
         Gql::new(&self.url).with_api_key(&self.api_key)

@@ -72,7 +72,10 @@ async fn invitation_count(app: &TestApp) -> u64 {
 }
 
 async fn event_count(app: &TestApp) -> u64 {
-    invitation_events::Entity::find().count(&app.db).await.unwrap()
+    invitation_events::Entity::find()
+        .count(&app.db)
+        .await
+        .unwrap()
 }
 
 both!(contributor_invitation_round_trip, |backend| async move {
@@ -95,7 +98,10 @@ both!(contributor_invitation_round_trip, |backend| async move {
     .await;
     assert_eq!(inv["invitationType"], "CREATE_CONNECTION");
     assert_eq!(inv["status"], "ACTIVE");
-    assert_eq!(inv["allowedEmails"], json!(["ann@example.com", "bob@example.com"]));
+    assert_eq!(
+        inv["allowedEmails"],
+        json!(["ann@example.com", "bob@example.com"])
+    );
     assert_eq!(inv["maxUses"], 2);
     assert_eq!(inv["useCount"], 0);
     assert_eq!(inv["remainingUses"], 2);
@@ -113,7 +119,11 @@ both!(contributor_invitation_round_trip, |backend| async move {
     assert_eq!(events[0]["node"]["eventType"], "CREATED");
     assert_eq!(events[0]["node"]["actor"], "test-key");
     // The database keeps only a hash and a sealed copy of the token.
-    let row = invitations::Entity::find().one(&app.db).await.unwrap().unwrap();
+    let row = invitations::Entity::find()
+        .one(&app.db)
+        .await
+        .unwrap()
+        .unwrap();
     assert_ne!(row.token_hash, token);
     assert!(!row.token_sealed.contains(token));
 
@@ -127,61 +137,100 @@ both!(contributor_invitation_round_trip, |backend| async move {
     let q = format!(
         "mutation($c: ID!, $input: InvitationInput!) {{ createReconnectInvitation(connectionId: $c, input: $input) {{ {INVITATION_FIELDS} }} }}"
     );
-    let r = gql.query(&q, json!({ "c": connection, "input": { "maxUses": 1 } })).await;
+    let r = gql
+        .query(&q, json!({ "c": connection, "input": { "maxUses": 1 } }))
+        .await;
     let re = &r.data()["createReconnectInvitation"];
     assert_eq!(re["invitationType"], "EDIT_CONNECTION");
     assert_eq!(re["connectionId"], json!(connection));
     assert_eq!(re["companyId"], json!(company));
     let r = gql
-        .query(&q, json!({ "c": connection, "input": { "prefill": { "country": "DE" } } }))
+        .query(
+            &q,
+            json!({ "c": connection, "input": { "prefill": { "country": "DE" } } }),
+        )
         .await;
     r.assert_error("BAD_USER_INPUT", Some("prefill"));
     app.stop().await;
 });
 
-both!(validation_errors_name_the_field_and_change_nothing, |backend| async move {
-    let app = app::spawn(backend).await;
-    let gql = app.gql();
-    let company = create_company(&gql, "Acme").await;
-    let other_company = create_company(&gql, "Other").await;
-    let foreign_site = create_site(&gql, &other_company, "Elsewhere").await;
-    let q = "mutation($c: ID!, $input: InvitationInput!) { createContributorInvitation(companyId: $c, input: $input) { id } }";
-    let cases: Vec<(Value, &str)> = vec![
-        (json!({ "expiresInSeconds": 59 }), "expiresInSeconds"),
-        (json!({ "expiresInSeconds": 999_999_999 }), "expiresInSeconds"),
-        (json!({ "maxUses": 0 }), "maxUses"),
-        (json!({ "sendEmail": true }), "sendEmail"),
-        (json!({ "allowedEmails": ["ok@example.com", "not-an-email"] }), "allowedEmails[1]"),
-        (json!({ "prefill": { "country": "Germany" } }), "prefill.country"),
-        (json!({ "prefill": { "initialSites": [foreign_site] } }), "prefill.initialSites[0]"),
-        (json!({ "prefill": { "initialSites": ["not-a-uuid"] } }), "prefill.initialSites[0]"),
-        (json!({ "prefill": { "dataCollectionStartDate": "01/02/2024" } }), "prefill.dataCollectionStartDate"),
-        (json!({ "prefill": { "connectionOwnerEmail": "nope" } }), "prefill.connectionOwnerEmail"),
-        (json!({ "remindBeforeExpirySeconds": 30 }), "remindBeforeExpirySeconds"),
-        (json!({ "idempotencyKey": "" }), "idempotencyKey"),
-    ];
-    for (input, field) in cases {
-        let r = gql.query(q, json!({ "c": company, "input": input })).await;
-        r.assert_error("BAD_USER_INPUT", Some(field));
+both!(
+    validation_errors_name_the_field_and_change_nothing,
+    |backend| async move {
+        let app = app::spawn(backend).await;
+        let gql = app.gql();
+        let company = create_company(&gql, "Acme").await;
+        let other_company = create_company(&gql, "Other").await;
+        let foreign_site = create_site(&gql, &other_company, "Elsewhere").await;
+        let q = "mutation($c: ID!, $input: InvitationInput!) { createContributorInvitation(companyId: $c, input: $input) { id } }";
+        let cases: Vec<(Value, &str)> = vec![
+            (json!({ "expiresInSeconds": 59 }), "expiresInSeconds"),
+            (
+                json!({ "expiresInSeconds": 999_999_999 }),
+                "expiresInSeconds",
+            ),
+            (json!({ "maxUses": 0 }), "maxUses"),
+            (json!({ "sendEmail": true }), "sendEmail"),
+            (
+                json!({ "allowedEmails": ["ok@example.com", "not-an-email"] }),
+                "allowedEmails[1]",
+            ),
+            (
+                json!({ "prefill": { "country": "Germany" } }),
+                "prefill.country",
+            ),
+            (
+                json!({ "prefill": { "initialSites": [foreign_site] } }),
+                "prefill.initialSites[0]",
+            ),
+            (
+                json!({ "prefill": { "initialSites": ["not-a-uuid"] } }),
+                "prefill.initialSites[0]",
+            ),
+            (
+                json!({ "prefill": { "dataCollectionStartDate": "01/02/2024" } }),
+                "prefill.dataCollectionStartDate",
+            ),
+            (
+                json!({ "prefill": { "connectionOwnerEmail": "nope" } }),
+                "prefill.connectionOwnerEmail",
+            ),
+            (
+                json!({ "remindBeforeExpirySeconds": 30 }),
+                "remindBeforeExpirySeconds",
+            ),
+            (json!({ "idempotencyKey": "" }), "idempotencyKey"),
+        ];
+        for (input, field) in cases {
+            let r = gql.query(q, json!({ "c": company, "input": input })).await;
+            r.assert_error("BAD_USER_INPUT", Some(field));
+        }
+        // Unknown enum values and wrong types are request errors with a code.
+        let r = gql
+            .query(
+                q,
+                json!({ "c": company, "input": { "lockedFields": ["PASSWORD"] } }),
+            )
+            .await;
+        r.assert_error("BAD_USER_INPUT", None);
+        let r = gql.query(q, json!({ "c": "not-an-id", "input": {} })).await;
+        r.assert_error("BAD_USER_INPUT", Some("companyId"));
+        let r = gql
+            .query(
+                "mutation($input: CreateCompanyInput!) { createCompany(input: $input) { id } }",
+                json!({ "input": { "name": "x".repeat(201) } }),
+            )
+            .await;
+        r.assert_error("BAD_USER_INPUT", Some("name"));
+        assert_eq!(
+            invitation_count(&app).await,
+            0,
+            "a rejected mutation changed nothing"
+        );
+        assert_eq!(event_count(&app).await, 0);
+        app.stop().await;
     }
-    // Unknown enum values and wrong types are request errors with a code.
-    let r = gql
-        .query(q, json!({ "c": company, "input": { "lockedFields": ["PASSWORD"] } }))
-        .await;
-    r.assert_error("BAD_USER_INPUT", None);
-    let r = gql.query(q, json!({ "c": "not-an-id", "input": {} })).await;
-    r.assert_error("BAD_USER_INPUT", Some("companyId"));
-    let r = gql
-        .query(
-            "mutation($input: CreateCompanyInput!) { createCompany(input: $input) { id } }",
-            json!({ "input": { "name": "x".repeat(201) } }),
-        )
-        .await;
-    r.assert_error("BAD_USER_INPUT", Some("name"));
-    assert_eq!(invitation_count(&app).await, 0, "a rejected mutation changed nothing");
-    assert_eq!(event_count(&app).await, 0);
-    app.stop().await;
-});
+);
 
 both!(bulk_create_is_all_or_nothing, |backend| async move {
     let app = app::spawn(backend).await;
@@ -192,11 +241,21 @@ both!(bulk_create_is_all_or_nothing, |backend| async move {
     let good: Vec<Value> = (0..5)
         .map(|i| json!({ "allowedEmails": [format!("user{i}@example.com")], "maxUses": 1 }))
         .collect();
-    let r = gql.query(q, json!({ "c": company, "inputs": good, "k": "batch-1" })).await;
-    assert_eq!(r.data()["createContributorInvitations"].as_array().unwrap().len(), 5);
+    let r = gql
+        .query(q, json!({ "c": company, "inputs": good, "k": "batch-1" }))
+        .await;
+    assert_eq!(
+        r.data()["createContributorInvitations"]
+            .as_array()
+            .unwrap()
+            .len(),
+        5
+    );
     assert_eq!(invitation_count(&app).await, 5);
     // The same key and input: the same invitations, nothing new.
-    let again = gql.query(q, json!({ "c": company, "inputs": good, "k": "batch-1" })).await;
+    let again = gql
+        .query(q, json!({ "c": company, "inputs": good, "k": "batch-1" }))
+        .await;
     assert_eq!(again.data(), r.data());
     assert_eq!(invitation_count(&app).await, 5);
 
@@ -209,9 +268,15 @@ both!(bulk_create_is_all_or_nothing, |backend| async move {
     let r = gql.query(q, json!({ "c": company, "inputs": bad })).await;
     r.assert_error("BAD_USER_INPUT", Some("inputs[4].expiresInSeconds"));
     let too_many: Vec<Value> = (0..101).map(|_| json!({})).collect();
-    let r = gql.query(q, json!({ "c": company, "inputs": too_many })).await;
+    let r = gql
+        .query(q, json!({ "c": company, "inputs": too_many }))
+        .await;
     r.assert_error("BAD_USER_INPUT", Some("inputs"));
-    assert_eq!(invitation_count(&app).await, 5, "failed batches created nothing");
+    assert_eq!(
+        invitation_count(&app).await,
+        5,
+        "failed batches created nothing"
+    );
     app.stop().await;
 });
 
@@ -221,19 +286,37 @@ both!(listing_pages_filters_and_counts, |backend| async move {
     let company = create_company(&gql, "Lister").await;
     let mut ids = Vec::new();
     for i in 0..7 {
-        let emails = if i % 2 == 0 { json!(["even@example.com"]) } else { json!([format!("odd_{i}@example.com")]) };
-        ids.push(create_invitation(&gql, &company, json!({ "allowedEmails": emails, "expiresInSeconds": 3600 })).await["id"].clone());
+        let emails = if i % 2 == 0 {
+            json!(["even@example.com"])
+        } else {
+            json!([format!("odd_{i}@example.com")])
+        };
+        ids.push(
+            create_invitation(
+                &gql,
+                &company,
+                json!({ "allowedEmails": emails, "expiresInSeconds": 3600 }),
+            )
+            .await["id"]
+                .clone(),
+        );
     }
     // One expired at read time (still ACTIVE in the table), one revoked.
     invitations::Entity::update_many()
-        .col_expr(invitations::Column::ExpiresAt, Expr::value(entity::now() - chrono::Duration::seconds(1)))
+        .col_expr(
+            invitations::Column::ExpiresAt,
+            Expr::value(entity::now() - chrono::Duration::seconds(1)),
+        )
         .filter(invitations::Column::Id.eq(ids[0].as_str().unwrap().parse::<uuid::Uuid>().unwrap()))
         .exec(&app.db)
         .await
         .unwrap();
-    gql.query("mutation($id: ID!) { revokeInvitation(id: $id) { status } }", json!({ "id": ids[1] }))
-        .await
-        .data();
+    gql.query(
+        "mutation($id: ID!) { revokeInvitation(id: $id) { status } }",
+        json!({ "id": ids[1] }),
+    )
+    .await
+    .data();
 
     let q = "query($c: ID!, $f: InvitationFilter, $first: Int, $after: String) {
         invitations(companyId: $c, filter: $f, first: $first, after: $after) {
@@ -241,7 +324,9 @@ both!(listing_pages_filters_and_counts, |backend| async move {
     let mut seen = Vec::new();
     let mut after: Option<String> = None;
     loop {
-        let r = gql.query(q, json!({ "c": company, "first": 3, "after": after })).await;
+        let r = gql
+            .query(q, json!({ "c": company, "first": 3, "after": after }))
+            .await;
         let page = &r.data()["invitations"];
         assert_eq!(page["totalCount"], 7);
         for e in page["edges"].as_array().unwrap() {
@@ -259,23 +344,40 @@ both!(listing_pages_filters_and_counts, |backend| async move {
         let gql = gql.clone();
         let company = company.clone();
         async move {
-            let r = gql.query(q, json!({ "c": company, "f": filter, "first": 100 })).await;
+            let r = gql
+                .query(q, json!({ "c": company, "f": filter, "first": 100 }))
+                .await;
             r.data()["invitations"]["totalCount"].as_u64().unwrap()
         }
     };
-    assert_eq!(count(json!({ "status": "EXPIRED" })).await, 1, "read-time expiry counts");
+    assert_eq!(
+        count(json!({ "status": "EXPIRED" })).await,
+        1,
+        "read-time expiry counts"
+    );
     assert_eq!(count(json!({ "status": "REVOKED" })).await, 1);
     assert_eq!(count(json!({ "status": "ACTIVE" })).await, 5);
     assert_eq!(count(json!({ "email": "EVEN@example.com" })).await, 4);
     // `_` in an address is literal, not a LIKE wildcard.
     assert_eq!(count(json!({ "email": "odd_1@example.com" })).await, 1);
     assert_eq!(count(json!({ "email": "oddx1@example.com" })).await, 0);
-    assert_eq!(count(json!({ "invitationType": "EDIT_CONNECTION" })).await, 0);
-    assert_eq!(count(json!({ "createdBefore": "2000-01-01T00:00:00Z" })).await, 0);
-    assert_eq!(count(json!({ "createdAfter": "2000-01-01T00:00:00Z" })).await, 7);
+    assert_eq!(
+        count(json!({ "invitationType": "EDIT_CONNECTION" })).await,
+        0
+    );
+    assert_eq!(
+        count(json!({ "createdBefore": "2000-01-01T00:00:00Z" })).await,
+        0
+    );
+    assert_eq!(
+        count(json!({ "createdAfter": "2000-01-01T00:00:00Z" })).await,
+        7
+    );
     let r = gql.query(q, json!({ "c": company, "first": 101 })).await;
     r.assert_error("BAD_USER_INPUT", Some("first"));
-    let r = gql.query(q, json!({ "c": company, "after": "garbage" })).await;
+    let r = gql
+        .query(q, json!({ "c": company, "after": "garbage" }))
+        .await;
     r.assert_error("BAD_USER_INPUT", Some("after"));
     app.stop().await;
 });
@@ -288,13 +390,21 @@ both!(revoke_once_then_conflict, |backend| async move {
     let q = "mutation($id: ID!, $k: String) { revokeInvitation(id: $id, reason: \"wrong person\", idempotencyKey: $k) { status revokedAt revokedReason } }";
     let r = gql.query(q, json!({ "id": inv["id"], "k": "rv-1" })).await;
     assert_eq!(r.data()["revokeInvitation"]["status"], "REVOKED");
-    assert_eq!(r.data()["revokeInvitation"]["revokedReason"], "wrong person");
+    assert_eq!(
+        r.data()["revokeInvitation"]["revokedReason"],
+        "wrong person"
+    );
     // Repeating the key answers the first result; a new call is a conflict naming the status.
     let again = gql.query(q, json!({ "id": inv["id"], "k": "rv-1" })).await;
     assert_eq!(again.data(), r.data());
     let conflict = gql.query(q, json!({ "id": inv["id"] })).await;
     conflict.assert_error("CONFLICT", None);
-    assert!(conflict.body["errors"][0]["message"].as_str().unwrap().contains("REVOKED"));
+    assert!(
+        conflict.body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("REVOKED")
+    );
     app.stop().await;
 });
 
@@ -347,7 +457,12 @@ both!(resend_rules, |backend| async move {
     let r = gql.query(q, json!({ "id": inv["id"], "input": { "emails": ["B@example.com"], "idempotencyKey": "r1" } })).await;
     let out = &r.data()["resendInvitation"];
     assert_eq!(out["token"], inv["token"], "no new link unless asked");
-    let resends: Vec<&Value> = out["deliveries"].as_array().unwrap().iter().filter(|d| d["kind"] == "RESEND").collect();
+    let resends: Vec<&Value> = out["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["kind"] == "RESEND")
+        .collect();
     assert_eq!(resends.len(), 1);
     assert_eq!(resends[0]["recipient"], "b@example.com");
     // A repeated key sends nothing new.
@@ -361,24 +476,50 @@ both!(resend_rules, |backend| async move {
         .unwrap();
     assert_eq!(resend_rows, 1);
     // Not on the list: refused.
-    let r = gql.query(q, json!({ "id": inv["id"], "input": { "emails": ["c@example.com"] } })).await;
+    let r = gql
+        .query(
+            q,
+            json!({ "id": inv["id"], "input": { "emails": ["c@example.com"] } }),
+        )
+        .await;
     r.assert_error("BAD_USER_INPUT", Some("emails[0]"));
     // Rotate: a new token, TOKEN_ROTATED logged.
-    let r = gql.query(q, json!({ "id": inv["id"], "input": { "rotateToken": true } })).await;
+    let r = gql
+        .query(
+            q,
+            json!({ "id": inv["id"], "input": { "rotateToken": true } }),
+        )
+        .await;
     let rotated = &r.data()["resendInvitation"];
     assert_ne!(rotated["token"], inv["token"]);
-    let types: Vec<&str> = rotated["events"]["edges"].as_array().unwrap().iter().map(|e| e["node"]["eventType"].as_str().unwrap()).collect();
-    assert!(types.contains(&"TOKEN_ROTATED") && types.contains(&"RESENT"), "{types:?}");
+    let types: Vec<&str> = rotated["events"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["node"]["eventType"].as_str().unwrap())
+        .collect();
+    assert!(
+        types.contains(&"TOKEN_ROTATED") && types.contains(&"RESENT"),
+        "{types:?}"
+    );
 
     // Expired: a conflict without extension; reactivated with one.
     invitations::Entity::update_many()
-        .col_expr(invitations::Column::ExpiresAt, Expr::value(entity::now() - chrono::Duration::seconds(1)))
+        .col_expr(
+            invitations::Column::ExpiresAt,
+            Expr::value(entity::now() - chrono::Duration::seconds(1)),
+        )
         .exec(&app.db)
         .await
         .unwrap();
     let r = gql.query(q, json!({ "id": inv["id"] })).await;
     r.assert_error("CONFLICT", None);
-    let r = gql.query(q, json!({ "id": inv["id"], "input": { "extendExpiresInSeconds": 7200 } })).await;
+    let r = gql
+        .query(
+            q,
+            json!({ "id": inv["id"], "input": { "extendExpiresInSeconds": 7200 } }),
+        )
+        .await;
     let back = &r.data()["resendInvitation"];
     assert_eq!(back["status"], "ACTIVE");
     let last = back["events"]["edges"].as_array().unwrap().last().unwrap();
@@ -386,8 +527,18 @@ both!(resend_rules, |backend| async move {
     assert_eq!(last["node"]["detail"]["reactivated"], true);
 
     // Revoked: always a conflict. No allow-list: nobody to send to.
-    gql.query("mutation($id: ID!) { revokeInvitation(id: $id) { id } }", json!({ "id": inv["id"] })).await.data();
-    let r = gql.query(q, json!({ "id": inv["id"], "input": { "extendExpiresInSeconds": 7200 } })).await;
+    gql.query(
+        "mutation($id: ID!) { revokeInvitation(id: $id) { id } }",
+        json!({ "id": inv["id"] }),
+    )
+    .await
+    .data();
+    let r = gql
+        .query(
+            q,
+            json!({ "id": inv["id"], "input": { "extendExpiresInSeconds": 7200 } }),
+        )
+        .await;
     r.assert_error("CONFLICT", None);
     let open = create_invitation(&gql, &company, json!({})).await;
     let r = gql.query(q, json!({ "id": open["id"] })).await;
@@ -399,12 +550,27 @@ both!(idempotent_create, |backend| async move {
     let app = app::spawn(backend).await;
     let gql = app.gql();
     let company = create_company(&gql, "Idem").await;
-    let a = create_invitation(&gql, &company, json!({ "maxUses": 3, "idempotencyKey": "k-1" })).await;
-    let b = create_invitation(&gql, &company, json!({ "maxUses": 3, "idempotencyKey": "k-1" })).await;
+    let a = create_invitation(
+        &gql,
+        &company,
+        json!({ "maxUses": 3, "idempotencyKey": "k-1" }),
+    )
+    .await;
+    let b = create_invitation(
+        &gql,
+        &company,
+        json!({ "maxUses": 3, "idempotencyKey": "k-1" }),
+    )
+    .await;
     assert_eq!(a["id"], b["id"]);
     assert_eq!(invitation_count(&app).await, 1);
     let q = "mutation($c: ID!, $input: InvitationInput!) { createContributorInvitation(companyId: $c, input: $input) { id } }";
-    let r = gql.query(q, json!({ "c": company, "input": { "maxUses": 4, "idempotencyKey": "k-1" } })).await;
+    let r = gql
+        .query(
+            q,
+            json!({ "c": company, "input": { "maxUses": 4, "idempotencyKey": "k-1" } }),
+        )
+        .await;
     r.assert_error("CONFLICT", None);
     // Concurrent requests with one key create one invitation.
     let tasks: Vec<_> = (0..10)
@@ -412,14 +578,23 @@ both!(idempotent_create, |backend| async move {
             let gql = gql.clone();
             let company = company.clone();
             tokio::spawn(async move {
-                gql.query(q, json!({ "c": company, "input": { "idempotencyKey": "k-race" } })).await
+                gql.query(
+                    q,
+                    json!({ "c": company, "input": { "idempotencyKey": "k-race" } }),
+                )
+                .await
             })
         })
         .collect();
     let mut ids = std::collections::HashSet::new();
     for t in tasks {
         let r = t.await.unwrap();
-        ids.insert(r.data()["createContributorInvitation"]["id"].as_str().unwrap().to_owned());
+        ids.insert(
+            r.data()["createContributorInvitation"]["id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
     }
     assert_eq!(ids.len(), 1);
     assert_eq!(invitation_count(&app).await, 2);
@@ -432,9 +607,15 @@ both!(tenants_cannot_see_each_other, |backend| async move {
     let company = create_company(&gql, "Mine").await;
     let site = create_site(&gql, &company, "Plant").await;
     let connection = create_connection(&gql, &company, &[&site]).await;
-    let inv = create_invitation(&gql, &company, json!({ "allowedEmails": ["x@example.com"] })).await;
+    let inv = create_invitation(
+        &gql,
+        &company,
+        json!({ "allowedEmails": ["x@example.com"] }),
+    )
+    .await;
     let (_, other) = app.other_org().await;
-    let vars = json!({ "company": company, "connection": connection, "inv": inv["id"], "site": site });
+    let vars =
+        json!({ "company": company, "connection": connection, "inv": inv["id"], "site": site });
     let operations = [
         "query($company: ID!) { company(id: $company) { id } }",
         "query($connection: ID!) { connection(id: $connection) { id } }",
@@ -459,39 +640,103 @@ both!(tenants_cannot_see_each_other, |backend| async move {
     // A foreign site in our own prefill is refused as an input error, not leaked.
     let (other_org, _) = (app.other_org().await.0, ());
     let foreign_company = crate::app::insert_company(&app.db, other_org, "Theirs").await;
-    let foreign_site = entity::company::create_site(&app.db, other_org, foreign_company.id, "S", None)
-        .await
-        .unwrap();
+    let foreign_site =
+        entity::company::create_site(&app.db, other_org, foreign_company.id, "S", None)
+            .await
+            .unwrap();
     let q = "mutation($c: ID!, $input: InvitationInput!) { createContributorInvitation(companyId: $c, input: $input) { id } }";
     let r = gql
-        .query(q, json!({ "c": company, "input": { "prefill": { "initialSites": [foreign_site.id] } } }))
+        .query(
+            q,
+            json!({ "c": company, "input": { "prefill": { "initialSites": [foreign_site.id] } } }),
+        )
         .await;
     r.assert_error("BAD_USER_INPUT", Some("prefill.initialSites[0]"));
     // Without a key, nothing.
-    app.anon().query("{ companies { id } }", json!({})).await.assert_error("UNAUTHENTICATED", None);
+    app.anon()
+        .query("{ companies { id } }", json!({}))
+        .await
+        .assert_error("UNAUTHENTICATED", None);
     app.stop().await;
 });
 
-both!(send_email_writes_the_outbox_in_the_same_transaction, |backend| async move {
-    let app = app::spawn(backend).await;
-    let gql = app.gql();
-    let company = create_company(&gql, "Mailer").await;
-    let inv = create_invitation(
+both!(
+    send_email_writes_the_outbox_in_the_same_transaction,
+    |backend| async move {
+        let app = app::spawn(backend).await;
+        let gql = app.gql();
+        let company = create_company(&gql, "Mailer").await;
+        let inv = create_invitation(
         &gql,
         &company,
         json!({ "allowedEmails": ["a@example.com", "b@example.com", "c@example.com"], "sendEmail": true }),
     )
     .await;
-    let deliveries = inv["deliveries"].as_array().unwrap();
-    assert_eq!(deliveries.len(), 3);
-    assert!(deliveries.iter().all(|d| d["kind"] == "INVITATION"));
-    let ids: std::collections::HashSet<&str> = deliveries.iter().map(|d| d["messageId"].as_str().unwrap()).collect();
-    assert_eq!(ids.len(), 3, "one Message-ID per delivery");
-    // The worker sends them through the real SMTP server.
-    let messages = app.smtp.wait_for(3, Duration::from_secs(20)).await;
-    let mut to: Vec<String> = messages.iter().flat_map(|m| m.to.clone()).collect();
-    to.sort();
-    assert_eq!(to, ["a@example.com", "b@example.com", "c@example.com"]);
-    let _ = app.backend == Backend::Postgres;
-    app.stop().await;
-});
+        let deliveries = inv["deliveries"].as_array().unwrap();
+        assert_eq!(deliveries.len(), 3);
+        assert!(deliveries.iter().all(|d| d["kind"] == "INVITATION"));
+        let ids: std::collections::HashSet<&str> = deliveries
+            .iter()
+            .map(|d| d["messageId"].as_str().unwrap())
+            .collect();
+        assert_eq!(ids.len(), 3, "one Message-ID per delivery");
+        // The worker sends them through the real SMTP server.
+        let messages = app.smtp.wait_for(3, Duration::from_secs(20)).await;
+        let mut to: Vec<String> = messages.iter().flat_map(|m| m.to.clone()).collect();
+        to.sort();
+        assert_eq!(to, ["a@example.com", "b@example.com", "c@example.com"]);
+        let _ = app.backend == Backend::Postgres;
+        app.stop().await;
+    }
+);
+
+both!(
+    listing_costs_a_bounded_number_of_statements,
+    |backend| async move {
+        // No workers: only the requests below run SQL.
+        let app = app::spawn_roles(
+            backend,
+            |_| {},
+            api::startup::Roles {
+                http: true,
+                workers: false,
+            },
+        )
+        .await;
+        let gql = app.gql();
+        let company = create_company(&gql, "Counter").await;
+        let inputs: Vec<Value> = (0..100)
+            .map(|i| json!({ "allowedEmails": [format!("p{i}@example.com")], "maxUses": 1 }))
+            .collect();
+        gql.query(
+        "mutation($c: ID!, $inputs: [InvitationInput!]!) { createContributorInvitations(companyId: $c, inputs: $inputs) { id } }",
+        json!({ "c": company, "inputs": inputs }),
+    )
+    .await
+    .data();
+        let q = "query($c: ID!, $first: Int) { invitations(companyId: $c, first: $first) { totalCount edges { node {
+        id status invitationUrl company { id name } events(first: 5) { edges { node { eventType } } }
+        createdConnections { id } deliveries { id } } } } }";
+        let mut costs = Vec::new();
+        for first in [10, 100] {
+            let before = app.metric("invitations_db_statements_total").await;
+            let r = gql.query(q, json!({ "c": company, "first": first })).await;
+            assert_eq!(
+                r.data()["invitations"]["edges"].as_array().unwrap().len(),
+                first
+            );
+            costs.push(app.metric("invitations_db_statements_total").await - before);
+        }
+        // Company check, count, page, then one query per nested field (company, events,
+        // connections, deliveries) whatever the page size.
+        assert!(
+            costs.iter().all(|&c| c <= 8),
+            "statements per page: {costs:?}"
+        );
+        assert_eq!(
+            costs[0], costs[1],
+            "cost does not grow with the page size: {costs:?}"
+        );
+        app.stop().await;
+    }
+);

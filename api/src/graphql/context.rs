@@ -1,10 +1,9 @@
 //! Access to what the HTTP layer put into each request.
 
-use async_graphql::dataloader::DataLoader;
 use async_graphql::{Context, Result};
 
 use super::error::{internal, unauthenticated};
-use super::loader::Loaders;
+use super::loader::{Loaders, RequestLoader};
 use crate::auth::Viewer;
 use crate::state::AppState;
 
@@ -20,9 +19,9 @@ pub fn viewer<'a>(ctx: &'a Context<'_>) -> Result<&'a Viewer> {
 }
 
 /// The request's loaders; present only for authenticated requests.
-pub fn loader<'a>(ctx: &'a Context<'_>) -> Result<&'a DataLoader<Loaders>> {
+pub fn loader<'a>(ctx: &'a Context<'_>) -> Result<&'a RequestLoader> {
     viewer(ctx)?;
-    ctx.data::<DataLoader<Loaders>>()
+    ctx.data::<RequestLoader>()
         .map_err(|e| internal(&e.message))
 }
 
@@ -36,4 +35,28 @@ where
     Loaders: async_graphql::dataloader::Loader<K, Error = super::loader::LoadError>,
 {
     loader(ctx)?.load_one(key).await.map_err(|e| internal(&e))
+}
+
+/// Loads `keys` in one batch and feeds the results to the request's loader, so that the fields
+/// of every item of a page hit the cache instead of racing the batching window. Missing keys
+/// are cached as empty.
+pub async fn prime<K>(ctx: &Context<'_>, keys: Vec<K>) -> Result<()>
+where
+    K: Send + Sync + std::hash::Hash + Eq + Clone + 'static,
+    Loaders: async_graphql::dataloader::Loader<K, Error = super::loader::LoadError>,
+    <Loaders as async_graphql::dataloader::Loader<K>>::Value: Default,
+{
+    use async_graphql::dataloader::Loader;
+    let loader = loader(ctx)?;
+    let mut found = loader
+        .loader()
+        .load(&keys)
+        .await
+        .map_err(|e| internal(&e))?;
+    let all = keys.into_iter().map(|k| {
+        let v = found.remove(&k).unwrap_or_default();
+        (k, v)
+    });
+    loader.feed_many(all).await;
+    Ok(())
 }

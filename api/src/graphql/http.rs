@@ -12,10 +12,10 @@ use serde_json::{Value, json};
 
 use super::AppSchema;
 use super::error::{classify_request_error, code};
-use super::loader::Loaders;
+use super::loader::{Loaders, RequestLoader};
 use crate::auth::presented_key;
 use crate::state::AppState;
-use async_graphql::dataloader::DataLoader;
+use async_graphql::dataloader::HashMapCache;
 
 const GRAPHQL_RESPONSE: &str = "application/graphql-response+json";
 const JSON: &str = "application/json";
@@ -248,9 +248,19 @@ async fn execute(
             db: endpoint.state.db.clone(),
             organization_id: v.organization_id,
         };
-        request = request.data(DataLoader::new(loaders, tokio::spawn));
+        // The cache lives for this request only, so it never serves another tenant or stale rows.
+        request = request.data(RequestLoader::with_cache(
+            loaders,
+            tokio::spawn,
+            HashMapCache::default(),
+        ));
     }
     request = request.data(viewer);
+    endpoint
+        .state
+        .metrics
+        .graphql_requests
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let response = endpoint.schema.execute(request).await;
     render(response, media)
 }

@@ -19,6 +19,10 @@ pub struct Loaders {
 
 pub type LoadError = Arc<sea_orm::DbErr>;
 
+/// The loader of one request, with a cache that lives as long as the request.
+pub type RequestLoader =
+    async_graphql::dataloader::DataLoader<Loaders, async_graphql::dataloader::HashMapCache>;
+
 /// Key: a company id.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct CompanyById(pub Uuid);

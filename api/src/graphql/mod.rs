@@ -45,3 +45,17 @@ pub fn sdl() -> String {
     };
     build_schema(&limits, None).sdl()
 }
+
+#[cfg(test)]
+mod tests {
+    /// `schema.graphql` is the contract frontends build against: regenerate it with
+    /// `cargo run -p api -- schema > schema.graphql` when the schema changes on purpose.
+    #[test]
+    fn committed_schema_matches_the_code() {
+        let committed = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../schema.graphql"));
+        assert!(
+            committed == super::sdl(),
+            "schema.graphql is out of date: run `cargo run -p api -- schema > schema.graphql`"
+        );
+    }
+}

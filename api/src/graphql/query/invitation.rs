@@ -7,10 +7,11 @@ use entity::entities::invitations;
 use entity::invitation::{ListCursor, ListFilter};
 use entity::scope::find_owned;
 
-use crate::graphql::context::{state, viewer};
+use crate::graphql::context::{load, prime, state, viewer};
 use crate::graphql::enums::{InvitationStatus, InvitationType};
 use crate::graphql::error::{GqlResult, bad_input};
 use crate::graphql::ids::parse_id;
+use crate::graphql::loader::{CompanyById, ConnectionsCreatedBy, DeliveriesOf, EventsOf};
 use crate::graphql::object::Invitation;
 use crate::graphql::object::invitation::page_size;
 
@@ -57,6 +58,28 @@ fn decode_cursor(cursor: &str) -> Result<ListCursor> {
     })
 }
 
+/// Loads the nested fields a page asks for, one query per field for the whole page.
+async fn prime_page(ctx: &Context<'_>, rows: &[invitations::Model]) -> Result<()> {
+    let node = ctx.look_ahead().field("edges").field("node");
+    let ids = || rows.iter().map(|r| r.id);
+    if node.field("events").exists() {
+        prime(ctx, ids().map(EventsOf).collect()).await?;
+    }
+    if node.field("createdConnections").exists() {
+        prime(ctx, ids().map(ConnectionsCreatedBy).collect()).await?;
+    }
+    if node.field("deliveries").exists() {
+        prime(ctx, ids().map(DeliveriesOf).collect()).await?;
+    }
+    if node.field("company").exists() {
+        // Every row of the page belongs to the one company of the query.
+        if let Some(first) = rows.first() {
+            load(ctx, CompanyById(first.company_id)).await?;
+        }
+    }
+    Ok(())
+}
+
 #[Object]
 impl InvitationQuery {
     /// One invitation of the organization.
@@ -101,6 +124,7 @@ impl InvitationQuery {
         )
         .await
         .gql()?;
+        prime_page(ctx, &rows).await?;
         let mut page = Page::with_additional_fields(
             cursor.is_some(),
             has_next,
