@@ -10,4 +10,3 @@ pub mod pg;
 pub mod poll;
 pub mod redis_env;
 pub mod smtp;
-mod zz_scratch;

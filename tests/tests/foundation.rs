@@ -544,3 +544,50 @@ both!(
         app.stop().await;
     }
 );
+
+#[tokio::test]
+async fn introspection_and_graphiql_can_be_switched_off() {
+    let app = app::spawn_with(Backend::Sqlite, |env| {
+        env.insert("GRAPHQL_INTROSPECTION".into(), "false".into());
+        env.insert("GRAPHQL_GRAPHIQL".into(), "false".into());
+    })
+    .await;
+    let r = app.gql().query("{ __schema { queryType { name } } }", json!({})).await;
+    assert!(r.body["data"]["__schema"].is_null(), "{}", r.body);
+    let page = reqwest::Client::new()
+        .get(format!("{}/graphql", app.url))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 404);
+    app.stop().await;
+
+    let app = app::spawn(Backend::Sqlite).await;
+    let page = reqwest::Client::new()
+        .get(format!("{}/graphql", app.url))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("graphiql"));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn oversized_bodies_are_refused() {
+    let app = app::spawn_with(Backend::Sqlite, |env| {
+        env.insert("GRAPHQL_MAX_BODY_BYTES".into(), "2048".into());
+    })
+    .await;
+    let padding = "x".repeat(4096);
+    let r = reqwest::Client::new()
+        .post(format!("{}/graphql", app.url))
+        .json(&json!({ "query": format!("{{ __typename }} # {padding}") }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    app.stop().await;
+}
