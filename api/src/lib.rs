@@ -9,6 +9,8 @@ pub mod error;
 pub mod graphql;
 pub mod health;
 pub mod metrics;
+pub mod public;
+pub mod ratelimit;
 pub mod startup;
 pub mod state;
 pub mod telemetry;

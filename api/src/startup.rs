@@ -68,7 +68,9 @@ pub async fn prepare(mut settings: Settings) -> Result<AppState, StartupError> {
         Some(_) => ConfigError::new("REDIS_URL", format!("cannot open the job queue ({e})")),
         None => ConfigError::new("DATA_DIR", format!("cannot open the job queue ({e})")),
     })?;
+    let limiter = crate::ratelimit::RateLimiter::new(redis.clone(), settings.redis_prefix.clone());
     Ok(AppState::new(Inner {
+        limiter,
         metrics,
         queues,
         db,
@@ -153,9 +155,17 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(crate::metrics::render))
+        .merge(crate::public::routes())
         .with_state(state)
         .merge(graphql_routes)
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
+            // Never the raw URI: recipient links carry their credential in the path.
+            tracing::info_span!(
+                "http",
+                method = %req.method(),
+                path = %crate::public::loggable_path(req.uri().path()),
+            )
+        }))
 }
 
 impl App {
@@ -182,6 +192,7 @@ impl App {
             let app = router(self.state.clone());
             let mut stop = stop.clone();
             tasks.spawn(async move {
+                let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
                 let served = axum::serve(listener, app)
                     .with_graceful_shutdown(async move { stop.wait().await })
                     .await;

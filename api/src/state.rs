@@ -18,6 +18,7 @@ pub struct Inner {
     pub key_cache: crate::auth::KeyCache,
     pub queues: jobs::queue::Queues,
     pub metrics: Arc<crate::metrics::Metrics>,
+    pub limiter: crate::ratelimit::RateLimiter,
 }
 
 impl AppState {
@@ -39,6 +40,13 @@ impl Inner {
                 tracing::warn!(delivery = %delivery.id, error = %e, "enqueue failed; the sweeper will retry");
             }
         }
+    }
+
+    /// `{PUBLIC_BASE_URL}/p/connect/{publicCompanyId}[/workflow]/{secret}`.
+    pub fn magic_link_url(&self, public_company_id: &str, secret: &str, edit: bool) -> String {
+        let base = self.settings.public_base_url.as_str().trim_end_matches('/');
+        let workflow = if edit { "/workflow" } else { "" };
+        format!("{base}/p/connect/{public_company_id}{workflow}/{secret}")
     }
 
     /// `{PUBLIC_BASE_URL}/p/i/{token}`.

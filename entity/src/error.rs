@@ -15,6 +15,10 @@ pub enum DomainError {
     /// The invitation cannot be used because it is no longer ACTIVE.
     #[error("invitation is {}", .0.as_str())]
     NotActive(InvitationStatus),
+    /// The email gate was not passed; the reason is a stable word (`INVALID_CODE`,
+    /// `CODE_EXPIRED`, `TOO_MANY_ATTEMPTS`, `GRANT_REQUIRED`, `GRANT_INVALID`).
+    #[error("email not verified: {0}")]
+    EmailNotVerified(&'static str),
     /// A database failure; its text is logged, never shown to clients.
     #[error("database error: {0}")]
     Db(#[from] sea_orm::DbErr),

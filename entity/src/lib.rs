@@ -12,7 +12,9 @@ pub mod entities;
 pub mod error;
 pub mod idempotency;
 pub mod invitation;
+pub mod magic_link;
 pub mod organization;
+pub mod recipient;
 pub mod scope;
 
 pub use entities::enums::{

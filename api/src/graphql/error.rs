@@ -11,6 +11,8 @@ pub mod code {
     pub const CONFLICT: &str = "CONFLICT";
     pub const INVITATION_NOT_ACTIVE: &str = "INVITATION_NOT_ACTIVE";
     pub const QUERY_TOO_COMPLEX: &str = "QUERY_TOO_COMPLEX";
+    pub const EMAIL_NOT_VERIFIED: &str = "EMAIL_NOT_VERIFIED";
+    pub const RATE_LIMITED: &str = "RATE_LIMITED";
     pub const INTERNAL_SERVER_ERROR: &str = "INTERNAL_SERVER_ERROR";
 }
 
@@ -32,6 +34,13 @@ pub fn unauthenticated() -> Error {
 
 pub fn not_found() -> Error {
     with_code("not found", code::NOT_FOUND)
+}
+
+pub fn rate_limited(retry_after: u64) -> Error {
+    Error::new(format!("too many requests; retry in {retry_after} s")).extend_with(|_, e| {
+        e.set("code", code::RATE_LIMITED);
+        e.set("retryAfter", retry_after);
+    })
 }
 
 /// Logs the detail and returns the opaque error.
@@ -66,6 +75,12 @@ pub fn into_gql(e: DomainError) -> Error {
             let reason = status.as_str();
             Error::new(format!("invitation is {reason}")).extend_with(|_, e| {
                 e.set("code", code::INVITATION_NOT_ACTIVE);
+                e.set("reason", reason);
+            })
+        }
+        DomainError::EmailNotVerified(reason) => {
+            Error::new("the email address is not verified").extend_with(|_, e| {
+                e.set("code", code::EMAIL_NOT_VERIFIED);
                 e.set("reason", reason);
             })
         }

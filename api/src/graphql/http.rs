@@ -10,7 +10,12 @@ use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use std::net::SocketAddr;
+
+use axum::extract::ConnectInfo;
+
 use super::AppSchema;
+use super::public::ClientAddr;
 use super::error::{classify_request_error, code};
 use super::loader::{Loaders, RequestLoader};
 use crate::auth::presented_key;
@@ -86,6 +91,7 @@ fn wants_html(headers: &HeaderMap) -> bool {
 
 pub async fn graphiql_or_get(
     State(endpoint): State<GraphqlEndpoint>,
+    client: ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     UrlQuery(params): UrlQuery<GetParams>,
 ) -> Response {
@@ -112,7 +118,7 @@ pub async fn graphiql_or_get(
         variables,
         extensions,
     };
-    execute(&endpoint, &headers, Method::GET, body, media).await
+    execute(&endpoint, client_addr(client), &headers, Method::GET, body, media).await
 }
 
 /// A JSON-encoded GET parameter (`variables`, `extensions`).
@@ -135,6 +141,7 @@ fn json_param(
 
 pub async fn post(
     State(endpoint): State<GraphqlEndpoint>,
+    client: ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -170,11 +177,16 @@ pub async fn post(
             );
         }
     };
-    execute(&endpoint, &headers, Method::POST, body, media).await
+    execute(&endpoint, client_addr(client), &headers, Method::POST, body, media).await
+}
+
+fn client_addr(ConnectInfo(addr): ConnectInfo<SocketAddr>) -> ClientAddr {
+    ClientAddr(addr.ip())
 }
 
 async fn execute(
     endpoint: &GraphqlEndpoint,
+    client: ClientAddr,
     headers: &HeaderMap,
     method: Method,
     body: PostBody,
@@ -256,6 +268,7 @@ async fn execute(
         ));
     }
     request = request.data(viewer);
+    request = request.data(client);
     endpoint
         .state
         .metrics

@@ -19,3 +19,13 @@ pub fn parse_ids(field: &str, ids: &[ID]) -> Result<Vec<Uuid>> {
 pub fn id(uuid: Uuid) -> ID {
     ID(uuid.to_string())
 }
+
+/// Parses a `YYYY-MM-DD` date argument.
+pub fn parse_date(field: &str, value: Option<&str>) -> Result<Option<chrono::NaiveDate>> {
+    value
+        .map(|v| {
+            chrono::NaiveDate::parse_from_str(v.trim(), "%Y-%m-%d")
+                .map_err(|_| bad_input(field, "must be a date as YYYY-MM-DD"))
+        })
+        .transpose()
+}

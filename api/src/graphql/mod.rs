@@ -8,6 +8,7 @@ pub mod ids;
 pub mod loader;
 mod mutation;
 pub mod object;
+pub mod public;
 mod query;
 
 use async_graphql::{EmptySubscription, Schema};

@@ -3,8 +3,8 @@ use entity::company::ConnectionDetails;
 
 use crate::graphql::context::{state, viewer};
 use crate::graphql::enums::UtilityType;
-use crate::graphql::error::{GqlResult, bad_input};
-use crate::graphql::ids::{parse_id, parse_ids};
+use crate::graphql::error::GqlResult;
+use crate::graphql::ids::{parse_date, parse_id, parse_ids};
 use crate::graphql::object::{Company, Connection, Site};
 
 #[derive(Default)]
@@ -46,16 +46,6 @@ pub struct CreateConnectionInput {
     #[graphql(secret)]
     pub utility_password: String,
     pub mfa_forwarding: Option<bool>,
-}
-
-/// Parses a `YYYY-MM-DD` date argument.
-pub fn parse_date(field: &str, value: Option<&str>) -> Result<Option<chrono::NaiveDate>> {
-    value
-        .map(|v| {
-            chrono::NaiveDate::parse_from_str(v.trim(), "%Y-%m-%d")
-                .map_err(|_| bad_input(field, "must be a date as YYYY-MM-DD"))
-        })
-        .transpose()
 }
 
 #[Object]

@@ -2,9 +2,14 @@
 
 mod company;
 mod invitation;
+mod public;
 
 use async_graphql::MergedObject;
 
 /// Write operations.
 #[derive(MergedObject, Default)]
-pub struct Mutation(company::CompanyMutation, invitation::InvitationMutation);
+pub struct Mutation(
+    company::CompanyMutation,
+    invitation::InvitationMutation,
+    public::PublicMutation,
+);

@@ -2,6 +2,7 @@
 
 mod company;
 mod invitation;
+mod public;
 
 use async_graphql::{Context, ID, MergedObject, Object, Result, SimpleObject};
 
@@ -14,6 +15,7 @@ pub struct Query(
     ViewerQuery,
     company::CompanyQuery,
     invitation::InvitationQuery,
+    public::PublicQuery,
 );
 
 #[derive(Default)]

@@ -1,0 +1,211 @@
+use async_graphql::{Context, ID, Object, Result, SimpleObject};
+use chrono::{DateTime, Duration, Utc};
+use entity::recipient::{self, CodeCheck, GRANT_TTL_MINUTES};
+use entity::{DomainError, magic_link};
+
+use crate::graphql::context::{state, viewer};
+use crate::graphql::enums::InvitationStatus;
+use crate::graphql::error::{GqlResult, into_gql};
+use crate::graphql::ids::{id, parse_id};
+use crate::graphql::public::{SubmitInvitationInput, guard, limit};
+use crate::ratelimit::{CODES_PER_EMAIL, CODES_PER_INVITATION, RENEWALS_PER_EMAIL};
+
+#[derive(Default)]
+pub struct PublicMutation;
+
+/// Proof that the recipient controls an allowed address; pass it to `submitInvitation`.
+#[derive(SimpleObject)]
+pub struct VerificationGrant {
+    pub grant: String,
+    pub email: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// The outcome of a submit.
+#[derive(SimpleObject)]
+pub struct SubmitResult {
+    /// The connection created (contributor) or updated (reconnect).
+    pub connection_id: ID,
+    /// The invitation's status after this use (FULFILLED when it was the last one).
+    pub invitation_status: Option<InvitationStatus>,
+}
+
+/// A legacy company link.
+#[derive(SimpleObject)]
+pub struct CompanyMagicLink {
+    pub public_company_id: String,
+    pub company_magic_link_secret: String,
+    pub magic_link_url: String,
+}
+
+/// A legacy connection edit link.
+#[derive(SimpleObject)]
+pub struct ConnectionEditLink {
+    pub public_company_id: String,
+    pub connection_magic_link_secret: String,
+    pub magic_link_url: String,
+}
+
+fn grant(grant: String, email: String) -> VerificationGrant {
+    VerificationGrant {
+        grant,
+        email,
+        expires_at: entity::now() + Duration::minutes(GRANT_TTL_MINUTES),
+    }
+}
+
+#[Object]
+impl PublicMutation {
+    /// Records that a person opened the invitation page (called by the page's script, so mail
+    /// scanners that prefetch links do not count as views).
+    async fn record_invitation_view(&self, ctx: &Context<'_>, token: String) -> Result<bool> {
+        guard(ctx, &token).await?;
+        let state = state(ctx)?;
+        let txn = entity::begin_write(&state.db).await.gql()?;
+        let event = recipient::record_view(&txn, &token).await.gql()?;
+        txn.commit().await.gql()?;
+        state.after_commit(&[event], &[]).await;
+        Ok(true)
+    }
+
+    /// Emails a 6-digit code (valid 10 minutes) if the address is on the allow-list. The answer
+    /// is `true` either way, so the list cannot be probed.
+    async fn request_email_verification(&self, ctx: &Context<'_>, token: String, email: String) -> Result<bool> {
+        guard(ctx, &token).await?;
+        limit(ctx, "codes", &token, CODES_PER_INVITATION).await?;
+        limit(ctx, "codes-email", &format!("{token}\n{}", email.trim().to_lowercase()), CODES_PER_EMAIL).await?;
+        let state = state(ctx)?;
+        let txn = entity::begin_write(&state.db).await.gql()?;
+        let deliveries = recipient::request_code(&txn, &state.keys, &token, &email).await.gql()?;
+        txn.commit().await.gql()?;
+        state.after_commit(&[], &deliveries).await;
+        Ok(true)
+    }
+
+    /// Checks a code. At most 5 attempts per code; a wrong one is `EMAIL_NOT_VERIFIED` with a
+    /// `reason` (`INVALID_CODE`, `CODE_EXPIRED`, `TOO_MANY_ATTEMPTS`).
+    async fn verify_email(&self, ctx: &Context<'_>, token: String, email: String, code: String) -> Result<VerificationGrant> {
+        guard(ctx, &token).await?;
+        let state = state(ctx)?;
+        let txn = entity::begin_write(&state.db).await.gql()?;
+        let check = recipient::verify_code(&txn, &state.keys, &token, &email, &code).await.gql()?;
+        txn.commit().await.gql()?;
+        match check {
+            CodeCheck::Verified { grant: g, event } => {
+                let email = event.email.clone().unwrap_or_default();
+                state.after_commit(&[event], &[]).await;
+                Ok(grant(g, email))
+            }
+            CodeCheck::Failed { reason, event } => {
+                state.after_commit(&[event], &[]).await;
+                Err(into_gql(DomainError::EmailNotVerified(reason)))
+            }
+        }
+    }
+
+    /// Exchanges the signed parameter of a link we emailed (`email`, `sig`) for a grant: such
+    /// links are pre-verified.
+    async fn verify_email_link(&self, ctx: &Context<'_>, token: String, email: String, signature: String) -> Result<VerificationGrant> {
+        guard(ctx, &token).await?;
+        let state = state(ctx)?;
+        let txn = entity::begin_write(&state.db).await.gql()?;
+        let (g, event) = recipient::verify_link(&txn, &state.keys, &token, &email, &signature).await.gql()?;
+        txn.commit().await.gql()?;
+        let email = event.email.clone().unwrap_or_default();
+        state.after_commit(&[event], &[]).await;
+        Ok(grant(g, email))
+    }
+
+    /// Submits the recipient's details. Counts one use atomically: at `maxUses` the invitation
+    /// becomes FULFILLED, and further submits are `INVITATION_NOT_ACTIVE`.
+    async fn submit_invitation(
+        &self,
+        ctx: &Context<'_>,
+        token: String,
+        #[graphql(desc = "From verifyEmail / verifyEmailLink; required when the invitation has an allow-list.")]
+        grant: Option<String>,
+        input: SubmitInvitationInput,
+    ) -> Result<SubmitResult> {
+        guard(ctx, &token).await?;
+        let state = state(ctx)?;
+        let submission = input.into_submission()?;
+        let invitation = recipient::find_active(&state.db, &token).await.gql()?;
+        let verified = grant
+            .map(|g| recipient::check_grant(&state.keys, &g, invitation.id))
+            .transpose()
+            .gql()?;
+        let txn = entity::begin_write(&state.db).await.gql()?;
+        let done = recipient::submit(&txn, &state.keys, &token, verified, submission).await.gql()?;
+        txn.commit().await.gql()?;
+        state.after_commit(&done.transition.events, &[]).await;
+        Ok(SubmitResult {
+            connection_id: id(done.connection.id),
+            invitation_status: Some(done.transition.invitation.effective_status(entity::now()).into()),
+        })
+    }
+
+    /// From the expired page: a recipient on the allow-list asks the organization for a new
+    /// link (`RENEWAL_REQUESTED`). The answer is `true` either way.
+    async fn request_invitation_renewal(&self, ctx: &Context<'_>, token: String, email: String) -> Result<bool> {
+        guard(ctx, &token).await?;
+        limit(ctx, "renewal", &format!("{token}\n{}", email.trim().to_lowercase()), RENEWALS_PER_EMAIL).await?;
+        let state = state(ctx)?;
+        let txn = entity::begin_write(&state.db).await.gql()?;
+        let event = recipient::request_renewal(&txn, &token, &email).await.gql()?;
+        txn.commit().await.gql()?;
+        state.after_commit(&event.into_iter().collect::<Vec<_>>(), &[]).await;
+        Ok(true)
+    }
+
+    /// The legacy company link (the same link on every call).
+    #[graphql(deprecation = "Magic links are deprecated; use createContributorInvitation")]
+    async fn create_company_magic_link(&self, ctx: &Context<'_>, company_id: ID) -> Result<CompanyMagicLink> {
+        let org = viewer(ctx)?.organization_id;
+        let company_id = parse_id("companyId", &company_id)?;
+        let state = state(ctx)?;
+        let link = magic_link::company_link(&state.db, &state.keys, org, company_id).await.gql()?;
+        Ok(CompanyMagicLink {
+            magic_link_url: state.magic_link_url(&link.public_company_id, &link.secret, false),
+            public_company_id: link.public_company_id,
+            company_magic_link_secret: link.secret,
+        })
+    }
+
+    /// The legacy edit link of a connection (the same link on every call).
+    #[graphql(deprecation = "Magic links are deprecated; use createReconnectInvitation")]
+    async fn create_connection_edit_link(&self, ctx: &Context<'_>, connection_id: ID) -> Result<ConnectionEditLink> {
+        let org = viewer(ctx)?.organization_id;
+        let connection_id = parse_id("connectionId", &connection_id)?;
+        let state = state(ctx)?;
+        let link = magic_link::edit_link(&state.db, &state.keys, org, connection_id).await.gql()?;
+        Ok(ConnectionEditLink {
+            magic_link_url: state.magic_link_url(&link.public_company_id, &link.secret, true),
+            public_company_id: link.public_company_id,
+            connection_magic_link_secret: link.secret,
+        })
+    }
+
+    /// Submits through a legacy link: a new connection (company link) or new credentials (edit
+    /// link). A wrong secret is `NOT_FOUND`.
+    #[graphql(deprecation = "Magic links are deprecated; use submitInvitation")]
+    async fn submit_magic_link(
+        &self,
+        ctx: &Context<'_>,
+        public_company_id: String,
+        secret: String,
+        #[graphql(default = false, desc = "True for an edit (reconnect) link.")] edit: bool,
+        input: SubmitInvitationInput,
+    ) -> Result<SubmitResult> {
+        guard(ctx, &secret).await?;
+        let state = state(ctx)?;
+        let submission = input.into_submission()?;
+        let txn = entity::begin_write(&state.db).await.gql()?;
+        let target = magic_link::resolve(&txn, &public_company_id, &secret, edit).await.gql()?;
+        let connection = magic_link::submit(&txn, &state.keys, target, submission).await.gql()?;
+        txn.commit().await.gql()?;
+        Ok(SubmitResult {
+            connection_id: id(connection.id),
+            invitation_status: None,
+        })
+    }
+}

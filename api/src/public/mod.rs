@@ -1,0 +1,211 @@
+//! The hosted recipient page: `/p/i/{token}` and the legacy `/p/connect/...` links. Plain HTML
+//! plus one small script (no build step, no third-party origin) that calls the public GraphQL
+//! operations. `VIEWED` is recorded by the script, never by the GET, so link scanners that
+//! prefetch URLs do not count as views.
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use entity::{DomainError, InvitationStatus};
+
+use crate::state::AppState;
+
+const PAGE_JS: &str = include_str!("assets/page.js");
+const PAGE_CSS: &str = include_str!("assets/page.css");
+
+/// Only our own origin may load scripts, styles and data; nothing may frame the page.
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; \
+                   img-src 'self'; form-action 'none'; base-uri 'none'; frame-ancestors 'none'";
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/p/i/{token}", get(invitation_page))
+        .route("/p/connect/{public_id}/{secret}", get(company_link_page))
+        .route("/p/connect/{public_id}/workflow/{secret}", get(edit_link_page))
+        .route("/p/assets/page.js", get(|| async { asset(PAGE_JS, "text/javascript; charset=utf-8") }))
+        .route("/p/assets/page.css", get(|| async { asset(PAGE_CSS, "text/css; charset=utf-8") }))
+}
+
+fn asset(body: &'static str, content_type: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "public, max-age=300"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// Escapes text for HTML content and attribute values.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The page shell. `attrs` are `data-*` attributes for the script; `body` is shown before the
+/// script runs (and stays for the reason-coded pages, which need no script).
+fn page(status: StatusCode, title: &str, attrs: &[(&str, &str)], body: &str) -> Response {
+    let data: String = attrs
+        .iter()
+        .map(|(k, v)| format!(" data-{k}=\"{}\"", escape(v)))
+        .collect();
+    let html = format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <meta name=\"robots\" content=\"noindex\">\
+         <title>{title}</title><link rel=\"stylesheet\" href=\"/p/assets/page.css\"></head>\
+         <body><main id=\"app\"{data} aria-live=\"polite\">{body}</main>\
+         <script src=\"/p/assets/page.js\"></script></body></html>",
+        title = escape(title),
+    );
+    let mut response = (status, html).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    response
+}
+
+fn not_found() -> Response {
+    page(
+        StatusCode::NOT_FOUND,
+        "Link not found",
+        &[("kind", "not-found")],
+        "<h1>This link is not valid</h1><p>Check that you copied the whole link, or ask the sender for a new one.</p>",
+    )
+}
+
+fn failed() -> Response {
+    page(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "Something went wrong",
+        &[("kind", "error")],
+        "<h1>Something went wrong</h1><p>Please try again in a moment.</p>",
+    )
+}
+
+fn not_active(status: InvitationStatus, token: &str) -> Response {
+    let (title, text, kind) = match status {
+        InvitationStatus::Expired => (
+            "This invitation has expired",
+            "<p>The link is no longer valid. If you were invited by email, you can ask for a new link.</p>\
+             <form id=\"renewal\"><label for=\"renewal-email\">Your email address</label>\
+             <input id=\"renewal-email\" name=\"email\" type=\"email\" autocomplete=\"email\" required>\
+             <button type=\"submit\">Ask for a new link</button></form>",
+            "expired",
+        ),
+        InvitationStatus::Revoked => (
+            "This invitation was withdrawn",
+            "<p>The sender has withdrawn this invitation. Contact them if you still need access.</p>",
+            "revoked",
+        ),
+        _ => (
+            "This invitation has been used",
+            "<p>This link has already been used as many times as it allows.</p>",
+            "fulfilled",
+        ),
+    };
+    page(
+        StatusCode::GONE,
+        title,
+        &[("kind", kind), ("token", token)],
+        &format!("<h1>{title}</h1>{text}"),
+    )
+}
+
+async fn invitation_page(State(state): State<AppState>, Path(token): Path<String>) -> Response {
+    match entity::recipient::find_by_token(&state.db, &token).await {
+        Ok(row) => match row.effective_status(entity::now()) {
+            InvitationStatus::Active => page(
+                StatusCode::OK,
+                "Connect your utility account",
+                &[("kind", "invitation"), ("token", &token)],
+                "<p>Loading…</p><noscript>This page needs JavaScript.</noscript>",
+            ),
+            other => not_active(other, &token),
+        },
+        Err(DomainError::NotFound) => not_found(),
+        Err(e) => {
+            tracing::error!(error = %e, "invitation page lookup failed");
+            failed()
+        }
+    }
+}
+
+async fn link_page(state: &AppState, public_id: &str, secret: &str, edit: bool) -> Response {
+    match entity::magic_link::resolve(&state.db, public_id, secret, edit).await {
+        Ok(_) => page(
+            StatusCode::OK,
+            "Connect your utility account",
+            &[
+                ("kind", if edit { "edit-link" } else { "company-link" }),
+                ("public-id", public_id),
+                ("secret", secret),
+            ],
+            "<p>Loading…</p><noscript>This page needs JavaScript.</noscript>",
+        ),
+        Err(DomainError::NotFound) => not_found(),
+        Err(e) => {
+            tracing::error!(error = %e, "magic link lookup failed");
+            failed()
+        }
+    }
+}
+
+async fn company_link_page(
+    State(state): State<AppState>,
+    Path((public_id, secret)): Path<(String, String)>,
+) -> Response {
+    link_page(&state, &public_id, &secret, false).await
+}
+
+async fn edit_link_page(
+    State(state): State<AppState>,
+    Path((public_id, secret)): Path<(String, String)>,
+) -> Response {
+    link_page(&state, &public_id, &secret, true).await
+}
+
+/// The request path as it may appear in logs: tokens and secrets of `/p/...` links are cut.
+pub fn loggable_path(path: &str) -> String {
+    if path.starts_with("/p/i/") {
+        "/p/i/…".to_owned()
+    } else if path.starts_with("/p/connect/") && !path.starts_with("/p/assets/") {
+        "/p/connect/…".to_owned()
+    } else {
+        path.to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_markup() {
+        assert_eq!(escape("<a href=\"x\">'&'</a>"), "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;");
+    }
+
+    #[test]
+    fn link_secrets_never_reach_logs() {
+        assert_eq!(loggable_path("/p/i/abc123"), "/p/i/…");
+        assert_eq!(loggable_path("/p/connect/pid/workflow/s3cret"), "/p/connect/…");
+        assert_eq!(loggable_path("/graphql"), "/graphql");
+    }
+}
