@@ -6,3 +6,4 @@
 mod app;
 mod foundation;
 mod management;
+mod recipient;
