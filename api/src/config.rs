@@ -81,6 +81,12 @@ pub struct Settings {
     pub log_format: LogFormat,
     pub graphql: GraphqlSettings,
     pub expiry_interval: Duration,
+    /// How often the sweeper looks for emails no queued job will send.
+    pub email_sweep_interval: Duration,
+    /// How long an email must have been due before the sweeper queues it again.
+    pub email_sweep_grace: Duration,
+    /// Send attempts before an email is FAILED.
+    pub email_max_attempts: u32,
     /// How long a verified API key is trusted without asking the database; also the longest
     /// time a revoked key keeps working.
     pub api_key_cache_ttl: Duration,
@@ -267,6 +273,11 @@ impl Settings {
             30u64,
             1..=86_400,
         )?);
+        let email_sweep_interval =
+            Duration::from_secs(parse_num(get, "EMAIL_SWEEP_INTERVAL_SECONDS", 5u64, 1..=3600)?);
+        let email_sweep_grace =
+            Duration::from_secs(parse_num(get, "EMAIL_SWEEP_GRACE_SECONDS", 30u64, 1..=86_400)?);
+        let email_max_attempts = parse_num(get, "EMAIL_MAX_ATTEMPTS", 6u32, 1..=50)?;
 
         Ok(Self {
             data_dir,
@@ -283,6 +294,9 @@ impl Settings {
             log_format,
             graphql,
             expiry_interval,
+            email_sweep_interval,
+            email_sweep_grace,
+            email_max_attempts,
             api_key_cache_ttl,
         })
     }

@@ -68,8 +68,17 @@ pub async fn prepare(mut settings: Settings) -> Result<AppState, StartupError> {
         Some(_) => ConfigError::new("REDIS_URL", format!("cannot open the job queue ({e})")),
         None => ConfigError::new("DATA_DIR", format!("cannot open the job queue ({e})")),
     })?;
+    let mailer = jobs::mailer::Mailer::new(
+        settings.smtp_url.as_ref().map(|u| u.expose().as_str()),
+        &settings.outbox_dir(),
+    )
+    .map_err(|e| match settings.smtp_url {
+        Some(_) => ConfigError::new("SMTP_URL", e.to_string()),
+        None => ConfigError::new("DATA_DIR", e.to_string()),
+    })?;
     let limiter = crate::ratelimit::RateLimiter::new(redis.clone(), settings.redis_prefix.clone());
     Ok(AppState::new(Inner {
+        mailer,
         limiter,
         metrics,
         queues,

@@ -19,6 +19,7 @@ pub struct Inner {
     pub queues: jobs::queue::Queues,
     pub metrics: Arc<crate::metrics::Metrics>,
     pub limiter: crate::ratelimit::RateLimiter,
+    pub mailer: jobs::mailer::Mailer,
 }
 
 impl AppState {
