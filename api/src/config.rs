@@ -273,10 +273,18 @@ impl Settings {
             30u64,
             1..=86_400,
         )?);
-        let email_sweep_interval =
-            Duration::from_secs(parse_num(get, "EMAIL_SWEEP_INTERVAL_SECONDS", 5u64, 1..=3600)?);
-        let email_sweep_grace =
-            Duration::from_secs(parse_num(get, "EMAIL_SWEEP_GRACE_SECONDS", 30u64, 1..=86_400)?);
+        let email_sweep_interval = Duration::from_secs(parse_num(
+            get,
+            "EMAIL_SWEEP_INTERVAL_SECONDS",
+            5u64,
+            1..=3600,
+        )?);
+        let email_sweep_grace = Duration::from_secs(parse_num(
+            get,
+            "EMAIL_SWEEP_GRACE_SECONDS",
+            30u64,
+            1..=86_400,
+        )?);
         let email_max_attempts = parse_num(get, "EMAIL_MAX_ATTEMPTS", 6u32, 1..=50)?;
 
         Ok(Self {

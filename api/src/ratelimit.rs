@@ -12,14 +12,29 @@ pub struct Limit {
     pub window: Duration,
 }
 
-pub const PER_CLIENT: Limit = Limit { max: 300, window: Duration::from_secs(60) };
-pub const PER_TOKEN: Limit = Limit { max: 120, window: Duration::from_secs(60) };
+pub const PER_CLIENT: Limit = Limit {
+    max: 300,
+    window: Duration::from_secs(60),
+};
+pub const PER_TOKEN: Limit = Limit {
+    max: 120,
+    window: Duration::from_secs(60),
+};
 /// Verification codes per invitation and address.
-pub const CODES_PER_EMAIL: Limit = Limit { max: 5, window: Duration::from_secs(600) };
+pub const CODES_PER_EMAIL: Limit = Limit {
+    max: 5,
+    window: Duration::from_secs(600),
+};
 /// Verification codes per invitation, whatever the address.
-pub const CODES_PER_INVITATION: Limit = Limit { max: 30, window: Duration::from_secs(600) };
+pub const CODES_PER_INVITATION: Limit = Limit {
+    max: 30,
+    window: Duration::from_secs(600),
+};
 /// Renewal requests per invitation and address.
-pub const RENEWALS_PER_EMAIL: Limit = Limit { max: 3, window: Duration::from_secs(3600) };
+pub const RENEWALS_PER_EMAIL: Limit = Limit {
+    max: 3,
+    window: Duration::from_secs(3600),
+};
 
 pub struct RateLimiter {
     redis: Option<redis::aio::ConnectionManager>,
@@ -39,7 +54,10 @@ impl RateLimiter {
     /// Counts a hit on `key`; `Err(retry_after_seconds)` when the limit is exceeded. If Redis
     /// fails, the local counter decides: a Redis outage must not open the gates nor close them.
     pub async fn hit(&self, key: &str, limit: Limit) -> Result<(), u64> {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
         let window = limit.window.as_secs().max(1);
         let slot = now / window;
         let retry_after = (slot + 1) * window - now;
@@ -64,7 +82,11 @@ impl RateLimiter {
             }
             None => self.local_hit(full_key, slot),
         };
-        if count > limit.max { Err(retry_after) } else { Ok(()) }
+        if count > limit.max {
+            Err(retry_after)
+        } else {
+            Ok(())
+        }
     }
 
     fn local_hit(&self, key: String, slot: u64) -> u64 {
@@ -87,7 +109,10 @@ mod tests {
     #[tokio::test]
     async fn local_counter_refuses_past_the_limit() {
         let limiter = RateLimiter::new(None, "t:".into());
-        let limit = Limit { max: 3, window: Duration::from_secs(3600) };
+        let limit = Limit {
+            max: 3,
+            window: Duration::from_secs(3600),
+        };
         for _ in 0..3 {
             assert!(limiter.hit("k", limit).await.is_ok());
         }

@@ -167,14 +167,16 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::public::routes())
         .with_state(state)
         .merge(graphql_routes)
-        .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
-            // Never the raw URI: recipient links carry their credential in the path.
-            tracing::info_span!(
-                "http",
-                method = %req.method(),
-                path = %crate::public::loggable_path(req.uri().path()),
-            )
-        }))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
+                // Never the raw URI: recipient links carry their credential in the path.
+                tracing::info_span!(
+                    "http",
+                    method = %req.method(),
+                    path = %crate::public::loggable_path(req.uri().path()),
+                )
+            }),
+        )
 }
 
 impl App {
@@ -219,13 +221,34 @@ impl App {
 }
 
 async fn run_workers(state: AppState, stop: Shutdown) {
-    jobs::expiry::run(
-        state.db.clone(),
-        state.settings.expiry_interval,
-        stop,
-        |_| {},
-    )
-    .await;
+    let settings = &state.settings;
+    let from = match settings.mail_from.parse::<jobs::mailer::Mailbox>() {
+        Ok(m) => m,
+        Err(e) => {
+            // Checked at start-up; unreachable unless the settings were built by hand.
+            tracing::error!(error = %e, "MAIL_FROM is not a mailbox; workers not started");
+            return;
+        }
+    };
+    let composer = jobs::email::Composer {
+        keys: state.keys.clone(),
+        public_base_url: settings.public_base_url.clone(),
+        from,
+    };
+    let mut ctx = jobs::worker::JobContext::new(state.db.clone(), state.mailer.clone(), composer);
+    ctx.retry.max_attempts = settings.email_max_attempts;
+    let mut options = jobs::worker::WorkerOptions::new(jobs::worker::default_instance());
+    options.sweep_interval = settings.email_sweep_interval;
+    options.sweep_grace = settings.email_sweep_grace;
+    tokio::join!(
+        jobs::expiry::run(
+            state.db.clone(),
+            settings.expiry_interval,
+            stop.clone(),
+            |_| {}
+        ),
+        jobs::worker::run(state.queues.clone(), ctx, options, stop),
+    );
 }
 
 /// Resolves on SIGINT or SIGTERM.

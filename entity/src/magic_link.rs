@@ -7,12 +7,12 @@
 use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
 use uuid::Uuid;
 
+use crate::DomainError;
 use crate::company::{ConnectionDetails, create_connection};
 use crate::crypto::{Keyring, generate_token, hash_token};
 use crate::entities::{companies, connections};
 use crate::recipient::{Submission, reconnect};
 use crate::scope::find_owned;
-use crate::DomainError;
 
 /// A link's parts: the company's public id and the secret.
 #[derive(Clone)]
@@ -70,7 +70,8 @@ pub async fn edit_link(
     connection_id: Uuid,
 ) -> Result<MagicLink, DomainError> {
     let connection = find_owned::<connections::Entity>(db, organization_id, connection_id).await?;
-    let company = find_owned::<companies::Entity>(db, organization_id, connection.company_id).await?;
+    let company =
+        find_owned::<companies::Entity>(db, organization_id, connection.company_id).await?;
     if let Some(sealed) = &connection.edit_link_secret_sealed {
         return Ok(MagicLink {
             public_company_id: company.public_id,
@@ -142,10 +143,26 @@ pub async fn submit(
                 utility_password: input.utility_password,
                 mfa_forwarding: input.mfa_forwarding,
             };
-            create_connection(txn, keys, company.organization_id, company.id, details, None).await
+            create_connection(
+                txn,
+                keys,
+                company.organization_id,
+                company.id,
+                details,
+                None,
+            )
+            .await
         }
         Target::Connection(company, connection) => {
-            reconnect(txn, keys, company.organization_id, connection.id, &input, None).await
+            reconnect(
+                txn,
+                keys,
+                company.organization_id,
+                connection.id,
+                &input,
+                None,
+            )
+            .await
         }
     }
 }

@@ -65,7 +65,14 @@ pub async fn record_view(
     token: &str,
 ) -> Result<invitation_events::Model, DomainError> {
     let row = find_active(txn, token).await?;
-    activity::record(txn, &row, EventType::Viewed, &Actor::Recipient, EventExtra::default()).await
+    activity::record(
+        txn,
+        &row,
+        EventType::Viewed,
+        &Actor::Recipient,
+        EventExtra::default(),
+    )
+    .await
 }
 
 fn code_hash(keys: &Keyring, invitation_id: Uuid, email: &str, code: &str) -> String {
@@ -265,14 +272,23 @@ pub fn issue_grant(keys: &Keyring, invitation_id: Uuid, email: &str, at: DateTim
 }
 
 /// The verified address a grant carries, if it is genuine, unexpired and for this invitation.
-pub fn check_grant(keys: &Keyring, grant: &str, invitation_id: Uuid) -> Result<String, DomainError> {
+pub fn check_grant(
+    keys: &Keyring,
+    grant: &str,
+    invitation_id: Uuid,
+) -> Result<String, DomainError> {
     let invalid = DomainError::EmailNotVerified("GRANT_INVALID");
-    let (encoded, signature) = grant.split_once('.').ok_or(DomainError::EmailNotVerified("GRANT_INVALID"))?;
+    let (encoded, signature) = grant
+        .split_once('.')
+        .ok_or(DomainError::EmailNotVerified("GRANT_INVALID"))?;
     if !keys.verify(format!("grant:{encoded}").as_bytes(), signature) {
         return Err(invalid);
     }
-    let raw = URL_SAFE_NO_PAD.decode(encoded).map_err(|_| DomainError::EmailNotVerified("GRANT_INVALID"))?;
-    let body: GrantBody = serde_json::from_slice(&raw).map_err(|_| DomainError::EmailNotVerified("GRANT_INVALID"))?;
+    let raw = URL_SAFE_NO_PAD
+        .decode(encoded)
+        .map_err(|_| DomainError::EmailNotVerified("GRANT_INVALID"))?;
+    let body: GrantBody =
+        serde_json::from_slice(&raw).map_err(|_| DomainError::EmailNotVerified("GRANT_INVALID"))?;
     if body.i != invitation_id || body.x <= now().timestamp() {
         return Err(invalid);
     }
@@ -355,7 +371,12 @@ pub async fn submit(
                 input.utility_types,
             )?;
             let details = ConnectionDetails {
-                datasource_id: merge("datasourceId", locked, p.datasource_id.clone(), input.datasource_id)?,
+                datasource_id: merge(
+                    "datasourceId",
+                    locked,
+                    p.datasource_id.clone(),
+                    input.datasource_id,
+                )?,
                 provider_url: merge("url", locked, p.url.clone(), input.provider_url)?,
                 provider_name: input.provider_name,
                 country: merge(
@@ -372,7 +393,9 @@ pub async fn submit(
                     p.connection_owner_email.clone(),
                     input
                         .owner_email
-                        .map(|e| email::normalize(&e).map_err(|m| DomainError::invalid("ownerEmail", m)))
+                        .map(|e| {
+                            email::normalize(&e).map_err(|m| DomainError::invalid("ownerEmail", m))
+                        })
                         .transpose()?,
                 )?,
                 data_collection_start_date: merge(
@@ -385,12 +408,27 @@ pub async fn submit(
                 utility_password: input.utility_password,
                 mfa_forwarding: input.mfa_forwarding,
             };
-            create_connection(txn, keys, row.organization_id, row.company_id, details, Some(row.id))
-                .await?
+            create_connection(
+                txn,
+                keys,
+                row.organization_id,
+                row.company_id,
+                details,
+                Some(row.id),
+            )
+            .await?
         }
         InvitationType::EditConnection => {
             let connection_id = row.connection_id.ok_or(DomainError::NotFound)?;
-            reconnect(txn, keys, row.organization_id, connection_id, &input, Some(row.id)).await?
+            reconnect(
+                txn,
+                keys,
+                row.organization_id,
+                connection_id,
+                &input,
+                Some(row.id),
+            )
+            .await?
         }
     };
     let extra = EventExtra {
@@ -438,7 +476,9 @@ pub async fn request_renewal(
 ) -> Result<Option<invitation_events::Model>, DomainError> {
     let row = find_by_token(txn, token).await?;
     let email = email::normalize(raw_email).map_err(|m| DomainError::invalid("email", m))?;
-    if row.effective_status(now()) != InvitationStatus::Expired || !row.allowed_emails.0.contains(&email) {
+    if row.effective_status(now()) != InvitationStatus::Expired
+        || !row.allowed_emails.0.contains(&email)
+    {
         return Ok(None);
     }
     let event = activity::record(
@@ -468,7 +508,12 @@ mod tests {
         assert_eq!(check_grant(&keys, &grant, id).unwrap(), "a@x.com");
         assert!(check_grant(&keys, &grant, Uuid::now_v7()).is_err());
         assert!(check_grant(&Keyring::new(&[4u8; 32]), &grant, id).is_err());
-        let old = issue_grant(&keys, id, "a@x.com", now() - Duration::minutes(GRANT_TTL_MINUTES + 1));
+        let old = issue_grant(
+            &keys,
+            id,
+            "a@x.com",
+            now() - Duration::minutes(GRANT_TTL_MINUTES + 1),
+        );
         assert!(check_grant(&keys, &old, id).is_err());
         let (body, sig) = grant.split_once('.').unwrap();
         let forged = format!("{}x.{sig}", body);
@@ -478,10 +523,19 @@ mod tests {
     #[test]
     fn locked_fields_keep_their_prefill() {
         let locked = vec!["country".to_owned()];
-        assert_eq!(merge("country", &locked, Some("DE"), None).unwrap(), Some("DE"));
-        assert_eq!(merge("country", &locked, Some("DE"), Some("DE")).unwrap(), Some("DE"));
+        assert_eq!(
+            merge("country", &locked, Some("DE"), None).unwrap(),
+            Some("DE")
+        );
+        assert_eq!(
+            merge("country", &locked, Some("DE"), Some("DE")).unwrap(),
+            Some("DE")
+        );
         assert!(merge("country", &locked, Some("DE"), Some("FR")).is_err());
-        assert_eq!(merge("url", &locked, Some("a"), Some("b")).unwrap(), Some("b"));
+        assert_eq!(
+            merge("url", &locked, Some("a"), Some("b")).unwrap(),
+            Some("b")
+        );
         assert_eq!(merge::<&str>("url", &locked, None, None).unwrap(), None);
     }
 }

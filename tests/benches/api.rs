@@ -17,7 +17,10 @@ use std::time::{Duration, Instant};
 use api::config::Settings;
 use api::startup::{self, Roles};
 use entity::entities::{invitation_events, invitations};
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{
+    ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect,
+};
 use serde_json::json;
 use tests::graphql::Gql;
 use tests::pg::TestDatabase;
@@ -92,30 +95,52 @@ fn row(name: &str, f: &Figures) {
 #[tokio::main]
 async fn main() {
     let database = TestDatabase::postgres().await;
-    let data_dir = std::env::temp_dir().join(format!("invitations-bench-{}", uuid::Uuid::now_v7().simple()));
+    let data_dir = std::env::temp_dir().join(format!(
+        "invitations-bench-{}",
+        uuid::Uuid::now_v7().simple()
+    ));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let env = HashMap::from([
         ("DATABASE_URL".to_owned(), database.url().to_owned()),
         ("DATA_DIR".to_owned(), data_dir.display().to_string()),
-        ("SECRET_KEY".to_owned(), "bench-secret-key-that-is-long-enough-0123456789".to_owned()),
-        ("PUBLIC_BASE_URL".to_owned(), format!("http://127.0.0.1:{port}")),
+        (
+            "SECRET_KEY".to_owned(),
+            "bench-secret-key-that-is-long-enough-0123456789".to_owned(),
+        ),
+        (
+            "PUBLIC_BASE_URL".to_owned(),
+            format!("http://127.0.0.1:{port}"),
+        ),
         ("LOG_LEVEL".to_owned(), "error".to_owned()),
         ("DATABASE_MAX_CONNECTIONS".to_owned(), "32".to_owned()),
     ]);
     let settings = Settings::from_lookup(&|k| env.get(k).cloned()).unwrap();
-    let app = startup::build(settings, Some(listener), Roles { http: true, workers: false })
-        .await
-        .unwrap();
+    let app = startup::build(
+        settings,
+        Some(listener),
+        Roles {
+            http: true,
+            workers: false,
+        },
+    )
+    .await
+    .unwrap();
     let db: DatabaseConnection = app.state.db.clone();
     let org = entity::organization::create(&db, "Bench").await.unwrap();
-    let key = entity::organization::create_api_key(&db, org.id, "bench").await.unwrap();
+    let key = entity::organization::create_api_key(&db, org.id, "bench")
+        .await
+        .unwrap();
     tokio::spawn(app.run(std::future::pending()));
     let gql = Gql::new(&format!("http://127.0.0.1:{port}")).with_api_key(&key.key);
 
     // Seed: one company, 200 invitations with 3 events each.
-    let company = entity::company::create_company(&db, org.id, "Bench Co", None).await.unwrap();
-    let inputs: Vec<_> = (0..100).map(|i| json!({ "allowedEmails": [format!("r{i}@example.com")] })).collect();
+    let company = entity::company::create_company(&db, org.id, "Bench Co", None)
+        .await
+        .unwrap();
+    let inputs: Vec<_> = (0..100)
+        .map(|i| json!({ "allowedEmails": [format!("r{i}@example.com")] }))
+        .collect();
     let mut ids = Vec::new();
     for _ in 0..2 {
         let r = gql
@@ -140,15 +165,31 @@ async fn main() {
     }
     let target = ids[ids.len() / 2];
 
-    println!("\nGateway vs. database, PostgreSQL, {CLIENTS} concurrent clients, {DURATION:?} each\n");
-    println!("| {:<44} | {:>9} | {:>8} | {:>8} |", "operation", "req/s", "p50 ms", "p99 ms");
-    println!("|{}|{}|{}|{}|", "-".repeat(46), "-".repeat(11), "-".repeat(10), "-".repeat(10));
+    println!(
+        "\nGateway vs. database, PostgreSQL, {CLIENTS} concurrent clients, {DURATION:?} each\n"
+    );
+    println!(
+        "| {:<44} | {:>9} | {:>8} | {:>8} |",
+        "operation", "req/s", "p50 ms", "p99 ms"
+    );
+    println!(
+        "|{}|{}|{}|{}|",
+        "-".repeat(46),
+        "-".repeat(11),
+        "-".repeat(10),
+        "-".repeat(10)
+    );
 
     let g = gql.clone();
     let point = measure(move || {
         let g = g.clone();
         async move {
-            let r = g.query("query($id: ID!) { invitation(id: $id) { id status expiresAt } }", json!({ "id": target })).await;
+            let r = g
+                .query(
+                    "query($id: ID!) { invitation(id: $id) { id status expiresAt } }",
+                    json!({ "id": target }),
+                )
+                .await;
             assert!(r.errors().is_empty());
         }
     })
@@ -192,9 +233,11 @@ async fn main() {
         let d = d.clone();
         async move {
             // What the gateway runs: company check, count, page, events of the page.
-            entity::scope::find_owned::<entity::entities::companies::Entity>(&d, org_id, company_id)
-                .await
-                .unwrap();
+            entity::scope::find_owned::<entity::entities::companies::Entity>(
+                &d, org_id, company_id,
+            )
+            .await
+            .unwrap();
             let base = invitations::Entity::find()
                 .filter(invitations::Column::OrganizationId.eq(org_id))
                 .filter(invitations::Column::CompanyId.eq(company_id));
@@ -219,7 +262,13 @@ async fn main() {
     row("database: the same four statements", &page_sql);
 
     println!();
-    println!("point lookup: gateway at {:.0}% of the database's own rate", 100.0 * point.rate() / point_sql.rate());
-    println!("20-item page: gateway at {:.0}% of the database's own rate", 100.0 * page.rate() / page_sql.rate());
+    println!(
+        "point lookup: gateway at {:.0}% of the database's own rate",
+        100.0 * point.rate() / point_sql.rate()
+    );
+    println!(
+        "20-item page: gateway at {:.0}% of the database's own rate",
+        100.0 * page.rate() / page_sql.rate()
+    );
     let _ = std::fs::remove_dir_all(&data_dir);
 }

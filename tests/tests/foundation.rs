@@ -552,7 +552,10 @@ async fn introspection_and_graphiql_can_be_switched_off() {
         env.insert("GRAPHQL_GRAPHIQL".into(), "false".into());
     })
     .await;
-    let r = app.gql().query("{ __schema { queryType { name } } }", json!({})).await;
+    let r = app
+        .gql()
+        .query("{ __schema { queryType { name } } }", json!({}))
+        .await;
     assert!(r.body["data"]["__schema"].is_null(), "{}", r.body);
     let page = reqwest::Client::new()
         .get(format!("{}/graphql", app.url))

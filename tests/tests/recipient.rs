@@ -35,7 +35,10 @@ async fn invite(gql: &Gql, company: &str, input: Value) -> (String, String) {
         )
         .await;
     let inv = &r.data()["createContributorInvitation"];
-    (inv["id"].as_str().unwrap().to_owned(), inv["token"].as_str().unwrap().to_owned())
+    (
+        inv["id"].as_str().unwrap().to_owned(),
+        inv["token"].as_str().unwrap().to_owned(),
+    )
 }
 
 fn details() -> Value {
@@ -45,7 +48,9 @@ fn details() -> Value {
 
 async fn events_of(app: &TestApp, invitation: &str, kind: entity::EventType) -> u64 {
     invitation_events::Entity::find()
-        .filter(invitation_events::Column::InvitationId.eq(invitation.parse::<uuid::Uuid>().unwrap()))
+        .filter(
+            invitation_events::Column::InvitationId.eq(invitation.parse::<uuid::Uuid>().unwrap()),
+        )
         .filter(invitation_events::Column::EventType.eq(kind))
         .count(&app.db)
         .await
@@ -56,23 +61,44 @@ both!(open_invitation_end_to_end, |backend| async move {
     let app = app::spawn(backend).await;
     let gql = app.gql();
     let c = company(&gql).await;
-    let (id, token) = invite(&gql, &c, json!({ "maxUses": 2, "prefill": { "country": "FR" }, "lockedFields": ["COUNTRY"] })).await;
+    let (id, token) = invite(
+        &gql,
+        &c,
+        json!({ "maxUses": 2, "prefill": { "country": "FR" }, "lockedFields": ["COUNTRY"] }),
+    )
+    .await;
     let public = app.anon();
 
     // The bare GET serves the page but records no view; the page's script does.
-    let page = reqwest::get(format!("{}/p/i/{token}", app.url)).await.unwrap();
+    let page = reqwest::get(format!("{}/p/i/{token}", app.url))
+        .await
+        .unwrap();
     assert_eq!(page.status(), 200);
-    let csp = page.headers()["content-security-policy"].to_str().unwrap().to_owned();
-    assert!(csp.contains("default-src 'none'") && csp.contains("script-src 'self'"), "{csp}");
+    let csp = page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        csp.contains("default-src 'none'") && csp.contains("script-src 'self'"),
+        "{csp}"
+    );
     assert_eq!(page.headers()["referrer-policy"], "no-referrer");
     let html = page.text().await.unwrap();
-    assert!(html.contains("/p/assets/page.js") && !html.contains("https://"), "no third-party origin");
+    assert!(
+        html.contains("/p/assets/page.js") && !html.contains("https://"),
+        "no third-party origin"
+    );
     assert_eq!(events_of(&app, &id, entity::EventType::Viewed).await, 0);
-    let js = reqwest::get(format!("{}/p/assets/page.js", app.url)).await.unwrap();
+    let js = reqwest::get(format!("{}/p/assets/page.js", app.url))
+        .await
+        .unwrap();
     assert_eq!(js.status(), 200);
     assert!(js.text().await.unwrap().contains("recordInvitationView"));
     public
-        .query("mutation($t: String!) { recordInvitationView(token: $t) }", json!({ "t": token }))
+        .query(
+            "mutation($t: String!) { recordInvitationView(token: $t) }",
+            json!({ "t": token }),
+        )
         .await
         .data();
     assert_eq!(events_of(&app, &id, entity::EventType::Viewed).await, 1);
@@ -88,14 +114,29 @@ both!(open_invitation_end_to_end, |backend| async move {
     // A locked field cannot be changed.
     let mut changed = details();
     changed["country"] = json!("DE");
-    public.query(SUBMIT, json!({ "t": token, "i": changed })).await.assert_error("BAD_USER_INPUT", Some("country"));
+    public
+        .query(SUBMIT, json!({ "t": token, "i": changed }))
+        .await
+        .assert_error("BAD_USER_INPUT", Some("country"));
 
-    let r = public.query(SUBMIT, json!({ "t": token, "i": details() })).await;
+    let r = public
+        .query(SUBMIT, json!({ "t": token, "i": details() }))
+        .await;
     assert_eq!(r.data()["submitInvitation"]["invitationStatus"], "ACTIVE");
-    let r = public.query(SUBMIT, json!({ "t": token, "i": details() })).await;
-    assert_eq!(r.data()["submitInvitation"]["invitationStatus"], "FULFILLED");
-    let connection_id = r.data()["submitInvitation"]["connectionId"].as_str().unwrap().to_owned();
-    let r = public.query(SUBMIT, json!({ "t": token, "i": details() })).await;
+    let r = public
+        .query(SUBMIT, json!({ "t": token, "i": details() }))
+        .await;
+    assert_eq!(
+        r.data()["submitInvitation"]["invitationStatus"],
+        "FULFILLED"
+    );
+    let connection_id = r.data()["submitInvitation"]["connectionId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = public
+        .query(SUBMIT, json!({ "t": token, "i": details() }))
+        .await;
     r.assert_error("INVITATION_NOT_ACTIVE", None);
     assert_eq!(r.body["errors"][0]["extensions"]["reason"], "FULFILLED");
 
@@ -107,7 +148,11 @@ both!(open_invitation_end_to_end, |backend| async move {
     assert_eq!(inv["status"], "FULFILLED");
     let created = inv["createdConnections"].as_array().unwrap();
     assert_eq!(created.len(), 2);
-    assert!(created.iter().all(|c| c["status"] == "PENDING" && c["country"] == "FR"));
+    assert!(
+        created
+            .iter()
+            .all(|c| c["status"] == "PENDING" && c["country"] == "FR")
+    );
     assert!(!r.body.to_string().contains("correct horse"));
     let row = connections::Entity::find_by_id(connection_id.parse::<uuid::Uuid>().unwrap())
         .one(&app.db)
@@ -117,11 +162,20 @@ both!(open_invitation_end_to_end, |backend| async move {
     let sealed = row.password_sealed.unwrap();
     assert!(!sealed.contains("correct horse"));
     let keys = entity::crypto::Keyring::new(app::SECRET_KEY.as_bytes());
-    assert_eq!(keys.open_string(&sealed).unwrap(), "correct horse battery staple");
+    assert_eq!(
+        keys.open_string(&sealed).unwrap(),
+        "correct horse battery staple"
+    );
     assert_eq!(events_of(&app, &id, entity::EventType::Submitted).await, 2);
     assert_eq!(events_of(&app, &id, entity::EventType::Fulfilled).await, 1);
     // Used up: the page answers 410.
-    assert_eq!(reqwest::get(format!("{}/p/i/{token}", app.url)).await.unwrap().status(), 410);
+    assert_eq!(
+        reqwest::get(format!("{}/p/i/{token}", app.url))
+            .await
+            .unwrap()
+            .status(),
+        410
+    );
     app.stop().await;
 });
 
@@ -131,14 +185,26 @@ both!(reason_coded_answers, |backend| async move {
     let public = app.anon();
     let c = company(&gql).await;
     let (revoked_id, revoked) = invite(&gql, &c, json!({})).await;
-    gql.query("mutation($id: ID!) { revokeInvitation(id: $id) { id } }", json!({ "id": revoked_id })).await.data();
-    let (expired_id, expired) = invite(&gql, &c, json!({ "expiresInSeconds": 60, "allowedEmails": ["late@example.com"] })).await;
+    gql.query(
+        "mutation($id: ID!) { revokeInvitation(id: $id) { id } }",
+        json!({ "id": revoked_id }),
+    )
+    .await
+    .data();
+    let (expired_id, expired) = invite(
+        &gql,
+        &c,
+        json!({ "expiresInSeconds": 60, "allowedEmails": ["late@example.com"] }),
+    )
+    .await;
     entity::entities::invitations::Entity::update_many()
         .col_expr(
             entity::entities::invitations::Column::ExpiresAt,
             Expr::value(entity::now() - chrono::Duration::seconds(1)),
         )
-        .filter(entity::entities::invitations::Column::Id.eq(expired_id.parse::<uuid::Uuid>().unwrap()))
+        .filter(
+            entity::entities::invitations::Column::Id.eq(expired_id.parse::<uuid::Uuid>().unwrap()),
+        )
         .exec(&app.db)
         .await
         .unwrap();
@@ -146,18 +212,42 @@ both!(reason_coded_answers, |backend| async move {
         let r = public.query(PUBLIC, json!({ "t": token })).await;
         r.assert_error("INVITATION_NOT_ACTIVE", None);
         assert_eq!(r.body["errors"][0]["extensions"]["reason"], reason);
-        let page = reqwest::get(format!("{}/p/i/{token}", app.url)).await.unwrap();
+        let page = reqwest::get(format!("{}/p/i/{token}", app.url))
+            .await
+            .unwrap();
         assert_eq!(page.status(), 410);
     }
     let r = public.query(PUBLIC, json!({ "t": "no-such-token" })).await;
     r.assert_error("NOT_FOUND", None);
-    assert_eq!(reqwest::get(format!("{}/p/i/no-such-token", app.url)).await.unwrap().status(), 404);
+    assert_eq!(
+        reqwest::get(format!("{}/p/i/no-such-token", app.url))
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
 
     // From the expired page: a listed address asks for a new link; others leave no trace.
-    let renew = "mutation($t: String!, $e: String!) { requestInvitationRenewal(token: $t, email: $e) }";
-    assert_eq!(public.query(renew, json!({ "t": expired, "e": "LATE@example.com" })).await.data()["requestInvitationRenewal"], true);
-    assert_eq!(public.query(renew, json!({ "t": expired, "e": "stranger@example.com" })).await.data()["requestInvitationRenewal"], true);
-    assert_eq!(events_of(&app, &expired_id, entity::EventType::RenewalRequested).await, 1);
+    let renew =
+        "mutation($t: String!, $e: String!) { requestInvitationRenewal(token: $t, email: $e) }";
+    assert_eq!(
+        public
+            .query(renew, json!({ "t": expired, "e": "LATE@example.com" }))
+            .await
+            .data()["requestInvitationRenewal"],
+        true
+    );
+    assert_eq!(
+        public
+            .query(renew, json!({ "t": expired, "e": "stranger@example.com" }))
+            .await
+            .data()["requestInvitationRenewal"],
+        true
+    );
+    assert_eq!(
+        events_of(&app, &expired_id, entity::EventType::RenewalRequested).await,
+        1
+    );
     app.stop().await;
 });
 
@@ -165,7 +255,9 @@ both!(reason_coded_answers, |backend| async move {
 fn code_in(messages: &[tests::smtp::Captured], to: &str) -> Option<String> {
     messages.iter().rev().filter(|m| m.is_to(to)).find_map(|m| {
         let text = m.text()?;
-        text.split(|c: char| !c.is_ascii_digit()).find(|w| w.len() == 6).map(str::to_owned)
+        text.split(|c: char| !c.is_ascii_digit())
+            .find(|w| w.len() == 6)
+            .map(str::to_owned)
     })
 }
 
@@ -175,41 +267,89 @@ both!(email_gate_with_codes, |backend| async move {
     let public = app.anon();
     let c = company(&gql).await;
     let (id, token) = invite(&gql, &c, json!({ "allowedEmails": ["ann@example.com"] })).await;
-    let request = "mutation($t: String!, $e: String!) { requestEmailVerification(token: $t, email: $e) }";
+    let request =
+        "mutation($t: String!, $e: String!) { requestEmailVerification(token: $t, email: $e) }";
     // The same answer whether or not the address is listed; only the listed one gets mail.
-    let listed = public.query(request, json!({ "t": token, "e": "Ann@Example.com" })).await;
-    let unlisted = public.query(request, json!({ "t": token, "e": "eve@example.com" })).await;
+    let listed = public
+        .query(request, json!({ "t": token, "e": "Ann@Example.com" }))
+        .await;
+    let unlisted = public
+        .query(request, json!({ "t": token, "e": "eve@example.com" }))
+        .await;
     assert_eq!(listed.body, unlisted.body);
     let messages = app.smtp.wait_for(1, Duration::from_secs(20)).await;
     assert!(messages.iter().all(|m| !m.is_to("eve@example.com")));
     let code = code_in(&messages, "ann@example.com").expect("a code in the email");
     // Submitting without a grant is refused.
-    public.query(SUBMIT, json!({ "t": token, "i": details() })).await.assert_error("EMAIL_NOT_VERIFIED", None);
+    public
+        .query(SUBMIT, json!({ "t": token, "i": details() }))
+        .await
+        .assert_error("EMAIL_NOT_VERIFIED", None);
     let verify = "mutation($t: String!, $e: String!, $c: String!) { verifyEmail(token: $t, email: $e, code: $c) { grant email } }";
     let wrong = if code == "000000" { "111111" } else { "000000" };
-    let r = public.query(verify, json!({ "t": token, "e": "ann@example.com", "c": wrong })).await;
+    let r = public
+        .query(
+            verify,
+            json!({ "t": token, "e": "ann@example.com", "c": wrong }),
+        )
+        .await;
     r.assert_error("EMAIL_NOT_VERIFIED", None);
     assert_eq!(r.body["errors"][0]["extensions"]["reason"], "INVALID_CODE");
-    let r = public.query(verify, json!({ "t": token, "e": "ann@example.com", "c": code })).await;
-    let grant = r.data()["verifyEmail"]["grant"].as_str().unwrap().to_owned();
-    let r = public.query(SUBMIT, json!({ "t": token, "g": grant, "i": details() })).await;
+    let r = public
+        .query(
+            verify,
+            json!({ "t": token, "e": "ann@example.com", "c": code }),
+        )
+        .await;
+    let grant = r.data()["verifyEmail"]["grant"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = public
+        .query(SUBMIT, json!({ "t": token, "g": grant, "i": details() }))
+        .await;
     assert!(r.data()["submitInvitation"]["connectionId"].is_string());
-    assert_eq!(events_of(&app, &id, entity::EventType::EmailVerified).await, 1);
-    assert_eq!(events_of(&app, &id, entity::EventType::EmailVerificationFailed).await, 1);
+    assert_eq!(
+        events_of(&app, &id, entity::EventType::EmailVerified).await,
+        1
+    );
+    assert_eq!(
+        events_of(&app, &id, entity::EventType::EmailVerificationFailed).await,
+        1
+    );
     // A grant is bound to its invitation.
     let (_, other) = invite(&gql, &c, json!({ "allowedEmails": ["ann@example.com"] })).await;
-    public.query(SUBMIT, json!({ "t": other, "g": grant, "i": details() })).await.assert_error("EMAIL_NOT_VERIFIED", None);
+    public
+        .query(SUBMIT, json!({ "t": other, "g": grant, "i": details() }))
+        .await
+        .assert_error("EMAIL_NOT_VERIFIED", None);
 
     // Five wrong attempts void a code.
-    public.query(request, json!({ "t": other, "e": "ann@example.com" })).await.data();
+    public
+        .query(request, json!({ "t": other, "e": "ann@example.com" }))
+        .await
+        .data();
     let messages = app.smtp.wait_for(2, Duration::from_secs(20)).await;
     let code = code_in(&messages, "ann@example.com").unwrap();
     let wrong = if code == "000000" { "111111" } else { "000000" };
     for _ in 0..5 {
-        public.query(verify, json!({ "t": other, "e": "ann@example.com", "c": wrong })).await;
+        public
+            .query(
+                verify,
+                json!({ "t": other, "e": "ann@example.com", "c": wrong }),
+            )
+            .await;
     }
-    let r = public.query(verify, json!({ "t": other, "e": "ann@example.com", "c": code })).await;
-    assert_eq!(r.body["errors"][0]["extensions"]["reason"], "TOO_MANY_ATTEMPTS");
+    let r = public
+        .query(
+            verify,
+            json!({ "t": other, "e": "ann@example.com", "c": code }),
+        )
+        .await;
+    assert_eq!(
+        r.body["errors"][0]["extensions"]["reason"],
+        "TOO_MANY_ATTEMPTS"
+    );
     app.stop().await;
 });
 
@@ -217,7 +357,12 @@ both!(emailed_links_are_pre_verified, |backend| async move {
     let app = app::spawn(backend).await;
     let gql = app.gql();
     let c = company(&gql).await;
-    let (_, token) = invite(&gql, &c, json!({ "allowedEmails": ["bo@example.com"], "sendEmail": true })).await;
+    let (_, token) = invite(
+        &gql,
+        &c,
+        json!({ "allowedEmails": ["bo@example.com"], "sendEmail": true }),
+    )
+    .await;
     let messages = app.smtp.wait_for(1, Duration::from_secs(20)).await;
     let link = messages[0]
         .links()
@@ -228,122 +373,203 @@ both!(emailed_links_are_pre_verified, |backend| async move {
     let params: std::collections::HashMap<_, _> = url.query_pairs().into_owned().collect();
     let m = "mutation($t: String!, $e: String!, $s: String!) { verifyEmailLink(token: $t, email: $e, signature: $s) { grant } }";
     let public = app.anon();
-    let r = public.query(m, json!({ "t": token, "e": params["email"], "s": params["sig"] })).await;
-    let grant = r.data()["verifyEmailLink"]["grant"].as_str().unwrap().to_owned();
-    public.query(SUBMIT, json!({ "t": token, "g": grant, "i": details() })).await.data();
+    let r = public
+        .query(
+            m,
+            json!({ "t": token, "e": params["email"], "s": params["sig"] }),
+        )
+        .await;
+    let grant = r.data()["verifyEmailLink"]["grant"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    public
+        .query(SUBMIT, json!({ "t": token, "g": grant, "i": details() }))
+        .await
+        .data();
     // A signature for another address does not pass.
-    let r = public.query(m, json!({ "t": token, "e": "eve@example.com", "s": params["sig"] })).await;
+    let r = public
+        .query(
+            m,
+            json!({ "t": token, "e": "eve@example.com", "s": params["sig"] }),
+        )
+        .await;
     r.assert_error("EMAIL_NOT_VERIFIED", None);
     app.stop().await;
 });
 
-both!(reconnect_updates_the_same_connection, |backend| async move {
-    let app = app::spawn(backend).await;
-    let gql = app.gql();
-    let c = company(&gql).await;
-    let r = gql
+both!(
+    reconnect_updates_the_same_connection,
+    |backend| async move {
+        let app = app::spawn(backend).await;
+        let gql = app.gql();
+        let c = company(&gql).await;
+        let r = gql
         .query(
             "mutation($c: ID!) { createConnection(companyId: $c, input: { providerName: \"Gridco\", utilityUsername: \"old\", utilityPassword: \"old-pass\" }) { id } }",
             json!({ "c": c }),
         )
         .await;
-    let connection = r.data()["createConnection"]["id"].as_str().unwrap().to_owned();
-    let r = gql
+        let connection = r.data()["createConnection"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let r = gql
         .query(
             "mutation($c: ID!) { createReconnectInvitation(connectionId: $c, input: { maxUses: 1 }) { id token } }",
             json!({ "c": connection }),
         )
         .await;
-    let token = r.data()["createReconnectInvitation"]["token"].as_str().unwrap().to_owned();
-    let public = app.anon();
-    let view = public
+        let token = r.data()["createReconnectInvitation"]["token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let public = app.anon();
+        let view = public
         .query("query($t: String!) { publicInvitation(token: $t) { invitationType connectionProvider connectionUsername } }", json!({ "t": token }))
         .await;
-    assert_eq!(view.data()["publicInvitation"]["invitationType"], "EDIT_CONNECTION");
-    assert_eq!(view.data()["publicInvitation"]["connectionProvider"], "Gridco");
-    let r = public
+        assert_eq!(
+            view.data()["publicInvitation"]["invitationType"],
+            "EDIT_CONNECTION"
+        );
+        assert_eq!(
+            view.data()["publicInvitation"]["connectionProvider"],
+            "Gridco"
+        );
+        let r = public
         .query(SUBMIT, json!({ "t": token, "i": { "utilityUsername": "new", "utilityPassword": "new-pass", "mfaForwarding": true } }))
         .await;
-    assert_eq!(r.data()["submitInvitation"]["connectionId"], json!(connection));
-    assert_eq!(r.data()["submitInvitation"]["invitationStatus"], "FULFILLED");
-    let r = gql
+        assert_eq!(
+            r.data()["submitInvitation"]["connectionId"],
+            json!(connection)
+        );
+        assert_eq!(
+            r.data()["submitInvitation"]["invitationStatus"],
+            "FULFILLED"
+        );
+        let r = gql
         .query("query($id: ID!) { connection(id: $id) { status utilityUsername mfaForwarding lastInvitationId } }", json!({ "id": connection }))
         .await;
-    let conn = &r.data()["connection"];
-    assert_eq!(conn["status"], "PENDING");
-    assert_eq!(conn["utilityUsername"], "new");
-    assert_eq!(conn["mfaForwarding"], true);
-    assert!(conn["lastInvitationId"].is_string());
-    assert_eq!(connections::Entity::find().count(&app.db).await.unwrap(), 1, "no new connection");
-    app.stop().await;
-});
+        let conn = &r.data()["connection"];
+        assert_eq!(conn["status"], "PENDING");
+        assert_eq!(conn["utilityUsername"], "new");
+        assert_eq!(conn["mfaForwarding"], true);
+        assert!(conn["lastInvitationId"].is_string());
+        assert_eq!(
+            connections::Entity::find().count(&app.db).await.unwrap(),
+            1,
+            "no new connection"
+        );
+        app.stop().await;
+    }
+);
 
-both!(parallel_submits_never_exceed_max_uses, |backend| async move {
-    let app = app::spawn(backend).await;
-    let gql = app.gql();
-    let c = company(&gql).await;
-    let (id, token) = invite(&gql, &c, json!({ "maxUses": 3 })).await;
-    let public = app.anon();
-    let tasks: Vec<_> = (0..100)
-        .map(|_| {
-            let public = public.clone();
-            let token = token.clone();
-            tokio::spawn(async move { public.query(SUBMIT, json!({ "t": token, "i": details() })).await })
-        })
-        .collect();
-    let (mut ok, mut fulfilled) = (0, 0);
-    for t in tasks {
-        let r = t.await.unwrap();
-        match r.error_code().as_deref() {
-            None => ok += 1,
-            Some("INVITATION_NOT_ACTIVE") => {
-                assert_eq!(r.body["errors"][0]["extensions"]["reason"], "FULFILLED");
-                fulfilled += 1;
+both!(
+    parallel_submits_never_exceed_max_uses,
+    |backend| async move {
+        let app = app::spawn(backend).await;
+        let gql = app.gql();
+        let c = company(&gql).await;
+        let (id, token) = invite(&gql, &c, json!({ "maxUses": 3 })).await;
+        let public = app.anon();
+        let tasks: Vec<_> = (0..100)
+            .map(|_| {
+                let public = public.clone();
+                let token = token.clone();
+                tokio::spawn(async move {
+                    public
+                        .query(SUBMIT, json!({ "t": token, "i": details() }))
+                        .await
+                })
+            })
+            .collect();
+        let (mut ok, mut fulfilled) = (0, 0);
+        for t in tasks {
+            let r = t.await.unwrap();
+            match r.error_code().as_deref() {
+                None => ok += 1,
+                Some("INVITATION_NOT_ACTIVE") => {
+                    assert_eq!(r.body["errors"][0]["extensions"]["reason"], "FULFILLED");
+                    fulfilled += 1;
+                }
+                other => panic!("unexpected {other:?}: {}", r.body),
             }
-            other => panic!("unexpected {other:?}: {}", r.body),
         }
+        assert_eq!((ok, fulfilled), (3, 97));
+        let created = connections::Entity::find()
+            .filter(
+                connections::Column::CreatedByInvitationId.eq(id.parse::<uuid::Uuid>().unwrap()),
+            )
+            .count(&app.db)
+            .await
+            .unwrap();
+        assert_eq!(created, 3);
+        let r = gql
+            .query(
+                "query($id: ID!) { invitation(id: $id) { useCount status } }",
+                json!({ "id": id }),
+            )
+            .await;
+        assert_eq!(
+            r.data()["invitation"],
+            json!({ "useCount": 3, "status": "FULFILLED" })
+        );
+        app.stop().await;
     }
-    assert_eq!((ok, fulfilled), (3, 97));
-    let created = connections::Entity::find()
-        .filter(connections::Column::CreatedByInvitationId.eq(id.parse::<uuid::Uuid>().unwrap()))
-        .count(&app.db)
-        .await
-        .unwrap();
-    assert_eq!(created, 3);
-    let r = gql.query("query($id: ID!) { invitation(id: $id) { useCount status } }", json!({ "id": id })).await;
-    assert_eq!(r.data()["invitation"], json!({ "useCount": 3, "status": "FULFILLED" }));
-    app.stop().await;
-});
+);
 
-both!(submits_racing_a_revoke_stay_consistent, |backend| async move {
-    let app = app::spawn(backend).await;
-    let gql = app.gql();
-    let c = company(&gql).await;
-    let (id, token) = invite(&gql, &c, json!({})).await;
-    let public = app.anon();
-    let mut tasks: Vec<_> = (0..30)
-        .map(|_| {
-            let public = public.clone();
-            let token = token.clone();
-            tokio::spawn(async move { public.query(SUBMIT, json!({ "t": token, "i": details() })).await })
-        })
-        .collect();
-    let g = gql.clone();
-    let rid = id.clone();
-    tasks.insert(
-        10,
-        tokio::spawn(async move { g.query("mutation($id: ID!) { revokeInvitation(id: $id) { id } }", json!({ "id": rid })).await }),
-    );
-    for t in tasks {
-        let r = t.await.unwrap();
-        assert!(matches!(r.error_code().as_deref(), None | Some("INVITATION_NOT_ACTIVE")), "{}", r.body);
+both!(
+    submits_racing_a_revoke_stay_consistent,
+    |backend| async move {
+        let app = app::spawn(backend).await;
+        let gql = app.gql();
+        let c = company(&gql).await;
+        let (id, token) = invite(&gql, &c, json!({})).await;
+        let public = app.anon();
+        let mut tasks: Vec<_> = (0..30)
+            .map(|_| {
+                let public = public.clone();
+                let token = token.clone();
+                tokio::spawn(async move {
+                    public
+                        .query(SUBMIT, json!({ "t": token, "i": details() }))
+                        .await
+                })
+            })
+            .collect();
+        let g = gql.clone();
+        let rid = id.clone();
+        tasks.insert(
+            10,
+            tokio::spawn(async move {
+                g.query(
+                    "mutation($id: ID!) { revokeInvitation(id: $id) { id } }",
+                    json!({ "id": rid }),
+                )
+                .await
+            }),
+        );
+        for t in tasks {
+            let r = t.await.unwrap();
+            assert!(
+                matches!(
+                    r.error_code().as_deref(),
+                    None | Some("INVITATION_NOT_ACTIVE")
+                ),
+                "{}",
+                r.body
+            );
+        }
+        let r = gql.query("query($id: ID!) { invitation(id: $id) { useCount status createdConnections { id } } }", json!({ "id": id })).await;
+        let inv = &r.data()["invitation"];
+        assert_eq!(inv["status"], "REVOKED");
+        assert_eq!(
+            inv["useCount"].as_u64().unwrap() as usize,
+            inv["createdConnections"].as_array().unwrap().len()
+        );
+        app.stop().await;
     }
-    let r = gql.query("query($id: ID!) { invitation(id: $id) { useCount status createdConnections { id } } }", json!({ "id": id })).await;
-    let inv = &r.data()["invitation"];
-    assert_eq!(inv["status"], "REVOKED");
-    assert_eq!(inv["useCount"].as_u64().unwrap() as usize, inv["createdConnections"].as_array().unwrap().len());
-    app.stop().await;
-});
+);
 
 both!(legacy_magic_links_keep_working, |backend| async move {
     let app = app::spawn(backend).await;
@@ -355,37 +581,89 @@ both!(legacy_magic_links_keep_working, |backend| async move {
     assert_eq!(link, again, "the same link every time");
     let pid = link["publicCompanyId"].as_str().unwrap();
     let secret = link["companyMagicLinkSecret"].as_str().unwrap();
-    assert_eq!(link["magicLinkUrl"], format!("{}/p/connect/{pid}/{secret}", app.url));
+    assert_eq!(
+        link["magicLinkUrl"],
+        format!("{}/p/connect/{pid}/{secret}", app.url)
+    );
     assert_ne!(pid, c, "the public id is not the internal id");
-    assert_eq!(reqwest::get(link["magicLinkUrl"].as_str().unwrap()).await.unwrap().status(), 200);
-    assert_eq!(reqwest::get(format!("{}/p/connect/{pid}/wrong", app.url)).await.unwrap().status(), 404);
+    assert_eq!(
+        reqwest::get(link["magicLinkUrl"].as_str().unwrap())
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        reqwest::get(format!("{}/p/connect/{pid}/wrong", app.url))
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
 
     let submit = "mutation($p: String!, $s: String!, $e: Boolean!, $i: SubmitInvitationInput!) {
         submitMagicLink(publicCompanyId: $p, secret: $s, edit: $e, input: $i) { connectionId } }";
     let public = app.anon();
     for _ in 0..2 {
-        public.query(submit, json!({ "p": pid, "s": secret, "e": false, "i": details() })).await.data();
+        public
+            .query(
+                submit,
+                json!({ "p": pid, "s": secret, "e": false, "i": details() }),
+            )
+            .await
+            .data();
     }
     public
-        .query(submit, json!({ "p": pid, "s": "wrong", "e": false, "i": details() }))
+        .query(
+            submit,
+            json!({ "p": pid, "s": "wrong", "e": false, "i": details() }),
+        )
         .await
         .assert_error("NOT_FOUND", None);
-    let r = gql.query("query($c: ID!) { connections(companyId: $c) { id status } }", json!({ "c": c })).await;
+    let r = gql
+        .query(
+            "query($c: ID!) { connections(companyId: $c) { id status } }",
+            json!({ "c": c }),
+        )
+        .await;
     let conns = r.data()["connections"].as_array().unwrap().clone();
     assert_eq!(conns.len(), 2, "unlimited uses, no expiry");
 
     // Edit link for one connection.
     let connection = conns[0]["id"].as_str().unwrap();
     let e = "mutation($c: ID!) { createConnectionEditLink(connectionId: $c) { publicCompanyId connectionMagicLinkSecret magicLinkUrl } }";
-    let edit = gql.query(e, json!({ "c": connection })).await.data()["createConnectionEditLink"].clone();
-    assert!(edit["magicLinkUrl"].as_str().unwrap().contains("/workflow/"));
-    assert_eq!(reqwest::get(edit["magicLinkUrl"].as_str().unwrap()).await.unwrap().status(), 200);
+    let edit =
+        gql.query(e, json!({ "c": connection })).await.data()["createConnectionEditLink"].clone();
+    assert!(
+        edit["magicLinkUrl"]
+            .as_str()
+            .unwrap()
+            .contains("/workflow/")
+    );
+    assert_eq!(
+        reqwest::get(edit["magicLinkUrl"].as_str().unwrap())
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
     let r = public
-        .query(submit, json!({ "p": edit["publicCompanyId"], "s": edit["connectionMagicLinkSecret"], "e": true,
-                               "i": { "utilityUsername": "renewed", "utilityPassword": "pw2" } }))
+        .query(
+            submit,
+            json!({ "p": edit["publicCompanyId"], "s": edit["connectionMagicLinkSecret"], "e": true,
+                               "i": { "utilityUsername": "renewed", "utilityPassword": "pw2" } }),
+        )
         .await;
-    assert_eq!(r.data()["submitMagicLink"]["connectionId"], json!(connection));
-    let r = gql.query("query($id: ID!) { connection(id: $id) { utilityUsername } }", json!({ "id": connection })).await;
+    assert_eq!(
+        r.data()["submitMagicLink"]["connectionId"],
+        json!(connection)
+    );
+    let r = gql
+        .query(
+            "query($id: ID!) { connection(id: $id) { utilityUsername } }",
+            json!({ "id": connection }),
+        )
+        .await;
     assert_eq!(r.data()["connection"]["utilityUsername"], "renewed");
 
     // The operations are marked deprecated with a pointer to invitations.
@@ -393,10 +671,20 @@ both!(legacy_magic_links_keep_working, |backend| async move {
         .query("{ __type(name: \"Mutation\") { fields(includeDeprecated: true) { name isDeprecated deprecationReason } } }", json!({}))
         .await;
     let fields = r.data()["__type"]["fields"].as_array().unwrap().clone();
-    for name in ["createCompanyMagicLink", "createConnectionEditLink", "submitMagicLink"] {
+    for name in [
+        "createCompanyMagicLink",
+        "createConnectionEditLink",
+        "submitMagicLink",
+    ] {
         let f = fields.iter().find(|f| f["name"] == name).unwrap();
         assert_eq!(f["isDeprecated"], true);
-        assert!(f["deprecationReason"].as_str().unwrap().contains("Invitation"), "{f}");
+        assert!(
+            f["deprecationReason"]
+                .as_str()
+                .unwrap()
+                .contains("Invitation"),
+            "{f}"
+        );
     }
     app.stop().await;
 });
@@ -417,6 +705,11 @@ async fn public_operations_are_rate_limited() {
         }
     }
     let r = limited.expect("the per-token limit to trip within 200 requests");
-    assert!(r.body["errors"][0]["extensions"]["retryAfter"].as_u64().unwrap() >= 1);
+    assert!(
+        r.body["errors"][0]["extensions"]["retryAfter"]
+            .as_u64()
+            .unwrap()
+            >= 1
+    );
     app.stop().await;
 }

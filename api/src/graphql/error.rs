@@ -78,12 +78,11 @@ pub fn into_gql(e: DomainError) -> Error {
                 e.set("reason", reason);
             })
         }
-        DomainError::EmailNotVerified(reason) => {
-            Error::new("the email address is not verified").extend_with(|_, e| {
+        DomainError::EmailNotVerified(reason) => Error::new("the email address is not verified")
+            .extend_with(|_, e| {
                 e.set("code", code::EMAIL_NOT_VERIFIED);
                 e.set("reason", reason);
-            })
-        }
+            }),
         DomainError::Db(e) => internal(&e),
         DomainError::Crypto => internal(&"sealed value could not be opened"),
     }

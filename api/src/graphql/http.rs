@@ -15,9 +15,9 @@ use std::net::SocketAddr;
 use axum::extract::ConnectInfo;
 
 use super::AppSchema;
-use super::public::ClientAddr;
 use super::error::{classify_request_error, code};
 use super::loader::{Loaders, RequestLoader};
+use super::public::ClientAddr;
 use crate::auth::presented_key;
 use crate::state::AppState;
 use async_graphql::dataloader::HashMapCache;
@@ -118,7 +118,15 @@ pub async fn graphiql_or_get(
         variables,
         extensions,
     };
-    execute(&endpoint, client_addr(client), &headers, Method::GET, body, media).await
+    execute(
+        &endpoint,
+        client_addr(client),
+        &headers,
+        Method::GET,
+        body,
+        media,
+    )
+    .await
 }
 
 /// A JSON-encoded GET parameter (`variables`, `extensions`).
@@ -177,7 +185,15 @@ pub async fn post(
             );
         }
     };
-    execute(&endpoint, client_addr(client), &headers, Method::POST, body, media).await
+    execute(
+        &endpoint,
+        client_addr(client),
+        &headers,
+        Method::POST,
+        body,
+        media,
+    )
+    .await
 }
 
 fn client_addr(ConnectInfo(addr): ConnectInfo<SocketAddr>) -> ClientAddr {

@@ -21,16 +21,28 @@ pub struct ClientAddr(pub IpAddr);
 pub async fn guard(ctx: &Context<'_>, token: &str) -> Result<()> {
     let state = state(ctx)?;
     if let Some(ClientAddr(ip)) = ctx.data_opt::<ClientAddr>() {
-        state.limiter.hit(&format!("ip:{ip}"), PER_CLIENT).await.map_err(rate_limited)?;
+        state
+            .limiter
+            .hit(&format!("ip:{ip}"), PER_CLIENT)
+            .await
+            .map_err(rate_limited)?;
     }
     let key = format!("tok:{}", &hash_token(token)[..32]);
-    state.limiter.hit(&key, PER_TOKEN).await.map_err(rate_limited)
+    state
+        .limiter
+        .hit(&key, PER_TOKEN)
+        .await
+        .map_err(rate_limited)
 }
 
 /// One more limit on a key derived from secret material (hashed like tokens).
 pub async fn limit(ctx: &Context<'_>, scope: &str, material: &str, limit: Limit) -> Result<()> {
     let key = format!("{scope}:{}", &hash_token(material)[..32]);
-    state(ctx)?.limiter.hit(&key, limit).await.map_err(rate_limited)
+    state(ctx)?
+        .limiter
+        .hit(&key, limit)
+        .await
+        .map_err(rate_limited)
 }
 
 /// What the recipient submits on the hosted page.

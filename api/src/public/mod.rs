@@ -23,9 +23,18 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/p/i/{token}", get(invitation_page))
         .route("/p/connect/{public_id}/{secret}", get(company_link_page))
-        .route("/p/connect/{public_id}/workflow/{secret}", get(edit_link_page))
-        .route("/p/assets/page.js", get(|| async { asset(PAGE_JS, "text/javascript; charset=utf-8") }))
-        .route("/p/assets/page.css", get(|| async { asset(PAGE_CSS, "text/css; charset=utf-8") }))
+        .route(
+            "/p/connect/{public_id}/workflow/{secret}",
+            get(edit_link_page),
+        )
+        .route(
+            "/p/assets/page.js",
+            get(|| async { asset(PAGE_JS, "text/javascript; charset=utf-8") }),
+        )
+        .route(
+            "/p/assets/page.css",
+            get(|| async { asset(PAGE_CSS, "text/css; charset=utf-8") }),
+        )
 }
 
 fn asset(body: &'static str, content_type: &'static str) -> Response {
@@ -74,11 +83,23 @@ fn page(status: StatusCode, title: &str, attrs: &[(&str, &str)], body: &str) -> 
     );
     let mut response = (status, html).into_response();
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
-    headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
-    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     response
 }
 
@@ -199,13 +220,19 @@ mod tests {
 
     #[test]
     fn escapes_markup() {
-        assert_eq!(escape("<a href=\"x\">'&'</a>"), "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;");
+        assert_eq!(
+            escape("<a href=\"x\">'&'</a>"),
+            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
+        );
     }
 
     #[test]
     fn link_secrets_never_reach_logs() {
         assert_eq!(loggable_path("/p/i/abc123"), "/p/i/…");
-        assert_eq!(loggable_path("/p/connect/pid/workflow/s3cret"), "/p/connect/…");
+        assert_eq!(
+            loggable_path("/p/connect/pid/workflow/s3cret"),
+            "/p/connect/…"
+        );
         assert_eq!(loggable_path("/graphql"), "/graphql");
     }
 }

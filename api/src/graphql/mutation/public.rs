@@ -70,13 +70,26 @@ impl PublicMutation {
 
     /// Emails a 6-digit code (valid 10 minutes) if the address is on the allow-list. The answer
     /// is `true` either way, so the list cannot be probed.
-    async fn request_email_verification(&self, ctx: &Context<'_>, token: String, email: String) -> Result<bool> {
+    async fn request_email_verification(
+        &self,
+        ctx: &Context<'_>,
+        token: String,
+        email: String,
+    ) -> Result<bool> {
         guard(ctx, &token).await?;
         limit(ctx, "codes", &token, CODES_PER_INVITATION).await?;
-        limit(ctx, "codes-email", &format!("{token}\n{}", email.trim().to_lowercase()), CODES_PER_EMAIL).await?;
+        limit(
+            ctx,
+            "codes-email",
+            &format!("{token}\n{}", email.trim().to_lowercase()),
+            CODES_PER_EMAIL,
+        )
+        .await?;
         let state = state(ctx)?;
         let txn = entity::begin_write(&state.db).await.gql()?;
-        let deliveries = recipient::request_code(&txn, &state.keys, &token, &email).await.gql()?;
+        let deliveries = recipient::request_code(&txn, &state.keys, &token, &email)
+            .await
+            .gql()?;
         txn.commit().await.gql()?;
         state.after_commit(&[], &deliveries).await;
         Ok(true)
@@ -84,11 +97,19 @@ impl PublicMutation {
 
     /// Checks a code. At most 5 attempts per code; a wrong one is `EMAIL_NOT_VERIFIED` with a
     /// `reason` (`INVALID_CODE`, `CODE_EXPIRED`, `TOO_MANY_ATTEMPTS`).
-    async fn verify_email(&self, ctx: &Context<'_>, token: String, email: String, code: String) -> Result<VerificationGrant> {
+    async fn verify_email(
+        &self,
+        ctx: &Context<'_>,
+        token: String,
+        email: String,
+        code: String,
+    ) -> Result<VerificationGrant> {
         guard(ctx, &token).await?;
         let state = state(ctx)?;
         let txn = entity::begin_write(&state.db).await.gql()?;
-        let check = recipient::verify_code(&txn, &state.keys, &token, &email, &code).await.gql()?;
+        let check = recipient::verify_code(&txn, &state.keys, &token, &email, &code)
+            .await
+            .gql()?;
         txn.commit().await.gql()?;
         match check {
             CodeCheck::Verified { grant: g, event } => {
@@ -105,11 +126,19 @@ impl PublicMutation {
 
     /// Exchanges the signed parameter of a link we emailed (`email`, `sig`) for a grant: such
     /// links are pre-verified.
-    async fn verify_email_link(&self, ctx: &Context<'_>, token: String, email: String, signature: String) -> Result<VerificationGrant> {
+    async fn verify_email_link(
+        &self,
+        ctx: &Context<'_>,
+        token: String,
+        email: String,
+        signature: String,
+    ) -> Result<VerificationGrant> {
         guard(ctx, &token).await?;
         let state = state(ctx)?;
         let txn = entity::begin_write(&state.db).await.gql()?;
-        let (g, event) = recipient::verify_link(&txn, &state.keys, &token, &email, &signature).await.gql()?;
+        let (g, event) = recipient::verify_link(&txn, &state.keys, &token, &email, &signature)
+            .await
+            .gql()?;
         txn.commit().await.gql()?;
         let email = event.email.clone().unwrap_or_default();
         state.after_commit(&[event], &[]).await;
@@ -122,7 +151,9 @@ impl PublicMutation {
         &self,
         ctx: &Context<'_>,
         token: String,
-        #[graphql(desc = "From verifyEmail / verifyEmailLink; required when the invitation has an allow-list.")]
+        #[graphql(
+            desc = "From verifyEmail / verifyEmailLink; required when the invitation has an allow-list."
+        )]
         grant: Option<String>,
         input: SubmitInvitationInput,
     ) -> Result<SubmitResult> {
@@ -135,35 +166,63 @@ impl PublicMutation {
             .transpose()
             .gql()?;
         let txn = entity::begin_write(&state.db).await.gql()?;
-        let done = recipient::submit(&txn, &state.keys, &token, verified, submission).await.gql()?;
+        let done = recipient::submit(&txn, &state.keys, &token, verified, submission)
+            .await
+            .gql()?;
         txn.commit().await.gql()?;
         state.after_commit(&done.transition.events, &[]).await;
         Ok(SubmitResult {
             connection_id: id(done.connection.id),
-            invitation_status: Some(done.transition.invitation.effective_status(entity::now()).into()),
+            invitation_status: Some(
+                done.transition
+                    .invitation
+                    .effective_status(entity::now())
+                    .into(),
+            ),
         })
     }
 
     /// From the expired page: a recipient on the allow-list asks the organization for a new
     /// link (`RENEWAL_REQUESTED`). The answer is `true` either way.
-    async fn request_invitation_renewal(&self, ctx: &Context<'_>, token: String, email: String) -> Result<bool> {
+    async fn request_invitation_renewal(
+        &self,
+        ctx: &Context<'_>,
+        token: String,
+        email: String,
+    ) -> Result<bool> {
         guard(ctx, &token).await?;
-        limit(ctx, "renewal", &format!("{token}\n{}", email.trim().to_lowercase()), RENEWALS_PER_EMAIL).await?;
+        limit(
+            ctx,
+            "renewal",
+            &format!("{token}\n{}", email.trim().to_lowercase()),
+            RENEWALS_PER_EMAIL,
+        )
+        .await?;
         let state = state(ctx)?;
         let txn = entity::begin_write(&state.db).await.gql()?;
-        let event = recipient::request_renewal(&txn, &token, &email).await.gql()?;
+        let event = recipient::request_renewal(&txn, &token, &email)
+            .await
+            .gql()?;
         txn.commit().await.gql()?;
-        state.after_commit(&event.into_iter().collect::<Vec<_>>(), &[]).await;
+        state
+            .after_commit(&event.into_iter().collect::<Vec<_>>(), &[])
+            .await;
         Ok(true)
     }
 
     /// The legacy company link (the same link on every call).
     #[graphql(deprecation = "Magic links are deprecated; use createContributorInvitation")]
-    async fn create_company_magic_link(&self, ctx: &Context<'_>, company_id: ID) -> Result<CompanyMagicLink> {
+    async fn create_company_magic_link(
+        &self,
+        ctx: &Context<'_>,
+        company_id: ID,
+    ) -> Result<CompanyMagicLink> {
         let org = viewer(ctx)?.organization_id;
         let company_id = parse_id("companyId", &company_id)?;
         let state = state(ctx)?;
-        let link = magic_link::company_link(&state.db, &state.keys, org, company_id).await.gql()?;
+        let link = magic_link::company_link(&state.db, &state.keys, org, company_id)
+            .await
+            .gql()?;
         Ok(CompanyMagicLink {
             magic_link_url: state.magic_link_url(&link.public_company_id, &link.secret, false),
             public_company_id: link.public_company_id,
@@ -173,11 +232,17 @@ impl PublicMutation {
 
     /// The legacy edit link of a connection (the same link on every call).
     #[graphql(deprecation = "Magic links are deprecated; use createReconnectInvitation")]
-    async fn create_connection_edit_link(&self, ctx: &Context<'_>, connection_id: ID) -> Result<ConnectionEditLink> {
+    async fn create_connection_edit_link(
+        &self,
+        ctx: &Context<'_>,
+        connection_id: ID,
+    ) -> Result<ConnectionEditLink> {
         let org = viewer(ctx)?.organization_id;
         let connection_id = parse_id("connectionId", &connection_id)?;
         let state = state(ctx)?;
-        let link = magic_link::edit_link(&state.db, &state.keys, org, connection_id).await.gql()?;
+        let link = magic_link::edit_link(&state.db, &state.keys, org, connection_id)
+            .await
+            .gql()?;
         Ok(ConnectionEditLink {
             magic_link_url: state.magic_link_url(&link.public_company_id, &link.secret, true),
             public_company_id: link.public_company_id,
@@ -200,8 +265,12 @@ impl PublicMutation {
         let state = state(ctx)?;
         let submission = input.into_submission()?;
         let txn = entity::begin_write(&state.db).await.gql()?;
-        let target = magic_link::resolve(&txn, &public_company_id, &secret, edit).await.gql()?;
-        let connection = magic_link::submit(&txn, &state.keys, target, submission).await.gql()?;
+        let target = magic_link::resolve(&txn, &public_company_id, &secret, edit)
+            .await
+            .gql()?;
+        let connection = magic_link::submit(&txn, &state.keys, target, submission)
+            .await
+            .gql()?;
         txn.commit().await.gql()?;
         Ok(SubmitResult {
             connection_id: id(connection.id),

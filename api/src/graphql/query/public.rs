@@ -41,25 +41,40 @@ fn company_name(c: &entity::entities::companies::Model) -> String {
 }
 
 fn provider(c: &entity::entities::connections::Model) -> Option<String> {
-    c.provider_name.clone().or_else(|| c.provider_url.clone()).or_else(|| c.datasource_id.clone())
+    c.provider_name
+        .clone()
+        .or_else(|| c.provider_url.clone())
+        .or_else(|| c.datasource_id.clone())
 }
 
 #[Object]
 impl PublicQuery {
     /// The public view of an invitation: `INVITATION_NOT_ACTIVE` (with `reason`) when it can no
     /// longer be used, `NOT_FOUND` for an unknown token.
-    async fn public_invitation(&self, ctx: &Context<'_>, token: String) -> Result<PublicInvitation> {
+    async fn public_invitation(
+        &self,
+        ctx: &Context<'_>,
+        token: String,
+    ) -> Result<PublicInvitation> {
         guard(ctx, &token).await?;
         let db = &state(ctx)?.db;
         let row = entity::recipient::find_active(db, &token).await.gql()?;
-        let company = entity::scope::find_owned::<entity::entities::companies::Entity>(db, row.organization_id, row.company_id)
-            .await
-            .gql()?;
+        let company = entity::scope::find_owned::<entity::entities::companies::Entity>(
+            db,
+            row.organization_id,
+            row.company_id,
+        )
+        .await
+        .gql()?;
         let connection = match row.connection_id {
             Some(id) => Some(
-                entity::scope::find_owned::<entity::entities::connections::Entity>(db, row.organization_id, id)
-                    .await
-                    .gql()?,
+                entity::scope::find_owned::<entity::entities::connections::Entity>(
+                    db,
+                    row.organization_id,
+                    id,
+                )
+                .await
+                .gql()?,
             ),
             None => None,
         };
