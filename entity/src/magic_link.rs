@@ -33,7 +33,7 @@ impl std::fmt::Debug for MagicLink {
 #[derive(Debug, Clone)]
 pub enum Target {
     Company(companies::Model),
-    Connection(companies::Model, connections::Model),
+    Connection(companies::Model, Box<connections::Model>),
 }
 
 /// The company link, created on first use and the same ever after.
@@ -117,7 +117,7 @@ pub async fn resolve(
         .one(db)
         .await?
         .ok_or(DomainError::NotFound)?;
-    Ok(Target::Connection(company, connection))
+    Ok(Target::Connection(company, Box::new(connection)))
 }
 
 /// Submits through a legacy link: a new PENDING connection for a company link, new credentials

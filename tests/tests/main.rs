@@ -5,5 +5,6 @@
 
 mod app;
 mod foundation;
+mod email;
 mod management;
 mod recipient;
