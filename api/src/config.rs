@@ -87,6 +87,8 @@ pub struct Settings {
     pub email_sweep_grace: Duration,
     /// Send attempts before an email is FAILED.
     pub email_max_attempts: u32,
+    /// How long one send may take before another worker may retry the delivery.
+    pub email_send_lease: Duration,
     /// How long a verified API key is trusted without asking the database; also the longest
     /// time a revoked key keeps working.
     pub api_key_cache_ttl: Duration,
@@ -286,6 +288,12 @@ impl Settings {
             1..=86_400,
         )?);
         let email_max_attempts = parse_num(get, "EMAIL_MAX_ATTEMPTS", 6u32, 1..=50)?;
+        let email_send_lease = Duration::from_secs(parse_num(
+            get,
+            "EMAIL_SEND_LEASE_SECONDS",
+            180u64,
+            1..=3600,
+        )?);
 
         Ok(Self {
             data_dir,
@@ -305,6 +313,7 @@ impl Settings {
             email_sweep_interval,
             email_sweep_grace,
             email_max_attempts,
+            email_send_lease,
             api_key_cache_ttl,
         })
     }

@@ -237,6 +237,7 @@ async fn run_workers(state: AppState, stop: Shutdown) {
     };
     let mut ctx = jobs::worker::JobContext::new(state.db.clone(), state.mailer.clone(), composer);
     ctx.retry.max_attempts = settings.email_max_attempts;
+    ctx.lease = settings.email_send_lease;
     let mut options = jobs::worker::WorkerOptions::new(jobs::worker::default_instance());
     options.sweep_interval = settings.email_sweep_interval;
     options.sweep_grace = settings.email_sweep_grace;

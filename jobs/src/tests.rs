@@ -511,7 +511,7 @@ async fn only_one_of_concurrent_claims_wins() {
         (0..8).map(|_| delivery::claim(&env.db, rows[0].id, worker::LEASE)),
     )
     .await;
-    let won: Vec<_> = claims.into_iter().map(Result::unwrap).flatten().collect();
+    let won: Vec<_> = claims.into_iter().filter_map(Result::unwrap).collect();
     assert_eq!(won.len(), 1);
     // Leased: neither another claim nor the sweeper touches it until the lease ends.
     assert!(

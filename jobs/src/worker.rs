@@ -68,6 +68,8 @@ pub struct JobContext {
     /// The attempt cap lives here and on the row, not in apalis: apalis-redis ignores
     /// `max_attempts`.
     pub retry: RetrySchedule,
+    /// How long a send may take before another worker may try the delivery (see [`LEASE`]).
+    pub lease: Duration,
     pub on_events: EventSink,
 }
 
@@ -89,6 +91,7 @@ impl JobContext {
             mailer,
             composer,
             retry: RetrySchedule::default(),
+            lease: LEASE,
             on_events: Arc::new(|_| {}),
         }
     }
@@ -165,7 +168,7 @@ pub async fn send_email(
     queues: Data<Queues>,
     attempt: Attempt,
 ) -> Result<(), BoxDynError> {
-    let Some(claim) = delivery::claim(&ctx.db, job.delivery_id, LEASE).await? else {
+    let Some(claim) = delivery::claim(&ctx.db, job.delivery_id, ctx.lease).await? else {
         tracing::debug!("nothing to do: already final, not due yet, or another worker holds it");
         return Ok(());
     };

@@ -159,13 +159,23 @@ pub async fn spawn_roles(
 }
 
 /// Another process's worth of workers on `api`'s database, Redis prefix and SMTP server.
-pub async fn spawn_worker(api: &TestApp, tweak: impl FnOnce(&mut HashMap<String, String>)) -> Worker {
+pub async fn spawn_worker(
+    api: &TestApp,
+    tweak: impl FnOnce(&mut HashMap<String, String>),
+) -> Worker {
     let mut env = api.env.clone();
     tweak(&mut env);
     let settings = Settings::from_lookup(&|k| env.get(k).cloned()).unwrap();
-    let app = startup::build(settings, None, Roles { http: false, workers: true })
-        .await
-        .unwrap();
+    let app = startup::build(
+        settings,
+        None,
+        Roles {
+            http: false,
+            workers: true,
+        },
+    )
+    .await
+    .unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         app.run(async move {

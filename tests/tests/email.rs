@@ -20,7 +20,10 @@ const WAIT: Duration = Duration::from_secs(30);
 
 async fn company(gql: &Gql) -> String {
     let r = gql
-        .query("mutation { createCompany(input: { name: \"Fabrikam\" }) { id } }", json!({}))
+        .query(
+            "mutation { createCompany(input: { name: \"Fabrikam\" }) { id } }",
+            json!({}),
+        )
         .await;
     r.data()["createCompany"]["id"].as_str().unwrap().to_owned()
 }
@@ -55,7 +58,9 @@ async fn settled(app: &TestApp) -> Vec<email_deliveries::Model> {
         let db = db.clone();
         async move {
             let rows = email_deliveries::Entity::find().all(&db).await.unwrap();
-            rows.iter().all(|d| d.status != DeliveryStatus::Pending).then_some(rows)
+            rows.iter()
+                .all(|d| d.status != DeliveryStatus::Pending)
+                .then_some(rows)
         }
     })
     .await
@@ -65,59 +70,117 @@ both!(three_recipients_three_messages, |backend| async move {
     let app = app::spawn(backend).await;
     let gql = app.gql();
     let c = company(&gql).await;
-    let inv = invite(&gql, &c, &["a@example.com", "b@example.com", "c@example.com"]).await;
+    let inv = invite(
+        &gql,
+        &c,
+        &["a@example.com", "b@example.com", "c@example.com"],
+    )
+    .await;
     let token = inv["token"].as_str().unwrap();
     let messages = app.smtp.wait_for(3, WAIT).await;
     let by_id: HashMap<String, String> = inv["deliveries"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|d| (d["recipient"].as_str().unwrap().to_owned(), d["messageId"].as_str().unwrap().to_owned()))
+        .map(|d| {
+            (
+                d["recipient"].as_str().unwrap().to_owned(),
+                d["messageId"].as_str().unwrap().to_owned(),
+            )
+        })
         .collect();
     let mut links = HashSet::new();
     for m in &messages {
         let to = m.to[0].clone();
-        assert!(m.header("Content-Type").unwrap().contains("multipart/alternative"), "{}", m.data);
-        assert_eq!(m.message_id().as_deref(), Some(by_id[&to].as_str()), "the Message-ID chosen at write time");
+        assert!(
+            m.header("Content-Type")
+                .unwrap()
+                .contains("multipart/alternative"),
+            "{}",
+            m.data
+        );
+        assert_eq!(
+            m.message_id().as_deref(),
+            Some(by_id[&to].as_str()),
+            "the Message-ID chosen at write time"
+        );
         assert!(m.header("Date").is_some());
         assert!(m.subject().unwrap().contains("Fabrikam"));
         let text = m.text().unwrap();
         let html = m.html().unwrap();
-        let link = m.links().into_iter().find(|l| l.contains(token)).expect("the link");
-        assert!(link.contains(&format!("email={}", to.replace('@', "%40"))), "{link}");
-        assert!(text.contains(&link), "a plain copyable link in the text part");
+        let link = m
+            .links()
+            .into_iter()
+            .find(|l| l.contains(token))
+            .expect("the link");
+        assert!(
+            link.contains(&format!("email={}", to.replace('@', "%40"))),
+            "{link}"
+        );
+        assert!(
+            text.contains(&link),
+            "a plain copyable link in the text part"
+        );
         assert!(html.contains(&link.replace('&', "&amp;")) || html.contains(&link));
         links.insert(link);
     }
-    assert_eq!(links.len(), 3, "each recipient has its own pre-verified link");
+    assert_eq!(
+        links.len(),
+        3,
+        "each recipient has its own pre-verified link"
+    );
     let rows = settled(&app).await;
-    assert!(rows.iter().all(|d| d.status == DeliveryStatus::Sent && d.attempts == 1));
+    assert!(
+        rows.iter()
+            .all(|d| d.status == DeliveryStatus::Sent && d.attempts == 1)
+    );
     assert_eq!(count_events(&app, EventType::EmailSent).await, 3);
     app.stop().await;
 });
 
-both!(resend_keeps_the_link_rotation_replaces_it, |backend| async move {
-    let app = app::spawn(backend).await;
-    let gql = app.gql();
-    let c = company(&gql).await;
-    let inv = invite(&gql, &c, &["r@example.com"]).await;
-    let old = inv["token"].as_str().unwrap().to_owned();
-    app.smtp.wait_for(1, WAIT).await;
-    let resend = "mutation($id: ID!, $i: ResendInvitationInput) { resendInvitation(id: $id, input: $i) { token } }";
-    gql.query(resend, json!({ "id": inv["id"] })).await.data();
-    let messages = app.smtp.wait_for(2, WAIT).await;
-    assert!(messages[1].links().iter().any(|l| l.contains(&old)), "the same link again");
-    assert_ne!(messages[0].message_id(), messages[1].message_id(), "a new message");
-    let r = gql.query(resend, json!({ "id": inv["id"], "i": { "rotateToken": true } })).await;
-    let new = r.data()["resendInvitation"]["token"].as_str().unwrap().to_owned();
-    assert_ne!(new, old);
-    let messages = app.smtp.wait_for(3, WAIT).await;
-    assert!(messages[2].links().iter().any(|l| l.contains(&new)));
-    let q = "query($t: String!) { publicInvitation(token: $t) { companyName } }";
-    app.anon().query(q, json!({ "t": old })).await.assert_error("NOT_FOUND", None);
-    app.anon().query(q, json!({ "t": new })).await.data();
-    app.stop().await;
-});
+both!(
+    resend_keeps_the_link_rotation_replaces_it,
+    |backend| async move {
+        let app = app::spawn(backend).await;
+        let gql = app.gql();
+        let c = company(&gql).await;
+        let inv = invite(&gql, &c, &["r@example.com"]).await;
+        let old = inv["token"].as_str().unwrap().to_owned();
+        app.smtp.wait_for(1, WAIT).await;
+        let resend = "mutation($id: ID!, $i: ResendInvitationInput) { resendInvitation(id: $id, input: $i) { token } }";
+        gql.query(resend, json!({ "id": inv["id"] })).await.data();
+        let messages = app.smtp.wait_for(2, WAIT).await;
+        assert!(
+            messages[1].links().iter().any(|l| l.contains(&old)),
+            "the same link again"
+        );
+        assert_ne!(
+            messages[0].message_id(),
+            messages[1].message_id(),
+            "a new message"
+        );
+        let r = gql
+            .query(
+                resend,
+                json!({ "id": inv["id"], "i": { "rotateToken": true } }),
+            )
+            .await;
+        let new = r.data()["resendInvitation"]["token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert_ne!(new, old);
+        let messages = app.smtp.wait_for(3, WAIT).await;
+        assert!(messages[2].links().iter().any(|l| l.contains(&new)));
+        let q = "query($t: String!) { publicInvitation(token: $t) { companyName } }";
+        app.anon()
+            .query(q, json!({ "t": old }))
+            .await
+            .assert_error("NOT_FOUND", None);
+        app.anon().query(q, json!({ "t": new })).await.data();
+        app.stop().await;
+    }
+);
 
 both!(smtp_down_then_up_delivers_once, |backend| async move {
     let app = app::spawn(backend).await;
@@ -130,7 +193,9 @@ both!(smtp_down_then_up_delivers_once, |backend| async move {
         let db = db.clone();
         async move {
             let rows = email_deliveries::Entity::find().all(&db).await.unwrap();
-            rows.iter().all(|d| d.attempts >= 1 && d.status == DeliveryStatus::Pending).then_some(())
+            rows.iter()
+                .all(|d| d.attempts >= 1 && d.status == DeliveryStatus::Pending)
+                .then_some(())
         }
     })
     .await;
@@ -144,38 +209,60 @@ both!(smtp_down_then_up_delivers_once, |backend| async move {
     app.stop().await;
 });
 
-both!(permanent_rejection_fails_without_retry, |backend| async move {
-    let app = app::spawn(backend).await;
-    let gql = app.gql();
-    let c = company(&gql).await;
-    app.smtp.set_mode(Mode::reject_data(550, "5.1.1 mailbox unavailable"));
-    let inv = invite(&gql, &c, &["gone@example.com"]).await;
-    let rows = settled(&app).await;
-    assert_eq!(rows[0].status, DeliveryStatus::Failed);
-    assert_eq!(rows[0].attempts, 1);
-    assert!(rows[0].last_error.as_deref().unwrap_or_default().contains("550"));
-    let failed = invitation_events::Entity::find()
-        .filter(invitation_events::Column::EventType.eq(EventType::EmailFailed))
-        .one(&app.db)
-        .await
-        .unwrap()
-        .expect("EMAIL_FAILED");
-    assert!(failed.detail.to_string().contains("550"), "{}", failed.detail);
-    assert_eq!(failed.email.as_deref(), Some("gone@example.com"));
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(deliveries(&app).await[0].attempts, 1, "no retries");
-    let q = "query($id: ID!) { invitation(id: $id) { deliveries { status lastError } } }";
-    let r = gql.query(q, json!({ "id": inv["id"] })).await;
-    assert_eq!(r.data()["invitation"]["deliveries"][0]["status"], "FAILED");
-    app.stop().await;
-});
+both!(
+    permanent_rejection_fails_without_retry,
+    |backend| async move {
+        let app = app::spawn(backend).await;
+        let gql = app.gql();
+        let c = company(&gql).await;
+        app.smtp
+            .set_mode(Mode::reject_data(550, "5.1.1 mailbox unavailable"));
+        let inv = invite(&gql, &c, &["gone@example.com"]).await;
+        let rows = settled(&app).await;
+        assert_eq!(rows[0].status, DeliveryStatus::Failed);
+        assert_eq!(rows[0].attempts, 1);
+        assert!(
+            rows[0]
+                .last_error
+                .as_deref()
+                .unwrap_or_default()
+                .contains("550")
+        );
+        let failed = invitation_events::Entity::find()
+            .filter(invitation_events::Column::EventType.eq(EventType::EmailFailed))
+            .one(&app.db)
+            .await
+            .unwrap()
+            .expect("EMAIL_FAILED");
+        assert!(
+            failed.detail.to_string().contains("550"),
+            "{}",
+            failed.detail
+        );
+        assert_eq!(failed.email.as_deref(), Some("gone@example.com"));
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        assert_eq!(deliveries(&app).await[0].attempts, 1, "no retries");
+        let q = "query($id: ID!) { invitation(id: $id) { deliveries { status lastError } } }";
+        let r = gql.query(q, json!({ "id": inv["id"] })).await;
+        assert_eq!(r.data()["invitation"]["deliveries"][0]["status"], "FAILED");
+        app.stop().await;
+    }
+);
 
 /// Redis loses its data with jobs queued: the sweeper finds the PENDING rows and queues them
 /// again; every message arrives once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn lost_queue_is_recovered_by_the_sweeper() {
     // The API process queues the jobs but runs no workers.
-    let api = app::spawn_roles(Backend::Postgres, |_| {}, api::startup::Roles { http: true, workers: false }).await;
+    let api = app::spawn_roles(
+        Backend::Postgres,
+        |_| {},
+        api::startup::Roles {
+            http: true,
+            workers: false,
+        },
+    )
+    .await;
     let gql = api.gql();
     let c = company(&gql).await;
     for i in 0..3 {
@@ -184,7 +271,10 @@ async fn lost_queue_is_recovered_by_the_sweeper() {
     let prefix = api.env["REDIS_KEY_PREFIX"].clone();
     let url = tests::redis_env::redis_url();
     // FLUSHALL for this test's keys only (other tests share the server).
-    assert!(tests::redis_env::delete_prefix(&url, &prefix).await > 0, "jobs were queued in Redis");
+    assert!(
+        tests::redis_env::delete_prefix(&url, &prefix).await > 0,
+        "jobs were queued in Redis"
+    );
     let worker = app::spawn_worker(&api, |env| {
         env.insert("EMAIL_SWEEP_INTERVAL_SECONDS".into(), "1".into());
         env.insert("EMAIL_SWEEP_GRACE_SECONDS".into(), "1".into());
@@ -194,7 +284,11 @@ async fn lost_queue_is_recovered_by_the_sweeper() {
     settled(&api).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let ids: HashSet<_> = api.smtp.messages().iter().map(|m| m.message_id()).collect();
-    assert_eq!((api.smtp.messages().len(), ids.len()), (3, 3), "each message exactly once");
+    assert_eq!(
+        (api.smtp.messages().len(), ids.len()),
+        (3, 3),
+        "each message exactly once"
+    );
     worker.stop().await;
     api.stop().await;
 }
@@ -202,7 +296,15 @@ async fn lost_queue_is_recovered_by_the_sweeper() {
 /// Two worker processes on one Redis: every job runs once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_workers_share_the_queue() {
-    let api = app::spawn_roles(Backend::Postgres, |_| {}, api::startup::Roles { http: true, workers: false }).await;
+    let api = app::spawn_roles(
+        Backend::Postgres,
+        |_| {},
+        api::startup::Roles {
+            http: true,
+            workers: false,
+        },
+    )
+    .await;
     let w1 = app::spawn_worker(&api, |_| {}).await;
     let w2 = app::spawn_worker(&api, |_| {}).await;
     let gql = api.gql();
@@ -233,7 +335,10 @@ async fn killed_worker_mid_send_is_recovered() {
             env.insert("EMAIL_SWEEP_INTERVAL_SECONDS".into(), "1".into());
             env.insert("EMAIL_SWEEP_GRACE_SECONDS".into(), "1".into());
         },
-        api::startup::Roles { http: true, workers: false },
+        api::startup::Roles {
+            http: true,
+            workers: false,
+        },
     )
     .await;
     api.smtp.set_mode(Mode::HoldData);
@@ -249,7 +354,10 @@ async fn killed_worker_mid_send_is_recovered() {
     let gql = api.gql();
     let c = company(&gql).await;
     let inv = invite(&gql, &c, &["k@example.com"]).await;
-    let expected = inv["deliveries"][0]["messageId"].as_str().unwrap().to_owned();
+    let expected = inv["deliveries"][0]["messageId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     api.smtp.wait_for_held(1, WAIT).await;
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
@@ -271,7 +379,15 @@ async fn killed_worker_mid_send_is_recovered() {
 /// 10,000 stale invitations expired by two workers at once: one EXPIRED event each.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn ten_thousand_expiries_by_two_workers() {
-    let api = app::spawn_roles(Backend::Postgres, |_| {}, api::startup::Roles { http: true, workers: false }).await;
+    let api = app::spawn_roles(
+        Backend::Postgres,
+        |_| {},
+        api::startup::Roles {
+            http: true,
+            workers: false,
+        },
+    )
+    .await;
     let company = api.company("Stale").await;
     let template = {
         let gql = api.gql();
@@ -281,7 +397,11 @@ async fn ten_thousand_expiries_by_two_workers() {
                 json!({ "c": company.id }),
             )
             .await;
-        r.data()["createContributorInvitation"]["id"].as_str().unwrap().parse::<uuid::Uuid>().unwrap()
+        r.data()["createContributorInvitation"]["id"]
+            .as_str()
+            .unwrap()
+            .parse::<uuid::Uuid>()
+            .unwrap()
     };
     // Clone the row 9,999 times with fresh ids and token hashes, already past their deadline.
     api.db
@@ -301,7 +421,10 @@ async fn ten_thousand_expiries_by_two_workers() {
         .execute_unprepared(&format!("UPDATE invitations SET expires_at = now() - interval '1 minute' WHERE id = '{template}'"))
         .await
         .unwrap();
-    assert_eq!(invitations::Entity::find().count(&api.db).await.unwrap(), 10_000);
+    assert_eq!(
+        invitations::Entity::find().count(&api.db).await.unwrap(),
+        10_000
+    );
     let fast = |env: &mut HashMap<String, String>| {
         env.insert("EXPIRY_INTERVAL_SECONDS".into(), "1".into());
     };
@@ -330,7 +453,11 @@ async fn ten_thousand_expiries_by_two_workers() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(row.try_get::<i64>("", "n").unwrap(), 10_000, "no invitation expired twice");
+    assert_eq!(
+        row.try_get::<i64>("", "n").unwrap(),
+        10_000,
+        "no invitation expired twice"
+    );
     w1.stop().await;
     w2.stop().await;
     api.stop().await;

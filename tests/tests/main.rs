@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod app;
-mod foundation;
 mod email;
+mod foundation;
 mod management;
 mod recipient;
