@@ -48,6 +48,7 @@ pub fn sdl() -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     /// `schema.graphql` is the contract frontends build against: regenerate it with
     /// `cargo run -p api -- schema > schema.graphql` when the schema changes on purpose.
