@@ -88,7 +88,8 @@ async fn env(queue: Queue) -> Env {
     let db = Database::connect(options).await.unwrap();
     Migrator::up(&db, None).await.unwrap();
     let redis = (queue == Queue::Redis).then(|| {
-        let url = std::env::var("REDIS_URL").expect("REDIS_URL");
+        let url =
+            std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
         (url, format!("test-{}:", Uuid::new_v4().simple()))
     });
     let queues = Queues::connect(QueueConfig {
@@ -347,9 +348,8 @@ async fn sends_each_delivery_once_and_records_it_sqlite() {
     sends_each_delivery_once_and_records_it(Queue::Sqlite).await;
 }
 
-/// `REDIS_URL=redis://127.0.0.1:6379 cargo test -p jobs -- --ignored`
+/// Needs Redis (`TEST_REDIS_URL`, default `redis://127.0.0.1:6379`); fails when it is missing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs a Redis server in REDIS_URL"]
 async fn sends_each_delivery_once_and_records_it_redis() {
     sends_each_delivery_once_and_records_it(Queue::Redis).await;
 }
@@ -429,8 +429,8 @@ async fn a_transient_failure_is_retried_on_the_rows_schedule_sqlite() {
     a_transient_failure_is_retried_on_the_rows_schedule(Queue::Sqlite).await;
 }
 
+/// Needs Redis, like the test above.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs a Redis server in REDIS_URL"]
 async fn a_transient_failure_is_retried_on_the_rows_schedule_redis() {
     a_transient_failure_is_retried_on_the_rows_schedule(Queue::Redis).await;
 }

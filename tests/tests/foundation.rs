@@ -228,7 +228,7 @@ async fn new_invitation(
 ) -> invitations::Model {
     let company = app.company("Northwind").await;
     let keys = entity::crypto::Keyring::new(app::SECRET_KEY.as_bytes());
-    let txn = app.db.begin().await.unwrap();
+    let txn = entity::begin_write(&app.db).await.unwrap();
     let created = invitation::create(
         &txn,
         &keys,
@@ -287,7 +287,7 @@ both!(status_rules_hold_on_the_database, |backend| async move {
         InvitationStatus::Expired
     );
     // Nothing can happen to it any more.
-    let txn = app.db.begin().await.unwrap();
+    let txn = entity::begin_write(&app.db).await.unwrap();
     match invitation::revoke(&txn, app.org_id, inv.id, None, &actor).await {
         Err(DomainError::Conflict(m)) => assert_eq!(m, "invitation is EXPIRED"),
         other => panic!("unexpected {other:?}"),
@@ -317,14 +317,14 @@ both!(status_rules_hold_on_the_database, |backend| async move {
     // Uses: maxUses = 2 gives two uses, the second one fulfils; a third fails.
     let inv = new_invitation(&app, Some(3600), Some(2)).await;
     for expected in [InvitationStatus::Active, InvitationStatus::Fulfilled] {
-        let txn = app.db.begin().await.unwrap();
+        let txn = entity::begin_write(&app.db).await.unwrap();
         let t = invitation::record_use(&txn, inv.id, Default::default(), &actor)
             .await
             .unwrap();
         txn.commit().await.unwrap();
         assert_eq!(t.invitation.status, expected);
     }
-    let txn = app.db.begin().await.unwrap();
+    let txn = entity::begin_write(&app.db).await.unwrap();
     assert!(matches!(
         invitation::record_use(&txn, inv.id, Default::default(), &actor).await,
         Err(DomainError::NotActive(InvitationStatus::Fulfilled))
@@ -360,7 +360,7 @@ both!(status_rules_hold_on_the_database, |backend| async move {
 
     // Revoke: once; a second revoke is a conflict naming the status; revoked never expires.
     let inv = new_invitation(&app, Some(3600), None).await;
-    let txn = app.db.begin().await.unwrap();
+    let txn = entity::begin_write(&app.db).await.unwrap();
     let t = invitation::revoke(
         &txn,
         app.org_id,
@@ -373,7 +373,7 @@ both!(status_rules_hold_on_the_database, |backend| async move {
     txn.commit().await.unwrap();
     assert_eq!(t.invitation.status, InvitationStatus::Revoked);
     assert!(t.invitation.revoked_at.is_some());
-    let txn = app.db.begin().await.unwrap();
+    let txn = entity::begin_write(&app.db).await.unwrap();
     match invitation::revoke(&txn, app.org_id, inv.id, None, &actor).await {
         Err(DomainError::Conflict(m)) => assert_eq!(m, "invitation is REVOKED"),
         other => panic!("unexpected {other:?}"),
