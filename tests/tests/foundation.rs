@@ -8,7 +8,7 @@ use entity::invitation::{self, CreateInvitation};
 use entity::{DomainError, EventType, InvitationStatus};
 use migration::{Migrator, MigratorTrait};
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, TransactionTrait};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 use serde_json::{Value, json};
 use tests::pg::{Backend, TestDatabase};
 
