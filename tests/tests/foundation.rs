@@ -373,15 +373,16 @@ both!(status_rules_hold_on_the_database, |backend| async move {
     txn.commit().await.unwrap();
     assert_eq!(t.invitation.status, InvitationStatus::Revoked);
     assert!(t.invitation.revoked_at.is_some());
+    // Another organization (created before the transaction: SQLite has one writer at a time).
+    let other = entity::organization::create(&app.db, "Other")
+        .await
+        .unwrap();
     let txn = entity::begin_write(&app.db).await.unwrap();
     match invitation::revoke(&txn, app.org_id, inv.id, None, &actor).await {
         Err(DomainError::Conflict(m)) => assert_eq!(m, "invitation is REVOKED"),
         other => panic!("unexpected {other:?}"),
     }
-    // Another organization cannot see it at all.
-    let other = entity::organization::create(&app.db, "Other")
-        .await
-        .unwrap();
+    // ...cannot see it at all.
     assert!(matches!(
         invitation::revoke(&txn, other.id, inv.id, None, &actor).await,
         Err(DomainError::NotFound)
