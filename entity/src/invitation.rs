@@ -816,6 +816,76 @@ pub async fn resend(
     })
 }
 
+/// Writes the reminder emails that are due: ACTIVE invitations with `remindBeforeExpirySeconds`
+/// whose deadline is that close, not reminded yet. Each invitation is claimed with a conditional
+/// update of `reminder_sent_at`, so however many workers run this, it reminds once; recipients
+/// who already submitted are skipped. Returns the outbox rows to queue.
+pub async fn queue_due_reminders<C: TransactionTrait>(
+    db: &C,
+    batch: u64,
+) -> Result<Vec<crate::entities::email_deliveries::Model>, DomainError> {
+    let txn = begin_write(db).await?;
+    let at = now();
+    let candidates = invitations::Entity::find()
+        .filter(active_at(at))
+        .filter(invitations::Column::RemindBeforeExpirySeconds.is_not_null())
+        .filter(invitations::Column::ReminderSentAt.is_null())
+        .order_by_asc(invitations::Column::ExpiresAt)
+        .limit(batch)
+        .all(&txn)
+        .await?;
+    let mut written = Vec::new();
+    for row in candidates {
+        let (Some(expires_at), Some(before)) = (row.expires_at, row.remind_before_expiry_seconds)
+        else {
+            continue;
+        };
+        if expires_at - Duration::seconds(before) > at {
+            continue;
+        }
+        let claimed = invitations::Entity::update_many()
+            .col_expr(invitations::Column::ReminderSentAt, Expr::value(at))
+            .filter(invitations::Column::Id.eq(row.id))
+            .filter(invitations::Column::ReminderSentAt.is_null())
+            .exec(&txn)
+            .await?;
+        if claimed.rows_affected == 0 {
+            continue;
+        }
+        let submitted: Vec<Option<String>> = invitation_events::Entity::find()
+            .select_only()
+            .column(invitation_events::Column::Email)
+            .filter(invitation_events::Column::InvitationId.eq(row.id))
+            .filter(invitation_events::Column::EventType.eq(EventType::Submitted))
+            .into_tuple()
+            .all(&txn)
+            .await?;
+        let recipients: Vec<String> = row
+            .allowed_emails
+            .0
+            .iter()
+            .filter(|e| !submitted.iter().flatten().any(|s| s == *e))
+            .cloned()
+            .collect();
+        if recipients.is_empty() {
+            continue;
+        }
+        written.extend(
+            crate::delivery::enqueue(
+                &txn,
+                &row,
+                crate::DeliveryKind::Reminder,
+                &recipients,
+                serde_json::json!({}),
+                None,
+            )
+            .await?,
+        );
+    }
+    txn.commit().await?;
+    Ok(written)
+}
+
 /// Events of one invitation, oldest first, after the cursor `after` (an event id).
 pub async fn events(
     db: &impl ConnectionTrait,

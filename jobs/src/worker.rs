@@ -403,6 +403,11 @@ async fn sweep_until(
             () = shutdown.wait() => return,
             _ = ticker.tick() => {}
         }
+        match remind(&queues, &db).await {
+            Ok(0) => {}
+            Ok(count) => tracing::info!(count, "queued reminder emails"),
+            Err(e) => tracing::warn!(error = %e, "reminder sweep failed"),
+        }
         match sweep(&queues, &db, options.sweep_grace).await {
             Ok(0) => {}
             Ok(count) => tracing::info!(count, "re-queued pending email deliveries"),
@@ -417,6 +422,19 @@ pub enum SweepError {
     Db(#[from] DomainError),
     #[error(transparent)]
     Queue(#[from] crate::queue::QueueError),
+}
+
+/// Writes and queues the reminders that are due (see
+/// [`entity::invitation::queue_due_reminders`]); returns how many emails.
+pub async fn remind(queues: &Queues, db: &DatabaseConnection) -> Result<usize, SweepError> {
+    let rows = entity::invitation::queue_due_reminders(db, SWEEP_BATCH).await?;
+    for row in &rows {
+        // A failed push is retried by `sweep`: the row is PENDING in the database.
+        if let Err(e) = queues.enqueue_email(row.id).await {
+            tracing::warn!(delivery = %row.id, error = %e, "could not queue a reminder");
+        }
+    }
+    Ok(rows.len())
 }
 
 /// Queues every delivery that has been due for at least `grace`; returns how many. Repeated

@@ -462,3 +462,65 @@ async fn ten_thousand_expiries_by_two_workers() {
     w2.stop().await;
     api.stop().await;
 }
+
+both!(
+    reminder_once_to_those_who_have_not_submitted,
+    |backend| async move {
+        let app = app::spawn_with(backend, |env| {
+            env.insert("EMAIL_SWEEP_INTERVAL_SECONDS".into(), "1".into());
+        })
+        .await;
+        let gql = app.gql();
+        let c = company(&gql).await;
+        let r = gql
+            .query(
+                "mutation($c: ID!) { createContributorInvitation(companyId: $c, input: {
+                allowedEmails: [\"done@example.com\", \"late@example.com\"], maxUses: 5,
+                expiresInSeconds: 3600, remindBeforeExpirySeconds: 3596 }) { id token } }",
+                json!({ "c": c }),
+            )
+            .await;
+        let inv = r.data()["createContributorInvitation"].clone();
+        let (id, token) = (inv["id"].as_str().unwrap(), inv["token"].as_str().unwrap());
+        // done@ submits through its pre-verified link before the reminder is due (4 s).
+        let keys = entity::crypto::Keyring::new(app::SECRET_KEY.as_bytes());
+        let sig = keys.sign(
+            entity::delivery::preverify_message(id.parse().unwrap(), "done@example.com").as_bytes(),
+        );
+        let public = app.anon();
+        let g = public
+        .query(
+            "mutation($t: String!, $s: String!) { verifyEmailLink(token: $t, email: \"done@example.com\", signature: $s) { grant } }",
+            json!({ "t": token, "s": sig }),
+        )
+        .await;
+        let grant = g.data()["verifyEmailLink"]["grant"].clone();
+        public
+        .query(
+            "mutation($t: String!, $g: String) { submitInvitation(token: $t, grant: $g, input: { providerName: \"P\", utilityUsername: \"u\", utilityPassword: \"p\" }) { connectionId } }",
+            json!({ "t": token, "g": grant }),
+        )
+        .await
+        .data();
+        let messages = app.smtp.wait_for(1, WAIT).await;
+        assert!(messages[0].is_to("late@example.com"));
+        assert!(
+            messages[0]
+                .text()
+                .unwrap()
+                .to_lowercase()
+                .contains("remind"),
+            "{}",
+            messages[0].data
+        );
+        settled(&app).await;
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        assert_eq!(
+            app.smtp.messages().len(),
+            1,
+            "one reminder, to the one who has not submitted"
+        );
+        assert_eq!(count_events(&app, EventType::ReminderSent).await, 1);
+        app.stop().await;
+    }
+);

@@ -635,6 +635,8 @@ both!(tenants_cannot_see_each_other, |backend| async move {
         "mutation($connection: ID!) { createReconnectInvitation(connectionId: $connection, input: {}) { id } }",
         "mutation($inv: ID!) { revokeInvitation(id: $inv) { id } }",
         "mutation($inv: ID!) { resendInvitation(id: $inv) { id } }",
+        "mutation($company: ID!) { createCompanyMagicLink(companyId: $company) { magicLinkUrl } }",
+        "mutation($connection: ID!) { createConnectionEditLink(connectionId: $connection) { magicLinkUrl } }",
     ];
     for op in operations {
         let r = other.query(op, vars.clone()).await;
