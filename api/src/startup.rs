@@ -76,8 +76,18 @@ pub async fn prepare(mut settings: Settings) -> Result<AppState, StartupError> {
         Some(_) => ConfigError::new("SMTP_URL", e.to_string()),
         None => ConfigError::new("DATA_DIR", e.to_string()),
     })?;
+    let events = crate::events::EventBus::start(
+        match (&settings.redis_url, &redis) {
+            (Some(url), Some(conn)) => redis::Client::open(url.expose().as_str())
+                .ok()
+                .map(|client| (client, conn.clone())),
+            _ => None,
+        },
+        &settings.redis_prefix,
+    );
     let limiter = crate::ratelimit::RateLimiter::new(redis.clone(), settings.redis_prefix.clone());
     Ok(AppState::new(Inner {
+        events,
         mailer,
         limiter,
         metrics,
@@ -235,7 +245,9 @@ async fn run_workers(state: AppState, stop: Shutdown) {
         public_base_url: settings.public_base_url.clone(),
         from,
     };
-    let mut ctx = jobs::worker::JobContext::new(state.db.clone(), state.mailer.clone(), composer);
+    let bus = state.events.clone();
+    let mut ctx = jobs::worker::JobContext::new(state.db.clone(), state.mailer.clone(), composer)
+        .with_on_events(move |events| bus.publish(&events));
     ctx.retry.max_attempts = settings.email_max_attempts;
     ctx.lease = settings.email_send_lease;
     let mut options = jobs::worker::WorkerOptions::new(jobs::worker::default_instance());

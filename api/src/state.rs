@@ -20,6 +20,7 @@ pub struct Inner {
     pub metrics: Arc<crate::metrics::Metrics>,
     pub limiter: crate::ratelimit::RateLimiter,
     pub mailer: jobs::mailer::Mailer,
+    pub events: crate::events::EventBus,
 }
 
 impl AppState {
@@ -29,13 +30,14 @@ impl AppState {
 }
 
 impl Inner {
-    /// What follows a committed write: push a job for each new outbox row. A failed push is
+    /// What follows a committed write: publish its events and push a job for each new outbox row. A failed push is
     /// only logged: the rows are in the database and the sweeper enqueues them again.
     pub async fn after_commit(
         &self,
-        _events: &[entity::entities::invitation_events::Model],
+        events: &[entity::entities::invitation_events::Model],
         deliveries: &[entity::entities::email_deliveries::Model],
     ) {
+        self.events.publish(events);
         for delivery in deliveries {
             if let Err(e) = self.queues.enqueue_email(delivery.id).await {
                 tracing::warn!(delivery = %delivery.id, error = %e, "enqueue failed; the sweeper will retry");

@@ -2,7 +2,8 @@ use sea_orm::entity::prelude::*;
 
 use super::enums::EventType;
 
-#[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+/// Serializable so events can travel between replicas (Redis pub/sub) and to webhooks.
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel, serde::Serialize, serde::Deserialize)]
 #[sea_orm(table_name = "invitation_events")]
 pub struct Model {
     #[sea_orm(primary_key)]
