@@ -60,6 +60,8 @@ pub struct GraphqlSettings {
     pub max_body_bytes: usize,
     pub introspection: bool,
     pub graphiql: bool,
+    /// Time a WebSocket client has to send `connection_init` (then 4408).
+    pub ws_init_timeout: Duration,
 }
 
 /// Where the process keeps its state when no external service is configured.
@@ -266,6 +268,12 @@ impl Settings {
             )?,
             introspection: parse_bool(get, "GRAPHQL_INTROSPECTION", true)?,
             graphiql: parse_bool(get, "GRAPHQL_GRAPHIQL", true)?,
+            ws_init_timeout: Duration::from_secs(parse_num(
+                get,
+                "GRAPHQL_WS_INIT_TIMEOUT_SECONDS",
+                10u64,
+                1..=300,
+            )?),
         };
         let api_key_cache_ttl =
             Duration::from_secs(parse_num(get, "API_KEY_CACHE_SECONDS", 30u64, 0..=3600)?);

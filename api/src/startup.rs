@@ -157,11 +157,12 @@ pub async fn build(
     })
 }
 
-pub fn router(state: AppState) -> Router {
+pub fn router(state: AppState, shutdown: Shutdown) -> Router {
     let schema = graphql::build_schema(&state.settings.graphql, Some(state.clone()));
     let endpoint = GraphqlEndpoint {
         schema,
         state: state.clone(),
+        shutdown,
     };
     let graphql_routes = Router::new()
         .route(
@@ -210,7 +211,7 @@ impl App {
             tasks.spawn(run_workers(self.state.clone(), stop.clone()));
         }
         if let Some(listener) = self.listener {
-            let app = router(self.state.clone());
+            let app = router(self.state.clone(), stop.clone());
             let mut stop = stop.clone();
             tasks.spawn(async move {
                 let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();

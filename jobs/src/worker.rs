@@ -28,9 +28,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use apalis::prelude::BackendExt;
 use apalis::prelude::{
-    AbortError, Attempt, BoxDynError, Data, Monitor, WorkerBuilder, WorkerBuilderExt, WorkerContext,
+    AbortError, Attempt, BackendExt, BoxDynError, Data, Monitor, WorkerBuilder, WorkerBuilderExt,
+    WorkerContext,
 };
 use entity::delivery::{self, Claim, FailureOutcome, RetrySchedule};
 use entity::entities::{companies, invitation_events, invitations};

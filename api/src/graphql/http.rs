@@ -29,6 +29,8 @@ const JSON: &str = "application/json";
 pub struct GraphqlEndpoint {
     pub schema: AppSchema,
     pub state: AppState,
+    /// Fires when the process shuts down, so WebSocket connections close with a proper code.
+    pub shutdown: jobs::shutdown::Shutdown,
 }
 
 #[derive(Debug, Deserialize)]
@@ -89,12 +91,24 @@ fn wants_html(headers: &HeaderMap) -> bool {
         .is_some_and(|a| a.contains("text/html"))
 }
 
+/// `GET /graphql`: a WebSocket upgrade (subscriptions), GraphiQL for a browser, or a query.
 pub async fn graphiql_or_get(
     State(endpoint): State<GraphqlEndpoint>,
     client: ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    UrlQuery(params): UrlQuery<GetParams>,
+    request: axum::extract::Request,
 ) -> Response {
+    let (mut parts, _) = request.into_parts();
+    let headers = parts.headers.clone();
+    let is_upgrade = headers
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    if is_upgrade {
+        return upgrade(endpoint, &mut parts).await;
+    }
+    let Ok(UrlQuery(params)) = UrlQuery::<GetParams>::try_from_uri(&parts.uri) else {
+        return StatusCode::BAD_REQUEST.into_response();
+    };
     if params.query.is_none() && wants_html(&headers) {
         if !endpoint.state.settings.graphql.graphiql {
             return StatusCode::NOT_FOUND.into_response();
@@ -127,6 +141,34 @@ pub async fn graphiql_or_get(
         media,
     )
     .await
+}
+
+async fn upgrade(endpoint: GraphqlEndpoint, parts: &mut axum::http::request::Parts) -> Response {
+    use axum::extract::FromRequestParts;
+    use axum::extract::ws::WebSocketUpgrade;
+    use std::str::FromStr;
+    let protocol = parts
+        .headers
+        .get(header::SEC_WEBSOCKET_PROTOCOL)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|list| {
+            list.split(',')
+                .find_map(|p| async_graphql::http::WebSocketProtocols::from_str(p.trim()).ok())
+        });
+    let Some(protocol) = protocol else {
+        return (
+            StatusCode::BAD_REQUEST,
+            "Sec-WebSocket-Protocol must offer graphql-transport-ws or graphql-ws",
+        )
+            .into_response();
+    };
+    let ws = match WebSocketUpgrade::from_request_parts(parts, &()).await {
+        Ok(ws) => ws,
+        Err(rejection) => return rejection.into_response(),
+    };
+    let shutdown = endpoint.shutdown.clone();
+    ws.protocols(async_graphql::http::ALL_WEBSOCKET_PROTOCOLS)
+        .on_upgrade(move |socket| super::ws::serve(socket, endpoint, protocol, shutdown))
 }
 
 /// A JSON-encoded GET parameter (`variables`, `extensions`).

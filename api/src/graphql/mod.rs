@@ -10,20 +10,23 @@ mod mutation;
 pub mod object;
 pub mod public;
 mod query;
+mod subscription;
+pub mod ws;
 
-use async_graphql::{EmptySubscription, Schema};
+use async_graphql::Schema;
 
 use crate::config::GraphqlSettings;
 use crate::state::AppState;
 
 pub use mutation::Mutation;
 pub use query::Query;
+pub use subscription::Subscription;
 
-pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;
+pub type AppSchema = Schema<Query, Mutation, Subscription>;
 
 /// The schema with the configured limits; `state` is `None` only for printing the SDL.
 pub fn build_schema(limits: &GraphqlSettings, state: Option<AppState>) -> AppSchema {
-    let mut builder = Schema::build(Query::default(), Mutation::default(), EmptySubscription)
+    let mut builder = Schema::build(Query::default(), Mutation::default(), Subscription)
         .limit_depth(limits.max_depth)
         .limit_complexity(limits.max_complexity);
     if !limits.introspection {
@@ -43,6 +46,7 @@ pub fn sdl() -> String {
         max_body_bytes: 1,
         introspection: true,
         graphiql: false,
+        ws_init_timeout: std::time::Duration::from_secs(1),
     };
     build_schema(&limits, None).sdl()
 }

@@ -1,0 +1,121 @@
+//! Live activity subscriptions (SPEC §3.5, §6).
+
+use async_graphql::{Context, ID, Result, Subscription};
+use entity::entities::{companies, invitation_events, invitations};
+use entity::scope::find_owned;
+use futures::Stream;
+use futures::stream::{self, StreamExt};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use tokio::sync::broadcast::error::RecvError;
+use uuid::Uuid;
+
+use super::context::{state, viewer};
+use super::error::{GqlResult, bad_input, with_code};
+use super::ids::parse_id;
+use super::object::InvitationEvent;
+
+/// Most events replayed for one `since` (a client further behind pages with `invitation.events`).
+const MAX_REPLAY: u64 = 10_000;
+
+#[derive(Default)]
+pub struct Subscription;
+
+/// Where a replay starts: after an event id (cursor) or after an instant.
+enum Since {
+    Cursor(i64),
+    Time(chrono::DateTime<chrono::Utc>),
+}
+
+fn parse_since(raw: &str) -> Result<Since> {
+    if let Ok(id) = raw.parse::<i64>() {
+        return Ok(Since::Cursor(id));
+    }
+    chrono::DateTime::parse_from_rfc3339(raw)
+        .map(|t| Since::Time(t.with_timezone(&chrono::Utc)))
+        .map_err(|_| bad_input("since", "an event cursor or an RFC 3339 timestamp"))
+}
+
+#[Subscription]
+impl Subscription {
+    /// Events of one invitation as they are committed.
+    async fn invitation_activity(
+        &self,
+        ctx: &Context<'_>,
+        invitation_id: ID,
+    ) -> Result<impl Stream<Item = Result<InvitationEvent>>> {
+        let org = viewer(ctx)?.organization_id;
+        let id = parse_id("invitationId", &invitation_id)?;
+        let state = state(ctx)?;
+        find_owned::<invitations::Entity>(&state.db, org, id).await.gql()?;
+        Ok(live_stream(state.events.subscribe(), Vec::new(), move |e| e.invitation_id == id))
+    }
+
+    /// Events of every invitation of a company. With `since` (a cursor from an earlier event, or
+    /// an RFC 3339 timestamp) the logged events after it come first, then live events, with no
+    /// gap and no duplicate.
+    async fn company_activity(
+        &self,
+        ctx: &Context<'_>,
+        company_id: ID,
+        since: Option<String>,
+    ) -> Result<impl Stream<Item = Result<InvitationEvent>>> {
+        let org = viewer(ctx)?.organization_id;
+        let company: Uuid = parse_id("companyId", &company_id)?;
+        let since = since.as_deref().map(parse_since).transpose()?;
+        let state = state(ctx)?;
+        find_owned::<companies::Entity>(&state.db, org, company).await.gql()?;
+        let live = state.events.subscribe();
+        let replay = match since {
+            None => Vec::new(),
+            Some(since) => {
+                let mut q = invitation_events::Entity::find()
+                    .filter(invitation_events::Column::OrganizationId.eq(org))
+                    .filter(invitation_events::Column::CompanyId.eq(company));
+                q = match since {
+                    Since::Cursor(id) => q.filter(invitation_events::Column::Id.gt(id)),
+                    Since::Time(t) => q.filter(invitation_events::Column::OccurredAt.gt(t)),
+                };
+                q.order_by_asc(invitation_events::Column::Id)
+                    .limit(MAX_REPLAY)
+                    .all(&state.db)
+                    .await
+                    .gql()?
+            }
+        };
+        Ok(live_stream(live, replay, move |e| e.company_id == company && e.organization_id == org))
+    }
+}
+
+/// Replay first, then live events that pass `keep` and were not replayed. A subscriber that
+/// falls behind the buffer gets one `SUBSCRIBER_LAGGED` error and the stream ends; it
+/// resubscribes with `since` and loses nothing.
+fn live_stream(
+    live: tokio::sync::broadcast::Receiver<crate::events::Event>,
+    replay: Vec<invitation_events::Model>,
+    keep: impl Fn(&invitation_events::Model) -> bool + Send + Sync + 'static,
+) -> impl Stream<Item = Result<InvitationEvent>> {
+    let seen: std::collections::HashSet<i64> = replay.iter().map(|e| e.id).collect();
+    let replayed = stream::iter(replay.into_iter().map(|e| Ok(InvitationEvent(e))));
+    let live = stream::unfold(Some((live, keep, seen)), |st| async move {
+        let (mut rx, keep, seen) = st?;
+        loop {
+            match rx.recv().await {
+                Ok(e) if keep(&e) && !seen.contains(&e.id) => {
+                    return Some((Ok(InvitationEvent((*e).clone())), Some((rx, keep, seen))));
+                }
+                Ok(_) => {}
+                Err(RecvError::Lagged(n)) => {
+                    let error = with_code(
+                        format!(
+                            "subscriber fell {n} events behind; resubscribe with `since` set to the last cursor received"
+                        ),
+                        "SUBSCRIBER_LAGGED",
+                    );
+                    return Some((Err(error), None));
+                }
+                Err(RecvError::Closed) => return None,
+            }
+        }
+    });
+    replayed.chain(live)
+}
