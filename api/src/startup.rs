@@ -259,7 +259,10 @@ async fn run_workers(state: AppState, stop: Shutdown) {
             state.db.clone(),
             settings.expiry_interval,
             stop.clone(),
-            |_| {}
+            |changed| {
+                let events: Vec<_> = changed.into_iter().flat_map(|t| t.events).collect();
+                state.events.publish(&events);
+            },
         ),
         jobs::worker::run(state.queues.clone(), ctx, options, stop),
     );

@@ -68,7 +68,7 @@ impl Drop for Env {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Queue {
     Sqlite,
-    /// The server in `REDIS_URL`, under a key prefix of its own.
+    /// The server in `TEST_REDIS_URL` (default local), under a key prefix of its own.
     Redis,
 }
 

@@ -10,3 +10,4 @@ pub mod pg;
 pub mod poll;
 pub mod redis_env;
 pub mod smtp;
+pub mod ws;

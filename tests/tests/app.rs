@@ -163,19 +163,34 @@ pub async fn spawn_worker(
     api: &TestApp,
     tweak: impl FnOnce(&mut HashMap<String, String>),
 ) -> Worker {
-    let mut env = api.env.clone();
-    tweak(&mut env);
-    let settings = Settings::from_lookup(&|k| env.get(k).cloned()).unwrap();
-    let app = startup::build(
-        settings,
-        None,
+    spawn_peer(
+        api,
+        tweak,
         Roles {
             http: false,
             workers: true,
         },
     )
     .await
-    .unwrap();
+}
+
+/// Another replica sharing `api`'s database, Redis prefix and SMTP server; its HTTP address
+/// (when it serves HTTP) is [`Worker::url`].
+pub async fn spawn_peer(
+    api: &TestApp,
+    tweak: impl FnOnce(&mut HashMap<String, String>),
+    roles: Roles,
+) -> Worker {
+    let mut env = api.env.clone();
+    tweak(&mut env);
+    let settings = Settings::from_lookup(&|k| env.get(k).cloned()).unwrap();
+    let listener = if roles.http {
+        Some(TcpListener::bind("127.0.0.1:0").await.unwrap())
+    } else {
+        None
+    };
+    let app = startup::build(settings, listener, roles).await.unwrap();
+    let url = format!("http://127.0.0.1:{}", app.port());
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         app.run(async move {
@@ -184,10 +199,11 @@ pub async fn spawn_worker(
         .await
         .unwrap();
     });
-    Worker { stop, task }
+    Worker { stop, task, url }
 }
 
 pub struct Worker {
+    pub url: String,
     stop: oneshot::Sender<()>,
     task: JoinHandle<()>,
 }

@@ -6,5 +6,6 @@
 mod app;
 mod email;
 mod foundation;
+mod live;
 mod management;
 mod recipient;

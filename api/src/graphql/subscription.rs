@@ -46,8 +46,14 @@ impl Subscription {
         let org = viewer(ctx)?.organization_id;
         let id = parse_id("invitationId", &invitation_id)?;
         let state = state(ctx)?;
-        find_owned::<invitations::Entity>(&state.db, org, id).await.gql()?;
-        Ok(live_stream(state.events.subscribe(), Vec::new(), move |e| e.invitation_id == id))
+        find_owned::<invitations::Entity>(&state.db, org, id)
+            .await
+            .gql()?;
+        Ok(live_stream(
+            state.events.subscribe(),
+            Vec::new(),
+            move |e| e.invitation_id == id,
+        ))
     }
 
     /// Events of every invitation of a company. With `since` (a cursor from an earlier event, or
@@ -63,7 +69,9 @@ impl Subscription {
         let company: Uuid = parse_id("companyId", &company_id)?;
         let since = since.as_deref().map(parse_since).transpose()?;
         let state = state(ctx)?;
-        find_owned::<companies::Entity>(&state.db, org, company).await.gql()?;
+        find_owned::<companies::Entity>(&state.db, org, company)
+            .await
+            .gql()?;
         let live = state.events.subscribe();
         let replay = match since {
             None => Vec::new(),
@@ -82,7 +90,9 @@ impl Subscription {
                     .gql()?
             }
         };
-        Ok(live_stream(live, replay, move |e| e.company_id == company && e.organization_id == org))
+        Ok(live_stream(live, replay, move |e| {
+            e.company_id == company && e.organization_id == org
+        }))
     }
 }
 

@@ -1,0 +1,132 @@
+//! A `graphql-transport-ws` client for subscription tests.
+
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+
+type Stream =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+pub struct WsClient {
+    stream: Stream,
+}
+
+/// What the server sent next.
+#[derive(Debug)]
+pub enum Received {
+    /// A `next` message: the subscription id and its payload.
+    Next(String, Value),
+    /// An `error` message: the subscription id and its errors.
+    Error(String, Value),
+    Complete(String),
+    /// The server closed the socket with this code.
+    Closed(u16),
+}
+
+impl WsClient {
+    /// Opens `ws://…/graphql` offering `graphql-transport-ws`.
+    pub async fn connect(base: &str) -> Self {
+        let url = format!("{}/graphql", base.replacen("http", "ws", 1));
+        let mut request = url.into_client_request().unwrap();
+        request.headers_mut().insert(
+            "sec-websocket-protocol",
+            HeaderValue::from_static("graphql-transport-ws"),
+        );
+        let (stream, _) = tokio_tungstenite::connect_async(request)
+            .await
+            .expect("WebSocket connection");
+        Self { stream }
+    }
+
+    /// Sends `connection_init` with the key; `Ok` on `connection_ack`, `Err(close code)` otherwise.
+    pub async fn init(&mut self, api_key: &str) -> Result<(), u16> {
+        self.send(json!({ "type": "connection_init", "payload": { "apiKey": api_key } }))
+            .await;
+        match self.recv(Duration::from_secs(10)).await {
+            Some(Ok(v)) if v["type"] == "connection_ack" => Ok(()),
+            Some(Err(code)) => Err(code),
+            other => panic!("unexpected answer to connection_init: {other:?}"),
+        }
+    }
+
+    pub async fn subscribe(&mut self, id: &str, query: &str, variables: Value) {
+        self.send(json!({ "id": id, "type": "subscribe", "payload": { "query": query, "variables": variables } }))
+            .await;
+    }
+
+    async fn send(&mut self, value: Value) {
+        self.stream
+            .send(Message::Text(value.to_string().into()))
+            .await
+            .unwrap();
+    }
+
+    /// The next protocol message (answering pings), `Err(code)` on close, `None` on timeout.
+    async fn recv(&mut self, timeout: Duration) -> Option<Result<Value, u16>> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let msg = tokio::time::timeout_at(deadline, self.stream.next())
+                .await
+                .ok()?;
+            match msg {
+                Some(Ok(Message::Text(t))) => {
+                    let v: Value = serde_json::from_str(&t).unwrap();
+                    if v["type"] == "ping" {
+                        self.send(json!({ "type": "pong" })).await;
+                        continue;
+                    }
+                    return Some(Ok(v));
+                }
+                Some(Ok(Message::Close(frame))) => {
+                    return Some(Err(frame.map_or(1005, |f| f.code.into())));
+                }
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => return Some(Err(1006)),
+            }
+        }
+    }
+
+    /// The next message, panicking after `timeout`.
+    pub async fn next(&mut self, timeout: Duration) -> Received {
+        match self.recv(timeout).await {
+            None => panic!("no WebSocket message within {timeout:?}"),
+            Some(Err(code)) => Received::Closed(code),
+            Some(Ok(v)) => {
+                let id = v["id"].as_str().unwrap_or_default().to_owned();
+                match v["type"].as_str() {
+                    Some("next") => Received::Next(id, v["payload"].clone()),
+                    Some("error") => Received::Error(id, v["payload"].clone()),
+                    Some("complete") => Received::Complete(id),
+                    _ => panic!("unexpected message {v}"),
+                }
+            }
+        }
+    }
+
+    /// The payload `data` of the next `next` message.
+    pub async fn next_data(&mut self, timeout: Duration) -> Value {
+        match self.next(timeout).await {
+            Received::Next(_, payload) => {
+                assert!(payload.get("errors").is_none(), "{payload}");
+                payload["data"].clone()
+            }
+            other => panic!("expected data, got {other:?}"),
+        }
+    }
+
+    /// Waits for the server to close, returning its code.
+    pub async fn closed(&mut self, timeout: Duration) -> u16 {
+        match self.recv(timeout).await {
+            Some(Err(code)) => code,
+            other => panic!("expected a close, got {other:?}"),
+        }
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.stream.close(None).await;
+    }
+}

@@ -1,0 +1,290 @@
+//! Live activity over WebSocket: order, replay with `since`, tenancy, close codes, and fan-out
+//! across replicas through Redis.
+
+use std::time::Duration;
+
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use serde_json::{Value, json};
+use tests::graphql::Gql;
+use tests::pg::Backend;
+use tests::ws::{Received, WsClient};
+
+use crate::app::{self, TestApp};
+use crate::both;
+
+const WAIT: Duration = Duration::from_secs(20);
+const COMPANY_ACTIVITY: &str =
+    "subscription($c: ID!, $s: String) { companyActivity(companyId: $c, since: $s) {
+    id eventType invitationId email } }";
+
+async fn company(gql: &Gql) -> String {
+    let r = gql
+        .query(
+            "mutation { createCompany(input: { name: \"Live\" }) { id } }",
+            json!({}),
+        )
+        .await;
+    r.data()["createCompany"]["id"].as_str().unwrap().to_owned()
+}
+
+async fn subscribed(app_url: &str, key: &str, company: &str, since: Option<&str>) -> WsClient {
+    let mut ws = WsClient::connect(app_url).await;
+    ws.init(key).await.expect("connection_ack");
+    ws.subscribe("1", COMPANY_ACTIVITY, json!({ "c": company, "s": since }))
+        .await;
+    // Let the subscription register before the test makes changes.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    ws
+}
+
+async fn next_event(ws: &mut WsClient) -> Value {
+    ws.next_data(WAIT).await["companyActivity"].clone()
+}
+
+async fn events(ws: &mut WsClient, n: usize) -> Vec<Value> {
+    let mut out = Vec::new();
+    for _ in 0..n {
+        out.push(next_event(ws).await);
+    }
+    out
+}
+
+fn types(events: &[Value]) -> Vec<&str> {
+    events
+        .iter()
+        .map(|e| e["eventType"].as_str().unwrap())
+        .collect()
+}
+
+both!(events_arrive_in_commit_order, |backend| async move {
+    let app = app::spawn(backend).await;
+    let gql = app.gql();
+    let c = company(&gql).await;
+    let mut ws = subscribed(&app.url, &app.api_key, &c, None).await;
+    let r = gql
+        .query(
+            "mutation($c: ID!) { createContributorInvitation(companyId: $c, input: { allowedEmails: [\"v@example.com\"], sendEmail: true, maxUses: 1 }) { id token } }",
+            json!({ "c": c }),
+        )
+        .await;
+    let inv = r.data()["createContributorInvitation"].clone();
+    let token = inv["token"].as_str().unwrap();
+    assert_eq!(types(&events(&mut ws, 2).await), ["CREATED", "EMAIL_SENT"]);
+    let public = app.anon();
+    public
+        .query(
+            "mutation($t: String!) { recordInvitationView(token: $t) }",
+            json!({ "t": token }),
+        )
+        .await
+        .data();
+    assert_eq!(types(&events(&mut ws, 1).await), ["VIEWED"]);
+    let link = app.smtp.messages()[0]
+        .links()
+        .into_iter()
+        .find(|l| l.contains(token))
+        .unwrap();
+    let url = reqwest::Url::parse(&link).unwrap();
+    let params: std::collections::HashMap<_, _> = url.query_pairs().into_owned().collect();
+    let g = public
+        .query(
+            "mutation($t: String!, $e: String!, $s: String!) { verifyEmailLink(token: $t, email: $e, signature: $s) { grant } }",
+            json!({ "t": token, "e": params["email"], "s": params["sig"] }),
+        )
+        .await;
+    let grant = g.data()["verifyEmailLink"]["grant"].clone();
+    public
+        .query(
+            "mutation($t: String!, $g: String) { submitInvitation(token: $t, grant: $g, input: { providerName: \"P\", utilityUsername: \"u\", utilityPassword: \"p\" }) { connectionId } }",
+            json!({ "t": token, "g": grant }),
+        )
+        .await
+        .data();
+    let later = events(&mut ws, 3).await;
+    assert_eq!(types(&later), ["EMAIL_VERIFIED", "SUBMITTED", "FULFILLED"]);
+    // Revoke and expiry of other invitations follow, in order, with increasing cursors.
+    let r = gql
+        .query("mutation($c: ID!) { a: createContributorInvitation(companyId: $c, input: {}) { id } b: createContributorInvitation(companyId: $c, input: { expiresInSeconds: 60 }) { id } }", json!({ "c": c }))
+        .await;
+    let (a, b) = (r.data()["a"]["id"].clone(), r.data()["b"]["id"].clone());
+    gql.query(
+        "mutation($id: ID!) { revokeInvitation(id: $id) { id } }",
+        json!({ "id": a }),
+    )
+    .await
+    .data();
+    entity::entities::invitations::Entity::update_many()
+        .col_expr(
+            entity::entities::invitations::Column::ExpiresAt,
+            sea_orm::sea_query::Expr::value(entity::now() - chrono::Duration::seconds(1)),
+        )
+        .filter(
+            entity::entities::invitations::Column::Id.eq(b
+                .as_str()
+                .unwrap()
+                .parse::<uuid::Uuid>()
+                .unwrap()),
+        )
+        .exec(&app.db)
+        .await
+        .unwrap();
+    let last = events(&mut ws, 4).await;
+    assert_eq!(types(&last), ["CREATED", "CREATED", "REVOKED", "EXPIRED"]);
+    let ids: Vec<i64> = later
+        .iter()
+        .chain(&last)
+        .map(|e| e["id"].as_str().unwrap().parse().unwrap())
+        .collect();
+    assert!(
+        ids.windows(2).all(|w| w[0] < w[1]),
+        "cursors increase: {ids:?}"
+    );
+    ws.close().await;
+    app.stop().await;
+});
+
+both!(
+    reconnect_with_since_yields_exactly_the_missed_events,
+    |backend| async move {
+        let app = app::spawn(backend).await;
+        let gql = app.gql();
+        let c = company(&gql).await;
+        let create =
+            "mutation($c: ID!) { createContributorInvitation(companyId: $c, input: {}) { id } }";
+        let mut ws = subscribed(&app.url, &app.api_key, &c, None).await;
+        gql.query(create, json!({ "c": c })).await.data();
+        let seen = next_event(&mut ws).await;
+        ws.close().await;
+        // Missed while disconnected.
+        let mut missed = Vec::new();
+        for _ in 0..3 {
+            missed.push(gql.query(create, json!({ "c": c })).await.data()["createContributorInvitation"]["id"].clone());
+        }
+        let mut ws = subscribed(&app.url, &app.api_key, &c, seen["id"].as_str()).await;
+        let replayed = events(&mut ws, 3).await;
+        let got: Vec<Value> = replayed.iter().map(|e| e["invitationId"].clone()).collect();
+        assert_eq!(got, missed, "exactly the missed events, in order");
+        // Then live, without a duplicate.
+        let live = gql.query(create, json!({ "c": c })).await.data()["createContributorInvitation"]
+            ["id"]
+            .clone();
+        assert_eq!(next_event(&mut ws).await["invitationId"], live);
+        ws.close().await;
+        app.stop().await;
+    }
+);
+
+#[tokio::test]
+async fn tenants_and_bad_clients_are_refused() {
+    let app = app::spawn(Backend::Sqlite).await;
+    let gql = app.gql();
+    let c = company(&gql).await;
+    let inv = gql
+        .query(
+            "mutation($c: ID!) { createContributorInvitation(companyId: $c, input: {}) { id } }",
+            json!({ "c": c }),
+        )
+        .await
+        .data()["createContributorInvitation"]["id"]
+        .clone();
+    let (_, other) = app.other_org().await;
+    let other_key = other_key(&app).await;
+    let _ = other;
+    let mut ws = WsClient::connect(&app.url).await;
+    ws.init(&other_key).await.unwrap();
+    ws.subscribe("1", COMPANY_ACTIVITY, json!({ "c": c })).await;
+    assert_not_found(next_answer(&mut ws).await);
+    ws.subscribe(
+        "2",
+        "subscription($i: ID!) { invitationActivity(invitationId: $i) { id } }",
+        json!({ "i": inv }),
+    )
+    .await;
+    assert_not_found(next_answer(&mut ws).await);
+    ws.close().await;
+
+    let mut bad = WsClient::connect(&app.url).await;
+    assert_eq!(bad.init("igw_wrong").await, Err(4403));
+    app.stop().await;
+
+    let app = app::spawn_with(Backend::Sqlite, |env| {
+        env.insert("GRAPHQL_WS_INIT_TIMEOUT_SECONDS".into(), "1".into());
+    })
+    .await;
+    let mut silent = WsClient::connect(&app.url).await;
+    assert_eq!(silent.closed(Duration::from_secs(5)).await, 4408);
+    app.stop().await;
+}
+
+/// The next message that is not the `complete` of an earlier subscription.
+async fn next_answer(ws: &mut WsClient) -> Received {
+    loop {
+        match ws.next(WAIT).await {
+            Received::Complete(_) => continue,
+            other => return other,
+        }
+    }
+}
+
+/// A refused subscription: an `error` message, or a `next` whose payload carries the error.
+fn assert_not_found(received: Received) {
+    let errors = match received {
+        Received::Error(_, errors) => errors,
+        Received::Next(_, payload) => payload["errors"].clone(),
+        other => panic!("expected NOT_FOUND, got {other:?}"),
+    };
+    assert_eq!(errors[0]["extensions"]["code"], "NOT_FOUND", "{errors}");
+}
+
+async fn other_key(app: &TestApp) -> String {
+    let org = entity::organization::create(&app.db, "Else").await.unwrap();
+    entity::organization::create_api_key(&app.db, org.id, "else")
+        .await
+        .unwrap()
+        .key
+}
+
+/// Two API replicas and a separate worker on one PostgreSQL and one Redis: a subscriber on one
+/// server sees mutations made on the other and events recorded by the worker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn events_cross_replicas_through_redis() {
+    let one = app::spawn_roles(
+        Backend::Postgres,
+        |_| {},
+        api::startup::Roles {
+            http: true,
+            workers: false,
+        },
+    )
+    .await;
+    let two = app::spawn_peer(
+        &one,
+        |_| {},
+        api::startup::Roles {
+            http: true,
+            workers: false,
+        },
+    )
+    .await;
+    let worker = app::spawn_worker(&one, |_| {}).await;
+    let c = company(&one.gql()).await;
+    let mut ws = subscribed(&one.url, &one.api_key, &c, None).await;
+    let on_two = Gql::new(&two.url).with_api_key(&one.api_key);
+    on_two
+        .query(
+            "mutation($c: ID!) { createContributorInvitation(companyId: $c, input: { allowedEmails: [\"far@example.com\"], sendEmail: true }) { id } }",
+            json!({ "c": c }),
+        )
+        .await
+        .data();
+    let got = events(&mut ws, 2).await;
+    assert_eq!(
+        types(&got),
+        ["CREATED", "EMAIL_SENT"],
+        "from the other server, then from the worker"
+    );
+    ws.close().await;
+    worker.stop().await;
+    two.stop().await;
+    one.stop().await;
+}
