@@ -202,22 +202,26 @@ pub async fn verify_code(
         .filter(email_verifications::Column::Id.eq(v.id))
         .exec(txn)
         .await?;
-    let event = activity::record(
-        txn,
-        &row,
-        EventType::EmailVerified,
-        &Actor::Recipient,
-        EventExtra {
-            email: Some(email.clone()),
-            detail: Some(serde_json::json!({ "method": "code" })),
-            ..Default::default()
-        },
-    )
-    .await?;
+    let event = record_verified(txn, &row, &email, "code").await?;
     Ok(CodeCheck::Verified {
         grant: issue_grant(keys, row.id, &email, at),
         event,
     })
+}
+
+/// `EMAIL_VERIFIED`, saying how (`code` or `link`).
+async fn record_verified(
+    txn: &impl ConnectionTrait,
+    row: &invitations::Model,
+    email: &str,
+    method: &str,
+) -> Result<invitation_events::Model, DomainError> {
+    let extra = EventExtra {
+        email: Some(email.to_owned()),
+        detail: Some(serde_json::json!({ "method": method })),
+        ..Default::default()
+    };
+    activity::record(txn, row, EventType::EmailVerified, &Actor::Recipient, extra).await
 }
 
 /// Accepts the signed parameter of a link we emailed as a verified address.
@@ -234,18 +238,7 @@ pub async fn verify_link(
     if !row.allowed_emails.0.contains(&email) || !keys.verify(message.as_bytes(), signature) {
         return Err(DomainError::EmailNotVerified("GRANT_INVALID"));
     }
-    let event = activity::record(
-        txn,
-        &row,
-        EventType::EmailVerified,
-        &Actor::Recipient,
-        EventExtra {
-            email: Some(email.clone()),
-            detail: Some(serde_json::json!({ "method": "link" })),
-            ..Default::default()
-        },
-    )
-    .await?;
+    let event = record_verified(txn, &row, &email, "link").await?;
     Ok((issue_grant(keys, row.id, &email, now()), event))
 }
 
