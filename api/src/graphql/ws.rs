@@ -1,7 +1,7 @@
 //! GraphQL subscriptions over WebSocket on `/graphql` (`graphql-transport-ws`, and the older
 //! `graphql-ws` subprotocol). The API key comes in the `connection_init` payload (`apiKey`):
 //! a bad key closes with 4403, no `connection_init` within `GRAPHQL_WS_INIT_TIMEOUT_SECONDS`
-//! closes with 4408, and shutdown closes with 1001.
+//! closes with 4408, shutdown closes with 1001, and the server pings every 30 s.
 
 use std::time::Duration;
 
@@ -14,6 +14,8 @@ use super::http::GraphqlEndpoint;
 use super::loader::{Loaders, RequestLoader};
 
 const FORBIDDEN: &str = "Forbidden";
+/// Interval of server pings on an acknowledged connection.
+const KEEPALIVE: Duration = Duration::from_secs(30);
 
 /// Serves one upgraded connection until it closes or the process shuts down.
 pub async fn serve(
@@ -60,9 +62,15 @@ pub async fn serve(
         Ok(data)
     };
     let timeout = endpoint.state.settings.graphql.ws_init_timeout;
-    let mut messages = WebSocket::new(endpoint.schema.clone(), input, protocol)
-        .on_connection_init(init)
-        .keepalive_timeout(Some(Duration::from_secs(120)));
+    let ping = match protocol {
+        WebSocketProtocols::GraphQLWS => r#"{"type":"ping"}"#,
+        WebSocketProtocols::SubscriptionsTransportWS => r#"{"type":"ka"}"#,
+    };
+    let mut messages =
+        WebSocket::new(endpoint.schema.clone(), input, protocol).on_connection_init(init);
+    // Server pings keep idle subscriptions alive through proxies and reveal dead peers.
+    let mut keepalive =
+        tokio::time::interval_at(tokio::time::Instant::now() + KEEPALIVE, KEEPALIVE);
     let deadline = tokio::time::sleep(timeout);
     tokio::pin!(deadline);
     let mut acknowledged = false;
@@ -95,6 +103,11 @@ pub async fn serve(
             () = &mut deadline, if !acknowledged => {
                 let _ = sink.send(close(4408, "Connection initialisation timeout")).await;
                 return;
+            }
+            _ = keepalive.tick(), if acknowledged => {
+                if sink.send(Message::Text(ping.into())).await.is_err() {
+                    return;
+                }
             }
             () = shutdown.wait() => {
                 let _ = sink.send(close(1001, "server shutting down")).await;
