@@ -8,6 +8,7 @@ use std::sync::OnceLock;
 use api::config::Settings;
 use api::startup::{self, Roles};
 use sea_orm::{ActiveModelTrait, DatabaseConnection, Set};
+use serde_json::json;
 use tests::graphql::Gql;
 use tests::pg::{Backend, TestDatabase};
 use tests::smtp::SmtpServer;
@@ -156,6 +157,34 @@ pub async fn spawn_roles(
         task: Some(task),
         _database: database,
     }
+}
+
+/// The HTTP API without workers (another process runs them, or nothing must run in the
+/// background).
+pub async fn spawn_api_only(
+    backend: Backend,
+    tweak: impl FnOnce(&mut HashMap<String, String>),
+) -> TestApp {
+    spawn_roles(
+        backend,
+        tweak,
+        Roles {
+            http: true,
+            workers: false,
+        },
+    )
+    .await
+}
+
+/// Creates a company through the API and returns its id.
+pub async fn create_company(gql: &Gql, name: &str) -> String {
+    let r = gql
+        .query(
+            "mutation($input: CreateCompanyInput!) { createCompany(input: $input) { id name displayName } }",
+            json!({ "input": { "name": name, "displayName": format!("{name} Ltd") } }),
+        )
+        .await;
+    r.data()["createCompany"]["id"].as_str().unwrap().to_owned()
 }
 
 /// Another process's worth of workers on `api`'s database, Redis prefix and SMTP server.

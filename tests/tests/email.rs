@@ -18,16 +18,6 @@ use crate::both;
 
 const WAIT: Duration = Duration::from_secs(30);
 
-async fn company(gql: &Gql) -> String {
-    let r = gql
-        .query(
-            "mutation { createCompany(input: { name: \"Fabrikam\" }) { id } }",
-            json!({}),
-        )
-        .await;
-    r.data()["createCompany"]["id"].as_str().unwrap().to_owned()
-}
-
 async fn invite(gql: &Gql, company: &str, emails: &[&str]) -> Value {
     let r = gql
         .query(
@@ -69,7 +59,7 @@ async fn settled(app: &TestApp) -> Vec<email_deliveries::Model> {
 both!(three_recipients_three_messages, |backend| async move {
     let app = app::spawn(backend).await;
     let gql = app.gql();
-    let c = company(&gql).await;
+    let c = app::create_company(&gql, "Acme Co").await;
     let inv = invite(
         &gql,
         &c,
@@ -105,7 +95,10 @@ both!(three_recipients_three_messages, |backend| async move {
             "the Message-ID chosen at write time"
         );
         assert!(m.header("Date").is_some());
-        assert!(m.subject().unwrap().contains("Fabrikam"));
+        assert!(
+            m.subject().unwrap().contains("Acme Co Ltd"),
+            "the display name"
+        );
         let text = m.text().unwrap();
         let html = m.html().unwrap();
         let link = m
@@ -143,7 +136,7 @@ both!(
     |backend| async move {
         let app = app::spawn(backend).await;
         let gql = app.gql();
-        let c = company(&gql).await;
+        let c = app::create_company(&gql, "Acme Co").await;
         let inv = invite(&gql, &c, &["r@example.com"]).await;
         let old = inv["token"].as_str().unwrap().to_owned();
         app.smtp.wait_for(1, WAIT).await;
@@ -185,7 +178,7 @@ both!(
 both!(smtp_down_then_up_delivers_once, |backend| async move {
     let app = app::spawn(backend).await;
     let gql = app.gql();
-    let c = company(&gql).await;
+    let c = app::create_company(&gql, "Acme Co").await;
     app.smtp.stop().await;
     invite(&gql, &c, &["x@example.com", "y@example.com"]).await;
     let db = app.db.clone();
@@ -214,7 +207,7 @@ both!(
     |backend| async move {
         let app = app::spawn(backend).await;
         let gql = app.gql();
-        let c = company(&gql).await;
+        let c = app::create_company(&gql, "Acme Co").await;
         app.smtp
             .set_mode(Mode::reject_data(550, "5.1.1 mailbox unavailable"));
         let inv = invite(&gql, &c, &["gone@example.com"]).await;
@@ -254,17 +247,9 @@ both!(
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn lost_queue_is_recovered_by_the_sweeper() {
     // The API process queues the jobs but runs no workers.
-    let api = app::spawn_roles(
-        Backend::Postgres,
-        |_| {},
-        api::startup::Roles {
-            http: true,
-            workers: false,
-        },
-    )
-    .await;
+    let api = app::spawn_api_only(Backend::Postgres, |_| {}).await;
     let gql = api.gql();
-    let c = company(&gql).await;
+    let c = app::create_company(&gql, "Acme Co").await;
     for i in 0..3 {
         invite(&gql, &c, &[&format!("q{i}@example.com")]).await;
     }
@@ -296,19 +281,11 @@ async fn lost_queue_is_recovered_by_the_sweeper() {
 /// Two worker processes on one Redis: every job runs once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_workers_share_the_queue() {
-    let api = app::spawn_roles(
-        Backend::Postgres,
-        |_| {},
-        api::startup::Roles {
-            http: true,
-            workers: false,
-        },
-    )
-    .await;
+    let api = app::spawn_api_only(Backend::Postgres, |_| {}).await;
     let w1 = app::spawn_worker(&api, |_| {}).await;
     let w2 = app::spawn_worker(&api, |_| {}).await;
     let gql = api.gql();
-    let c = company(&gql).await;
+    let c = app::create_company(&gql, "Acme Co").await;
     for i in 0..20 {
         invite(&gql, &c, &[&format!("w{i}@example.com")]).await;
     }
@@ -328,18 +305,11 @@ async fn two_workers_share_the_queue() {
 /// recovers the delivery and it arrives once, with the same Message-ID.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn killed_worker_mid_send_is_recovered() {
-    let api = app::spawn_roles(
-        Backend::Postgres,
-        |env| {
-            env.insert("EMAIL_SEND_LEASE_SECONDS".into(), "4".into());
-            env.insert("EMAIL_SWEEP_INTERVAL_SECONDS".into(), "1".into());
-            env.insert("EMAIL_SWEEP_GRACE_SECONDS".into(), "1".into());
-        },
-        api::startup::Roles {
-            http: true,
-            workers: false,
-        },
-    )
+    let api = app::spawn_api_only(Backend::Postgres, |env| {
+        env.insert("EMAIL_SEND_LEASE_SECONDS".into(), "4".into());
+        env.insert("EMAIL_SWEEP_INTERVAL_SECONDS".into(), "1".into());
+        env.insert("EMAIL_SWEEP_GRACE_SECONDS".into(), "1".into());
+    })
     .await;
     api.smtp.set_mode(Mode::HoldData);
     let mut child = std::process::Command::new(app::binary())
@@ -352,7 +322,7 @@ async fn killed_worker_mid_send_is_recovered() {
         .spawn()
         .unwrap();
     let gql = api.gql();
-    let c = company(&gql).await;
+    let c = app::create_company(&gql, "Acme Co").await;
     let inv = invite(&gql, &c, &["k@example.com"]).await;
     let expected = inv["deliveries"][0]["messageId"]
         .as_str()
@@ -379,15 +349,7 @@ async fn killed_worker_mid_send_is_recovered() {
 /// 10,000 stale invitations expired by two workers at once: one EXPIRED event each.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn ten_thousand_expiries_by_two_workers() {
-    let api = app::spawn_roles(
-        Backend::Postgres,
-        |_| {},
-        api::startup::Roles {
-            http: true,
-            workers: false,
-        },
-    )
-    .await;
+    let api = app::spawn_api_only(Backend::Postgres, |_| {}).await;
     let company = api.company("Stale").await;
     let template = {
         let gql = api.gql();
@@ -471,7 +433,7 @@ both!(
         })
         .await;
         let gql = app.gql();
-        let c = company(&gql).await;
+        let c = app::create_company(&gql, "Acme Co").await;
         let r = gql
             .query(
                 "mutation($c: ID!) { createContributorInvitation(companyId: $c, input: {

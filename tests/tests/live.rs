@@ -17,16 +17,6 @@ const COMPANY_ACTIVITY: &str =
     "subscription($c: ID!, $s: String) { companyActivity(companyId: $c, since: $s) {
     id eventType invitationId email } }";
 
-async fn company(gql: &Gql) -> String {
-    let r = gql
-        .query(
-            "mutation { createCompany(input: { name: \"Live\" }) { id } }",
-            json!({}),
-        )
-        .await;
-    r.data()["createCompany"]["id"].as_str().unwrap().to_owned()
-}
-
 async fn subscribed(app_url: &str, key: &str, company: &str, since: Option<&str>) -> WsClient {
     let mut ws = WsClient::connect(app_url).await;
     ws.init(key).await.expect("connection_ack");
@@ -59,7 +49,7 @@ fn types(events: &[Value]) -> Vec<&str> {
 both!(events_arrive_in_commit_order, |backend| async move {
     let app = app::spawn(backend).await;
     let gql = app.gql();
-    let c = company(&gql).await;
+    let c = app::create_company(&gql, "Acme Co").await;
     let mut ws = subscribed(&app.url, &app.api_key, &c, None).await;
     let r = gql
         .query(
@@ -148,7 +138,7 @@ both!(
     |backend| async move {
         let app = app::spawn(backend).await;
         let gql = app.gql();
-        let c = company(&gql).await;
+        let c = app::create_company(&gql, "Acme Co").await;
         let create =
             "mutation($c: ID!) { createContributorInvitation(companyId: $c, input: {}) { id } }";
         let mut ws = subscribed(&app.url, &app.api_key, &c, None).await;
@@ -178,7 +168,7 @@ both!(
 async fn tenants_and_bad_clients_are_refused() {
     let app = app::spawn(Backend::Sqlite).await;
     let gql = app.gql();
-    let c = company(&gql).await;
+    let c = app::create_company(&gql, "Acme Co").await;
     let inv = gql
         .query(
             "mutation($c: ID!) { createContributorInvitation(companyId: $c, input: {}) { id } }",
@@ -248,15 +238,7 @@ async fn other_key(app: &TestApp) -> String {
 /// server sees mutations made on the other and events recorded by the worker.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn events_cross_replicas_through_redis() {
-    let one = app::spawn_roles(
-        Backend::Postgres,
-        |_| {},
-        api::startup::Roles {
-            http: true,
-            workers: false,
-        },
-    )
-    .await;
+    let one = app::spawn_api_only(Backend::Postgres, |_| {}).await;
     let two = app::spawn_peer(
         &one,
         |_| {},
@@ -267,7 +249,7 @@ async fn events_cross_replicas_through_redis() {
     )
     .await;
     let worker = app::spawn_worker(&one, |_| {}).await;
-    let c = company(&one.gql()).await;
+    let c = app::create_company(&one.gql(), "Acme Co").await;
     let mut ws = subscribed(&one.url, &one.api_key, &c, None).await;
     let on_two = Gql::new(&two.url).with_api_key(&one.api_key);
     on_two

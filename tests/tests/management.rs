@@ -22,16 +22,6 @@ const INVITATION_FIELDS: &str = "id invitationType status token invitationUrl co
     createdConnections { id }
     deliveries { id recipient kind status messageId }";
 
-async fn create_company(gql: &Gql, name: &str) -> String {
-    let r = gql
-        .query(
-            "mutation($input: CreateCompanyInput!) { createCompany(input: $input) { id name displayName } }",
-            json!({ "input": { "name": name, "displayName": format!("{name} Ltd") } }),
-        )
-        .await;
-    r.data()["createCompany"]["id"].as_str().unwrap().to_owned()
-}
-
 async fn create_site(gql: &Gql, company: &str, name: &str) -> String {
     let r = gql
         .query(
@@ -81,7 +71,7 @@ async fn event_count(app: &TestApp) -> u64 {
 both!(contributor_invitation_round_trip, |backend| async move {
     let app = app::spawn(backend).await;
     let gql = app.gql();
-    let company = create_company(&gql, "Northwind").await;
+    let company = app::create_company(&gql, "Northwind").await;
     let site = create_site(&gql, &company, "HQ").await;
     let inv = create_invitation(
         &gql,
@@ -159,8 +149,8 @@ both!(
     |backend| async move {
         let app = app::spawn(backend).await;
         let gql = app.gql();
-        let company = create_company(&gql, "Acme").await;
-        let other_company = create_company(&gql, "Other").await;
+        let company = app::create_company(&gql, "Acme").await;
+        let other_company = app::create_company(&gql, "Other").await;
         let foreign_site = create_site(&gql, &other_company, "Elsewhere").await;
         let q = "mutation($c: ID!, $input: InvitationInput!) { createContributorInvitation(companyId: $c, input: $input) { id } }";
         let cases: Vec<(Value, &str)> = vec![
@@ -235,7 +225,7 @@ both!(
 both!(bulk_create_is_all_or_nothing, |backend| async move {
     let app = app::spawn(backend).await;
     let gql = app.gql();
-    let company = create_company(&gql, "Bulk Co").await;
+    let company = app::create_company(&gql, "Bulk Co").await;
     let q = "mutation($c: ID!, $inputs: [InvitationInput!]!, $k: String) {
         createContributorInvitations(companyId: $c, inputs: $inputs, idempotencyKey: $k) { id allowedEmails } }";
     let good: Vec<Value> = (0..5)
@@ -283,7 +273,7 @@ both!(bulk_create_is_all_or_nothing, |backend| async move {
 both!(listing_pages_filters_and_counts, |backend| async move {
     let app = app::spawn(backend).await;
     let gql = app.gql();
-    let company = create_company(&gql, "Lister").await;
+    let company = app::create_company(&gql, "Lister").await;
     let mut ids = Vec::new();
     for i in 0..7 {
         let emails = if i % 2 == 0 {
@@ -385,7 +375,7 @@ both!(listing_pages_filters_and_counts, |backend| async move {
 both!(revoke_once_then_conflict, |backend| async move {
     let app = app::spawn(backend).await;
     let gql = app.gql();
-    let company = create_company(&gql, "Revoker").await;
+    let company = app::create_company(&gql, "Revoker").await;
     let inv = create_invitation(&gql, &company, json!({})).await;
     let q = "mutation($id: ID!, $k: String) { revokeInvitation(id: $id, reason: \"wrong person\", idempotencyKey: $k) { status revokedAt revokedReason } }";
     let r = gql.query(q, json!({ "id": inv["id"], "k": "rv-1" })).await;
@@ -411,7 +401,7 @@ both!(revoke_once_then_conflict, |backend| async move {
 both!(concurrent_revokes_have_one_winner, |backend| async move {
     let app = app::spawn(backend).await;
     let gql = app.gql();
-    let company = create_company(&gql, "Racer").await;
+    let company = app::create_company(&gql, "Racer").await;
     let inv = create_invitation(&gql, &company, json!({})).await;
     let q = "mutation($id: ID!) { revokeInvitation(id: $id) { status } }";
     let tasks: Vec<_> = (0..50)
@@ -444,7 +434,7 @@ both!(concurrent_revokes_have_one_winner, |backend| async move {
 both!(resend_rules, |backend| async move {
     let app = app::spawn(backend).await;
     let gql = app.gql();
-    let company = create_company(&gql, "Resender").await;
+    let company = app::create_company(&gql, "Resender").await;
     let inv = create_invitation(
         &gql,
         &company,
@@ -555,7 +545,7 @@ both!(resend_rules, |backend| async move {
 both!(idempotent_create, |backend| async move {
     let app = app::spawn(backend).await;
     let gql = app.gql();
-    let company = create_company(&gql, "Idem").await;
+    let company = app::create_company(&gql, "Idem").await;
     let a = create_invitation(
         &gql,
         &company,
@@ -610,7 +600,7 @@ both!(idempotent_create, |backend| async move {
 both!(tenants_cannot_see_each_other, |backend| async move {
     let app = app::spawn(backend).await;
     let gql = app.gql();
-    let company = create_company(&gql, "Mine").await;
+    let company = app::create_company(&gql, "Mine").await;
     let site = create_site(&gql, &company, "Plant").await;
     let connection = create_connection(&gql, &company, &[&site]).await;
     let inv = create_invitation(
@@ -673,7 +663,7 @@ both!(
     |backend| async move {
         let app = app::spawn(backend).await;
         let gql = app.gql();
-        let company = create_company(&gql, "Mailer").await;
+        let company = app::create_company(&gql, "Mailer").await;
         let inv = create_invitation(
         &gql,
         &company,
@@ -702,17 +692,9 @@ both!(
     listing_costs_a_bounded_number_of_statements,
     |backend| async move {
         // No workers: only the requests below run SQL.
-        let app = app::spawn_roles(
-            backend,
-            |_| {},
-            api::startup::Roles {
-                http: true,
-                workers: false,
-            },
-        )
-        .await;
+        let app = app::spawn_api_only(backend, |_| {}).await;
         let gql = app.gql();
-        let company = create_company(&gql, "Counter").await;
+        let company = app::create_company(&gql, "Counter").await;
         let inputs: Vec<Value> = (0..100)
             .map(|i| json!({ "allowedEmails": [format!("p{i}@example.com")], "maxUses": 1 }))
             .collect();

@@ -17,16 +17,6 @@ const SUBMIT: &str = "mutation($t: String!, $g: String, $i: SubmitInvitationInpu
 const PUBLIC: &str = "query($t: String!) { publicInvitation(token: $t) { invitationType companyName
     emailVerificationRequired lockedFields prefill { country url utilityTypes initialSites } } }";
 
-async fn company(gql: &Gql) -> String {
-    let r = gql
-        .query(
-            "mutation { createCompany(input: { name: \"Contoso\", displayName: \"Contoso Energy\" }) { id } }",
-            json!({}),
-        )
-        .await;
-    r.data()["createCompany"]["id"].as_str().unwrap().to_owned()
-}
-
 async fn invite(gql: &Gql, company: &str, input: Value) -> (String, String) {
     let r = gql
         .query(
@@ -60,7 +50,7 @@ async fn events_of(app: &TestApp, invitation: &str, kind: entity::EventType) -> 
 both!(open_invitation_end_to_end, |backend| async move {
     let app = app::spawn(backend).await;
     let gql = app.gql();
-    let c = company(&gql).await;
+    let c = app::create_company(&gql, "Acme Co").await;
     let (id, token) = invite(
         &gql,
         &c,
@@ -105,7 +95,7 @@ both!(open_invitation_end_to_end, |backend| async move {
 
     let view = public.query(PUBLIC, json!({ "t": token })).await;
     let v = &view.data()["publicInvitation"];
-    assert_eq!(v["companyName"], "Contoso Energy");
+    assert_eq!(v["companyName"], "Acme Co Ltd", "the display name");
     assert_eq!(v["invitationType"], "CREATE_CONNECTION");
     assert_eq!(v["emailVerificationRequired"], false);
     assert_eq!(v["lockedFields"], json!(["COUNTRY"]));
@@ -183,7 +173,7 @@ both!(reason_coded_answers, |backend| async move {
     let app = app::spawn(backend).await;
     let gql = app.gql();
     let public = app.anon();
-    let c = company(&gql).await;
+    let c = app::create_company(&gql, "Acme Co").await;
     let (revoked_id, revoked) = invite(&gql, &c, json!({})).await;
     gql.query(
         "mutation($id: ID!) { revokeInvitation(id: $id) { id } }",
@@ -265,7 +255,7 @@ both!(email_gate_with_codes, |backend| async move {
     let app = app::spawn(backend).await;
     let gql = app.gql();
     let public = app.anon();
-    let c = company(&gql).await;
+    let c = app::create_company(&gql, "Acme Co").await;
     let (id, token) = invite(&gql, &c, json!({ "allowedEmails": ["ann@example.com"] })).await;
     let request =
         "mutation($t: String!, $e: String!) { requestEmailVerification(token: $t, email: $e) }";
@@ -356,7 +346,7 @@ both!(email_gate_with_codes, |backend| async move {
 both!(emailed_links_are_pre_verified, |backend| async move {
     let app = app::spawn(backend).await;
     let gql = app.gql();
-    let c = company(&gql).await;
+    let c = app::create_company(&gql, "Acme Co").await;
     let (_, token) = invite(
         &gql,
         &c,
@@ -403,7 +393,7 @@ both!(
     |backend| async move {
         let app = app::spawn(backend).await;
         let gql = app.gql();
-        let c = company(&gql).await;
+        let c = app::create_company(&gql, "Acme Co").await;
         let r = gql
         .query(
             "mutation($c: ID!) { createConnection(companyId: $c, input: { providerName: \"Gridco\", utilityUsername: \"old\", utilityPassword: \"old-pass\" }) { id } }",
@@ -469,7 +459,7 @@ both!(
     |backend| async move {
         let app = app::spawn(backend).await;
         let gql = app.gql();
-        let c = company(&gql).await;
+        let c = app::create_company(&gql, "Acme Co").await;
         let (id, token) = invite(&gql, &c, json!({ "maxUses": 3 })).await;
         let public = app.anon();
         let tasks: Vec<_> = (0..100)
@@ -523,7 +513,7 @@ both!(
     |backend| async move {
         let app = app::spawn(backend).await;
         let gql = app.gql();
-        let c = company(&gql).await;
+        let c = app::create_company(&gql, "Acme Co").await;
         let (id, token) = invite(&gql, &c, json!({})).await;
         let public = app.anon();
         let mut tasks: Vec<_> = (0..30)
@@ -574,7 +564,7 @@ both!(
 both!(legacy_magic_links_keep_working, |backend| async move {
     let app = app::spawn(backend).await;
     let gql = app.gql();
-    let c = company(&gql).await;
+    let c = app::create_company(&gql, "Acme Co").await;
     let m = "mutation($c: ID!) { createCompanyMagicLink(companyId: $c) { publicCompanyId companyMagicLinkSecret magicLinkUrl } }";
     let link = gql.query(m, json!({ "c": c })).await.data()["createCompanyMagicLink"].clone();
     let again = gql.query(m, json!({ "c": c })).await.data()["createCompanyMagicLink"].clone();
@@ -693,7 +683,7 @@ both!(legacy_magic_links_keep_working, |backend| async move {
 async fn public_operations_are_rate_limited() {
     let app = app::spawn(tests::pg::Backend::Sqlite).await;
     let gql = app.gql();
-    let c = company(&gql).await;
+    let c = app::create_company(&gql, "Acme Co").await;
     let (_, token) = invite(&gql, &c, json!({})).await;
     let public = app.anon();
     let mut limited = None;
