@@ -130,19 +130,7 @@ pub async fn submit(
 ) -> Result<connections::Model, DomainError> {
     match target {
         Target::Company(company) => {
-            let details = ConnectionDetails {
-                datasource_id: input.datasource_id,
-                provider_name: input.provider_name,
-                provider_url: input.provider_url,
-                country: input.country,
-                utility_types: input.utility_types.unwrap_or_default(),
-                site_ids: input.site_ids.unwrap_or_default(),
-                owner_email: input.owner_email,
-                data_collection_start_date: input.data_collection_start_date,
-                utility_username: input.utility_username,
-                utility_password: input.utility_password,
-                mfa_forwarding: input.mfa_forwarding,
-            };
+            let details: ConnectionDetails = input.into();
             create_connection(
                 txn,
                 keys,

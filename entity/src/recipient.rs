@@ -305,6 +305,26 @@ pub struct Submission {
     pub mfa_forwarding: bool,
 }
 
+/// A submission taken as it is (no invitation prefill to merge): legacy links and connections
+/// the organization registers itself.
+impl From<Submission> for ConnectionDetails {
+    fn from(input: Submission) -> Self {
+        Self {
+            datasource_id: input.datasource_id,
+            provider_name: input.provider_name,
+            provider_url: input.provider_url,
+            country: input.country,
+            utility_types: input.utility_types.unwrap_or_default(),
+            site_ids: input.site_ids.unwrap_or_default(),
+            owner_email: input.owner_email,
+            data_collection_start_date: input.data_collection_start_date,
+            utility_username: input.utility_username,
+            utility_password: input.utility_password,
+            mfa_forwarding: input.mfa_forwarding,
+        }
+    }
+}
+
 /// Merges one field: a locked prefilled value wins and may not be changed; otherwise the
 /// submitted value, else the prefilled one.
 fn merge<T: PartialEq + Clone>(

@@ -35,7 +35,7 @@ async fn create_site(gql: &Gql, company: &str, name: &str) -> String {
 async fn create_connection(gql: &Gql, company: &str, sites: &[&str]) -> String {
     let r = gql
         .query(
-            "mutation($c: ID!, $input: CreateConnectionInput!) { createConnection(companyId: $c, input: $input) { id status siteIds utilityUsername } }",
+            "mutation($c: ID!, $input: ConnectionInput!) { createConnection(companyId: $c, input: $input) { id status siteIds utilityUsername } }",
             json!({ "c": company, "input": {
                 "providerUrl": "https://power.example.com", "country": "DE",
                 "utilityTypes": ["ELECTRICITY"], "siteIds": sites,

@@ -12,7 +12,7 @@ use tests::graphql::Gql;
 use crate::app::{self, TestApp};
 use crate::both;
 
-const SUBMIT: &str = "mutation($t: String!, $g: String, $i: SubmitInvitationInput!) {
+const SUBMIT: &str = "mutation($t: String!, $g: String, $i: ConnectionInput!) {
     submitInvitation(token: $t, grant: $g, input: $i) { connectionId invitationStatus } }";
 const PUBLIC: &str = "query($t: String!) { publicInvitation(token: $t) { invitationType companyName
     emailVerificationRequired lockedFields prefill { country url utilityTypes initialSites } } }";
@@ -591,7 +591,7 @@ both!(legacy_magic_links_keep_working, |backend| async move {
         404
     );
 
-    let submit = "mutation($p: String!, $s: String!, $e: Boolean!, $i: SubmitInvitationInput!) {
+    let submit = "mutation($p: String!, $s: String!, $e: Boolean!, $i: ConnectionInput!) {
         submitMagicLink(publicCompanyId: $p, secret: $s, edit: $e, input: $i) { connectionId } }";
     let public = app.anon();
     for _ in 0..2 {

@@ -45,9 +45,11 @@ pub async fn limit(ctx: &Context<'_>, scope: &str, material: &str, limit: Limit)
         .map_err(rate_limited)
 }
 
-/// What the recipient submits on the hosted page.
+/// The details of a utility account: what a recipient submits on the hosted page, or what an
+/// organization registers with `createConnection`. Reconnect submits use only the credentials
+/// and `mfaForwarding`.
 #[derive(InputObject)]
-pub struct SubmitInvitationInput {
+pub struct ConnectionInput {
     /// The utility provider, by id, website or name (contributor).
     pub datasource_id: Option<String>,
     pub provider_url: Option<String>,
@@ -69,7 +71,7 @@ pub struct SubmitInvitationInput {
     pub mfa_forwarding: Option<bool>,
 }
 
-impl SubmitInvitationInput {
+impl ConnectionInput {
     pub fn into_submission(self) -> Result<Submission> {
         Ok(Submission {
             datasource_id: self.datasource_id,

@@ -2,10 +2,10 @@ use async_graphql::{Context, ID, InputObject, Object, Result};
 use entity::company::ConnectionDetails;
 
 use crate::graphql::context::{state, viewer};
-use crate::graphql::enums::UtilityType;
 use crate::graphql::error::GqlResult;
-use crate::graphql::ids::{parse_date, parse_id, parse_ids};
+use crate::graphql::ids::parse_id;
 use crate::graphql::object::{Company, Connection, Site};
+use crate::graphql::public::ConnectionInput;
 
 #[derive(Default)]
 pub struct CompanyMutation;
@@ -24,28 +24,6 @@ pub struct CreateCompanyInput {
 pub struct CreateSiteInput {
     pub name: String,
     pub address: Option<String>,
-}
-
-/// A connection registered directly by the organization.
-#[derive(InputObject)]
-pub struct CreateConnectionInput {
-    /// The utility provider, by id, website or name (at least one).
-    pub datasource_id: Option<String>,
-    pub provider_url: Option<String>,
-    pub provider_name: Option<String>,
-    /// ISO 3166-1 alpha-2.
-    pub country: Option<String>,
-    pub utility_types: Option<Vec<UtilityType>>,
-    /// Sites of the same company.
-    pub site_ids: Option<Vec<ID>>,
-    pub owner_email: Option<String>,
-    /// `YYYY-MM-DD`.
-    pub data_collection_start_date: Option<String>,
-    pub utility_username: String,
-    /// Stored encrypted; never returned.
-    #[graphql(secret)]
-    pub utility_password: String,
-    pub mfa_forwarding: Option<bool>,
 }
 
 #[Object]
@@ -94,32 +72,12 @@ impl CompanyMutation {
         &self,
         ctx: &Context<'_>,
         company_id: ID,
-        input: CreateConnectionInput,
+        input: ConnectionInput,
     ) -> Result<Connection> {
         let org = viewer(ctx)?.organization_id;
         let company_id = parse_id("companyId", &company_id)?;
         let state = state(ctx)?;
-        let details = ConnectionDetails {
-            datasource_id: input.datasource_id,
-            provider_name: input.provider_name,
-            provider_url: input.provider_url,
-            country: input.country,
-            utility_types: input
-                .utility_types
-                .unwrap_or_default()
-                .into_iter()
-                .map(Into::into)
-                .collect(),
-            site_ids: parse_ids("siteIds", &input.site_ids.unwrap_or_default())?,
-            owner_email: input.owner_email,
-            data_collection_start_date: parse_date(
-                "dataCollectionStartDate",
-                input.data_collection_start_date.as_deref(),
-            )?,
-            utility_username: input.utility_username,
-            utility_password: input.utility_password,
-            mfa_forwarding: input.mfa_forwarding.unwrap_or(false),
-        };
+        let details: ConnectionDetails = input.into_submission()?.into();
         let txn = entity::begin_write(&state.db).await.gql()?;
         let row =
             entity::company::create_connection(&txn, &state.keys, org, company_id, details, None)

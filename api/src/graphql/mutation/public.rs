@@ -7,7 +7,7 @@ use crate::graphql::context::{state, viewer};
 use crate::graphql::enums::InvitationStatus;
 use crate::graphql::error::{GqlResult, into_gql};
 use crate::graphql::ids::{id, parse_id};
-use crate::graphql::public::{SubmitInvitationInput, guard, limit};
+use crate::graphql::public::{ConnectionInput, guard, limit};
 use crate::ratelimit::{CODES_PER_EMAIL, CODES_PER_INVITATION, RENEWALS_PER_EMAIL};
 
 #[derive(Default)]
@@ -155,7 +155,7 @@ impl PublicMutation {
             desc = "From verifyEmail / verifyEmailLink; required when the invitation has an allow-list."
         )]
         grant: Option<String>,
-        input: SubmitInvitationInput,
+        input: ConnectionInput,
     ) -> Result<SubmitResult> {
         guard(ctx, &token).await?;
         let state = state(ctx)?;
@@ -259,7 +259,7 @@ impl PublicMutation {
         public_company_id: String,
         secret: String,
         #[graphql(default = false, desc = "True for an edit (reconnect) link.")] edit: bool,
-        input: SubmitInvitationInput,
+        input: ConnectionInput,
     ) -> Result<SubmitResult> {
         guard(ctx, &secret).await?;
         let state = state(ctx)?;

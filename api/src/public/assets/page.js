@@ -166,7 +166,7 @@
       gql("mutation($t: String!) { recordInvitationView(token: $t) }", { t: data.token }).catch(function () {});
       var showForm = function () {
         show([detailsForm(info, function (input) {
-          return gql("mutation($t: String!, $g: String, $i: SubmitInvitationInput!) { submitInvitation(token: $t, grant: $g, input: $i) { " + SUBMIT_FIELDS + " } }",
+          return gql("mutation($t: String!, $g: String, $i: ConnectionInput!) { submitInvitation(token: $t, grant: $g, input: $i) { " + SUBMIT_FIELDS + " } }",
             { t: data.token, g: grant, i: input });
         })]);
       };
@@ -179,7 +179,7 @@
     gql("query($p: String!, $s: String!, $e: Boolean!) { publicMagicLink(publicCompanyId: $p, secret: $s, edit: $e) { invitationType companyName connectionProvider connectionUsername } }", vars)
       .then(function (d) {
         show([detailsForm(d.publicMagicLink, function (input) {
-          return gql("mutation($p: String!, $s: String!, $e: Boolean!, $i: SubmitInvitationInput!) { submitMagicLink(publicCompanyId: $p, secret: $s, edit: $e, input: $i) { " + SUBMIT_FIELDS + " } }",
+          return gql("mutation($p: String!, $s: String!, $e: Boolean!, $i: ConnectionInput!) { submitMagicLink(publicCompanyId: $p, secret: $s, edit: $e, input: $i) { " + SUBMIT_FIELDS + " } }",
             { p: data.publicId, s: data.secret, e: edit, i: input });
         })]);
       }).catch(function (e) { show([el("h1", { text: "This link cannot be used" }), el("p", { text: message(e) })]); });
