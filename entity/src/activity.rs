@@ -33,8 +33,8 @@ pub struct EventExtra {
     pub detail: Option<Value>,
 }
 
-/// Appends one event. Call it with the transaction that makes the change it records, so the log
-/// and the change commit (or roll back) together.
+/// Appends one event and writes its webhook deliveries. Call it with the transaction that makes
+/// the change it records, so the log, the outbox and the change commit (or roll back) together.
 pub async fn record(
     txn: &impl ConnectionTrait,
     invitation: &invitations::Model,
@@ -42,7 +42,7 @@ pub async fn record(
     actor: &Actor,
     extra: EventExtra,
 ) -> Result<invitation_events::Model, DomainError> {
-    Ok(invitation_events::ActiveModel {
+    let event = invitation_events::ActiveModel {
         id: NotSet,
         invitation_id: Set(invitation.id),
         organization_id: Set(invitation.organization_id),
@@ -57,5 +57,7 @@ pub async fn record(
             .unwrap_or_else(|| Value::Object(Default::default()))),
     }
     .insert(txn)
-    .await?)
+    .await?;
+    crate::webhook::events::invitation_event(txn, invitation, &event).await?;
+    Ok(event)
 }

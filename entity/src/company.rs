@@ -230,14 +230,16 @@ pub async fn create_connection(
     }
     .insert(db)
     .await?;
-    for site_id in dedup(&details.site_ids) {
+    let site_ids = dedup(&details.site_ids);
+    for site_id in &site_ids {
         connection_sites::ActiveModel {
             connection_id: Set(row.id),
-            site_id: Set(site_id),
+            site_id: Set(*site_id),
         }
         .insert(db)
         .await?;
     }
+    crate::webhook::events::connection_created(db, &row, &site_ids).await?;
     Ok(row)
 }
 

@@ -383,7 +383,7 @@ async fn record_event(
 
 /// Leases and backoffs are seconds to minutes; anything beyond chrono's range (hundreds of
 /// millions of years) is clamped rather than treated as an error.
-fn to_chrono(d: Duration) -> chrono::TimeDelta {
+pub(crate) fn to_chrono(d: Duration) -> chrono::TimeDelta {
     chrono::TimeDelta::from_std(d).unwrap_or(chrono::TimeDelta::MAX)
 }
 

@@ -16,10 +16,12 @@ pub mod magic_link;
 pub mod organization;
 pub mod recipient;
 pub mod scope;
+pub mod webhook;
 
 pub use entities::enums::{
-    ConnectionStatus, DeliveryKind, DeliveryStatus, EventType, InvitationStatus, InvitationType,
-    Prefill, StringList, UtilityType, UtilityTypes,
+    AttemptOutcome, ConnectionStatus, DeliveryKind, DeliveryStatus, DisabledReason, EndpointStatus,
+    EventType, InvitationStatus, InvitationType, Prefill, StringList, UtilityType, UtilityTypes,
+    WebhookDeliveryStatus,
 };
 pub use error::DomainError;
 

@@ -468,7 +468,7 @@ pub async fn reconnect(
 ) -> Result<connections::Model, DomainError> {
     let existing = find_owned::<connections::Entity>(txn, organization_id, connection_id).await?;
     let credentials = seal_credentials(keys, &input.utility_username, &input.utility_password)?;
-    let mut active: connections::ActiveModel = existing.into();
+    let mut active: connections::ActiveModel = existing.clone().into();
     active.utility_username = Set(Some(credentials.username));
     active.password_sealed = Set(Some(credentials.password_sealed));
     active.mfa_forwarding = Set(input.mfa_forwarding);
@@ -477,7 +477,9 @@ pub async fn reconnect(
         active.last_invitation_id = Set(invitation_id);
     }
     active.updated_at = Set(now());
-    Ok(active.update(txn).await?)
+    let updated = active.update(txn).await?;
+    crate::webhook::events::connection_updated(txn, &existing, &updated, invitation_id).await?;
+    Ok(updated)
 }
 
 /// A recipient on the allow-list of an expired invitation asks for a new link. Recorded for the

@@ -5,7 +5,9 @@ use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Select};
 use uuid::Uuid;
 
 use crate::DomainError;
-use crate::entities::{companies, connections, invitations, sites};
+use crate::entities::{
+    companies, connections, invitations, sites, webhook_deliveries, webhook_endpoints,
+};
 
 /// An entity that belongs to one organization.
 pub trait Owned: EntityTrait {
@@ -31,7 +33,14 @@ macro_rules! owned {
     )*};
 }
 
-owned!(companies, sites, connections, invitations);
+owned!(
+    companies,
+    sites,
+    connections,
+    invitations,
+    webhook_endpoints,
+    webhook_deliveries
+);
 
 /// One object of the organization, or [`DomainError::NotFound`].
 pub async fn find_owned<E: Owned>(

@@ -14,6 +14,9 @@ mod m20261125_000008_invitation_events;
 mod m20261125_000009_email_deliveries;
 mod m20261125_000010_email_verifications;
 mod m20261125_000011_idempotency_keys;
+mod m20261125_000012_webhook_endpoints;
+mod m20261125_000013_webhook_deliveries;
+mod m20261125_000014_webhook_attempts;
 
 pub struct Migrator;
 
@@ -32,6 +35,9 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000009_email_deliveries::Migration),
             Box::new(m20261125_000010_email_verifications::Migration),
             Box::new(m20261125_000011_idempotency_keys::Migration),
+            Box::new(m20261125_000012_webhook_endpoints::Migration),
+            Box::new(m20261125_000013_webhook_deliveries::Migration),
+            Box::new(m20261125_000014_webhook_attempts::Migration),
         ]
     }
 }

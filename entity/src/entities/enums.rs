@@ -182,3 +182,68 @@ pub struct Prefill {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data_collection_start_date: Option<chrono::NaiveDate>,
 }
+
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize,
+)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::N(32))")]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum EndpointStatus {
+    #[sea_orm(string_value = "ENABLED")]
+    Enabled,
+    #[sea_orm(string_value = "DISABLED")]
+    Disabled,
+}
+
+/// Why an endpoint is disabled.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize,
+)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::N(32))")]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum DisabledReason {
+    /// An API call disabled it.
+    #[sea_orm(string_value = "MANUAL")]
+    Manual,
+    /// It kept failing for longer than the configured period.
+    #[sea_orm(string_value = "FAILING")]
+    Failing,
+}
+
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize,
+)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::N(32))")]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum WebhookDeliveryStatus {
+    #[sea_orm(string_value = "PENDING")]
+    Pending,
+    #[sea_orm(string_value = "SUCCEEDED")]
+    Succeeded,
+    #[sea_orm(string_value = "FAILED")]
+    Failed,
+}
+
+/// What one HTTP attempt of a webhook delivery came to.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize,
+)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::N(32))")]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum AttemptOutcome {
+    /// A 2xx answer.
+    #[sea_orm(string_value = "SUCCEEDED")]
+    Succeeded,
+    /// Any other answer, redirects included (they are never followed).
+    #[sea_orm(string_value = "HTTP_ERROR")]
+    HttpError,
+    /// No complete answer within the timeout.
+    #[sea_orm(string_value = "TIMEOUT")]
+    Timeout,
+    /// DNS failure, refused connection, TLS failure, reset.
+    #[sea_orm(string_value = "NETWORK_ERROR")]
+    NetworkError,
+    /// The target resolved to an address webhooks may not reach; nothing was sent.
+    #[sea_orm(string_value = "TARGET_FORBIDDEN")]
+    TargetForbidden,
+}

@@ -12,3 +12,6 @@ pub mod invitation_events;
 pub mod invitations;
 pub mod organizations;
 pub mod sites;
+pub mod webhook_attempts;
+pub mod webhook_deliveries;
+pub mod webhook_endpoints;
