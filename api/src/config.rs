@@ -94,6 +94,23 @@ pub struct Settings {
     /// How long a verified API key is trusted without asking the database; also the longest
     /// time a revoked key keeps working.
     pub api_key_cache_ttl: Duration,
+    pub webhooks: WebhookSettings,
+}
+
+/// Webhook delivery.
+#[derive(Debug, Clone)]
+pub struct WebhookSettings {
+    /// Admit loopback targets (and plain `http` to them): development and tests only.
+    pub allow_loopback: bool,
+    /// Longest one attempt may take.
+    pub timeout: Duration,
+    pub max_attempts: u32,
+    /// Wait after the first failed attempt; doubles after each further one (capped at 4 h).
+    pub first_retry_delay: Duration,
+    /// An endpoint whose attempts have all failed for this long is disabled.
+    pub disable_after: Duration,
+    /// Requests in flight at once per worker process.
+    pub concurrency: usize,
 }
 
 pub const DEFAULT_BIND_ADDR: &str = "127.0.0.1:8080";
@@ -156,6 +173,14 @@ fn check_url(key: &'static str, raw: &str, schemes: &[&str]) -> Result<Url, Conf
         ));
     }
     Ok(url)
+}
+
+impl WebhookSettings {
+    pub fn targets(&self) -> entity::webhook::target::TargetPolicy {
+        entity::webhook::target::TargetPolicy {
+            allow_loopback: self.allow_loopback,
+        }
+    }
 }
 
 impl Settings {
@@ -302,6 +327,24 @@ impl Settings {
             180u64,
             1..=3600,
         )?);
+        let webhooks = WebhookSettings {
+            allow_loopback: parse_bool(get, "WEBHOOK_ALLOW_LOOPBACK", false)?,
+            timeout: Duration::from_secs(parse_num(get, "WEBHOOK_TIMEOUT_SECONDS", 15u64, 1..=60)?),
+            max_attempts: parse_num(get, "WEBHOOK_MAX_ATTEMPTS", 12u32, 1..=30)?,
+            first_retry_delay: Duration::from_secs(parse_num(
+                get,
+                "WEBHOOK_RETRY_FIRST_DELAY_SECONDS",
+                15u64,
+                1..=3600,
+            )?),
+            disable_after: Duration::from_secs(parse_num(
+                get,
+                "WEBHOOK_DISABLE_AFTER_SECONDS",
+                432_000u64,
+                1..=2_592_000,
+            )?),
+            concurrency: parse_num(get, "WEBHOOK_CONCURRENCY", 16usize, 1..=256)?,
+        };
 
         Ok(Self {
             data_dir,
@@ -323,6 +366,7 @@ impl Settings {
             email_max_attempts,
             email_send_lease,
             api_key_cache_ttl,
+            webhooks,
         })
     }
 

@@ -246,14 +246,38 @@ async fn run_workers(state: AppState, stop: Shutdown) {
         public_base_url: settings.public_base_url.clone(),
         from,
     };
+    let hooks = &settings.webhooks;
+    let sender = match jobs::webhook::Sender::new(hooks.targets(), hooks.timeout) {
+        Ok(sender) => sender,
+        Err(e) => {
+            tracing::error!(error = %e, "workers not started");
+            return;
+        }
+    };
+    let webhooks = jobs::webhook::WebhookContext {
+        db: state.db.clone(),
+        keys: state.keys.clone(),
+        sender,
+        policy: entity::webhook::delivery::WebhookPolicy {
+            retry: entity::delivery::RetrySchedule {
+                max_attempts: hooks.max_attempts,
+                first_delay: hooks.first_retry_delay,
+                ..entity::webhook::delivery::WebhookPolicy::default().retry
+            },
+            disable_after: hooks.disable_after,
+        },
+        lease: hooks.timeout + jobs::webhook::LEASE_MARGIN,
+    };
     let bus = state.events.clone();
-    let mut ctx = jobs::worker::JobContext::new(state.db.clone(), state.mailer.clone(), composer)
-        .with_on_events(move |events| bus.publish(&events));
+    let mut ctx =
+        jobs::worker::JobContext::new(state.db.clone(), state.mailer.clone(), composer, webhooks)
+            .with_on_events(move |events| bus.publish(&events));
     ctx.retry.max_attempts = settings.email_max_attempts;
     ctx.lease = settings.email_send_lease;
     let mut options = jobs::worker::WorkerOptions::new(jobs::worker::default_instance());
     options.sweep_interval = settings.email_sweep_interval;
     options.sweep_grace = settings.email_sweep_grace;
+    options.webhook_concurrency = hooks.concurrency;
     tokio::join!(
         jobs::expiry::run(
             state.db.clone(),

@@ -5,6 +5,7 @@ pub mod expiry;
 pub mod mailer;
 pub mod queue;
 pub mod shutdown;
+pub mod webhook;
 pub mod worker;
 
 #[cfg(test)]

@@ -1,4 +1,5 @@
-//! The job queue: Redis when configured, otherwise an embedded SQLite file.
+//! The job queues (send email, deliver webhook): Redis when configured, otherwise an embedded
+//! SQLite file.
 //!
 //! Jobs carry ids only. The outbox row in the application database is the truth (see
 //! `entity::delivery`); a job is a prompt to look at it, so losing one delays an email until the
@@ -11,6 +12,7 @@ use apalis::prelude::{TaskBuilder, TaskSink};
 use apalis_redis::{ConnectionManager, RedisStorage};
 use apalis_sqlite::{SqliteConnectOptions, SqlitePoolOptions, SqliteStorage};
 use chrono::{DateTime, Utc};
+use sea_orm::sqlx::sqlite as sqlx_pool;
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -18,6 +20,7 @@ use uuid::Uuid;
 /// Queue name. Named explicitly: the default is the Rust type name, and moving the type would
 /// silently orphan queued jobs.
 pub const SEND_EMAIL_QUEUE: &str = "invitations:send_email";
+pub const DELIVER_WEBHOOK_QUEUE: &str = "invitations:deliver_webhook";
 
 /// How often workers prove they are alive. Together with [`MISSED_HEARTBEATS`] this bounds how
 /// long the jobs of a dead worker stay stuck before another worker takes them back.
@@ -31,6 +34,12 @@ const REDIS_IDEMPOTENCY_TTL: Duration = Duration::from_secs(24 * 3600);
 /// Send (or give up on) one email delivery.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SendEmail {
+    pub delivery_id: Uuid,
+}
+
+/// Make one attempt at one webhook delivery.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliverWebhook {
     pub delivery_id: Uuid,
 }
 
@@ -54,21 +63,22 @@ pub enum QueueError {
     Push(String),
 }
 
-/// A handle to the send-email queue; cheap to clone.
+/// Handles to the queues; cheap to clone.
 #[derive(Clone)]
 pub struct Queues {
-    pub(crate) backend: Backend,
+    pub(crate) email: Backend<SendEmail>,
+    pub(crate) webhooks: Backend<DeliverWebhook>,
 }
 
 #[derive(Clone)]
-pub(crate) enum Backend {
-    Sqlite(SqliteStorage<SendEmail>),
-    Redis(RedisStorage<SendEmail>),
+pub(crate) enum Backend<T> {
+    Sqlite(SqliteStorage<T>),
+    Redis(RedisStorage<T>),
 }
 
 impl std::fmt::Debug for Queues {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self.backend {
+        f.write_str(match self.email {
             Backend::Sqlite(_) => "Queues::Sqlite",
             Backend::Redis(_) => "Queues::Redis",
         })
@@ -77,17 +87,30 @@ impl std::fmt::Debug for Queues {
 
 impl Queues {
     pub async fn connect(config: QueueConfig) -> Result<Self, QueueError> {
-        let backend = match &config.redis_url {
-            Some(url) => Backend::Redis(connect_redis(url, &config.redis_prefix).await?),
-            None => Backend::Sqlite(connect_sqlite(&config.sqlite_path).await?),
-        };
-        Ok(Self { backend })
+        Ok(match &config.redis_url {
+            Some(url) => {
+                let conn = connect_redis(url).await?;
+                let prefix = &config.redis_prefix;
+                Self {
+                    email: Backend::Redis(redis_storage(conn.clone(), prefix, SEND_EMAIL_QUEUE)),
+                    webhooks: Backend::Redis(redis_storage(conn, prefix, DELIVER_WEBHOOK_QUEUE)),
+                }
+            }
+            None => {
+                let pool = connect_sqlite(&config.sqlite_path).await?;
+                Self {
+                    email: Backend::Sqlite(sqlite_storage(&pool, SEND_EMAIL_QUEUE)),
+                    webhooks: Backend::Sqlite(sqlite_storage(&pool, DELIVER_WEBHOOK_QUEUE)),
+                }
+            }
+        })
     }
 
     /// Queues the first send of a delivery. Call it after the transaction that wrote the row
     /// commits; if it fails, the sweeper queues the row later, so callers may log and go on.
     pub async fn enqueue_email(&self, delivery_id: Uuid) -> Result<(), QueueError> {
-        self.push(
+        push(
+            &self.email,
             TaskBuilder::new(SendEmail { delivery_id }),
             delivery_id.to_string(),
         )
@@ -104,43 +127,73 @@ impl Queues {
         delivery_id: Uuid,
         due: DateTime<Utc>,
     ) -> Result<(), QueueError> {
-        // Backends schedule in whole seconds; rounding down would run the job before the row
-        // is due, and it would find nothing to do.
-        let second = due.timestamp() + i64::from(due.timestamp_subsec_nanos() > 0);
-        let task = TaskBuilder::new(SendEmail { delivery_id })
-            .run_at_timestamp(u64::try_from(second).unwrap_or_default());
-        self.push(task, format!("{delivery_id}@{}", due.timestamp_micros()))
-            .await
+        schedule(&self.email, SendEmail { delivery_id }, delivery_id, due).await
     }
 
-    async fn push(
+    /// Queues an attempt at a webhook delivery for its `next_attempt_at`, keyed like
+    /// [`Queues::requeue`].
+    pub(crate) async fn requeue_webhook(
         &self,
-        task: TaskBuilder<SendEmail>,
-        idempotency_key: String,
+        delivery_id: Uuid,
+        due: DateTime<Utc>,
     ) -> Result<(), QueueError> {
-        // One run per job: retries are new jobs on the row's schedule, never SQLite's immediate
-        // re-fetch of a failed job (Redis ignores this setting).
-        let task = task
-            .max_attempts(1)
-            .idempotency_key(idempotency_key)
-            .build();
-        let pushed = match &self.backend {
-            Backend::Sqlite(storage) => storage
-                .clone()
-                .push_task(task)
-                .await
-                .map_err(|e| e.to_string()),
-            Backend::Redis(storage) => storage
-                .clone()
-                .push_task(task)
-                .await
-                .map_err(|e| e.to_string()),
-        };
-        pushed.map_err(QueueError::Push)
+        schedule(
+            &self.webhooks,
+            DeliverWebhook { delivery_id },
+            delivery_id,
+            due,
+        )
+        .await
     }
 }
 
-async fn connect_sqlite(path: &std::path::Path) -> Result<SqliteStorage<SendEmail>, QueueError> {
+/// Queues `job` (about row `id`) to run once it is due at `due`.
+async fn schedule<T>(
+    backend: &Backend<T>,
+    job: T,
+    id: Uuid,
+    due: DateTime<Utc>,
+) -> Result<(), QueueError>
+where
+    T: Serialize + for<'de> Deserialize<'de> + Send + Sync + Unpin + 'static,
+{
+    // Backends schedule in whole seconds; rounding down would run the job before the row is
+    // due, and it would find nothing to do.
+    let second = due.timestamp() + i64::from(due.timestamp_subsec_nanos() > 0);
+    let task = TaskBuilder::new(job).run_at_timestamp(u64::try_from(second).unwrap_or_default());
+    push(backend, task, format!("{id}@{}", due.timestamp_micros())).await
+}
+
+async fn push<T>(
+    backend: &Backend<T>,
+    task: TaskBuilder<T>,
+    idempotency_key: String,
+) -> Result<(), QueueError>
+where
+    T: Serialize + for<'de> Deserialize<'de> + Send + Sync + Unpin + 'static,
+{
+    // One run per job: retries are new jobs on the row's schedule, never SQLite's immediate
+    // re-fetch of a failed job (Redis ignores this setting).
+    let task = task
+        .max_attempts(1)
+        .idempotency_key(idempotency_key)
+        .build();
+    let pushed = match backend {
+        Backend::Sqlite(storage) => storage
+            .clone()
+            .push_task(task)
+            .await
+            .map_err(|e| e.to_string()),
+        Backend::Redis(storage) => storage
+            .clone()
+            .push_task(task)
+            .await
+            .map_err(|e| e.to_string()),
+    };
+    pushed.map_err(QueueError::Push)
+}
+
+async fn connect_sqlite(path: &std::path::Path) -> Result<sqlx_pool::SqlitePool, QueueError> {
     let fail = |e: &dyn std::fmt::Display| QueueError::Connect(format!("{} ({e})", path.display()));
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         tokio::fs::create_dir_all(dir).await.map_err(|e| fail(&e))?;
@@ -158,18 +211,22 @@ async fn connect_sqlite(path: &std::path::Path) -> Result<SqliteStorage<SendEmai
         .connect_with(options)
         .await
         .map_err(|e| fail(&e))?;
-    SqliteStorage::migrations()
+    SqliteStorage::<()>::migrations()
         .run(&pool)
         .await
         .map_err(|e| fail(&e))?;
-    let config = apalis_sqlite::Config::default()
-        .queue(SEND_EMAIL_QUEUE)
-        .heartbeat_interval(HEARTBEAT)
-        .missed_heartbeats(MISSED_HEARTBEATS);
-    Ok(SqliteStorage::new(&pool).with_config(config))
+    Ok(pool)
 }
 
-async fn connect_redis(url: &str, prefix: &str) -> Result<RedisStorage<SendEmail>, QueueError> {
+fn sqlite_storage<T>(pool: &sqlx_pool::SqlitePool, queue: &str) -> SqliteStorage<T> {
+    let config = apalis_sqlite::Config::default()
+        .queue(queue)
+        .heartbeat_interval(HEARTBEAT)
+        .missed_heartbeats(MISSED_HEARTBEATS);
+    SqliteStorage::new(pool).with_config(config)
+}
+
+async fn connect_redis(url: &str) -> Result<ConnectionManager, QueueError> {
     let fail = |e: &dyn std::fmt::Display| QueueError::Connect(format!("Redis: {e}"));
     let client = apalis_redis::Client::open(url).map_err(|_| fail(&"invalid REDIS_URL"))?;
     let options = redis::aio::ConnectionManagerConfig::new()
@@ -184,12 +241,16 @@ async fn connect_redis(url: &str, prefix: &str) -> Result<RedisStorage<SendEmail
         .query_async::<String>(&mut conn)
         .await
         .map_err(|e| fail(&e))?;
+    Ok(conn)
+}
+
+fn redis_storage<T>(conn: ConnectionManager, prefix: &str, queue: &str) -> RedisStorage<T> {
     // apalis-redis's default tolerates 10 missed heartbeats (five minutes before a dead
     // worker's jobs are recovered); set both explicitly.
     let config = apalis_redis::Config::default()
-        .queue(format!("{prefix}{SEND_EMAIL_QUEUE}"))
+        .queue(format!("{prefix}{queue}"))
         .heartbeat_interval(HEARTBEAT)
         .missed_heartbeats(MISSED_HEARTBEATS)
         .idempotency_ttl(Some(REDIS_IDEMPOTENCY_TTL));
-    Ok(RedisStorage::new(conn).with_config(config))
+    RedisStorage::new(conn).with_config(config)
 }

@@ -148,10 +148,22 @@ impl Env {
             public_base_url: Url::parse("http://gateway.test").unwrap(),
             from: "Invitations <invitations@gateway.test>".parse().unwrap(),
         };
+        let webhooks = crate::webhook::WebhookContext {
+            db: self.db.clone(),
+            keys: self.keys.clone(),
+            sender: crate::webhook::Sender::new(
+                Default::default(),
+                crate::webhook::DEFAULT_TIMEOUT,
+            )
+            .unwrap(),
+            policy: Default::default(),
+            lease: crate::webhook::DEFAULT_TIMEOUT + crate::webhook::LEASE_MARGIN,
+        };
         JobContext::new(
             self.db.clone(),
             Mailer::new(None, outbox).unwrap(),
             composer,
+            webhooks,
         )
     }
 

@@ -34,6 +34,7 @@ use apalis::prelude::{
 };
 use entity::delivery::{self, Claim, FailureOutcome, RetrySchedule};
 use entity::entities::{companies, invitation_events, invitations};
+use entity::webhook::delivery as webhook_outbox;
 use entity::{DeliveryKind, DomainError, InvitationStatus};
 use sea_orm::{DatabaseConnection, EntityTrait};
 
@@ -41,6 +42,7 @@ use crate::email::{ComposeError, Composer};
 use crate::mailer::{Mailer, SendError};
 use crate::queue::{Backend, Queues, SendEmail};
 use crate::shutdown::Shutdown;
+use crate::webhook::{WebhookContext, deliver_webhook};
 
 /// Longest one send may take before it counts as a transient failure.
 pub const SEND_TIMEOUT: Duration = Duration::from_secs(60);
@@ -49,6 +51,8 @@ pub const SEND_TIMEOUT: Duration = Duration::from_secs(60);
 pub const LEASE: Duration = Duration::from_secs(180);
 /// Rows re-queued per sweep.
 const SWEEP_BATCH: u64 = 500;
+/// Webhook deliveries queued per dispatcher query; a full batch is followed by another at once.
+const DISPATCH_BATCH: u64 = 1000;
 /// Immediate restarts of a failed worker before its generation ends and the supervisor waits.
 const RESTARTS: usize = 3;
 /// Longest wait between worker generations while the queue backend stays down.
@@ -59,7 +63,7 @@ const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(90);
 /// Receives the activity events a job wrote, after they committed (to publish them).
 pub type EventSink = Arc<dyn Fn(Vec<invitation_events::Model>) + Send + Sync>;
 
-/// What the send-email handler needs.
+/// What the job handlers need.
 #[derive(Clone)]
 pub struct JobContext {
     pub db: DatabaseConnection,
@@ -71,6 +75,7 @@ pub struct JobContext {
     /// How long a send may take before another worker may try the delivery (see [`LEASE`]).
     pub lease: Duration,
     pub on_events: EventSink,
+    pub webhooks: WebhookContext,
 }
 
 impl std::fmt::Debug for JobContext {
@@ -79,13 +84,20 @@ impl std::fmt::Debug for JobContext {
             .field("mailer", &self.mailer)
             .field("composer", &self.composer)
             .field("retry", &self.retry)
+            .field("webhooks", &self.webhooks)
             .finish_non_exhaustive()
     }
 }
 
 impl JobContext {
-    /// The default retry schedule, and events dropped until [`JobContext::with_on_events`].
-    pub fn new(db: DatabaseConnection, mailer: Mailer, composer: Composer) -> Self {
+    /// The default email retry schedule, and events dropped until
+    /// [`JobContext::with_on_events`].
+    pub fn new(
+        db: DatabaseConnection,
+        mailer: Mailer,
+        composer: Composer,
+        webhooks: WebhookContext,
+    ) -> Self {
         Self {
             db,
             mailer,
@@ -93,6 +105,7 @@ impl JobContext {
             retry: RetrySchedule::default(),
             lease: LEASE,
             on_events: Arc::new(|_| {}),
+            webhooks,
         }
     }
 
@@ -124,6 +137,10 @@ pub struct WorkerOptions {
     pub poll_interval: Duration,
     /// Emails sent at the same time by this process.
     pub concurrency: usize,
+    /// Webhook requests in flight at the same time in this process.
+    pub webhook_concurrency: usize,
+    /// How often the dispatcher queues webhook deliveries that have become due.
+    pub dispatch_interval: Duration,
     /// How often the sweeper looks for deliveries that no queued job will handle.
     pub sweep_interval: Duration,
     /// How long a delivery must have been due before the sweeper queues it again; leaves fresh
@@ -137,6 +154,8 @@ impl WorkerOptions {
             instance: instance.into(),
             poll_interval: Duration::from_millis(250),
             concurrency: 4,
+            webhook_concurrency: 16,
+            dispatch_interval: Duration::from_millis(250),
             sweep_interval: Duration::from_secs(5),
             sweep_grace: Duration::from_secs(30),
         }
@@ -285,14 +304,21 @@ async fn record_sent(
     }
 }
 
-/// Runs the send-email workers and the sweeper until `shutdown`; jobs already running finish
-/// (up to a hard stop after [`SHUTDOWN_TIMEOUT`]).
+/// Runs the send-email and deliver-webhook workers, the webhook dispatcher and the sweeper
+/// until `shutdown`; jobs already running finish (up to a hard stop after
+/// [`SHUTDOWN_TIMEOUT`]).
 pub async fn run(queues: Queues, ctx: JobContext, options: WorkerOptions, shutdown: Shutdown) {
     tokio::join!(
         sweep_until(
             queues.clone(),
             ctx.db.clone(),
             options.clone(),
+            shutdown.clone()
+        ),
+        dispatch_until(
+            queues.clone(),
+            ctx.db.clone(),
+            options.dispatch_interval,
             shutdown.clone()
         ),
         supervise(queues, ctx, options, shutdown),
@@ -320,7 +346,7 @@ async fn supervise(
         }
         tracing::error!(
             pause_s = pause.as_secs(),
-            "send-email workers stopped; starting them again"
+            "job workers stopped; starting them again"
         );
         tokio::select! {
             () = shutdown.wait() => return,
@@ -330,30 +356,34 @@ async fn supervise(
     }
 }
 
-/// The same worker over either backend; a macro because the two storage types share no trait
-/// that names everything `Monitor::register` requires.
-macro_rules! register_send_email {
-    ($monitor:expr, $storage:expr, $ctx:expr, $queues:expr, $options:expr, $generation:expr) => {{
-        let (storage, ctx, queues, options) = (
-            $storage.clone(),
-            $ctx.clone(),
-            $queues.clone(),
-            $options.clone(),
-        );
+/// Registers one worker over either backend; a macro because the two storage types share no
+/// trait that names everything `Monitor::register` requires.
+macro_rules! register {
+    ($monitor:expr, $backend:expr, $kind:literal, $options:expr, $generation:expr, $concurrency:expr, $handler:expr, $($name:ident = $data:expr),+) => {{
+        let options = $options.clone();
+        $(let $name = $data.clone();)+
         let generation = $generation;
-        $monitor.register(move |restarts: usize| {
-            WorkerBuilder::new(format!(
-                "send-email-{}-g{generation}-r{restarts}",
-                options.instance
-            ))
-            .backend(storage.clone().poll_with_interval(options.poll_interval))
-            .enable_tracing()
-            .concurrency(options.concurrency)
-            .catch_panic()
-            .data(ctx.clone())
-            .data(queues.clone())
-            .build(send_email)
-        })
+        let concurrency = $concurrency;
+        match $backend.clone() {
+            Backend::Sqlite(storage) => $monitor.register(move |restarts: usize| {
+                WorkerBuilder::new(format!("{}-{}-g{generation}-r{restarts}", $kind, options.instance))
+                    .backend(storage.clone().poll_with_interval(options.poll_interval))
+                    .enable_tracing()
+                    .concurrency(concurrency)
+                    .catch_panic()
+                    $(.data($name.clone()))+
+                    .build($handler)
+            }),
+            Backend::Redis(storage) => $monitor.register(move |restarts: usize| {
+                WorkerBuilder::new(format!("{}-{}-g{generation}-r{restarts}", $kind, options.instance))
+                    .backend(storage.clone().poll_with_interval(options.poll_interval))
+                    .enable_tracing()
+                    .concurrency(concurrency)
+                    .catch_panic()
+                    $(.data($name.clone()))+
+                    .build($handler)
+            }),
+        }
     }};
 }
 
@@ -366,27 +396,81 @@ async fn run_generation(
 ) {
     let monitor = Monitor::new()
         .should_restart(|worker: &WorkerContext, error| {
-            tracing::error!(worker = worker.name(), %error, "send-email worker failed");
+            tracing::error!(worker = worker.name(), %error, "worker failed");
             worker.restarts() < RESTARTS
         })
         // Also makes `run_with_signal` return when every worker has given up, instead of
         // waiting for the signal.
         .shutdown_timeout(SHUTDOWN_TIMEOUT);
-    let monitor = match &queues.backend {
-        Backend::Sqlite(storage) => {
-            register_send_email!(monitor, storage, ctx, queues, options, generation)
-        }
-        Backend::Redis(storage) => {
-            register_send_email!(monitor, storage, ctx, queues, options, generation)
-        }
-    };
+    let monitor = register!(
+        monitor,
+        queues.email,
+        "send-email",
+        options,
+        generation,
+        options.concurrency,
+        send_email,
+        ctx = ctx,
+        queues = queues
+    );
+    let monitor = register!(
+        monitor,
+        queues.webhooks,
+        "deliver-webhook",
+        options,
+        generation,
+        options.webhook_concurrency,
+        deliver_webhook,
+        webhooks = ctx.webhooks
+    );
     let mut stop = shutdown;
     let signal = async move {
         stop.wait().await;
         Ok(())
     };
     if let Err(e) = monitor.run_with_signal(signal).await {
-        tracing::error!(error = %e, "send-email monitor failed");
+        tracing::error!(error = %e, "job monitor failed");
+    }
+}
+
+/// Queues webhook deliveries as they become due, every `interval`, until shutdown. Every
+/// replica runs it; the queue keys make their pushes of one row collapse into one job.
+async fn dispatch_until(
+    queues: Queues,
+    db: DatabaseConnection,
+    interval: Duration,
+    mut shutdown: Shutdown,
+) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = shutdown.wait() => return,
+            _ = ticker.tick() => {}
+        }
+        if let Err(e) = dispatch_webhooks(&queues, &db).await {
+            tracing::warn!(error = %e, "webhook dispatch failed");
+        }
+    }
+}
+
+/// Queues every due webhook delivery that has no job for its due time yet; returns how many.
+pub async fn dispatch_webhooks(
+    queues: &Queues,
+    db: &DatabaseConnection,
+) -> Result<usize, SweepError> {
+    let mut total = 0;
+    loop {
+        let due = webhook_outbox::dispatchable(db, DISPATCH_BATCH).await?;
+        for (id, at) in &due {
+            queues.requeue_webhook(*id, *at).await?;
+        }
+        let ids: Vec<_> = due.iter().map(|(id, _)| *id).collect();
+        webhook_outbox::mark_enqueued(db, &ids).await?;
+        total += due.len();
+        if (due.len() as u64) < DISPATCH_BATCH {
+            return Ok(total);
+        }
     }
 }
 
@@ -410,8 +494,8 @@ async fn sweep_until(
         }
         match sweep(&queues, &db, options.sweep_grace).await {
             Ok(0) => {}
-            Ok(count) => tracing::info!(count, "re-queued pending email deliveries"),
-            Err(e) => tracing::warn!(error = %e, "email sweep failed"),
+            Ok(count) => tracing::info!(count, "re-queued pending deliveries"),
+            Err(e) => tracing::warn!(error = %e, "outbox sweep failed"),
         }
     }
 }
@@ -437,8 +521,9 @@ pub async fn remind(queues: &Queues, db: &DatabaseConnection) -> Result<usize, S
     Ok(rows.len())
 }
 
-/// Queues every delivery that has been due for at least `grace`; returns how many. Repeated
-/// sweeps (from any replica) of an unchanged row queue it once: the job key names its state.
+/// Queues every email and webhook delivery that has been due for at least `grace`; returns
+/// how many. Repeated sweeps (from any replica) of an unchanged row queue it once: the job key
+/// names its state.
 pub async fn sweep(
     queues: &Queues,
     db: &DatabaseConnection,
@@ -448,5 +533,9 @@ pub async fn sweep(
     for row in &due {
         queues.requeue(row.id, row.next_attempt_at).await?;
     }
-    Ok(due.len())
+    let hooks = webhook_outbox::due_pending(db, grace, SWEEP_BATCH).await?;
+    for (id, at) in &hooks {
+        queues.requeue_webhook(*id, *at).await?;
+    }
+    Ok(due.len() + hooks.len())
 }

@@ -133,3 +133,49 @@ impl PrefillField {
         .find(|f| f.api_name() == name)
     }
 }
+
+/// Whether an endpoint receives events.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(remote = "entity::EndpointStatus")]
+pub enum WebhookEndpointStatus {
+    Enabled,
+    Disabled,
+}
+
+/// Why an endpoint is disabled.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(remote = "entity::DisabledReason")]
+pub enum WebhookDisabledReason {
+    /// Disabled through the API.
+    Manual,
+    /// Every attempt failed for longer than the configured period (5 days by default).
+    Failing,
+}
+
+/// State of one webhook delivery.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(remote = "entity::WebhookDeliveryStatus")]
+pub enum WebhookDeliveryStatus {
+    /// Not delivered yet; `nextAttemptAt` says when it is tried (again).
+    Pending,
+    /// The endpoint answered 2xx.
+    Succeeded,
+    /// Out of attempts, refused target, or the endpoint was disabled.
+    Failed,
+}
+
+/// What one HTTP attempt came to.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(remote = "entity::AttemptOutcome")]
+pub enum WebhookAttemptOutcome {
+    /// The endpoint answered 2xx.
+    Succeeded,
+    /// Any other status, redirects included (they are not followed).
+    HttpError,
+    /// No complete answer within the timeout (15 s by default).
+    Timeout,
+    /// DNS failure, refused connection, TLS error, reset.
+    NetworkError,
+    /// The URL resolved to an address webhooks may not reach; nothing was sent.
+    TargetForbidden,
+}

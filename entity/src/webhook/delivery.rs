@@ -296,7 +296,7 @@ pub async fn mark_enqueued(db: &impl ConnectionTrait, ids: &[Uuid]) -> Result<()
     webhook_deliveries::Entity::update_many()
         .col_expr(
             webhook_deliveries::Column::EnqueuedFor,
-            Expr::col(webhook_deliveries::Column::NextAttemptAt).into(),
+            Expr::col(webhook_deliveries::Column::NextAttemptAt),
         )
         .filter(webhook_deliveries::Column::Id.is_in(ids.iter().copied()))
         .filter(webhook_deliveries::Column::Status.eq(WebhookDeliveryStatus::Pending))

@@ -3,6 +3,7 @@
 mod company;
 mod invitation;
 mod public;
+mod webhook;
 
 use async_graphql::MergedObject;
 
@@ -12,4 +13,5 @@ pub struct Mutation(
     company::CompanyMutation,
     invitation::InvitationMutation,
     public::PublicMutation,
+    webhook::WebhookMutation,
 );

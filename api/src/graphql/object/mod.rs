@@ -2,6 +2,8 @@
 
 mod company;
 pub mod invitation;
+pub mod webhook;
 
 pub use company::{Company, Connection, Site};
 pub use invitation::{Delivery, Invitation, InvitationEvent, Prefill};
+pub use webhook::{WebhookDelivery, WebhookEndpoint, WebhookEndpointWithSecret};

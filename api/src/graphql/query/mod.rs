@@ -3,6 +3,7 @@
 mod company;
 mod invitation;
 mod public;
+mod webhook;
 
 use async_graphql::{Context, ID, MergedObject, Object, Result, SimpleObject};
 
@@ -16,6 +17,7 @@ pub struct Query(
     company::CompanyQuery,
     invitation::InvitationQuery,
     public::PublicQuery,
+    webhook::WebhookQuery,
 );
 
 #[derive(Default)]

@@ -1,0 +1,158 @@
+use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object, Result, SimpleObject};
+use entity::webhook::endpoint::{self, EndpointInput};
+
+use crate::graphql::context::{state, viewer};
+use crate::graphql::error::GqlResult;
+use crate::graphql::ids::parse_id;
+use crate::graphql::object::{WebhookDelivery, WebhookEndpoint, WebhookEndpointWithSecret};
+
+#[derive(Default)]
+pub struct WebhookMutation;
+
+/// A new webhook endpoint.
+#[derive(InputObject)]
+pub struct CreateWebhookEndpointInput {
+    /// `https://…`; must not point to a private, link-local or loopback address.
+    pub url: String,
+    /// At least one of `webhookEventTypes`.
+    pub event_types: Vec<String>,
+    /// Up to 200 characters.
+    pub description: Option<String>,
+}
+
+/// Changes to an endpoint; omitted fields keep their value, a null description clears it.
+#[derive(InputObject)]
+pub struct UpdateWebhookEndpointInput {
+    pub url: Option<String>,
+    pub event_types: Option<Vec<String>>,
+    pub description: MaybeUndefined<String>,
+}
+
+/// The id of what was deleted.
+#[derive(SimpleObject)]
+pub struct DeletedWebhookEndpoint {
+    pub id: ID,
+}
+
+#[Object]
+impl WebhookMutation {
+    /// Registers an endpoint; the answer carries its signing secret, shown only this once.
+    async fn create_webhook_endpoint(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateWebhookEndpointInput,
+    ) -> Result<WebhookEndpointWithSecret> {
+        let org = viewer(ctx)?.organization_id;
+        let state = state(ctx)?;
+        let input = EndpointInput {
+            url: Some(input.url),
+            event_types: Some(input.event_types),
+            description: Some(input.description),
+        };
+        let (row, secret) = endpoint::create(
+            &state.db,
+            &state.keys,
+            state.settings.webhooks.targets(),
+            org,
+            input,
+        )
+        .await
+        .gql()?;
+        Ok(WebhookEndpointWithSecret {
+            endpoint: WebhookEndpoint(row),
+            secret,
+        })
+    }
+
+    /// Changes an endpoint's URL, event types or description.
+    async fn update_webhook_endpoint(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        input: UpdateWebhookEndpointInput,
+    ) -> Result<WebhookEndpoint> {
+        let org = viewer(ctx)?.organization_id;
+        let id = parse_id("id", &id)?;
+        let state = state(ctx)?;
+        let input = EndpointInput {
+            url: input.url,
+            event_types: input.event_types,
+            description: match input.description {
+                MaybeUndefined::Undefined => None,
+                MaybeUndefined::Null => Some(None),
+                MaybeUndefined::Value(v) => Some(Some(v)),
+            },
+        };
+        let row = endpoint::update(&state.db, state.settings.webhooks.targets(), org, id, input)
+            .await
+            .gql()?;
+        Ok(WebhookEndpoint(row))
+    }
+
+    /// Stops deliveries to an endpoint. Pending deliveries fail when their turn comes.
+    async fn disable_webhook_endpoint(&self, ctx: &Context<'_>, id: ID) -> Result<WebhookEndpoint> {
+        set_enabled(ctx, &id, false).await
+    }
+
+    /// Resumes deliveries (and forgets past failures). Events that happened while the endpoint
+    /// was disabled were not recorded for it; replay failed deliveries to send them.
+    async fn enable_webhook_endpoint(&self, ctx: &Context<'_>, id: ID) -> Result<WebhookEndpoint> {
+        set_enabled(ctx, &id, true).await
+    }
+
+    /// A new signing secret, shown only in this answer. For 24 hours every delivery is signed
+    /// with both the new and the old secret, so receivers can switch without failing any.
+    async fn rotate_webhook_endpoint_secret(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+    ) -> Result<WebhookEndpointWithSecret> {
+        let org = viewer(ctx)?.organization_id;
+        let id = parse_id("id", &id)?;
+        let state = state(ctx)?;
+        let (row, secret) = endpoint::rotate_secret(&state.db, &state.keys, org, id)
+            .await
+            .gql()?;
+        Ok(WebhookEndpointWithSecret {
+            endpoint: WebhookEndpoint(row),
+            secret,
+        })
+    }
+
+    /// Deletes an endpoint and its delivery log.
+    async fn delete_webhook_endpoint(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+    ) -> Result<DeletedWebhookEndpoint> {
+        let org = viewer(ctx)?.organization_id;
+        let endpoint_id = parse_id("id", &id)?;
+        endpoint::delete(&state(ctx)?.db, org, endpoint_id)
+            .await
+            .gql()?;
+        Ok(DeletedWebhookEndpoint { id })
+    }
+
+    /// Sends a delivery's message again, as a new delivery with the same `webhook-id` and body.
+    /// The endpoint must be enabled.
+    async fn replay_webhook_delivery(&self, ctx: &Context<'_>, id: ID) -> Result<WebhookDelivery> {
+        let org = viewer(ctx)?.organization_id;
+        let id = parse_id("id", &id)?;
+        let row = entity::webhook::delivery::replay(&state(ctx)?.db, org, id)
+            .await
+            .gql()?;
+        Ok(WebhookDelivery {
+            row,
+            attempts: Vec::new(),
+        })
+    }
+}
+
+async fn set_enabled(ctx: &Context<'_>, id: &ID, enabled: bool) -> Result<WebhookEndpoint> {
+    let org = viewer(ctx)?.organization_id;
+    let id = parse_id("id", id)?;
+    let row = endpoint::set_enabled(&state(ctx)?.db, org, id, enabled)
+        .await
+        .gql()?;
+    Ok(WebhookEndpoint(row))
+}

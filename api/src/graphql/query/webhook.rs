@@ -1,0 +1,121 @@
+use async_graphql::connection::{Connection as Page, Edge, EmptyFields};
+use async_graphql::{Context, ID, InputObject, Object, Result};
+use entity::entities::webhook_endpoints;
+use entity::scope::find_owned;
+use entity::webhook::delivery::{DeliveryFilter, attempts_of};
+
+use crate::graphql::context::{state, viewer};
+use crate::graphql::enums::WebhookDeliveryStatus;
+use crate::graphql::error::GqlResult;
+use crate::graphql::ids::parse_id;
+use crate::graphql::object::invitation::page_size;
+use crate::graphql::object::{WebhookDelivery, WebhookEndpoint};
+
+#[derive(Default)]
+pub struct WebhookQuery;
+
+/// Filters of `webhookDeliveries`; all given filters must match.
+#[derive(InputObject, Default)]
+pub struct WebhookDeliveryFilter {
+    pub status: Option<WebhookDeliveryStatus>,
+    /// e.g. `invitation.submitted`.
+    pub event_type: Option<String>,
+}
+
+pub type WebhookEndpointPage = Page<String, WebhookEndpoint, EmptyFields, EmptyFields>;
+pub type WebhookDeliveryPage = Page<String, WebhookDelivery, EmptyFields, EmptyFields>;
+
+/// `after` cursors are the id of the last item seen.
+fn parse_after(after: Option<&str>) -> Result<Option<uuid::Uuid>> {
+    after
+        .map(|a| parse_id("after", &ID(a.to_owned())))
+        .transpose()
+}
+
+#[Object]
+impl WebhookQuery {
+    /// Every event type an endpoint can subscribe to.
+    async fn webhook_event_types(&self, ctx: &Context<'_>) -> Result<Vec<String>> {
+        viewer(ctx)?;
+        Ok(entity::webhook::events::event_types())
+    }
+
+    /// One webhook endpoint of the organization.
+    async fn webhook_endpoint(&self, ctx: &Context<'_>, id: ID) -> Result<WebhookEndpoint> {
+        let org = viewer(ctx)?.organization_id;
+        let id = parse_id("id", &id)?;
+        let row = find_owned::<webhook_endpoints::Entity>(&state(ctx)?.db, org, id)
+            .await
+            .gql()?;
+        Ok(WebhookEndpoint(row))
+    }
+
+    /// The organization's webhook endpoints in creation order.
+    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity + 1")]
+    async fn webhook_endpoints(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Page size, 1 to 100 (default 20).")] first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<WebhookEndpointPage> {
+        let org = viewer(ctx)?.organization_id;
+        let first = page_size(first, 20)?;
+        let after = parse_after(after.as_deref())?;
+        let mut rows =
+            entity::webhook::endpoint::list(&state(ctx)?.db, org, after, first as u64 + 1)
+                .await
+                .gql()?;
+        let has_next = rows.len() > first;
+        rows.truncate(first);
+        let mut page = Page::new(after.is_some(), has_next);
+        page.edges.extend(
+            rows.into_iter()
+                .map(|row| Edge::new(row.id.to_string(), WebhookEndpoint(row))),
+        );
+        Ok(page)
+    }
+
+    /// The deliveries of one endpoint, newest first, each with all its attempts.
+    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity + 1")]
+    async fn webhook_deliveries(
+        &self,
+        ctx: &Context<'_>,
+        endpoint_id: ID,
+        filter: Option<WebhookDeliveryFilter>,
+        #[graphql(desc = "Page size, 1 to 100 (default 20).")] first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<WebhookDeliveryPage> {
+        let org = viewer(ctx)?.organization_id;
+        let endpoint_id = parse_id("endpointId", &endpoint_id)?;
+        let first = page_size(first, 20)?;
+        let after = parse_after(after.as_deref())?;
+        let filter = filter.unwrap_or_default();
+        let filter = DeliveryFilter {
+            status: filter.status.map(Into::into),
+            event_type: filter.event_type,
+        };
+        let db = &state(ctx)?.db;
+        let mut rows =
+            entity::webhook::delivery::list(db, org, endpoint_id, &filter, after, first as u64 + 1)
+                .await
+                .gql()?;
+        let has_next = rows.len() > first;
+        rows.truncate(first);
+        // One query for the attempts of the whole page.
+        let ids: Vec<_> = rows.iter().map(|r| r.id).collect();
+        let mut attempts = attempts_of(db, &ids).await.gql()?;
+        let mut page = Page::new(after.is_some(), has_next);
+        page.edges.extend(rows.into_iter().map(|row| {
+            let (mine, rest) = attempts.drain(..).partition(|a| a.delivery_id == row.id);
+            attempts = rest;
+            Edge::new(
+                row.id.to_string(),
+                WebhookDelivery {
+                    row,
+                    attempts: mine,
+                },
+            )
+        }));
+        Ok(page)
+    }
+}

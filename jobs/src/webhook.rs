@@ -1,0 +1,319 @@
+//! Webhook delivery: the HTTP sender and the job that drives one delivery.
+//!
+//! The sender only ever connects to addresses the [`TargetPolicy`] admits: literal addresses
+//! are checked before the request, host names are resolved by [`CheckedResolver`], which
+//! refuses the whole name if any address it resolves to is internal, and the connection is made
+//! to exactly the addresses it checked (no second lookup an attacker could rebind). Redirects
+//! are never followed and proxies from the environment are ignored.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use apalis::prelude::{BoxDynError, Data};
+use entity::crypto::Keyring;
+use entity::webhook::delivery::{self as outbox, AttemptRecord, Settled, WebhookPolicy};
+use entity::webhook::endpoint::signing_secrets;
+use entity::webhook::signing::signature_header;
+use entity::webhook::target::TargetPolicy;
+use entity::{AttemptOutcome, EndpointStatus};
+use futures::StreamExt;
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+use sea_orm::DatabaseConnection;
+
+use crate::queue::DeliverWebhook;
+
+/// Longest one attempt may take, connection to last response byte read.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15);
+/// Added to the timeout to make a claim's lease: time to record the attempt, plus margin.
+pub const LEASE_MARGIN: Duration = Duration::from_secs(45);
+/// Bytes of the response body kept with an attempt.
+pub const EXCERPT_BYTES: usize = 1024;
+
+/// Refused before any connection: the address is not one webhooks may reach.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct Forbidden(String);
+
+/// Resolves with the system resolver, then refuses the name unless every address passes.
+struct CheckedResolver {
+    policy: TargetPolicy,
+}
+
+impl Resolve for CheckedResolver {
+    fn resolve(&self, name: Name) -> Resolving {
+        let policy = self.policy;
+        Box::pin(async move {
+            let host = name.as_str().to_owned();
+            let addrs: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            for addr in &addrs {
+                policy
+                    .check_ip(addr.ip())
+                    .map_err(|why| Forbidden(format!("{host} resolves to {why}")))?;
+            }
+            Ok(Box::new(addrs.into_iter()) as Addrs)
+        })
+    }
+}
+
+/// Sends signed webhook requests; cheap to clone (one connection pool).
+#[derive(Clone)]
+pub struct Sender {
+    client: reqwest::Client,
+    timeout: Duration,
+    policy: TargetPolicy,
+}
+
+impl std::fmt::Debug for Sender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sender")
+            .field("timeout", &self.timeout)
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The headers that identify and sign one attempt.
+#[derive(Debug, Clone)]
+pub struct Signed<'a> {
+    pub message_id: &'a str,
+    pub timestamp: i64,
+    pub signature: &'a str,
+}
+
+impl Sender {
+    pub fn new(policy: TargetPolicy, timeout: Duration) -> Result<Self, String> {
+        let client = reqwest::Client::builder()
+            .user_agent(concat!("invitations-webhooks/", env!("CARGO_PKG_VERSION")))
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .dns_resolver(Arc::new(CheckedResolver { policy }))
+            .connect_timeout(timeout)
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build()
+            .map_err(|e| format!("cannot build the webhook HTTP client: {e}"))?;
+        Ok(Self {
+            client,
+            timeout,
+            policy,
+        })
+    }
+
+    /// One attempt; never fails, every problem is an outcome to record.
+    pub async fn send(&self, url: &str, signed: &Signed<'_>, body: String) -> AttemptRecord {
+        let attempted_at = entity::now();
+        let started = tokio::time::Instant::now();
+        let (outcome, http_status, error, response_excerpt) = match self.policy.check_url(url) {
+            Err(e) => (
+                AttemptOutcome::TargetForbidden,
+                None,
+                Some(e.to_string()),
+                None,
+            ),
+            Ok(_) => match tokio::time::timeout(self.timeout, self.post(url, signed, body)).await {
+                Ok(result) => result,
+                Err(_) => (
+                    AttemptOutcome::Timeout,
+                    None,
+                    Some(format!(
+                        "no complete answer within {} s",
+                        self.timeout.as_secs_f32()
+                    )),
+                    None,
+                ),
+            },
+        };
+        AttemptRecord {
+            attempted_at,
+            duration: started.elapsed(),
+            outcome,
+            http_status,
+            error,
+            response_excerpt,
+        }
+    }
+
+    async fn post(
+        &self,
+        url: &str,
+        signed: &Signed<'_>,
+        body: String,
+    ) -> (AttemptOutcome, Option<u16>, Option<String>, Option<String>) {
+        let request = self
+            .client
+            .post(url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header("webhook-id", signed.message_id)
+            .header("webhook-timestamp", signed.timestamp.to_string())
+            .header("webhook-signature", signed.signature)
+            .body(body);
+        let response = match request.send().await {
+            Ok(response) => response,
+            Err(e) => return (classify(&e), None, Some(describe(&e)), None),
+        };
+        let status = response.status();
+        let excerpt = match read_excerpt(response).await {
+            Ok(excerpt) => excerpt,
+            Err(e) => {
+                return (
+                    classify(&e),
+                    Some(status.as_u16()),
+                    Some(describe(&e)),
+                    None,
+                );
+            }
+        };
+        let (outcome, error) = if status.is_success() {
+            (AttemptOutcome::Succeeded, None)
+        } else if status.is_redirection() {
+            (
+                AttemptOutcome::HttpError,
+                Some(format!("answered {status}; redirects are not followed")),
+            )
+        } else {
+            (
+                AttemptOutcome::HttpError,
+                Some(format!("answered {status}")),
+            )
+        };
+        (outcome, Some(status.as_u16()), error, Some(excerpt))
+    }
+}
+
+/// The first [`EXCERPT_BYTES`] of the body; the rest is not read.
+async fn read_excerpt(response: reqwest::Response) -> Result<String, reqwest::Error> {
+    let mut stream = response.bytes_stream();
+    let mut bytes = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        bytes.extend_from_slice(&chunk?);
+        if bytes.len() >= EXCERPT_BYTES {
+            bytes.truncate(EXCERPT_BYTES);
+            break;
+        }
+    }
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+fn forbidden(e: &reqwest::Error) -> Option<&Forbidden> {
+    let mut source = std::error::Error::source(e);
+    while let Some(err) = source {
+        if let Some(f) = err.downcast_ref::<Forbidden>() {
+            return Some(f);
+        }
+        source = err.source();
+    }
+    None
+}
+
+fn without_url(e: &reqwest::Error) -> String {
+    let text = e.to_string();
+    match e.url() {
+        Some(url) => text
+            .replace(&format!(" ({url})"), "")
+            .replace(url.as_str(), "…"),
+        None => text,
+    }
+}
+
+fn classify(e: &reqwest::Error) -> AttemptOutcome {
+    if forbidden(e).is_some() {
+        AttemptOutcome::TargetForbidden
+    } else if e.is_timeout() {
+        AttemptOutcome::Timeout
+    } else {
+        AttemptOutcome::NetworkError
+    }
+}
+
+/// The error with its causes.
+fn describe(e: &reqwest::Error) -> String {
+    if let Some(f) = forbidden(e) {
+        return format!("refused: {f}");
+    }
+    // The URL is on the endpoint already, and may carry a token in its query.
+    let mut text = without_url(e);
+    let mut source = std::error::Error::source(e);
+    while let Some(err) = source {
+        text.push_str(": ");
+        text.push_str(&err.to_string());
+        source = err.source();
+    }
+    text
+}
+
+/// What the deliver-webhook handler needs.
+#[derive(Clone, Debug)]
+pub struct WebhookContext {
+    pub db: DatabaseConnection,
+    pub keys: Keyring,
+    pub sender: Sender,
+    pub policy: WebhookPolicy,
+    /// How long a claim keeps other workers away: the sender's timeout plus [`LEASE_MARGIN`].
+    pub lease: Duration,
+}
+
+/// Delivers one webhook attempt, or finds there is nothing to do. Errors are failures to reach
+/// the database; the lease then runs out and the sweeper brings the delivery back.
+#[tracing::instrument(name = "deliver_webhook", skip_all, fields(delivery_id = %job.delivery_id))]
+pub async fn deliver_webhook(
+    job: DeliverWebhook,
+    ctx: Data<WebhookContext>,
+) -> Result<(), BoxDynError> {
+    let Some(claim) = outbox::claim(&ctx.db, job.delivery_id, ctx.lease).await? else {
+        tracing::debug!("nothing to do: already final, not due yet, or another worker holds it");
+        return Ok(());
+    };
+    if claim.endpoint.status != EndpointStatus::Enabled {
+        outbox::cancel(&ctx.db, &claim, "not sent: the endpoint is disabled").await?;
+        return Ok(());
+    }
+    let at = entity::now();
+    let secrets = match signing_secrets(&ctx.keys, &claim.endpoint, at) {
+        Ok(secrets) => secrets,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot open the endpoint's signing secret");
+            outbox::cancel(
+                &ctx.db,
+                &claim,
+                "not sent: the signing secret cannot be opened",
+            )
+            .await?;
+            return Ok(());
+        }
+    };
+    let delivery = &claim.delivery;
+    let signature = signature_header(
+        &secrets,
+        &delivery.message_id,
+        at.timestamp(),
+        &delivery.body,
+    )?;
+    let signed = Signed {
+        message_id: &delivery.message_id,
+        timestamp: at.timestamp(),
+        signature: &signature,
+    };
+    let record = ctx
+        .sender
+        .send(&claim.endpoint.url, &signed, delivery.body.clone())
+        .await;
+    let (settled, disabled) = outbox::record_attempt(&ctx.db, &claim, &record, &ctx.policy).await?;
+    if disabled {
+        tracing::warn!(endpoint = %claim.endpoint.id, "webhook endpoint disabled: it kept failing");
+    }
+    match settled {
+        Settled::Succeeded => {
+            tracing::info!(event_type = %delivery.event_type, "webhook delivered")
+        }
+        Settled::RetryAt(due) => tracing::warn!(
+            outcome = ?record.outcome, status = ?record.http_status, next_attempt_at = %due,
+            "webhook not delivered; will retry"
+        ),
+        Settled::Failed => tracing::error!(
+            outcome = ?record.outcome, status = ?record.http_status, "webhook failed for good"
+        ),
+        Settled::Superseded => {}
+    }
+    Ok(())
+}
