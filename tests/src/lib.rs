@@ -1,6 +1,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 //! Support library for the end-to-end tests: a real SMTP server on loopback, throw-away
-//! PostgreSQL / SQLite databases, Redis helpers, polling and a small GraphQL-over-HTTP client.
+//! PostgreSQL / SQLite databases, Redis helpers, polling, a small GraphQL-over-HTTP client and
+//! an HTTP server that receives webhooks.
 //!
 //! Every helper fails loudly (panics with a clear message) when a service it needs is missing,
 //! so a test can never pass silently without PostgreSQL or Redis.
@@ -10,4 +11,5 @@ pub mod pg;
 pub mod poll;
 pub mod redis_env;
 pub mod smtp;
+pub mod webhook_receiver;
 pub mod ws;

@@ -9,3 +9,4 @@ mod foundation;
 mod live;
 mod management;
 mod recipient;
+mod webhook;

@@ -200,6 +200,27 @@ pub async fn record_attempt<C: TransactionTrait>(
     } else {
         note_failure(&txn, &claim.endpoint, policy, at).await?
     };
+    // No further attempts go to a disabled endpoint: the delivery ends with it.
+    let settled = match settled {
+        Settled::RetryAt(_) if disabled => {
+            let error = format!(
+                "{}; the endpoint was disabled after failing too long",
+                attempt.error.as_deref().unwrap_or("failed")
+            );
+            webhook_deliveries::Entity::update_many()
+                .col_expr(
+                    webhook_deliveries::Column::Status,
+                    Expr::value(WebhookDeliveryStatus::Failed),
+                )
+                .col_expr(webhook_deliveries::Column::LastError, Expr::value(error))
+                .col_expr(webhook_deliveries::Column::FinishedAt, Expr::value(at))
+                .filter(webhook_deliveries::Column::Id.eq(claim.delivery.id))
+                .exec(&txn)
+                .await?;
+            Settled::Failed
+        }
+        other => other,
+    };
     txn.commit().await?;
     Ok((settled, disabled))
 }
