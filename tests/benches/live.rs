@@ -30,25 +30,6 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-fn server_binary() -> std::path::PathBuf {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    let status = std::process::Command::new(cargo)
-        .args([
-            "build",
-            "--release",
-            "--quiet",
-            "-p",
-            "api",
-            "--bin",
-            "invitations",
-        ])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let exe = std::env::current_exe().unwrap();
-    exe.parent().unwrap().parent().unwrap().join("invitations")
-}
-
 #[tokio::main]
 async fn main() {
     let database = TestDatabase::postgres().await;
@@ -64,7 +45,7 @@ async fn main() {
         "invitations-live-{}",
         uuid::Uuid::now_v7().simple()
     ));
-    let mut server = std::process::Command::new(server_binary())
+    let mut server = std::process::Command::new(tests::release::binary())
         .args(["serve", "--no-workers"])
         .env_clear()
         .env("DATABASE_URL", database.url())

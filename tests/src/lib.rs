@@ -10,6 +10,7 @@ pub mod graphql;
 pub mod pg;
 pub mod poll;
 pub mod redis_env;
+pub mod release;
 pub mod smtp;
 pub mod webhook_receiver;
 pub mod ws;
