@@ -309,7 +309,9 @@ pub async fn dispatchable(
     pending_due(db, now(), Some(not_queued), limit).await
 }
 
-/// Notes that jobs were queued for these deliveries at their current due time.
+/// Notes that jobs were queued for these deliveries at their current due time. A row claimed
+/// in between gets its lease end noted instead; if that holder dies, the sweeper (not the
+/// dispatcher) queues the row again, after its grace.
 pub async fn mark_enqueued(db: &impl ConnectionTrait, ids: &[Uuid]) -> Result<(), DomainError> {
     if ids.is_empty() {
         return Ok(());
