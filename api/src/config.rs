@@ -487,6 +487,10 @@ mod tests {
             ("GRAPHQL_MAX_DEPTH", "1000"),
             ("GRAPHQL_INTROSPECTION", "maybe"),
             ("MAIL_FROM", "not an address"),
+            ("WEBHOOK_TIMEOUT_SECONDS", "0"),
+            ("WEBHOOK_MAX_ATTEMPTS", "many"),
+            ("WEBHOOK_ALLOW_LOOPBACK", "sometimes"),
+            ("WEBHOOK_DISABLE_AFTER_SECONDS", "-1"),
         ] {
             let err = load(&[(key, value)]).unwrap_err();
             assert_eq!(err.key, key, "{key}={value}");
