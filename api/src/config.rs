@@ -111,6 +111,8 @@ pub struct WebhookSettings {
     pub disable_after: Duration,
     /// Requests in flight at once per worker process.
     pub concurrency: usize,
+    /// How long finished deliveries and their attempts are kept.
+    pub retention: Duration,
 }
 
 pub const DEFAULT_BIND_ADDR: &str = "127.0.0.1:8080";
@@ -344,6 +346,12 @@ impl Settings {
                 1..=2_592_000,
             )?),
             concurrency: parse_num(get, "WEBHOOK_CONCURRENCY", 16usize, 1..=256)?,
+            retention: Duration::from_secs(parse_num(
+                get,
+                "WEBHOOK_RETENTION_SECONDS",
+                2_592_000u64,
+                1..=315_360_000,
+            )?),
         };
 
         Ok(Self {

@@ -278,6 +278,7 @@ async fn run_workers(state: AppState, stop: Shutdown) {
     options.sweep_interval = settings.email_sweep_interval;
     options.sweep_grace = settings.email_sweep_grace;
     options.webhook_concurrency = hooks.concurrency;
+    options.webhook_retention = hooks.retention;
     tokio::join!(
         jobs::expiry::run(
             state.db.clone(),

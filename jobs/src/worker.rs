@@ -146,6 +146,8 @@ pub struct WorkerOptions {
     /// How long a delivery must have been due before the sweeper queues it again; leaves fresh
     /// rows to the jobs queued with them.
     pub sweep_grace: Duration,
+    /// How long finished webhook deliveries (and their attempts) are kept.
+    pub webhook_retention: Duration,
 }
 
 impl WorkerOptions {
@@ -158,6 +160,7 @@ impl WorkerOptions {
             dispatch_interval: Duration::from_millis(250),
             sweep_interval: Duration::from_secs(5),
             sweep_grace: Duration::from_secs(30),
+            webhook_retention: Duration::from_secs(30 * 24 * 3600),
         }
     }
 }
@@ -497,6 +500,13 @@ async fn sweep_until(
             Ok(count) => tracing::info!(count, "re-queued pending deliveries"),
             Err(e) => tracing::warn!(error = %e, "outbox sweep failed"),
         }
+        match purge(&db, options.webhook_retention).await {
+            Ok(0) => {}
+            Ok(count) => {
+                tracing::info!(count, "deleted finished webhook deliveries past retention")
+            }
+            Err(e) => tracing::warn!(error = %e, "webhook retention sweep failed"),
+        }
     }
 }
 
@@ -506,6 +516,19 @@ pub enum SweepError {
     Db(#[from] DomainError),
     #[error(transparent)]
     Queue(#[from] crate::queue::QueueError),
+}
+
+/// Deletes finished webhook deliveries older than `retention`, batch by batch; returns how
+/// many. Every replica may run it: a row deleted twice is deleted once.
+pub async fn purge(db: &DatabaseConnection, retention: Duration) -> Result<u64, DomainError> {
+    let mut total = 0;
+    loop {
+        let deleted = webhook_outbox::purge_finished(db, retention, SWEEP_BATCH).await?;
+        total += deleted;
+        if deleted < SWEEP_BATCH {
+            return Ok(total);
+        }
+    }
 }
 
 /// Writes and queues the reminders that are due (see

@@ -82,6 +82,16 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
+        // Retention deletes finished deliveries by age.
+        manager
+            .create_index(
+                Index::create()
+                    .name("idx_webhook_deliveries_finished")
+                    .table(WebhookDeliveries::Table)
+                    .col(WebhookDeliveries::FinishedAt)
+                    .to_owned(),
+            )
+            .await?;
         // The dispatcher and the sweeper scan only what is still pending.
         manager
             .create_index(

@@ -947,3 +947,37 @@ both!(
         api.stop().await;
     }
 );
+
+both!(
+    finished_deliveries_are_deleted_after_retention,
+    |backend| async move {
+        use entity::entities::webhook_attempts;
+        use sea_orm::{EntityTrait, PaginatorTrait};
+
+        let app = app::spawn_with(backend, |env| {
+            fast(env);
+            env.insert("WEBHOOK_RETENTION_SECONDS".into(), "3".into());
+            env.insert("EMAIL_SWEEP_INTERVAL_SECONDS".into(), "1".into());
+        })
+        .await;
+        let gql = app.gql();
+        let receiver = Receiver::start(Reply::Status(200)).await;
+        receiver.then([Reply::Status(500)]);
+        let (endpoint, _) = register(&gql, &receiver.url, &["invitation.created"]).await;
+        let company = app::create_company(&gql, "Forgetful").await;
+        invite(&gql, &company, json!({})).await;
+        let d = finished(&gql, &endpoint, "invitation.created").await;
+        assert_eq!(d["attemptCount"], 2);
+        eventually("the delivery log emptied by retention", TIMEOUT, || async {
+            deliveries(&gql, &endpoint, Value::Null).await.is_empty()
+        })
+        .await;
+        let attempts = webhook_attempts::Entity::find()
+            .count(&app.db)
+            .await
+            .unwrap();
+        assert_eq!(attempts, 0, "attempts go with their delivery");
+        assert_eq!(endpoint_state(&gql, &endpoint).await["status"], "ENABLED");
+        app.stop().await;
+    }
+);

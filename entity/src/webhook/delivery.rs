@@ -361,6 +361,32 @@ async fn pending_due(
         .await?)
 }
 
+/// Deletes up to `limit` deliveries (with their attempts) that finished more than `retention`
+/// ago; returns how many. Call again while it returns `limit`.
+pub async fn purge_finished(
+    db: &impl ConnectionTrait,
+    retention: Duration,
+    limit: u64,
+) -> Result<u64, DomainError> {
+    let old: Vec<Uuid> = webhook_deliveries::Entity::find()
+        .select_only()
+        .column(webhook_deliveries::Column::Id)
+        .filter(webhook_deliveries::Column::FinishedAt.lt(now() - to_chrono(retention)))
+        .limit(limit)
+        .into_tuple()
+        .all(db)
+        .await?;
+    if old.is_empty() {
+        return Ok(0);
+    }
+    // Attempts go with their delivery (foreign key, ON DELETE CASCADE).
+    let deleted = webhook_deliveries::Entity::delete_many()
+        .filter(webhook_deliveries::Column::Id.is_in(old))
+        .exec(db)
+        .await?;
+    Ok(deleted.rows_affected)
+}
+
 /// Sends a delivery's message again as a new delivery (same `webhook-id`, same body) to its
 /// endpoint, which must be enabled.
 pub async fn replay(
