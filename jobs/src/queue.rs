@@ -61,6 +61,8 @@ pub enum QueueError {
     Connect(String),
     #[error("cannot enqueue job: {0}")]
     Push(String),
+    #[error("cannot delete finished jobs: {0}")]
+    Vacuum(String),
 }
 
 /// Handles to the queues; cheap to clone.
@@ -68,6 +70,8 @@ pub enum QueueError {
 pub struct Queues {
     pub(crate) email: Backend<SendEmail>,
     pub(crate) webhooks: Backend<DeliverWebhook>,
+    /// The embedded queue's pool (both queues share one file), for [`Queues::vacuum`].
+    pub(crate) sqlite: Option<sqlx_pool::SqlitePool>,
 }
 
 #[derive(Clone)]
@@ -94,6 +98,7 @@ impl Queues {
                 Self {
                     email: Backend::Redis(redis_storage(conn.clone(), prefix, SEND_EMAIL_QUEUE)),
                     webhooks: Backend::Redis(redis_storage(conn, prefix, DELIVER_WEBHOOK_QUEUE)),
+                    sqlite: None,
                 }
             }
             None => {
@@ -101,6 +106,7 @@ impl Queues {
                 Self {
                     email: Backend::Sqlite(sqlite_storage(&pool, SEND_EMAIL_QUEUE)),
                     webhooks: Backend::Sqlite(sqlite_storage(&pool, DELIVER_WEBHOOK_QUEUE)),
+                    sqlite: Some(pool),
                 }
             }
         })
@@ -145,6 +151,104 @@ impl Queues {
         )
         .await
     }
+}
+
+impl Queues {
+    /// Deletes jobs that finished (done, or failed for good) more than `age` ago from both
+    /// queues; returns how many. Only the backend's bookkeeping goes: the outbox rows in the
+    /// application database are the record of what was sent. Jobs still waiting or running are
+    /// never touched.
+    pub async fn vacuum(&self, age: Duration) -> Result<u64, QueueError> {
+        let fail = |e: &dyn std::fmt::Display| QueueError::Vacuum(e.to_string());
+        let cutoff = i64::try_from(
+            (std::time::SystemTime::now() - age)
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_err(|e| fail(&e))?
+                .as_secs(),
+        )
+        .map_err(|e| fail(&e))?;
+        if let Some(pool) = &self.sqlite {
+            // Every job is pushed with `max_attempts(1)`, so a Failed job is final too.
+            let result = sea_orm::sqlx::query(
+                "DELETE FROM Jobs WHERE status IN ('Done', 'Killed', 'Failed') \
+                 AND done_at IS NOT NULL AND done_at <= ?",
+            )
+            .bind(cutoff)
+            .execute(pool)
+            .await
+            .map_err(|e| fail(&e))?;
+            return Ok(result.rows_affected());
+        }
+        let mut total = 0;
+        if let Backend::Redis(storage) = &self.email {
+            total += vacuum_redis(storage, cutoff).await?;
+        }
+        if let Backend::Redis(storage) = &self.webhooks {
+            total += vacuum_redis(storage, cutoff).await?;
+        }
+        Ok(total)
+    }
+}
+
+/// Drops one finished task's data, metadata and result, and its id from the done or dead set,
+/// if it finished at or before the cutoff. KEYS: data hash, meta prefix, the set; ARGV: cutoff,
+/// then the task ids.
+const VACUUM_SCRIPT: &str = r"
+local deleted = 0
+for i = 2, #ARGV do
+  local id = ARGV[i]
+  local meta = KEYS[2] .. ':' .. id
+  local done_at = tonumber(redis.call('HGET', meta, 'done_at'))
+  if done_at == nil or done_at <= tonumber(ARGV[1]) then
+    redis.call('HDEL', KEYS[1], id)
+    redis.call('HDEL', KEYS[2] .. ':result', id)
+    redis.call('DEL', meta)
+    redis.call('SREM', KEYS[3], id)
+    deleted = deleted + 1
+  end
+end
+return deleted
+";
+
+/// apalis-redis keeps every finished task (data, metadata, and its id in the done or dead set)
+/// forever, and its own vacuum reads the whole data hash in one blocking script. This walks the
+/// two sets with `SSCAN` instead, a few hundred ids per script call.
+async fn vacuum_redis<T>(storage: &RedisStorage<T>, cutoff: i64) -> Result<u64, QueueError> {
+    let fail = |e: &dyn std::fmt::Display| QueueError::Vacuum(e.to_string());
+    let config = storage.get_config();
+    let mut conn = storage.clone().get_connection().clone();
+    let script = redis::Script::new(VACUUM_SCRIPT);
+    let mut total = 0;
+    for set in [config.done_jobs_set(), config.dead_jobs_set()] {
+        let mut cursor = 0u64;
+        loop {
+            let (next, ids): (u64, Vec<String>) = redis::cmd("SSCAN")
+                .arg(&set)
+                .arg(cursor)
+                .arg("COUNT")
+                .arg(500)
+                .query_async(&mut conn)
+                .await
+                .map_err(|e| fail(&e))?;
+            if !ids.is_empty() {
+                let deleted: u64 = script
+                    .key(config.job_data_hash())
+                    .key(config.job_meta_hash())
+                    .key(&set)
+                    .arg(cutoff)
+                    .arg(ids)
+                    .invoke_async(&mut conn)
+                    .await
+                    .map_err(|e| fail(&e))?;
+                total += deleted;
+            }
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+    }
+    Ok(total)
 }
 
 /// Queues `job` (about row `id`) to run once it is due at `due`.

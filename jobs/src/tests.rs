@@ -55,12 +55,16 @@ impl Drop for Env {
             for key in keys {
                 let _: () = redis::cmd("DEL").arg(key).query(&mut conn).unwrap();
             }
-            let member = format!("{prefix}{}:workers", crate::queue::SEND_EMAIL_QUEUE);
-            let _: () = redis::cmd("ZREM")
-                .arg("core:apalis:queues:list")
-                .arg(member)
-                .query(&mut conn)
-                .unwrap();
+            for queue in [
+                crate::queue::SEND_EMAIL_QUEUE,
+                crate::queue::DELIVER_WEBHOOK_QUEUE,
+            ] {
+                let _: () = redis::cmd("ZREM")
+                    .arg("core:apalis:queues:list")
+                    .arg(format!("{prefix}{queue}:workers"))
+                    .query(&mut conn)
+                    .unwrap();
+            }
         }
     }
 }
@@ -586,4 +590,75 @@ async fn a_repeated_idempotency_prefix_writes_nothing_new() {
         write(vec!["Carol@Example.com ".into()]).await[0].recipient,
         "carol@example.com"
     );
+}
+
+/// Finished jobs leave the queue backend; waiting ones stay. `Queues::vacuum` is what the
+/// sweeper runs every hour for jobs finished over an hour ago; here the age is zero.
+async fn finished_jobs_are_vacuumed(queue: Queue) {
+    let env = env(queue).await;
+    let rows = env
+        .enqueue(
+            DeliveryKind::Invitation,
+            &["ann@example.com", "bob@example.com"],
+            json!({}),
+        )
+        .await;
+    for row in &rows {
+        env.queues.enqueue_email(row.id).await.unwrap();
+    }
+    let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
+    env.run_until(env.context(&env.outbox), fast("vacuum"), &ids, sent)
+        .await;
+    // A job waiting for its time (a retry an hour out) must survive.
+    let later = entity::now() + chrono::TimeDelta::hours(1);
+    env.queues.requeue(ids[0], later).await.unwrap();
+
+    assert_eq!(jobs(&env).await, (2, 1), "two finished, one waiting");
+    assert!(env.queues.vacuum(Duration::from_secs(3600)).await.unwrap() == 0);
+    assert_eq!(env.queues.vacuum(Duration::ZERO).await.unwrap(), 2);
+    assert_eq!(jobs(&env).await, (0, 1));
+}
+
+/// (finished, waiting) jobs of the send-email queue, read from the backend itself.
+async fn jobs(env: &Env) -> (u64, u64) {
+    use crate::queue::Backend;
+    match &env.queues.email {
+        Backend::Sqlite(_) => {
+            let pool = env.queues.sqlite.as_ref().unwrap();
+            let count = |sql: &'static str| async move {
+                let (n,): (i64,) = sea_orm::sqlx::query_as(sql).fetch_one(pool).await.unwrap();
+                u64::try_from(n).unwrap()
+            };
+            (
+                count("SELECT COUNT(*) FROM Jobs WHERE status IN ('Done', 'Killed', 'Failed')")
+                    .await,
+                count("SELECT COUNT(*) FROM Jobs WHERE status IN ('Pending', 'Queued')").await,
+            )
+        }
+        Backend::Redis(storage) => {
+            let config = storage.get_config();
+            let mut conn = storage.clone().get_connection().clone();
+            let done: u64 = redis::cmd("SCARD")
+                .arg(config.done_jobs_set())
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            let data: u64 = redis::cmd("HLEN")
+                .arg(config.job_data_hash())
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            (done, data - done)
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finished_jobs_are_vacuumed_sqlite() {
+    finished_jobs_are_vacuumed(Queue::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finished_jobs_are_vacuumed_redis() {
+    finished_jobs_are_vacuumed(Queue::Redis).await;
 }

@@ -51,6 +51,11 @@ pub const SEND_TIMEOUT: Duration = Duration::from_secs(60);
 pub const LEASE: Duration = Duration::from_secs(180);
 /// Rows re-queued per sweep.
 const SWEEP_BATCH: u64 = 500;
+/// How often the sweeper deletes finished jobs from the queue backend, and how old they must be.
+/// An hour keeps recent jobs visible to queue tooling while bounding Redis memory and the
+/// embedded queue file.
+const VACUUM_INTERVAL: Duration = Duration::from_secs(3600);
+const FINISHED_JOB_RETENTION: Duration = Duration::from_secs(3600);
 /// Webhook deliveries queued per dispatcher query; a full batch is followed by another at once.
 const DISPATCH_BATCH: u64 = 1000;
 /// Immediate restarts of a failed worker before its generation ends and the supervisor waits.
@@ -485,10 +490,19 @@ async fn sweep_until(
 ) {
     let mut ticker = tokio::time::interval(options.sweep_interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_vacuum = tokio::time::Instant::now();
     loop {
         tokio::select! {
             () = shutdown.wait() => return,
             _ = ticker.tick() => {}
+        }
+        if last_vacuum.elapsed() >= VACUUM_INTERVAL {
+            last_vacuum = tokio::time::Instant::now();
+            match queues.vacuum(FINISHED_JOB_RETENTION).await {
+                Ok(0) => {}
+                Ok(count) => tracing::info!(count, "deleted finished jobs from the queue"),
+                Err(e) => tracing::warn!(error = %e, "queue vacuum failed"),
+            }
         }
         match remind(&queues, &db).await {
             Ok(0) => {}
