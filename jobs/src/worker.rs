@@ -1,4 +1,7 @@
-//! The send-email worker and the outbox sweeper.
+//! The job workers (send email, deliver webhook), the webhook dispatcher and the outbox sweeper.
+//!
+//! Email and webhook deliveries follow the same discipline; it is described here for email, and
+//! in `entity::webhook::delivery` for webhooks.
 //!
 //! # Delivery guarantees
 //!
