@@ -266,7 +266,6 @@ async fn run_workers(state: AppState, stop: Shutdown) {
             },
             disable_after: hooks.disable_after,
         },
-        lease: hooks.timeout + jobs::webhook::LEASE_MARGIN,
     };
     let bus = state.events.clone();
     let mut ctx =

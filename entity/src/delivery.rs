@@ -167,9 +167,60 @@ impl Claim {
     }
 }
 
-/// Takes the send lease of a due PENDING delivery for `lease`: one conditional update, so of
-/// any number of concurrent callers exactly one gets `Some`. `None` means there is nothing to
-/// do now: already sent or failed, not due yet (backing off), or leased by someone else.
+/// An outbox table (email or webhook deliveries): rows stay PENDING until they are done, and a
+/// worker leases one by moving its `next_attempt_at` into the future.
+pub(crate) trait Outbox: EntityTrait {
+    const ID: Self::Column;
+    const STATUS: Self::Column;
+    const NEXT_ATTEMPT_AT: Self::Column;
+    const UPDATED_AT: Self::Column;
+    /// The stored value of the PENDING status.
+    fn pending() -> sea_orm::Value;
+}
+
+impl Outbox for email_deliveries::Entity {
+    const ID: Self::Column = email_deliveries::Column::Id;
+    const STATUS: Self::Column = email_deliveries::Column::Status;
+    const NEXT_ATTEMPT_AT: Self::Column = email_deliveries::Column::NextAttemptAt;
+    const UPDATED_AT: Self::Column = email_deliveries::Column::UpdatedAt;
+    fn pending() -> sea_orm::Value {
+        DeliveryStatus::Pending.into()
+    }
+}
+
+/// Takes the lease of a due PENDING row for `lease`: one conditional update, so of any number
+/// of concurrent callers exactly one gets the row. `None` means there is nothing to do now:
+/// already final, not due yet (backing off), or leased by someone else.
+pub(crate) async fn take_lease<E: Outbox>(
+    db: &impl ConnectionTrait,
+    id: Uuid,
+    lease: Duration,
+) -> Result<Option<E::Model>, DomainError> {
+    let at = now();
+    let rows = E::update_many()
+        .col_expr(E::NEXT_ATTEMPT_AT, Expr::value(at + to_chrono(lease)))
+        .col_expr(E::UPDATED_AT, Expr::value(at))
+        .filter(E::ID.eq(id))
+        .filter(E::STATUS.eq(E::pending()))
+        .filter(E::NEXT_ATTEMPT_AT.lte(at))
+        .exec_with_returning(db)
+        .await?;
+    Ok(rows.into_iter().next())
+}
+
+/// The row is still PENDING and still under the lease that set `next_attempt_at`: a holder
+/// whose lease ran out cannot overwrite the state written by the one that took over.
+pub(crate) fn still_held<E: Outbox>(
+    id: Uuid,
+    next_attempt_at: DateTime<Utc>,
+) -> sea_orm::Condition {
+    sea_orm::Condition::all()
+        .add(E::ID.eq(id))
+        .add(E::STATUS.eq(E::pending()))
+        .add(E::NEXT_ATTEMPT_AT.eq(next_attempt_at))
+}
+
+/// Takes the send lease of a due PENDING delivery for `lease` (see [`take_lease`]).
 ///
 /// Choose `lease` longer than a send can take (mailer timeout plus the write that records it);
 /// if the holder dies, the delivery becomes due again when the lease ends.
@@ -178,19 +229,9 @@ pub async fn claim(
     id: Uuid,
     lease: Duration,
 ) -> Result<Option<Claim>, DomainError> {
-    let at = now();
-    let rows = email_deliveries::Entity::update_many()
-        .col_expr(
-            email_deliveries::Column::NextAttemptAt,
-            Expr::value(at + to_chrono(lease)),
-        )
-        .col_expr(email_deliveries::Column::UpdatedAt, Expr::value(at))
-        .filter(email_deliveries::Column::Id.eq(id))
-        .filter(email_deliveries::Column::Status.eq(DeliveryStatus::Pending))
-        .filter(email_deliveries::Column::NextAttemptAt.lte(at))
-        .exec_with_returning(db)
-        .await?;
-    Ok(rows.into_iter().next().map(Claim))
+    Ok(take_lease::<email_deliveries::Entity>(db, id, lease)
+        .await?
+        .map(Claim))
 }
 
 /// Records that the mailer accepted the message: SENT, and `EMAIL_SENT` (`REMINDER_SENT`,
@@ -326,12 +367,8 @@ pub async fn due_pending(
         .await?)
 }
 
-/// Still PENDING, and still under this claim's lease.
 fn held(claim: &Claim) -> sea_orm::Condition {
-    sea_orm::Condition::all()
-        .add(email_deliveries::Column::Id.eq(claim.0.id))
-        .add(email_deliveries::Column::Status.eq(DeliveryStatus::Pending))
-        .add(email_deliveries::Column::NextAttemptAt.eq(claim.0.next_attempt_at))
+    still_held::<email_deliveries::Entity>(claim.0.id, claim.0.next_attempt_at)
 }
 
 async fn finish_failed<C: TransactionTrait>(

@@ -161,7 +161,6 @@ impl Env {
             )
             .unwrap(),
             policy: Default::default(),
-            lease: crate::webhook::DEFAULT_TIMEOUT + crate::webhook::LEASE_MARGIN,
         };
         JobContext::new(
             self.db.clone(),

@@ -26,7 +26,7 @@ use crate::queue::DeliverWebhook;
 /// Longest one attempt may take, connection to last response byte read.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15);
 /// Added to the timeout to make a claim's lease: time to record the attempt, plus margin.
-pub const LEASE_MARGIN: Duration = Duration::from_secs(45);
+const LEASE_MARGIN: Duration = Duration::from_secs(45);
 /// Bytes of the response body kept with an attempt.
 pub const EXCERPT_BYTES: usize = 1024;
 
@@ -249,8 +249,6 @@ pub struct WebhookContext {
     pub keys: Keyring,
     pub sender: Sender,
     pub policy: WebhookPolicy,
-    /// How long a claim keeps other workers away: the sender's timeout plus [`LEASE_MARGIN`].
-    pub lease: Duration,
 }
 
 /// Delivers one webhook attempt, or finds there is nothing to do. Errors are failures to reach
@@ -260,7 +258,9 @@ pub async fn deliver_webhook(
     job: DeliverWebhook,
     ctx: Data<WebhookContext>,
 ) -> Result<(), BoxDynError> {
-    let Some(claim) = outbox::claim(&ctx.db, job.delivery_id, ctx.lease).await? else {
+    // Longer than any attempt can take, so a live holder never loses its lease.
+    let lease = ctx.sender.timeout + LEASE_MARGIN;
+    let Some(claim) = outbox::claim(&ctx.db, job.delivery_id, lease).await? else {
         tracing::debug!("nothing to do: already final, not due yet, or another worker holds it");
         return Ok(());
     };

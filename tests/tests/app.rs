@@ -187,6 +187,45 @@ pub async fn create_company(gql: &Gql, name: &str) -> String {
     r.data()["createCompany"]["id"].as_str().unwrap().to_owned()
 }
 
+/// Creates a contributor invitation through the API; returns its id and token.
+pub async fn invite(gql: &Gql, company: &str, input: serde_json::Value) -> (String, String) {
+    let r = gql
+        .query(
+            "mutation($c: ID!, $i: InvitationInput!) { createContributorInvitation(companyId: $c, input: $i) { id token } }",
+            json!({ "c": company, "i": input }),
+        )
+        .await;
+    let inv = &r.data()["createContributorInvitation"];
+    (
+        inv["id"].as_str().unwrap().to_owned(),
+        inv["token"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// Creates a single-use reconnect invitation for a connection; returns its id and token.
+pub async fn reconnect_invite(gql: &Gql, connection: &str) -> (String, String) {
+    let r = gql
+        .query(
+            "mutation($c: ID!) { createReconnectInvitation(connectionId: $c, input: { maxUses: 1 }) { id token } }",
+            json!({ "c": connection }),
+        )
+        .await;
+    let inv = &r.data()["createReconnectInvitation"];
+    (
+        inv["id"].as_str().unwrap().to_owned(),
+        inv["token"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// The password every test submission uses.
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// A complete `ConnectionInput` signing in as `username`.
+pub fn details(username: &str) -> serde_json::Value {
+    json!({ "providerUrl": "https://grid.example.com", "country": "FR", "utilityTypes": ["GAS"],
+            "utilityUsername": username, "utilityPassword": PASSWORD })
+}
+
 /// Another process's worth of workers on `api`'s database, Redis prefix and SMTP server.
 pub async fn spawn_worker(
     api: &TestApp,

@@ -6,35 +6,15 @@ use std::time::Duration;
 use entity::entities::{connections, invitation_events};
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
-use serde_json::{Value, json};
-use tests::graphql::Gql;
+use serde_json::json;
 
-use crate::app::{self, TestApp};
+use crate::app::{self, TestApp, details, invite};
 use crate::both;
 
 const SUBMIT: &str = "mutation($t: String!, $g: String, $i: ConnectionInput!) {
     submitInvitation(token: $t, grant: $g, input: $i) { connectionId invitationStatus } }";
 const PUBLIC: &str = "query($t: String!) { publicInvitation(token: $t) { invitationType companyName
     emailVerificationRequired lockedFields prefill { country url utilityTypes initialSites } } }";
-
-async fn invite(gql: &Gql, company: &str, input: Value) -> (String, String) {
-    let r = gql
-        .query(
-            "mutation($c: ID!, $i: InvitationInput!) { createContributorInvitation(companyId: $c, input: $i) { id token } }",
-            json!({ "c": company, "i": input }),
-        )
-        .await;
-    let inv = &r.data()["createContributorInvitation"];
-    (
-        inv["id"].as_str().unwrap().to_owned(),
-        inv["token"].as_str().unwrap().to_owned(),
-    )
-}
-
-fn details() -> Value {
-    json!({ "providerUrl": "https://grid.example.com", "country": "FR", "utilityTypes": ["GAS"],
-            "utilityUsername": "holder", "utilityPassword": "correct horse battery staple" })
-}
 
 async fn events_of(app: &TestApp, invitation: &str, kind: entity::EventType) -> u64 {
     invitation_events::Entity::find()
@@ -102,7 +82,7 @@ both!(open_invitation_end_to_end, |backend| async move {
     assert!(!view.body.to_string().contains("allowedEmails"));
 
     // A locked field cannot be changed.
-    let mut changed = details();
+    let mut changed = details("holder");
     changed["country"] = json!("DE");
     public
         .query(SUBMIT, json!({ "t": token, "i": changed }))
@@ -110,11 +90,11 @@ both!(open_invitation_end_to_end, |backend| async move {
         .assert_error("BAD_USER_INPUT", Some("country"));
 
     let r = public
-        .query(SUBMIT, json!({ "t": token, "i": details() }))
+        .query(SUBMIT, json!({ "t": token, "i": details("holder") }))
         .await;
     assert_eq!(r.data()["submitInvitation"]["invitationStatus"], "ACTIVE");
     let r = public
-        .query(SUBMIT, json!({ "t": token, "i": details() }))
+        .query(SUBMIT, json!({ "t": token, "i": details("holder") }))
         .await;
     assert_eq!(
         r.data()["submitInvitation"]["invitationStatus"],
@@ -125,7 +105,7 @@ both!(open_invitation_end_to_end, |backend| async move {
         .unwrap()
         .to_owned();
     let r = public
-        .query(SUBMIT, json!({ "t": token, "i": details() }))
+        .query(SUBMIT, json!({ "t": token, "i": details("holder") }))
         .await;
     r.assert_error("INVITATION_NOT_ACTIVE", None);
     assert_eq!(r.body["errors"][0]["extensions"]["reason"], "FULFILLED");
@@ -272,7 +252,7 @@ both!(email_gate_with_codes, |backend| async move {
     let code = code_in(&messages, "ann@example.com").expect("a code in the email");
     // Submitting without a grant is refused.
     public
-        .query(SUBMIT, json!({ "t": token, "i": details() }))
+        .query(SUBMIT, json!({ "t": token, "i": details("holder") }))
         .await
         .assert_error("EMAIL_NOT_VERIFIED", None);
     let verify = "mutation($t: String!, $e: String!, $c: String!) { verifyEmail(token: $t, email: $e, code: $c) { grant email } }";
@@ -296,7 +276,10 @@ both!(email_gate_with_codes, |backend| async move {
         .unwrap()
         .to_owned();
     let r = public
-        .query(SUBMIT, json!({ "t": token, "g": grant, "i": details() }))
+        .query(
+            SUBMIT,
+            json!({ "t": token, "g": grant, "i": details("holder") }),
+        )
         .await;
     assert!(r.data()["submitInvitation"]["connectionId"].is_string());
     assert_eq!(
@@ -310,7 +293,10 @@ both!(email_gate_with_codes, |backend| async move {
     // A grant is bound to its invitation.
     let (_, other) = invite(&gql, &c, json!({ "allowedEmails": ["ann@example.com"] })).await;
     public
-        .query(SUBMIT, json!({ "t": other, "g": grant, "i": details() }))
+        .query(
+            SUBMIT,
+            json!({ "t": other, "g": grant, "i": details("holder") }),
+        )
         .await
         .assert_error("EMAIL_NOT_VERIFIED", None);
 
@@ -374,7 +360,10 @@ both!(emailed_links_are_pre_verified, |backend| async move {
         .unwrap()
         .to_owned();
     public
-        .query(SUBMIT, json!({ "t": token, "g": grant, "i": details() }))
+        .query(
+            SUBMIT,
+            json!({ "t": token, "g": grant, "i": details("holder") }),
+        )
         .await
         .data();
     // A signature for another address does not pass.
@@ -404,16 +393,7 @@ both!(
             .as_str()
             .unwrap()
             .to_owned();
-        let r = gql
-        .query(
-            "mutation($c: ID!) { createReconnectInvitation(connectionId: $c, input: { maxUses: 1 }) { id token } }",
-            json!({ "c": connection }),
-        )
-        .await;
-        let token = r.data()["createReconnectInvitation"]["token"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let (_, token) = app::reconnect_invite(&gql, &connection).await;
         let public = app.anon();
         let view = public
         .query("query($t: String!) { publicInvitation(token: $t) { invitationType connectionProvider connectionUsername } }", json!({ "t": token }))
@@ -468,7 +448,7 @@ both!(
                 let token = token.clone();
                 tokio::spawn(async move {
                     public
-                        .query(SUBMIT, json!({ "t": token, "i": details() }))
+                        .query(SUBMIT, json!({ "t": token, "i": details("holder") }))
                         .await
                 })
             })
@@ -522,7 +502,7 @@ both!(
                 let token = token.clone();
                 tokio::spawn(async move {
                     public
-                        .query(SUBMIT, json!({ "t": token, "i": details() }))
+                        .query(SUBMIT, json!({ "t": token, "i": details("holder") }))
                         .await
                 })
             })
@@ -598,7 +578,7 @@ both!(legacy_magic_links_keep_working, |backend| async move {
         public
             .query(
                 submit,
-                json!({ "p": pid, "s": secret, "e": false, "i": details() }),
+                json!({ "p": pid, "s": secret, "e": false, "i": details("holder") }),
             )
             .await
             .data();
@@ -606,7 +586,7 @@ both!(legacy_magic_links_keep_working, |backend| async move {
     public
         .query(
             submit,
-            json!({ "p": pid, "s": "wrong", "e": false, "i": details() }),
+            json!({ "p": pid, "s": "wrong", "e": false, "i": details("holder") }),
         )
         .await
         .assert_error("NOT_FOUND", None);

@@ -10,7 +10,7 @@ use tests::graphql::Gql;
 use tests::poll::eventually;
 use tests::webhook_receiver::{Receiver, Reply};
 
-use crate::app::{self, TestApp};
+use crate::app::{self, PASSWORD, TestApp, details, invite};
 use crate::both;
 
 const CREATE: &str = "mutation($i: CreateWebhookEndpointInput!) {
@@ -32,7 +32,27 @@ fn fast(env: &mut std::collections::HashMap<String, String>) {
 }
 
 async fn spawn(backend: tests::pg::Backend) -> TestApp {
-    app::spawn_with(backend, fast).await
+    spawn_tuned(backend, &[]).await
+}
+
+/// [`spawn`] with more settings (which may override `fast`'s).
+async fn spawn_tuned(backend: tests::pg::Backend, settings: &[(&str, &str)]) -> TestApp {
+    app::spawn_with(backend, |env| {
+        fast(env);
+        for (key, value) in settings {
+            env.insert((*key).to_owned(), (*value).to_owned());
+        }
+    })
+    .await
+}
+
+/// Creates a company and an invitation, and waits for the endpoint's `invitation.created`
+/// delivery to finish; returns the company id and the delivery.
+async fn created_delivery(gql: &Gql, endpoint: &str, company: &str) -> (String, Value) {
+    let company = app::create_company(gql, company).await;
+    invite(gql, &company, json!({})).await;
+    let delivery = finished(gql, endpoint, "invitation.created").await;
+    (company, delivery)
 }
 
 /// Registers an endpoint; returns its id and secret.
@@ -81,27 +101,6 @@ async fn endpoint_state(gql: &Gql, id: &str) -> Value {
     gql.query(ENDPOINT, json!({ "id": id })).await.data()["webhookEndpoint"].clone()
 }
 
-async fn invite(gql: &Gql, company: &str, input: Value) -> (String, String) {
-    let r = gql
-        .query(
-            "mutation($c: ID!, $i: InvitationInput!) { createContributorInvitation(companyId: $c, input: $i) { id token } }",
-            json!({ "c": company, "i": input }),
-        )
-        .await;
-    let inv = &r.data()["createContributorInvitation"];
-    (
-        inv["id"].as_str().unwrap().to_owned(),
-        inv["token"].as_str().unwrap().to_owned(),
-    )
-}
-
-fn details(username: &str) -> Value {
-    json!({ "providerUrl": "https://grid.example.com", "country": "FR", "utilityTypes": ["GAS"],
-            "utilityUsername": username, "utilityPassword": "correct horse battery staple" })
-}
-
-const PASSWORD: &str = "correct horse battery staple";
-
 both!(
     signed_events_correlate_invitations_and_connections,
     |backend| async move {
@@ -145,20 +144,7 @@ both!(
             .unwrap()
             .to_owned();
         // New credentials through a reconnect invitation: connection.updated.v2.
-        let r = gql
-        .query(
-            "mutation($c: ID!) { createReconnectInvitation(connectionId: $c, input: { maxUses: 1 }) { id token } }",
-            json!({ "c": connection }),
-        )
-        .await;
-        let reconnect = r.data()["createReconnectInvitation"]["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        let reconnect_token = r.data()["createReconnectInvitation"]["token"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let (reconnect, reconnect_token) = app::reconnect_invite(&gql, &connection).await;
         app.anon()
             .query(
                 SUBMIT,
@@ -302,10 +288,7 @@ both!(
         let receiver = Receiver::start(Reply::Status(200)).await;
         receiver.then([Reply::Status(500), Reply::Status(503)]);
         let (endpoint, secret) = register(&gql, &receiver.url, &["invitation.created"]).await;
-        let company = app::create_company(&gql, "Flaky").await;
-        invite(&gql, &company, json!({})).await;
-
-        let d = finished(&gql, &endpoint, "invitation.created").await;
+        let (_, d) = created_delivery(&gql, &endpoint, "Flaky").await;
         assert_eq!(d["status"], "SUCCEEDED");
         assert_eq!(d["attemptCount"], 3);
         let attempts = d["attempts"].as_array().unwrap();
@@ -368,19 +351,12 @@ both!(
 both!(
     slow_receiver_times_out_and_is_retried,
     |backend| async move {
-        let app = app::spawn_with(backend, |env| {
-            fast(env);
-            env.insert("WEBHOOK_TIMEOUT_SECONDS".into(), "1".into());
-        })
-        .await;
+        let app = spawn_tuned(backend, &[("WEBHOOK_TIMEOUT_SECONDS", "1")]).await;
         let gql = app.gql();
         let receiver = Receiver::start(Reply::Status(204)).await;
         receiver.then([Reply::Slow(Duration::from_secs(4), 200)]);
         let (endpoint, secret) = register(&gql, &receiver.url, &["invitation.created"]).await;
-        let company = app::create_company(&gql, "Sluggish").await;
-        invite(&gql, &company, json!({})).await;
-
-        let d = finished(&gql, &endpoint, "invitation.created").await;
+        let (_, d) = created_delivery(&gql, &endpoint, "Sluggish").await;
         assert_eq!(d["status"], "SUCCEEDED");
         let attempts = d["attempts"].as_array().unwrap();
         assert_eq!(attempts.len(), 2);
@@ -411,23 +387,16 @@ both!(
 both!(
     persistent_failure_disables_the_endpoint_and_says_so,
     |backend| async move {
-        let app = app::spawn_with(backend, |env| {
-            fast(env);
-            env.insert("WEBHOOK_DISABLE_AFTER_SECONDS".into(), "2".into());
-        })
-        .await;
+        let app = spawn_tuned(backend, &[("WEBHOOK_DISABLE_AFTER_SECONDS", "2")]).await;
         let gql = app.gql();
         let failing = Receiver::start(Reply::Status(500)).await;
         let watcher = Receiver::start(Reply::Status(200)).await;
         let (endpoint, _) = register(&gql, &failing.url, &["invitation.created"]).await;
         let (_, watcher_secret) =
             register(&gql, &watcher.url, &["webhook_endpoint.disabled"]).await;
-        let company = app::create_company(&gql, "Down").await;
-        invite(&gql, &company, json!({})).await;
-
         // Attempts 1 s, 2 s, … apart: the first one at least 2 s after the first failure disables
         // the endpoint, and the delivery fails with it (long before its 12 attempts are used).
-        let d = finished(&gql, &endpoint, "invitation.created").await;
+        let (company, d) = created_delivery(&gql, &endpoint, "Down").await;
         assert_eq!(d["status"], "FAILED");
         let attempts = d["attempts"].as_array().unwrap();
         assert!((2..12).contains(&attempts.len()), "{attempts:?}");
@@ -596,10 +565,7 @@ both!(
 both!(
     names_resolving_to_loopback_are_refused_when_loopback_is_not_allowed,
     |backend| async move {
-        let app = app::spawn_with(backend, |env| {
-            env.insert("WEBHOOK_ALLOW_LOOPBACK".into(), "false".into());
-        })
-        .await;
+        let app = spawn_tuned(backend, &[("WEBHOOK_ALLOW_LOOPBACK", "false")]).await;
         let gql = app.gql();
         let receiver = Receiver::start(Reply::Status(200)).await;
         // The literal is refused when saved; the name passes, and is refused at delivery.
@@ -623,9 +589,7 @@ both!(
             &["invitation.created"],
         )
         .await;
-        let company = app::create_company(&gql, "Sneaky").await;
-        invite(&gql, &company, json!({})).await;
-        let d = finished(&gql, &endpoint, "invitation.created").await;
+        let (_, d) = created_delivery(&gql, &endpoint, "Sneaky").await;
         assert_eq!(d["status"], "FAILED", "a forbidden target is not retried");
         assert_eq!(d["attemptCount"], 1);
         let attempt = &d["attempts"][0];
@@ -642,18 +606,12 @@ both!(
 );
 
 both!(redirects_are_not_followed, |backend| async move {
-    let app = app::spawn_with(backend, |env| {
-        fast(env);
-        env.insert("WEBHOOK_MAX_ATTEMPTS".into(), "1".into());
-    })
-    .await;
+    let app = spawn_tuned(backend, &[("WEBHOOK_MAX_ATTEMPTS", "1")]).await;
     let gql = app.gql();
     let inside = Receiver::start(Reply::Status(200)).await;
     let front = Receiver::start(Reply::Redirect(inside.url.clone())).await;
     let (endpoint, _) = register(&gql, &front.url, &["invitation.created"]).await;
-    let company = app::create_company(&gql, "Redirecting").await;
-    invite(&gql, &company, json!({})).await;
-    let d = finished(&gql, &endpoint, "invitation.created").await;
+    let (_, d) = created_delivery(&gql, &endpoint, "Redirecting").await;
     assert_eq!(d["status"], "FAILED");
     let attempt = &d["attempts"][0];
     assert_eq!(attempt["outcome"], "HTTP_ERROR");
@@ -814,9 +772,7 @@ both!(
         // A delivery of this organization cannot be replayed by the other.
         let receiver = Receiver::start(Reply::Status(200)).await;
         let (hooked, _) = register(&gql, &receiver.url, &["invitation.created"]).await;
-        let company = app::create_company(&gql, "Isolated").await;
-        invite(&gql, &company, json!({})).await;
-        let d = finished(&gql, &hooked, "invitation.created").await;
+        let (_, d) = created_delivery(&gql, &hooked, "Isolated").await;
         other
             .query(
                 "mutation($id: ID!) { replayWebhookDelivery(id: $id) { id } }",
@@ -954,19 +910,19 @@ both!(
         use entity::entities::webhook_attempts;
         use sea_orm::{EntityTrait, PaginatorTrait};
 
-        let app = app::spawn_with(backend, |env| {
-            fast(env);
-            env.insert("WEBHOOK_RETENTION_SECONDS".into(), "3".into());
-            env.insert("EMAIL_SWEEP_INTERVAL_SECONDS".into(), "1".into());
-        })
+        let app = spawn_tuned(
+            backend,
+            &[
+                ("WEBHOOK_RETENTION_SECONDS", "3"),
+                ("EMAIL_SWEEP_INTERVAL_SECONDS", "1"),
+            ],
+        )
         .await;
         let gql = app.gql();
         let receiver = Receiver::start(Reply::Status(200)).await;
         receiver.then([Reply::Status(500)]);
         let (endpoint, _) = register(&gql, &receiver.url, &["invitation.created"]).await;
-        let company = app::create_company(&gql, "Forgetful").await;
-        invite(&gql, &company, json!({})).await;
-        let d = finished(&gql, &endpoint, "invitation.created").await;
+        let (_, d) = created_delivery(&gql, &endpoint, "Forgetful").await;
         assert_eq!(d["attemptCount"], 2);
         eventually("the delivery log emptied by retention", TIMEOUT, || async {
             deliveries(&gql, &endpoint, Value::Null).await.is_empty()

@@ -19,7 +19,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::events::{ENDPOINT_DISABLED, emit};
-use crate::delivery::{RetrySchedule, to_chrono};
+use crate::delivery::{Outbox, RetrySchedule, still_held, take_lease, to_chrono};
 use crate::entities::{webhook_attempts, webhook_deliveries, webhook_endpoints};
 use crate::scope::{Owned, find_owned};
 use crate::{
@@ -59,26 +59,24 @@ pub struct Claim {
     pub endpoint: webhook_endpoints::Model,
 }
 
-/// Takes the lease of a due PENDING delivery (see `crate::delivery::claim`): of any number of
-/// concurrent callers exactly one gets `Some`.
+impl Outbox for webhook_deliveries::Entity {
+    const ID: Self::Column = webhook_deliveries::Column::Id;
+    const STATUS: Self::Column = webhook_deliveries::Column::Status;
+    const NEXT_ATTEMPT_AT: Self::Column = webhook_deliveries::Column::NextAttemptAt;
+    const UPDATED_AT: Self::Column = webhook_deliveries::Column::UpdatedAt;
+    fn pending() -> sea_orm::Value {
+        WebhookDeliveryStatus::Pending.into()
+    }
+}
+
+/// Takes the lease of a due PENDING delivery (see `crate::delivery::take_lease`): of any number
+/// of concurrent callers exactly one gets `Some`.
 pub async fn claim(
     db: &impl ConnectionTrait,
     id: Uuid,
     lease: Duration,
 ) -> Result<Option<Claim>, DomainError> {
-    let at = now();
-    let rows = webhook_deliveries::Entity::update_many()
-        .col_expr(
-            webhook_deliveries::Column::NextAttemptAt,
-            Expr::value(at + to_chrono(lease)),
-        )
-        .col_expr(webhook_deliveries::Column::UpdatedAt, Expr::value(at))
-        .filter(webhook_deliveries::Column::Id.eq(id))
-        .filter(webhook_deliveries::Column::Status.eq(WebhookDeliveryStatus::Pending))
-        .filter(webhook_deliveries::Column::NextAttemptAt.lte(at))
-        .exec_with_returning(db)
-        .await?;
-    let Some(delivery) = rows.into_iter().next() else {
+    let Some(delivery) = take_lease::<webhook_deliveries::Entity>(db, id, lease).await? else {
         return Ok(None);
     };
     // Deleting an endpoint deletes its deliveries, so it exists unless it went in between.
@@ -127,14 +125,31 @@ pub async fn record_attempt<C: TransactionTrait>(
 ) -> Result<(Settled, bool), DomainError> {
     let txn = begin_write(db).await?;
     let at = now();
+    let succeeded = attempt.outcome == AttemptOutcome::Succeeded;
+    // The endpoint's health first: whether this attempt disables it decides the delivery too.
+    // If the lease turns out to have passed on, the rollback below undoes this as well.
+    let disabled = if succeeded {
+        webhook_endpoints::Entity::update_many()
+            .col_expr(
+                webhook_endpoints::Column::FailingSince,
+                Expr::value(Option::<DateTime<Utc>>::None),
+            )
+            .filter(webhook_endpoints::Column::Id.eq(claim.endpoint.id))
+            .filter(webhook_endpoints::Column::FailingSince.is_not_null())
+            .exec(&txn)
+            .await?;
+        false
+    } else {
+        note_failure(&txn, &claim.endpoint, policy, at).await?
+    };
     let attempts = u32::try_from(claim.delivery.attempts)
         .unwrap_or(0)
         .saturating_add(1);
-    let succeeded = attempt.outcome == AttemptOutcome::Succeeded;
     let permanent = attempt.outcome == AttemptOutcome::TargetForbidden;
     let settled = if succeeded {
         Settled::Succeeded
-    } else if permanent || policy.retry.exhausted(attempts) {
+    } else if permanent || disabled || policy.retry.exhausted(attempts) {
+        // No further attempts go to a disabled endpoint: the delivery ends with it.
         Settled::Failed
     } else {
         Settled::RetryAt(at + to_chrono(policy.retry.delay_after(attempts)))
@@ -143,6 +158,12 @@ pub async fn record_attempt<C: TransactionTrait>(
         Settled::Succeeded => (WebhookDeliveryStatus::Succeeded, at, Some(at)),
         Settled::RetryAt(due) => (WebhookDeliveryStatus::Pending, due, None),
         _ => (WebhookDeliveryStatus::Failed, at, Some(at)),
+    };
+    let error = match (&attempt.error, disabled) {
+        (Some(e), true) => Some(format!(
+            "{e}; the endpoint was disabled after failing too long"
+        )),
+        (e, _) => e.clone(),
     };
     let updated = webhook_deliveries::Entity::update_many()
         .col_expr(webhook_deliveries::Column::Status, Expr::value(status))
@@ -154,10 +175,7 @@ pub async fn record_attempt<C: TransactionTrait>(
             webhook_deliveries::Column::LastHttpStatus,
             Expr::value(attempt.http_status.map(i32::from)),
         )
-        .col_expr(
-            webhook_deliveries::Column::LastError,
-            Expr::value(attempt.error.clone()),
-        )
+        .col_expr(webhook_deliveries::Column::LastError, Expr::value(error))
         .col_expr(
             webhook_deliveries::Column::NextAttemptAt,
             Expr::value(next_attempt_at),
@@ -186,41 +204,6 @@ pub async fn record_attempt<C: TransactionTrait>(
     }
     .insert(&txn)
     .await?;
-    let disabled = if succeeded {
-        webhook_endpoints::Entity::update_many()
-            .col_expr(
-                webhook_endpoints::Column::FailingSince,
-                Expr::value(Option::<DateTime<Utc>>::None),
-            )
-            .filter(webhook_endpoints::Column::Id.eq(claim.endpoint.id))
-            .filter(webhook_endpoints::Column::FailingSince.is_not_null())
-            .exec(&txn)
-            .await?;
-        false
-    } else {
-        note_failure(&txn, &claim.endpoint, policy, at).await?
-    };
-    // No further attempts go to a disabled endpoint: the delivery ends with it.
-    let settled = match settled {
-        Settled::RetryAt(_) if disabled => {
-            let error = format!(
-                "{}; the endpoint was disabled after failing too long",
-                attempt.error.as_deref().unwrap_or("failed")
-            );
-            webhook_deliveries::Entity::update_many()
-                .col_expr(
-                    webhook_deliveries::Column::Status,
-                    Expr::value(WebhookDeliveryStatus::Failed),
-                )
-                .col_expr(webhook_deliveries::Column::LastError, Expr::value(error))
-                .col_expr(webhook_deliveries::Column::FinishedAt, Expr::value(at))
-                .filter(webhook_deliveries::Column::Id.eq(claim.delivery.id))
-                .exec(&txn)
-                .await?;
-            Settled::Failed
-        }
-        other => other,
-    };
     txn.commit().await?;
     Ok((settled, disabled))
 }
@@ -477,12 +460,8 @@ pub async fn attempts_of(
         .await?)
 }
 
-/// Still PENDING, and still under this claim's lease.
 fn held(claim: &Claim) -> Condition {
-    Condition::all()
-        .add(webhook_deliveries::Column::Id.eq(claim.delivery.id))
-        .add(webhook_deliveries::Column::Status.eq(WebhookDeliveryStatus::Pending))
-        .add(webhook_deliveries::Column::NextAttemptAt.eq(claim.delivery.next_attempt_at))
+    still_held::<webhook_deliveries::Entity>(claim.delivery.id, claim.delivery.next_attempt_at)
 }
 
 #[cfg(test)]

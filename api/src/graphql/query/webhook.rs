@@ -1,3 +1,5 @@
+use std::collections::HashMap;
+
 use async_graphql::connection::{Connection as Page, Edge, EmptyFields};
 use async_graphql::{Context, ID, InputObject, Object, Result};
 use entity::entities::webhook_endpoints;
@@ -103,11 +105,16 @@ impl WebhookQuery {
         rows.truncate(first);
         // One query for the attempts of the whole page.
         let ids: Vec<_> = rows.iter().map(|r| r.id).collect();
-        let mut attempts = attempts_of(db, &ids).await.gql()?;
+        let mut attempts: HashMap<_, Vec<_>> = HashMap::new();
+        for attempt in attempts_of(db, &ids).await.gql()? {
+            attempts
+                .entry(attempt.delivery_id)
+                .or_default()
+                .push(attempt);
+        }
         let mut page = Page::new(after.is_some(), has_next);
         page.edges.extend(rows.into_iter().map(|row| {
-            let (mine, rest) = attempts.drain(..).partition(|a| a.delivery_id == row.id);
-            attempts = rest;
+            let mine = attempts.remove(&row.id).unwrap_or_default();
             Edge::new(
                 row.id.to_string(),
                 WebhookDelivery {
