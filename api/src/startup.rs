@@ -2,6 +2,7 @@
 //! both with a listener on port 0.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -161,6 +162,9 @@ pub fn router(state: AppState, shutdown: Shutdown) -> Router {
     let schema = graphql::build_schema(&state.settings.graphql, Some(state.clone()));
     let endpoint = GraphqlEndpoint {
         schema,
+        documents: Arc::new(graphql::documents::Documents::new(
+            state.settings.graphql.document_cache_bytes,
+        )),
         state: state.clone(),
         shutdown,
     };

@@ -7,8 +7,8 @@
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, Set, TransactionSession, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, Set, TransactionSession, TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -20,6 +20,12 @@ use crate::{
     DomainError, EventType, InvitationStatus, InvitationType, Prefill, StringList, begin_write,
     email, now,
 };
+
+pub mod events;
+pub mod list;
+
+pub use events::{EventWindow, count_events, event_pages};
+pub use list::{ListCursor, ListFilter, Page, list, status_condition};
 
 /// Shortest lifetime an invitation may be given.
 pub const MIN_EXPIRES_IN_SECONDS: i64 = 60;
@@ -324,6 +330,7 @@ pub async fn create(
     }
     .insert(txn)
     .await?;
+    list::index_allowed_emails(txn, &row).await?;
     let event =
         activity::record(txn, &row, EventType::Created, actor, EventExtra::default()).await?;
     Ok(Created {
@@ -531,117 +538,6 @@ pub async fn expire_due<C: TransactionTrait>(
     }
     txn.commit().await?;
     Ok(out)
-}
-
-/// Filters of the invitation listing (SPEC §6). `status` is the effective status.
-#[derive(Debug, Clone, Default)]
-pub struct ListFilter {
-    pub status: Option<InvitationStatus>,
-    pub invitation_type: Option<InvitationType>,
-    /// Invitations whose allow-list contains this (normalized) address.
-    pub email: Option<String>,
-    pub created_after: Option<DateTime<Utc>>,
-    pub created_before: Option<DateTime<Utc>>,
-}
-
-/// Position in the listing: newest first, ties broken by id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ListCursor {
-    pub created_at: DateTime<Utc>,
-    pub id: Uuid,
-}
-
-/// The condition for an effective status at `at` (stored ACTIVE rows may read EXPIRED).
-pub fn status_condition(status: InvitationStatus, at: DateTime<Utc>) -> Condition {
-    match status {
-        InvitationStatus::Active => active_at(at),
-        InvitationStatus::Expired => Condition::any()
-            .add(invitations::Column::Status.eq(InvitationStatus::Expired))
-            .add(
-                Condition::all()
-                    .add(invitations::Column::Status.eq(InvitationStatus::Active))
-                    .add(invitations::Column::ExpiresAt.lte(at)),
-            ),
-        other => Condition::all().add(invitations::Column::Status.eq(other)),
-    }
-}
-
-fn filter_condition(
-    organization_id: Uuid,
-    company_id: Uuid,
-    filter: &ListFilter,
-    at: DateTime<Utc>,
-) -> Result<Condition, DomainError> {
-    let mut cond = Condition::all()
-        .add(invitations::Column::OrganizationId.eq(organization_id))
-        .add(invitations::Column::CompanyId.eq(company_id));
-    if let Some(status) = filter.status {
-        cond = cond.add(status_condition(status, at));
-    }
-    if let Some(t) = filter.invitation_type {
-        cond = cond.add(invitations::Column::InvitationType.eq(t));
-    }
-    if let Some(raw) = &filter.email {
-        let email = email::normalize(raw).map_err(|m| DomainError::invalid("filter.email", m))?;
-        // The allow-list is a JSON array of strings; match the quoted element, with LIKE
-        // wildcards in the address escaped.
-        let escaped = email
-            .replace('\\', "\\\\")
-            .replace('%', "\\%")
-            .replace('_', "\\_");
-        let pattern = sea_orm::sea_query::LikeExpr::new(format!("%\"{escaped}\"%")).escape('\\');
-        cond = cond.add(
-            Expr::col(invitations::Column::AllowedEmails)
-                .cast_as(sea_orm::sea_query::Alias::new("TEXT"))
-                .like(pattern),
-        );
-    }
-    if let Some(after) = filter.created_after {
-        cond = cond.add(invitations::Column::CreatedAt.gte(after));
-    }
-    if let Some(before) = filter.created_before {
-        cond = cond.add(invitations::Column::CreatedAt.lt(before));
-    }
-    Ok(cond)
-}
-
-/// One page of a company's invitations (newest first), whether more follow, and the total.
-pub async fn list(
-    db: &impl ConnectionTrait,
-    organization_id: Uuid,
-    company_id: Uuid,
-    filter: &ListFilter,
-    first: u64,
-    after: Option<ListCursor>,
-) -> Result<(Vec<invitations::Model>, bool, u64), DomainError> {
-    find_owned::<companies::Entity>(db, organization_id, company_id).await?;
-    let at = now();
-    let cond = filter_condition(organization_id, company_id, filter, at)?;
-    let total = invitations::Entity::find()
-        .filter(cond.clone())
-        .count(db)
-        .await?;
-    let mut query = invitations::Entity::find().filter(cond);
-    if let Some(c) = after {
-        query = query.filter(
-            Condition::any()
-                .add(invitations::Column::CreatedAt.lt(c.created_at))
-                .add(
-                    Condition::all()
-                        .add(invitations::Column::CreatedAt.eq(c.created_at))
-                        .add(invitations::Column::Id.lt(c.id)),
-                ),
-        );
-    }
-    let mut rows = query
-        .order_by_desc(invitations::Column::CreatedAt)
-        .order_by_desc(invitations::Column::Id)
-        .limit(first + 1)
-        .all(db)
-        .await?;
-    let has_next = rows.len() as u64 > first;
-    rows.truncate(first as usize);
-    Ok((rows, has_next, total))
 }
 
 /// What a resend asks for (SPEC §3.3).
@@ -884,36 +780,6 @@ pub async fn queue_due_reminders<C: TransactionTrait>(
     }
     txn.commit().await?;
     Ok(written)
-}
-
-/// Events of one invitation, oldest first, after the cursor `after` (an event id).
-pub async fn events(
-    db: &impl ConnectionTrait,
-    invitation_id: Uuid,
-    after: Option<i64>,
-    limit: u64,
-) -> Result<Vec<invitation_events::Model>, DomainError> {
-    let mut query = invitation_events::Entity::find()
-        .filter(invitation_events::Column::InvitationId.eq(invitation_id))
-        .order_by_asc(invitation_events::Column::Id)
-        .limit(limit);
-    if let Some(after) = after {
-        query = query.filter(invitation_events::Column::Id.gt(after));
-    }
-    Ok(query.all(db).await?)
-}
-
-/// Number of events of one invitation with the given type (used by jobs and tests).
-pub async fn count_events(
-    db: &impl ConnectionTrait,
-    invitation_id: Uuid,
-    event_type: EventType,
-) -> Result<u64, DomainError> {
-    Ok(invitation_events::Entity::find()
-        .filter(invitation_events::Column::InvitationId.eq(invitation_id))
-        .filter(invitation_events::Column::EventType.eq(event_type))
-        .count(db)
-        .await?)
 }
 
 #[cfg(test)]

@@ -17,6 +17,8 @@ mod m20261125_000011_idempotency_keys;
 mod m20261125_000012_webhook_endpoints;
 mod m20261125_000013_webhook_deliveries;
 mod m20261125_000014_webhook_attempts;
+mod m20261130_000015_invitation_list_indexes;
+mod m20261130_000016_invitation_emails;
 
 pub struct Migrator;
 
@@ -38,6 +40,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000012_webhook_endpoints::Migration),
             Box::new(m20261125_000013_webhook_deliveries::Migration),
             Box::new(m20261125_000014_webhook_attempts::Migration),
+            Box::new(m20261130_000015_invitation_list_indexes::Migration),
+            Box::new(m20261130_000016_invitation_emails::Migration),
         ]
     }
 }

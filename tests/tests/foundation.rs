@@ -203,7 +203,8 @@ both!(migrations_go_up_down_and_up_again, |backend| async move {
         row.try_get::<i64>("", "n").unwrap()
     };
     Migrator::up(&db, None).await.unwrap();
-    let applied = Migrator::migrations().len();
+    // One table per migration, but for the one that swaps the invitation list indexes.
+    let applied = Migrator::migrations().len() - 1;
     assert_eq!(
         table_count(db.clone()).await,
         applied as i64,

@@ -11,10 +11,12 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use axum::extract::ConnectInfo;
 
 use super::AppSchema;
+use super::documents::{Documents, Persisted};
 use super::error::{classify_request_error, code};
 use super::loader::{Loaders, RequestLoader};
 use super::public::ClientAddr;
@@ -29,6 +31,8 @@ const JSON: &str = "application/json";
 pub struct GraphqlEndpoint {
     pub schema: AppSchema,
     pub state: AppState,
+    /// Parsed documents and persisted queries, shared by every request.
+    pub documents: Arc<Documents>,
     /// Fires when the process shuts down, so WebSocket connections close with a proper code.
     pub shutdown: jobs::shutdown::Shutdown,
 }
@@ -250,7 +254,27 @@ async fn execute(
     body: PostBody,
     media: &'static str,
 ) -> Response {
-    let Some(query) = body.query.filter(|q| !q.trim().is_empty()) else {
+    let query = match endpoint
+        .documents
+        .resolve(body.query.as_deref(), body.extensions.as_ref())
+    {
+        None => body.query,
+        Some(Persisted::Query(text)) => Some(text),
+        // Apollo clients stop using persisted queries after a 400, so "not found" stays a 200
+        // whatever the media type: the client then sends the text.
+        Some(Persisted::Refused(message, code::PERSISTED_QUERY_NOT_FOUND)) => {
+            return error_response(
+                StatusCode::OK,
+                media,
+                message,
+                code::PERSISTED_QUERY_NOT_FOUND,
+            );
+        }
+        Some(Persisted::Refused(message, code)) => {
+            return error_response(StatusCode::BAD_REQUEST, media, message, code);
+        }
+    };
+    let Some(query) = query.filter(|q| !q.trim().is_empty()) else {
         return error_response(
             StatusCode::BAD_REQUEST,
             media,
@@ -258,7 +282,19 @@ async fn execute(
             code::BAD_USER_INPUT,
         );
     };
-    let mut request = async_graphql::Request::new(query);
+    // A query seen before skips the parser; a new one is parsed here so that it can be
+    // remembered once it has run without a request error.
+    let mut request = async_graphql::Request::new(query.clone());
+    let unseen = match endpoint.documents.parsed(&query) {
+        Some(doc) => {
+            request.set_parsed_query(doc);
+            None
+        }
+        None => async_graphql::parser::parse_query(&query).ok().map(|doc| {
+            request.set_parsed_query(doc.clone());
+            (query, doc)
+        }),
+    };
     if let Some(name) = body.operation_name {
         request = request.operation_name(name);
     }
@@ -333,7 +369,20 @@ async fn execute(
         .graphql_requests
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let response = endpoint.schema.execute(request).await;
-    render(response, media)
+    let request_error = is_request_error(&response);
+    if let Some((query, doc)) = unseen
+        && !request_error
+    {
+        endpoint.documents.remember(query, doc);
+    }
+    render(response, request_error, media)
+}
+
+/// A request error (parse, validation, variables) leaves no `data`; field errors carry a path.
+fn is_request_error(response: &async_graphql::Response) -> bool {
+    response.data == async_graphql::Value::Null
+        && !response.errors.is_empty()
+        && response.errors.iter().all(|e| e.path.is_empty())
 }
 
 /// Whether the operation to run is a query (a parse error is reported by `execute` later).
@@ -354,31 +403,35 @@ fn is_query(request: &mut async_graphql::Request) -> bool {
     }
 }
 
-/// A request error (parse, validation, variables) leaves no `data`; field errors carry a path.
-fn render(mut response: async_graphql::Response, media: &'static str) -> Response {
-    let request_error = response.data == async_graphql::Value::Null
-        && !response.errors.is_empty()
-        && response.errors.iter().all(|e| e.path.is_empty());
-    if request_error {
+/// The response in the negotiated media type: a request error without `data`, and with 400
+/// under `application/graphql-response+json`.
+fn render(
+    mut response: async_graphql::Response,
+    request_error: bool,
+    media: &'static str,
+) -> Response {
+    let (status, body) = if request_error {
         response.errors.iter_mut().for_each(classify_request_error);
-    }
-    let mut body = serde_json::to_value(&response).unwrap_or_else(|_| json!({}));
-    let status = if request_error {
-        if let Value::Object(map) = &mut body {
-            map.remove("data");
-        }
-        if media == GRAPHQL_RESPONSE {
+        let status = if media == GRAPHQL_RESPONSE {
             StatusCode::BAD_REQUEST
         } else {
             StatusCode::OK
-        }
+        };
+        (
+            status,
+            serde_json::to_vec(&json!({ "errors": response.errors })),
+        )
     } else {
-        StatusCode::OK
+        (StatusCode::OK, serde_json::to_vec(&response))
     };
+    let body = body.unwrap_or_else(|e| {
+        tracing::error!(error = %e, "response serialization failed");
+        br#"{"errors":[{"message":"internal server error","extensions":{"code":"INTERNAL_SERVER_ERROR"}}]}"#.to_vec()
+    });
     (
         status,
         [(header::CONTENT_TYPE, HeaderValue::from_static(media))],
-        body.to_string(),
+        body,
     )
         .into_response()
 }

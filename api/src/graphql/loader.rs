@@ -8,6 +8,7 @@ use async_graphql::dataloader::Loader;
 use entity::entities::{
     companies, connection_sites, connections, email_deliveries, invitation_events, sites,
 };
+use entity::invitation::EventWindow;
 use entity::scope::Owned;
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder};
 use uuid::Uuid;
@@ -27,9 +28,10 @@ pub type RequestLoader =
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct CompanyById(pub Uuid);
 
-/// Key: an invitation id → its events, oldest first.
+/// Key: an invitation and a window of its log → that page of events, oldest first, with one
+/// event more than the window asks for when another page follows.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct EventsOf(pub Uuid);
+pub struct EventsPage(pub Uuid, pub EventWindow);
 
 /// Key: an invitation id → connections created through it.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
@@ -71,18 +73,28 @@ impl Loader<CompanyById> for Loaders {
     }
 }
 
-impl Loader<EventsOf> for Loaders {
+impl Loader<EventsPage> for Loaders {
     type Value = Vec<invitation_events::Model>;
     type Error = LoadError;
 
-    async fn load(&self, keys: &[EventsOf]) -> Result<HashMap<EventsOf, Self::Value>, Self::Error> {
-        let rows = invitation_events::Entity::find()
-            .filter(invitation_events::Column::OrganizationId.eq(self.organization_id))
-            .filter(invitation_events::Column::InvitationId.is_in(keys.iter().map(|k| k.0)))
-            .order_by_asc(invitation_events::Column::Id)
-            .all(&self.db)
-            .await?;
-        Ok(group(rows, |r| EventsOf(r.invitation_id)))
+    /// One statement per distinct window (a page asks for one), however many invitations.
+    async fn load(
+        &self,
+        keys: &[EventsPage],
+    ) -> Result<HashMap<EventsPage, Self::Value>, Self::Error> {
+        let mut out = HashMap::with_capacity(keys.len());
+        for (window, ids) in group(keys.to_vec(), |k| k.1) {
+            let ids: Vec<Uuid> = ids.into_iter().map(|k| k.0).collect();
+            let pages =
+                entity::invitation::event_pages(&self.db, self.organization_id, &ids, window)
+                    .await?;
+            out.extend(
+                pages
+                    .into_iter()
+                    .map(|(id, page)| (EventsPage(id, window), page)),
+            );
+        }
+        Ok(out)
     }
 }
 

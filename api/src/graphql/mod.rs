@@ -1,6 +1,7 @@
 //! The GraphQL schema, built once and shared by HTTP and WebSocket.
 
 pub mod context;
+pub mod documents;
 pub mod enums;
 pub mod error;
 pub mod http;
@@ -47,6 +48,7 @@ pub fn sdl() -> String {
         introspection: true,
         graphiql: false,
         ws_init_timeout: std::time::Duration::from_secs(1),
+        document_cache_bytes: std::num::NonZeroUsize::MIN,
     };
     build_schema(&limits, None).sdl()
 }

@@ -2,6 +2,7 @@ use async_graphql::connection::{Connection as Page, Edge, EmptyFields};
 use async_graphql::{Context, ID, Json, Object, Result, SimpleObject};
 use chrono::{DateTime, NaiveDate, Utc};
 use entity::entities::{email_deliveries, invitation_events, invitations};
+use entity::invitation::EventWindow;
 use entity::scope::find_owned;
 
 use super::{Company, Connection};
@@ -12,7 +13,7 @@ use crate::graphql::enums::{
 };
 use crate::graphql::error::{GqlResult, bad_input};
 use crate::graphql::ids::id;
-use crate::graphql::loader::{CompanyById, ConnectionsCreatedBy, DeliveriesOf, EventsOf};
+use crate::graphql::loader::{CompanyById, ConnectionsCreatedBy, DeliveriesOf, EventsPage};
 
 /// Largest page of events.
 pub const MAX_EVENTS_PAGE: usize = 100;
@@ -164,24 +165,34 @@ impl Invitation {
         #[graphql(desc = "Page size, 1 to 100 (default 20).")] first: Option<i32>,
         #[graphql(desc = "Cursor of the last event already seen.")] after: Option<String>,
     ) -> Result<Page<String, InvitationEvent, EmptyFields, EmptyFields>> {
-        let first = page_size(first, 20)?;
-        let after = after
-            .map(|a| {
-                a.parse::<i64>()
-                    .map_err(|_| bad_input("after", "not a valid cursor"))
-            })
-            .transpose()?;
-        let all = load(ctx, EventsOf(self.0.id)).await?.unwrap_or_default();
-        let mut rest = all.into_iter().filter(|e| after.is_none_or(|a| e.id > a));
-        let page: Vec<_> = rest.by_ref().take(first).collect();
-        let has_next = rest.next().is_some();
-        let mut connection = Page::new(after.is_some(), has_next);
+        let window = event_window(first, after.as_deref())?;
+        let mut page = load(ctx, EventsPage(self.0.id, window))
+            .await?
+            .unwrap_or_default();
+        let has_next = page.len() as u64 > window.first;
+        page.truncate(window.first as usize);
+        let mut connection = Page::new(window.after.is_some(), has_next);
         connection.edges.extend(
             page.into_iter()
                 .map(|e| Edge::new(e.id.to_string(), InvitationEvent(e))),
         );
         Ok(connection)
     }
+}
+
+/// The window of the log that `events(first, after)` asks for.
+pub fn event_window(first: Option<i32>, after: Option<&str>) -> Result<EventWindow> {
+    let first = page_size(first, 20)?;
+    let after = after
+        .map(|a| {
+            a.parse::<i64>()
+                .map_err(|_| bad_input("after", "not a valid cursor"))
+        })
+        .transpose()?;
+    Ok(EventWindow {
+        first: first as u64,
+        after,
+    })
 }
 
 /// Checks a `first` argument: 1 to 100.

@@ -1,19 +1,19 @@
 use async_graphql::connection::{Connection as Page, Edge, EmptyFields};
-use async_graphql::{Context, ID, InputObject, Object, Result, SimpleObject};
+use async_graphql::{Context, ID, InputObject, Object, Result, SimpleObject, Value};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use entity::entities::invitations;
-use entity::invitation::{ListCursor, ListFilter};
+use entity::invitation::{EventWindow, ListCursor, ListFilter};
 use entity::scope::find_owned;
 
 use crate::graphql::context::{load, prime, state, viewer};
 use crate::graphql::enums::{InvitationStatus, InvitationType};
 use crate::graphql::error::{GqlResult, bad_input};
 use crate::graphql::ids::parse_id;
-use crate::graphql::loader::{CompanyById, ConnectionsCreatedBy, DeliveriesOf, EventsOf};
+use crate::graphql::loader::{CompanyById, ConnectionsCreatedBy, DeliveriesOf, EventsPage};
 use crate::graphql::object::Invitation;
-use crate::graphql::object::invitation::page_size;
+use crate::graphql::object::invitation::{event_window, page_size};
 
 #[derive(Default)]
 pub struct InvitationQuery;
@@ -58,12 +58,45 @@ fn decode_cursor(cursor: &str) -> Result<ListCursor> {
     })
 }
 
+/// The windows of the log that the page's `events` selections (aliases included) ask for; one
+/// whose arguments do not parse is left to the resolver, which reports it.
+fn event_windows(node: &async_graphql::Lookahead<'_>) -> Vec<EventWindow> {
+    let mut windows = Vec::new();
+    for field in node.field("events").selection_fields() {
+        let Ok(arguments) = field.arguments() else {
+            continue;
+        };
+        let arg = |name: &str| {
+            arguments
+                .iter()
+                .find(|(n, _)| n.as_str() == name)
+                .map(|(_, v)| v)
+        };
+        let first = match arg("first") {
+            None | Some(Value::Null) => None,
+            Some(Value::Number(n)) => n.as_i64().and_then(|n| i32::try_from(n).ok()),
+            Some(_) => continue,
+        };
+        let after = match arg("after") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(s.as_str()),
+            Some(_) => continue,
+        };
+        if let Ok(window) = event_window(first, after)
+            && !windows.contains(&window)
+        {
+            windows.push(window);
+        }
+    }
+    windows
+}
+
 /// Loads the nested fields a page asks for, one query per field for the whole page.
 async fn prime_page(ctx: &Context<'_>, rows: &[invitations::Model]) -> Result<()> {
     let node = ctx.look_ahead().field("edges").field("node");
     let ids = || rows.iter().map(|r| r.id);
-    if node.field("events").exists() {
-        prime(ctx, ids().map(EventsOf).collect()).await?;
+    for window in event_windows(&node) {
+        prime(ctx, ids().map(|id| EventsPage(id, window)).collect()).await?;
     }
     if node.field("createdConnections").exists() {
         prime(ctx, ids().map(ConnectionsCreatedBy).collect()).await?;
@@ -114,27 +147,33 @@ impl InvitationQuery {
             created_after: filter.created_after,
             created_before: filter.created_before,
         };
-        let (rows, has_next, total) = entity::invitation::list(
+        // The count is the costliest part of a page: only when it is selected.
+        let with_total = ctx.look_ahead().field("totalCount").exists();
+        let page = entity::invitation::list(
             &state(ctx)?.db,
             org,
             company_id,
             &domain_filter,
             first as u64,
             cursor,
+            with_total,
         )
         .await
         .gql()?;
-        prime_page(ctx, &rows).await?;
-        let mut page = Page::with_additional_fields(
+        prime_page(ctx, &page.rows).await?;
+        let mut connection = Page::with_additional_fields(
             cursor.is_some(),
-            has_next,
-            InvitationPageInfo { total_count: total },
+            page.has_next,
+            InvitationPageInfo {
+                total_count: page.total.unwrap_or_default(),
+            },
         );
-        page.edges.extend(
-            rows.into_iter()
+        connection.edges.extend(
+            page.rows
+                .into_iter()
                 .map(|row| Edge::new(encode_cursor(&row), Invitation(row))),
         );
-        Ok(page)
+        Ok(connection)
     }
 }
 

@@ -1,0 +1,106 @@
+//! Reading invitations' activity logs: a page of each of many logs in one statement.
+
+use std::collections::HashMap;
+
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseBackend, DbErr, EntityTrait, FromQueryResult,
+    PaginatorTrait, QueryFilter, Statement, Value,
+};
+use uuid::Uuid;
+
+use crate::entities::invitation_events;
+use crate::{DomainError, EventType};
+
+/// Which part of each log to read: the `first` events after the event id `after`, oldest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct EventWindow {
+    pub first: u64,
+    pub after: Option<i64>,
+}
+
+/// The statement behind [`event_pages`]: for each invitation at most `window.first + 1` events
+/// (the extra one tells the caller that another page follows), read through the
+/// `(invitation_id, id)` index and stopped at the limit, so no log is read whole. PostgreSQL
+/// runs a `LATERAL … LIMIT` per invitation; SQLite, which has no `LATERAL`, a correlated
+/// `IN (… LIMIT)` per invitation. Public so tests can `EXPLAIN` it.
+pub fn event_pages_statement(
+    backend: DatabaseBackend,
+    organization_id: Uuid,
+    invitation_ids: &[Uuid],
+    window: EventWindow,
+) -> Statement {
+    let limit = i64::try_from(window.first.saturating_add(1)).unwrap_or(i64::MAX);
+    // Log ids start at 1, so 0 means "from the start".
+    let after = window.after.unwrap_or(0);
+    let mut values: Vec<Value> = Vec::with_capacity(invitation_ids.len() + 3);
+    values.extend(invitation_ids.iter().map(|id| Value::from(*id)));
+    values.extend([organization_id.into(), after.into(), limit.into()]);
+    let n = invitation_ids.len();
+    let sql = match backend {
+        DatabaseBackend::Postgres => {
+            let keys: Vec<String> = (1..=n).map(|i| format!("(${i}::uuid)")).collect();
+            format!(
+                "SELECT e.* FROM (VALUES {}) AS k(id) CROSS JOIN LATERAL (\
+                 SELECT * FROM invitation_events \
+                 WHERE invitation_id = k.id AND organization_id = ${} AND id > ${} \
+                 ORDER BY id LIMIT ${}) AS e",
+                keys.join(", "),
+                n + 1,
+                n + 2,
+                n + 3
+            )
+        }
+        _ => {
+            let keys = vec!["(?)"; n].join(", ");
+            format!(
+                "WITH k(id) AS (VALUES {keys}) \
+                 SELECT e.* FROM k JOIN invitation_events AS e ON e.id IN (\
+                 SELECT x.id FROM invitation_events AS x \
+                 WHERE x.invitation_id = k.id AND x.organization_id = ? AND x.id > ? \
+                 ORDER BY x.id LIMIT ?)"
+            )
+        }
+    };
+    Statement::from_sql_and_values(backend, sql, values)
+}
+
+/// A page of the log of each invitation of the organization (ids of other organizations give
+/// empty pages), oldest first, with one event more than `window.first` where more follow.
+pub async fn event_pages(
+    db: &impl ConnectionTrait,
+    organization_id: Uuid,
+    invitation_ids: &[Uuid],
+    window: EventWindow,
+) -> Result<HashMap<Uuid, Vec<invitation_events::Model>>, DbErr> {
+    let mut pages: HashMap<Uuid, Vec<invitation_events::Model>> = HashMap::new();
+    if invitation_ids.is_empty() {
+        return Ok(pages);
+    }
+    let statement = event_pages_statement(
+        db.get_database_backend(),
+        organization_id,
+        invitation_ids,
+        window,
+    );
+    for row in db.query_all_raw(statement).await? {
+        let event = invitation_events::Model::from_query_result(&row, "")?;
+        pages.entry(event.invitation_id).or_default().push(event);
+    }
+    for page in pages.values_mut() {
+        page.sort_unstable_by_key(|e| e.id);
+    }
+    Ok(pages)
+}
+
+/// Number of events of one invitation with the given type (used by jobs and tests).
+pub async fn count_events(
+    db: &impl ConnectionTrait,
+    invitation_id: Uuid,
+    event_type: EventType,
+) -> Result<u64, DomainError> {
+    Ok(invitation_events::Entity::find()
+        .filter(invitation_events::Column::InvitationId.eq(invitation_id))
+        .filter(invitation_events::Column::EventType.eq(event_type))
+        .count(db)
+        .await?)
+}

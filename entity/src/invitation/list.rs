@@ -1,0 +1,251 @@
+//! A company's invitations, newest first (SPEC §6), at the cost of what the database does.
+//!
+//! A page and its `totalCount` are one statement: the count rides along as an uncorrelated
+//! scalar subquery, which both databases evaluate once. Every filter is answered from an index
+//! that leads with `(organization_id, company_id)`; the `email` filter goes through the
+//! `invitation_emails` table instead of searching each allow-list's JSON. Only an empty page
+//! costs a second statement, to tell a company without matching rows from one that is not the
+//! caller's.
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{Alias, Expr, Query, SelectStatement, SimpleExpr};
+use sea_orm::{
+    ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, FromQueryResult, QueryFilter,
+    QueryOrder, QuerySelect, QueryTrait, Set,
+};
+use uuid::Uuid;
+
+use super::active_at;
+use crate::entities::{companies, invitation_emails, invitations};
+use crate::{DomainError, InvitationStatus, InvitationType, email, now};
+
+/// Filters of the invitation listing (SPEC §6). `status` is the effective status.
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    pub status: Option<InvitationStatus>,
+    pub invitation_type: Option<InvitationType>,
+    /// Invitations whose allow-list contains this (normalized) address.
+    pub email: Option<String>,
+    pub created_after: Option<DateTime<Utc>>,
+    pub created_before: Option<DateTime<Utc>>,
+}
+
+/// Position in the listing: newest first, ties broken by id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListCursor {
+    pub created_at: DateTime<Utc>,
+    pub id: Uuid,
+}
+
+/// One page of the listing.
+#[derive(Debug, Clone)]
+pub struct Page {
+    pub rows: Vec<invitations::Model>,
+    pub has_next: bool,
+    /// Rows matching the filter over all pages, when it was asked for.
+    pub total: Option<u64>,
+}
+
+/// Name of the column that carries the total beside the page's rows.
+const TOTAL: &str = "total_count";
+
+/// The condition for an effective status at `at` (stored ACTIVE rows may read EXPIRED).
+pub fn status_condition(status: InvitationStatus, at: DateTime<Utc>) -> Condition {
+    match status {
+        InvitationStatus::Active => active_at(at),
+        InvitationStatus::Expired => Condition::any()
+            .add(invitations::Column::Status.eq(InvitationStatus::Expired))
+            .add(
+                Condition::all()
+                    .add(invitations::Column::Status.eq(InvitationStatus::Active))
+                    .add(invitations::Column::ExpiresAt.lte(at)),
+            ),
+        other => Condition::all().add(invitations::Column::Status.eq(other)),
+    }
+}
+
+fn filter_condition(
+    organization_id: Uuid,
+    company_id: Uuid,
+    filter: &ListFilter,
+    at: DateTime<Utc>,
+) -> Result<Condition, DomainError> {
+    let mut cond = Condition::all()
+        .add(invitations::Column::OrganizationId.eq(organization_id))
+        .add(invitations::Column::CompanyId.eq(company_id));
+    if let Some(status) = filter.status {
+        cond = cond.add(status_condition(status, at));
+    }
+    if let Some(t) = filter.invitation_type {
+        cond = cond.add(invitations::Column::InvitationType.eq(t));
+    }
+    if let Some(raw) = &filter.email {
+        let email = email::normalize(raw).map_err(|m| DomainError::invalid("filter.email", m))?;
+        cond = cond.add(
+            invitations::Column::Id.in_subquery(
+                Query::select()
+                    .column(invitation_emails::Column::InvitationId)
+                    .from(invitation_emails::Entity)
+                    .and_where(invitation_emails::Column::OrganizationId.eq(organization_id))
+                    .and_where(invitation_emails::Column::CompanyId.eq(company_id))
+                    .and_where(invitation_emails::Column::Email.eq(email))
+                    .to_owned(),
+            ),
+        );
+    }
+    if let Some(after) = filter.created_after {
+        cond = cond.add(invitations::Column::CreatedAt.gte(after));
+    }
+    if let Some(before) = filter.created_before {
+        cond = cond.add(invitations::Column::CreatedAt.lt(before));
+    }
+    Ok(cond)
+}
+
+/// `(SELECT COUNT(*) FROM invitations WHERE <cond>)`. The condition's columns are qualified
+/// with `invitations`, which inside the subquery names the subquery's own table.
+fn count_of(cond: Condition) -> SimpleExpr {
+    Expr::SubQuery(
+        None,
+        Box::new(
+            Query::select()
+                .expr(Expr::cust("COUNT(*)"))
+                .from(invitations::Entity)
+                .cond_where(cond)
+                .to_owned()
+                .into(),
+        ),
+    )
+}
+
+/// The statement of one page (`first + 1` rows, so the caller learns whether more follow), with
+/// the total as column `total_count` when `with_total`. Public so tests can `EXPLAIN` exactly
+/// what the list runs.
+pub fn page_query(
+    organization_id: Uuid,
+    company_id: Uuid,
+    filter: &ListFilter,
+    first: u64,
+    after: Option<ListCursor>,
+    with_total: bool,
+    at: DateTime<Utc>,
+) -> Result<SelectStatement, DomainError> {
+    let cond = filter_condition(organization_id, company_id, filter, at)?;
+    let mut query = invitations::Entity::find().filter(cond.clone());
+    if with_total {
+        query = query.expr_as(count_of(cond), TOTAL);
+    }
+    if let Some(c) = after {
+        query = query.filter(
+            Condition::any()
+                .add(invitations::Column::CreatedAt.lt(c.created_at))
+                .add(
+                    Condition::all()
+                        .add(invitations::Column::CreatedAt.eq(c.created_at))
+                        .add(invitations::Column::Id.lt(c.id)),
+                ),
+        );
+    }
+    Ok(query
+        .order_by_desc(invitations::Column::CreatedAt)
+        .order_by_desc(invitations::Column::Id)
+        .limit(first + 1)
+        .into_query())
+}
+
+/// The statement that proves the company is the caller's (one row, or none), with the total
+/// when `with_total`: what an empty page still has to answer.
+pub fn company_query(
+    organization_id: Uuid,
+    company_id: Uuid,
+    filter: &ListFilter,
+    with_total: bool,
+    at: DateTime<Utc>,
+) -> Result<SelectStatement, DomainError> {
+    let total = if with_total {
+        count_of(filter_condition(organization_id, company_id, filter, at)?)
+    } else {
+        Expr::val(0i64).into()
+    };
+    Ok(Query::select()
+        .expr_as(total, Alias::new(TOTAL))
+        .from(companies::Entity)
+        .and_where(companies::Column::OrganizationId.eq(organization_id))
+        .and_where(companies::Column::Id.eq(company_id))
+        .to_owned())
+}
+
+fn total_of(row: &sea_orm::QueryResult) -> Result<u64, DbErr> {
+    Ok(u64::try_from(row.try_get::<i64>("", TOTAL)?).unwrap_or_default())
+}
+
+/// One page of a company's invitations (newest first), whether more follow, and the total when
+/// `with_total`. Another organization's company is [`DomainError::NotFound`].
+pub async fn list(
+    db: &impl ConnectionTrait,
+    organization_id: Uuid,
+    company_id: Uuid,
+    filter: &ListFilter,
+    first: u64,
+    after: Option<ListCursor>,
+    with_total: bool,
+) -> Result<Page, DomainError> {
+    let at = now();
+    let statement = page_query(
+        organization_id,
+        company_id,
+        filter,
+        first,
+        after,
+        with_total,
+        at,
+    )?;
+    let found = db.query_all(&statement).await?;
+    let mut total = None;
+    let mut rows = Vec::with_capacity(found.len());
+    for row in &found {
+        if with_total && total.is_none() {
+            total = Some(total_of(row)?);
+        }
+        rows.push(invitations::Model::from_query_result(row, "")?);
+    }
+    // Rows carry the caller's organization and this company, so the company is the caller's;
+    // without rows, that has to be asked.
+    if rows.is_empty() {
+        let statement = company_query(organization_id, company_id, filter, with_total, at)?;
+        let company = db
+            .query_one(&statement)
+            .await?
+            .ok_or(DomainError::NotFound)?;
+        total = with_total.then(|| total_of(&company)).transpose()?;
+    }
+    let has_next = rows.len() as u64 > first;
+    rows.truncate(first as usize);
+    Ok(Page {
+        rows,
+        has_next,
+        total,
+    })
+}
+
+/// Writes the allow-list of a new invitation into `invitation_emails` (same transaction).
+pub(super) async fn index_allowed_emails(
+    txn: &impl ConnectionTrait,
+    row: &invitations::Model,
+) -> Result<(), DbErr> {
+    if row.allowed_emails.0.is_empty() {
+        return Ok(());
+    }
+    invitation_emails::Entity::insert_many(row.allowed_emails.0.iter().map(|email| {
+        invitation_emails::ActiveModel {
+            invitation_id: Set(row.id),
+            email: Set(email.clone()),
+            organization_id: Set(row.organization_id),
+            company_id: Set(row.company_id),
+            created_at: Set(row.created_at),
+        }
+    }))
+    .exec_without_returning(txn)
+    .await?;
+    Ok(())
+}
