@@ -8,5 +8,6 @@ mod email;
 mod foundation;
 mod live;
 mod management;
+mod read_path;
 mod recipient;
 mod webhook;

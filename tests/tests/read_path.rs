@@ -1,0 +1,532 @@
+//! The read path: what a page costs in statements, that every list filter is served by an index,
+//! that nested event pages never read a whole log, and the document cache and persisted queries.
+
+use chrono::Duration as ChronoDuration;
+use entity::entities::invitation_events;
+use entity::invitation::{EventWindow, ListFilter};
+use entity::{EventType, InvitationStatus, InvitationType};
+use sea_orm::sea_query::{PostgresQueryBuilder, SqliteQueryBuilder};
+use sea_orm::{ActiveValue::NotSet, ConnectionTrait, DatabaseBackend, EntityTrait, Set, Statement};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use tests::pg::Backend;
+use uuid::Uuid;
+
+use crate::app::{self, TestApp};
+use crate::both;
+
+/// Invitations of a new company through the API; returns the company and the ids, newest first.
+async fn seed(app: &TestApp, count: usize, emails: bool) -> (String, Vec<Uuid>) {
+    let gql = app.gql();
+    let company = app::create_company(&gql, "Reader").await;
+    let inputs: Vec<Value> = (0..count)
+        .map(|i| {
+            if emails {
+                json!({ "allowedEmails": [format!("r{i}@example.com"), "all@example.com"] })
+            } else {
+                json!({})
+            }
+        })
+        .collect();
+    let r = gql
+        .query(
+            "mutation($c: ID!, $i: [InvitationInput!]!) { createContributorInvitations(companyId: $c, inputs: $i) { id } }",
+            json!({ "c": company, "i": inputs }),
+        )
+        .await;
+    let mut ids: Vec<Uuid> = r.data()["createContributorInvitations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["id"].as_str().unwrap().parse().unwrap())
+        .collect();
+    ids.reverse();
+    (company, ids)
+}
+
+/// Appends `n` VIEWED events to an invitation's log (besides its CREATED one).
+async fn add_events(app: &TestApp, company: &str, invitation: Uuid, n: usize) {
+    let company: Uuid = company.parse().unwrap();
+    let rows = (0..n).map(|_| invitation_events::ActiveModel {
+        id: NotSet,
+        invitation_id: Set(invitation),
+        organization_id: Set(app.org_id),
+        company_id: Set(company),
+        event_type: Set(EventType::Viewed),
+        occurred_at: Set(entity::now()),
+        email: Set(None),
+        connection_id: Set(None),
+        actor: Set("recipient".into()),
+        detail: Set(json!({})),
+    });
+    invitation_events::Entity::insert_many(rows)
+        .exec_without_returning(&app.db)
+        .await
+        .unwrap();
+}
+
+both!(
+    a_page_with_total_and_events_costs_at_most_three_statements,
+    |backend| async move {
+        // No workers: only the requests below run SQL.
+        let app = app::spawn_api_only(backend, |_| {}).await;
+        let gql = app.gql();
+        let (company, ids) = seed(&app, 100, false).await;
+        // The newest invitation has a long log: its page must stop at five.
+        add_events(&app, &company, ids[0], 12).await;
+        let q = "query($c: ID!, $first: Int) { invitations(companyId: $c, first: $first) {
+            totalCount edges { node { id events(first: 5) { edges { node { id eventType } }
+            pageInfo { hasNextPage } } } } } }";
+        let mut costs = Vec::new();
+        for first in [10, 100] {
+            let before = app.metric("invitations_db_statements_total").await;
+            let r = gql.query(q, json!({ "c": company, "first": first })).await;
+            costs.push(app.metric("invitations_db_statements_total").await - before);
+            let page = &r.data()["invitations"];
+            assert_eq!(page["totalCount"], 100);
+            let edges = page["edges"].as_array().unwrap();
+            assert_eq!(edges.len(), first);
+            let newest = &edges[0]["node"]["events"];
+            assert_eq!(newest["edges"].as_array().unwrap().len(), 5);
+            assert_eq!(newest["pageInfo"]["hasNextPage"], true);
+            assert_eq!(newest["edges"][0]["node"]["eventType"], "CREATED");
+            let other = &edges[1]["node"]["events"];
+            assert_eq!(other["edges"].as_array().unwrap().len(), 1);
+            assert_eq!(other["pageInfo"]["hasNextPage"], false);
+        }
+        assert!(
+            costs.iter().all(|&c| c <= 3),
+            "statements per page with totalCount and events: {costs:?}"
+        );
+        assert_eq!(costs[0], costs[1], "cost does not grow with the page size");
+
+        // Without totalCount the count is not run; the second page of a log follows its cursor.
+        let r = gql
+            .query(
+                "query($c: ID!) { invitations(companyId: $c, first: 1) { edges { node {
+                 a: events(first: 5) { edges { cursor node { id } } }
+                 b: events(first: 100) { edges { node { id } } pageInfo { hasNextPage } } } } } }",
+                json!({ "c": company }),
+            )
+            .await;
+        let node = &r.data()["invitations"]["edges"][0]["node"];
+        let all: Vec<&Value> = node["b"]["edges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| &e["node"]["id"])
+            .collect();
+        assert_eq!(all.len(), 13, "CREATED and twelve views");
+        assert_eq!(node["b"]["pageInfo"]["hasNextPage"], false);
+        let cursor = node["a"]["edges"][4]["cursor"].as_str().unwrap().to_owned();
+        let r = gql
+            .query(
+                "query($id: ID!, $after: String) { invitation(id: $id) { events(first: 5, after: $after) {
+                 edges { node { id } } pageInfo { hasNextPage hasPreviousPage } } } }",
+                json!({ "id": ids[0], "after": cursor }),
+            )
+            .await;
+        let events = &r.data()["invitation"]["events"];
+        let second: Vec<&Value> = events["edges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| &e["node"]["id"])
+            .collect();
+        assert_eq!(second, all[5..10]);
+        assert_eq!(events["pageInfo"]["hasNextPage"], true);
+        assert_eq!(events["pageInfo"]["hasPreviousPage"], true);
+
+        // An empty page still tells the caller's company from another's.
+        let r = gql
+            .query(
+                "query($c: ID!) { invitations(companyId: $c, filter: { status: REVOKED }) { totalCount edges { cursor } } }",
+                json!({ "c": company }),
+            )
+            .await;
+        assert_eq!(r.data()["invitations"]["totalCount"], 0);
+        let (_, other) = app.other_org().await;
+        other
+            .query(
+                "query($c: ID!) { invitations(companyId: $c) { totalCount edges { cursor } } }",
+                json!({ "c": company }),
+            )
+            .await
+            .assert_error("NOT_FOUND", None);
+        app.stop().await;
+    }
+);
+
+/// The query plan of `sql` as text lines (SQLite) or JSON (PostgreSQL), with sequential scans
+/// made as costly as possible on PostgreSQL so that a missing index cannot hide behind a small
+/// table.
+async fn plan(app: &TestApp, sql: &str, analyze: bool) -> Value {
+    match app.backend {
+        Backend::Postgres => {
+            use sea_orm::TransactionTrait;
+            let txn = app.db.begin().await.unwrap();
+            txn.execute_unprepared("SET LOCAL enable_seqscan = off")
+                .await
+                .unwrap();
+            let options = if analyze {
+                "ANALYZE, FORMAT JSON"
+            } else {
+                "FORMAT JSON"
+            };
+            let row = txn
+                .query_one_raw(Statement::from_string(
+                    DatabaseBackend::Postgres,
+                    format!("EXPLAIN ({options}) {sql}"),
+                ))
+                .await
+                .unwrap()
+                .unwrap();
+            let plan: Value = row.try_get_by_index(0).unwrap();
+            txn.rollback().await.unwrap();
+            plan
+        }
+        Backend::Sqlite => {
+            let rows = app
+                .db
+                .query_all_raw(Statement::from_string(
+                    DatabaseBackend::Sqlite,
+                    format!("EXPLAIN QUERY PLAN {sql}"),
+                ))
+                .await
+                .unwrap();
+            Value::Array(
+                rows.iter()
+                    .map(|r| Value::String(r.try_get::<String>("", "detail").unwrap()))
+                    .collect(),
+            )
+        }
+    }
+}
+
+/// Every node of a PostgreSQL JSON plan.
+fn nodes(plan: &Value) -> Vec<&Value> {
+    let mut out = vec![];
+    let mut stack: Vec<&Value> = plan
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| &p["Plan"])
+        .collect();
+    while let Some(node) = stack.pop() {
+        out.push(node);
+        if let Some(children) = node["Plans"].as_array() {
+            stack.extend(children);
+        }
+    }
+    out
+}
+
+/// A statement built by sea-query, with its values inlined, for `EXPLAIN`.
+fn inline(backend: Backend, query: &sea_orm::sea_query::SelectStatement) -> String {
+    match backend {
+        Backend::Postgres => query.to_string(PostgresQueryBuilder),
+        Backend::Sqlite => query.to_string(SqliteQueryBuilder),
+    }
+}
+
+both!(
+    every_list_filter_is_served_by_an_index,
+    |backend| async move {
+        let app = app::spawn_api_only(backend, |_| {}).await;
+        let (company, _) = seed(&app, 50, true).await;
+        let company: Uuid = company.parse().unwrap();
+        if backend == Backend::Postgres {
+            app.db.execute_unprepared("ANALYZE").await.unwrap();
+        }
+        let at = entity::now();
+        let mut filters: Vec<(&str, ListFilter)> = vec![("none", ListFilter::default())];
+        for status in [
+            InvitationStatus::Active,
+            InvitationStatus::Expired,
+            InvitationStatus::Revoked,
+            InvitationStatus::Fulfilled,
+        ] {
+            filters.push((
+                status.as_str(),
+                ListFilter {
+                    status: Some(status),
+                    ..Default::default()
+                },
+            ));
+        }
+        for t in [
+            InvitationType::CreateConnection,
+            InvitationType::EditConnection,
+        ] {
+            filters.push((
+                "type",
+                ListFilter {
+                    invitation_type: Some(t),
+                    ..Default::default()
+                },
+            ));
+        }
+        filters.push((
+            "email",
+            ListFilter {
+                email: Some("all@example.com".into()),
+                ..Default::default()
+            },
+        ));
+        filters.push((
+            "created range",
+            ListFilter {
+                created_after: Some(at - ChronoDuration::days(1)),
+                created_before: Some(at),
+                ..Default::default()
+            },
+        ));
+        filters.push((
+            "all at once",
+            ListFilter {
+                status: Some(InvitationStatus::Active),
+                invitation_type: Some(InvitationType::CreateConnection),
+                email: Some("all@example.com".into()),
+                created_after: Some(at - ChronoDuration::days(1)),
+                created_before: Some(at),
+            },
+        ));
+        for (name, filter) in &filters {
+            let page = entity::invitation::list::page_query(
+                app.org_id, company, filter, 20, None, true, at,
+            )
+            .unwrap();
+            let empty =
+                entity::invitation::list::company_query(app.org_id, company, filter, true, at)
+                    .unwrap();
+            for sql in [inline(backend, &page), inline(backend, &empty)] {
+                let plan = plan(&app, &sql, false).await;
+                match backend {
+                    Backend::Postgres => {
+                        for node in nodes(&plan) {
+                            let kind = node["Node Type"].as_str().unwrap();
+                            assert_ne!(kind, "Seq Scan", "filter {name}: {plan:#}");
+                            // The list's indexes are entered by the tenant and the company, never
+                            // walked whole. (EXPIRED may also read the expiry sweep's partial index
+                            // up to now: ACTIVE rows past their deadline that the sweep has not
+                            // yet persisted, which it keeps few.)
+                            let index = node["Index Name"].as_str().unwrap_or_default();
+                            if index.starts_with("idx_invitation")
+                                && index != "idx_invitations_active_expires"
+                            {
+                                let cond = node["Index Cond"].as_str().unwrap_or_default();
+                                assert!(
+                                    cond.contains("organization_id") && cond.contains("company_id"),
+                                    "filter {name}: {index} entered by {cond:?}: {plan:#}"
+                                );
+                            }
+                        }
+                    }
+                    Backend::Sqlite => {
+                        for line in plan.as_array().unwrap() {
+                            let line = line.as_str().unwrap();
+                            assert!(
+                                !line.starts_with("SCAN invitation"),
+                                "filter {name}: {plan:#}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        app.stop().await;
+    }
+);
+
+both!(event_pages_never_read_a_whole_log, |backend| async move {
+    let app = app::spawn_api_only(backend, |_| {}).await;
+    let (company, ids) = seed(&app, 20, false).await;
+    for id in &ids {
+        add_events(&app, &company, *id, 40).await;
+    }
+    if backend == Backend::Postgres {
+        app.db.execute_unprepared("ANALYZE").await.unwrap();
+    }
+    let window = EventWindow {
+        first: 5,
+        after: None,
+    };
+    let statement = entity::invitation::events::event_pages_statement(
+        app.db.get_database_backend(),
+        app.org_id,
+        &ids,
+        window,
+    );
+    // The statement itself returns six events of each log.
+    let pages = entity::invitation::event_pages(&app.db, app.org_id, &ids, window)
+        .await
+        .unwrap();
+    assert_eq!(pages.len(), 20);
+    assert!(pages.values().all(|p| p.len() == 6));
+    // Another organization's ids give nothing.
+    let (other, _) = app.other_org().await;
+    let foreign = entity::invitation::event_pages(&app.db, other, &ids, window)
+        .await
+        .unwrap();
+    assert!(foreign.is_empty());
+
+    let sql = inline_statement(&statement);
+    match backend {
+        Backend::Postgres => {
+            let plan = plan(&app, &sql, true).await;
+            let scans: Vec<&Value> = nodes(&plan)
+                .into_iter()
+                .filter(|n| n["Relation Name"] == "invitation_events")
+                .collect();
+            assert!(!scans.is_empty(), "{plan:#}");
+            for scan in scans {
+                assert_ne!(scan["Node Type"], "Seq Scan", "{plan:#}");
+                // Rows per loop: what one invitation's log gave up; 41 would be all of it.
+                let rows = scan["Actual Rows"].as_f64().unwrap();
+                assert!(rows <= 6.0, "{rows} rows read per log: {plan:#}");
+            }
+        }
+        Backend::Sqlite => {
+            let plan = plan(&app, &sql, false).await;
+            let lines: Vec<&str> = plan
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|l| l.as_str().unwrap())
+                .collect();
+            // Each log is entered through its index and left after the limit; the events
+            // themselves are fetched by primary key.
+            assert!(
+                lines
+                    .iter()
+                    .any(|l| l.contains("USING INDEX idx_invitation_events_invitation")),
+                "{lines:?}"
+            );
+            assert!(
+                lines.iter().any(|l| l.contains("INTEGER PRIMARY KEY")),
+                "{lines:?}"
+            );
+            assert!(
+                lines
+                    .iter()
+                    .all(|l| !l.starts_with("SCAN e") && !l.starts_with("SCAN x")),
+                "{lines:?}"
+            );
+        }
+    }
+    app.stop().await;
+});
+
+/// A raw statement with its values written into the text, for `EXPLAIN`.
+fn inline_statement(statement: &Statement) -> String {
+    let values = statement
+        .values
+        .as_ref()
+        .map(|v| v.0.clone())
+        .unwrap_or_default();
+    let literal = |v: &sea_orm::Value| match v {
+        sea_orm::Value::Uuid(Some(u)) => match statement.db_backend {
+            DatabaseBackend::Postgres => format!("'{u}'"),
+            _ => format!("X'{}'", u.simple()),
+        },
+        sea_orm::Value::BigInt(Some(n)) => n.to_string(),
+        other => panic!("unexpected value {other:?}"),
+    };
+    match statement.db_backend {
+        DatabaseBackend::Postgres => {
+            let mut sql = statement.sql.clone();
+            // Highest numbers first, so $1 does not replace the start of $12.
+            for (i, v) in values.iter().enumerate().rev() {
+                sql = sql.replace(&format!("${}", i + 1), &literal(v));
+            }
+            sql
+        }
+        _ => {
+            let mut parts = statement.sql.split('?');
+            let mut sql = parts.next().unwrap().to_owned();
+            for (part, v) in parts.zip(&values) {
+                sql.push_str(&literal(v));
+                sql.push_str(part);
+            }
+            sql
+        }
+    }
+}
+
+fn sha256(text: &str) -> String {
+    hex::encode(Sha256::digest(text.as_bytes()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn persisted_queries_and_cached_documents() {
+    let app = app::spawn_api_only(Backend::Sqlite, |_| {}).await;
+    let gql = app.gql();
+    let query = "query Me { viewer { organizationId } }";
+    let persisted = |hash: &str| json!({ "persistedQuery": { "version": 1, "sha256Hash": hash } });
+
+    // Hash only, unknown: a 200 that tells the client to send the text.
+    let r = gql
+        .post(json!({ "extensions": persisted(&sha256(query)) }))
+        .await;
+    assert_eq!(r.status, 200);
+    r.assert_error("PERSISTED_QUERY_NOT_FOUND", None);
+    assert_eq!(r.error_message().as_deref(), Some("PersistedQueryNotFound"));
+    // Text with a hash that is not its own: refused.
+    let r = gql
+        .post(json!({ "query": query, "extensions": persisted(&sha256("{ x }")) }))
+        .await;
+    assert_eq!(r.status, 400);
+    r.assert_error("BAD_USER_INPUT", None);
+    // Text and hash: run and remembered; then the hash alone runs it, over POST and GET.
+    let r = gql
+        .post(json!({ "query": query, "extensions": persisted(&sha256(query)) }))
+        .await;
+    assert_eq!(r.data()["viewer"]["organizationId"], app.org_id.to_string());
+    let r = gql
+        .post(json!({ "extensions": persisted(&sha256(query)) }))
+        .await;
+    assert_eq!(r.data()["viewer"]["organizationId"], app.org_id.to_string());
+    let client = reqwest::Client::new();
+    let get = |extensions: Value| {
+        client
+            .get(gql.endpoint())
+            .query(&[("extensions", extensions.to_string())])
+            .header("x-api-key", &app.api_key)
+            .header("accept", "application/json")
+            .send()
+    };
+    let r = get(persisted(&sha256(query))).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(
+        body["data"]["viewer"]["organizationId"],
+        app.org_id.to_string()
+    );
+    // A persisted mutation still cannot run over GET.
+    let mutation = "mutation { createCompany(input: { name: \"Via GET\" }) { id } }";
+    gql.post(json!({ "query": mutation, "extensions": persisted(&sha256(mutation)) }))
+        .await
+        .data();
+    let r = get(persisted(&sha256(mutation))).await.unwrap();
+    assert_eq!(r.status(), 405);
+
+    // A cached document still has its variables checked on every request.
+    let typed = "query($first: Int) { companies { id } invitations(companyId: \"00000000-0000-0000-0000-000000000000\", first: $first) { totalCount } }";
+    let r = gql.query(typed, json!({ "first": 5 })).await;
+    r.assert_error("NOT_FOUND", None);
+    for _ in 0..2 {
+        let r = gql.query(typed, json!({ "first": "many" })).await;
+        assert_eq!(
+            r.status, 400,
+            "a variable of the wrong type is a request error"
+        );
+        r.assert_error("BAD_USER_INPUT", None);
+    }
+    // A document that does not validate is refused every time, the same way.
+    for _ in 0..2 {
+        let r = gql.query("{ viewer { nope } }", json!({})).await;
+        assert_eq!(r.status, 400);
+        r.assert_error("BAD_USER_INPUT", None);
+    }
+    app.stop().await;
+}
