@@ -27,17 +27,7 @@ pub fn generate_token() -> String {
 /// Hex SHA-256 of a high-entropy token. Tokens carry 256 random bits, so a plain hash is enough
 /// to make a database dump useless for opening links, and it keeps lookup a single indexed query.
 pub fn hash_token(token: &str) -> String {
-    hex_encode(&Sha256::digest(token.as_bytes()))
-}
-
-fn hex_encode(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
+    hex::encode(Sha256::digest(token.as_bytes()))
 }
 
 /// Constant-time comparison of two strings (hashes, signatures).
@@ -115,7 +105,7 @@ impl Keyring {
 
     /// Keyed hash for short secrets (6-digit codes) that a plain hash would not protect.
     pub fn keyed_hash(&self, value: &[u8]) -> String {
-        hex_encode(&hmac(&self.mac, value))
+        hex::encode(hmac(&self.mac, value))
     }
 }
 

@@ -330,7 +330,7 @@ pub async fn create(
     }
     .insert(txn)
     .await?;
-    list::index_allowed_emails(txn, &row).await?;
+    list::index_new(txn, &row).await?;
     let event =
         activity::record(txn, &row, EventType::Created, actor, EventExtra::default()).await?;
     Ok(Created {

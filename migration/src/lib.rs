@@ -19,6 +19,7 @@ mod m20261125_000013_webhook_deliveries;
 mod m20261125_000014_webhook_attempts;
 mod m20261130_000015_invitation_list_indexes;
 mod m20261130_000016_invitation_emails;
+mod m20261130_000017_invitation_counts;
 
 pub struct Migrator;
 
@@ -42,6 +43,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000014_webhook_attempts::Migration),
             Box::new(m20261130_000015_invitation_list_indexes::Migration),
             Box::new(m20261130_000016_invitation_emails::Migration),
+            Box::new(m20261130_000017_invitation_counts::Migration),
         ]
     }
 }

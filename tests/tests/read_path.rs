@@ -99,6 +99,14 @@ both!(
             "statements per page with totalCount and events: {costs:?}"
         );
         assert_eq!(costs[0], costs[1], "cost does not grow with the page size");
+        // The unfiltered total is the company's counter; a filter counts rows: they agree.
+        let r = gql
+            .query(
+                "query($c: ID!) { invitations(companyId: $c, filter: { invitationType: CREATE_CONNECTION }) { totalCount } }",
+                json!({ "c": company }),
+            )
+            .await;
+        assert_eq!(r.data()["invitations"]["totalCount"], 100);
 
         // Without totalCount the count is not run; the second page of a log follows its cursor.
         let r = gql

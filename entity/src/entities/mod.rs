@@ -8,6 +8,7 @@ pub mod email_deliveries;
 pub mod email_verifications;
 pub mod enums;
 pub mod idempotency_keys;
+pub mod invitation_counts;
 pub mod invitation_emails;
 pub mod invitation_events;
 pub mod invitations;

@@ -1,14 +1,17 @@
 //! A company's invitations, newest first (SPEC §6), at the cost of what the database does.
 //!
 //! A page and its `totalCount` are one statement: the count rides along as an uncorrelated
-//! scalar subquery, which both databases evaluate once. Every filter is answered from an index
-//! that leads with `(organization_id, company_id)`; the `email` filter goes through the
-//! `invitation_emails` table instead of searching each allow-list's JSON. Only an empty page
-//! costs a second statement, to tell a company without matching rows from one that is not the
-//! caller's.
+//! scalar subquery, which both databases evaluate once. Unfiltered, the count is the company's
+//! counter in `invitation_counts`; filtered, it is counted from an index that leads with
+//! `(organization_id, company_id)`, as every filter of the page is; the `email` filter goes
+//! through the `invitation_emails` table instead of searching each allow-list's JSON. Only an
+//! empty page costs a second statement, to tell a company without matching rows from one that
+//! is not the caller's.
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Alias, Expr, Query, SelectStatement, SimpleExpr};
+use sea_orm::sea_query::{
+    Alias, Expr, ExprTrait, Func, OnConflict, Query, SelectStatement, SimpleExpr,
+};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, FromQueryResult, QueryFilter,
     QueryOrder, QuerySelect, QueryTrait, Set,
@@ -16,7 +19,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::active_at;
-use crate::entities::{companies, invitation_emails, invitations};
+use crate::entities::{companies, invitation_counts, invitation_emails, invitations};
 use crate::{DomainError, InvitationStatus, InvitationType, email, now};
 
 /// Filters of the invitation listing (SPEC §6). `status` is the effective status.
@@ -28,6 +31,17 @@ pub struct ListFilter {
     pub email: Option<String>,
     pub created_after: Option<DateTime<Utc>>,
     pub created_before: Option<DateTime<Utc>>,
+}
+
+impl ListFilter {
+    /// No filter at all: every invitation of the company.
+    pub fn is_empty(&self) -> bool {
+        self.status.is_none()
+            && self.invitation_type.is_none()
+            && self.email.is_none()
+            && self.created_after.is_none()
+            && self.created_before.is_none()
+    }
 }
 
 /// Position in the listing: newest first, ties broken by id.
@@ -102,20 +116,35 @@ fn filter_condition(
     Ok(cond)
 }
 
-/// `(SELECT COUNT(*) FROM invitations WHERE <cond>)`. The condition's columns are qualified
-/// with `invitations`, which inside the subquery names the subquery's own table.
-fn count_of(cond: Condition) -> SimpleExpr {
-    Expr::SubQuery(
-        None,
-        Box::new(
-            Query::select()
-                .expr(Expr::cust("COUNT(*)"))
-                .from(invitations::Entity)
-                .cond_where(cond)
-                .to_owned()
-                .into(),
-        ),
-    )
+fn sub_query(query: SelectStatement) -> SimpleExpr {
+    Expr::SubQuery(None, Box::new(query.into()))
+}
+
+/// How many invitations match `filter`. Unfiltered, that is the company's counter (one row);
+/// filtered, `(SELECT COUNT(*) FROM invitations WHERE <filter>)`, whose columns, qualified with
+/// `invitations`, name the subquery's own table, and which one of the list indexes answers.
+fn total_of(
+    organization_id: Uuid,
+    company_id: Uuid,
+    filter: &ListFilter,
+    at: DateTime<Utc>,
+) -> Result<SimpleExpr, DomainError> {
+    if filter.is_empty() {
+        let counter = Query::select()
+            .column(invitation_counts::Column::Total)
+            .from(invitation_counts::Entity)
+            .and_where(invitation_counts::Column::OrganizationId.eq(organization_id))
+            .and_where(invitation_counts::Column::CompanyId.eq(company_id))
+            .to_owned();
+        return Ok(Func::coalesce([sub_query(counter), Expr::val(0i64).into()]).into());
+    }
+    Ok(sub_query(
+        Query::select()
+            .expr(Expr::cust("COUNT(*)"))
+            .from(invitations::Entity)
+            .cond_where(filter_condition(organization_id, company_id, filter, at)?)
+            .to_owned(),
+    ))
 }
 
 /// The statement of one page (`first + 1` rows, so the caller learns whether more follow), with
@@ -131,9 +160,9 @@ pub fn page_query(
     at: DateTime<Utc>,
 ) -> Result<SelectStatement, DomainError> {
     let cond = filter_condition(organization_id, company_id, filter, at)?;
-    let mut query = invitations::Entity::find().filter(cond.clone());
+    let mut query = invitations::Entity::find().filter(cond);
     if with_total {
-        query = query.expr_as(count_of(cond), TOTAL);
+        query = query.expr_as(total_of(organization_id, company_id, filter, at)?, TOTAL);
     }
     if let Some(c) = after {
         query = query.filter(
@@ -163,7 +192,7 @@ pub fn company_query(
     at: DateTime<Utc>,
 ) -> Result<SelectStatement, DomainError> {
     let total = if with_total {
-        count_of(filter_condition(organization_id, company_id, filter, at)?)
+        total_of(organization_id, company_id, filter, at)?
     } else {
         Expr::val(0i64).into()
     };
@@ -175,7 +204,7 @@ pub fn company_query(
         .to_owned())
 }
 
-fn total_of(row: &sea_orm::QueryResult) -> Result<u64, DbErr> {
+fn total_in(row: &sea_orm::QueryResult) -> Result<u64, DbErr> {
     Ok(u64::try_from(row.try_get::<i64>("", TOTAL)?).unwrap_or_default())
 }
 
@@ -205,7 +234,7 @@ pub async fn list(
     let mut rows = Vec::with_capacity(found.len());
     for row in &found {
         if with_total && total.is_none() {
-            total = Some(total_of(row)?);
+            total = Some(total_in(row)?);
         }
         rows.push(invitations::Model::from_query_result(row, "")?);
     }
@@ -217,7 +246,7 @@ pub async fn list(
             .query_one(&statement)
             .await?
             .ok_or(DomainError::NotFound)?;
-        total = with_total.then(|| total_of(&company)).transpose()?;
+        total = with_total.then(|| total_in(&company)).transpose()?;
     }
     let has_next = rows.len() as u64 > first;
     rows.truncate(first as usize);
@@ -228,11 +257,27 @@ pub async fn list(
     })
 }
 
-/// Writes the allow-list of a new invitation into `invitation_emails` (same transaction).
-pub(super) async fn index_allowed_emails(
+/// What the list keeps beside a new invitation, in its transaction: its allow-list in
+/// `invitation_emails`, and one more in its company's counter.
+pub(super) async fn index_new(
     txn: &impl ConnectionTrait,
     row: &invitations::Model,
 ) -> Result<(), DbErr> {
+    invitation_counts::Entity::insert(invitation_counts::ActiveModel {
+        company_id: Set(row.company_id),
+        organization_id: Set(row.organization_id),
+        total: Set(1),
+    })
+    .on_conflict(
+        OnConflict::column(invitation_counts::Column::CompanyId)
+            .value(
+                invitation_counts::Column::Total,
+                Expr::col((invitation_counts::Entity, invitation_counts::Column::Total)).add(1),
+            )
+            .to_owned(),
+    )
+    .exec_without_returning(txn)
+    .await?;
     if row.allowed_emails.0.is_empty() {
         return Ok(());
     }
