@@ -25,7 +25,7 @@ pub mod events;
 pub mod list;
 
 pub use events::{EventWindow, count_events, event_pages};
-pub use list::{ListCursor, ListFilter, Page, list, status_condition};
+pub use list::{ListCursor, ListFilter, ListRequest, Page, list, status_condition};
 
 /// Shortest lifetime an invitation may be given.
 pub const MIN_EXPIRES_IN_SECONDS: i64 = 60;

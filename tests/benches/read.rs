@@ -29,7 +29,7 @@ use tests::release::{Server, free_port, rss_kib};
 use uuid::Uuid;
 
 use entity::entities::invitations;
-use entity::invitation::{EventWindow, ListFilter};
+use entity::invitation::{EventWindow, ListFilter, ListRequest};
 use sea_orm::sea_query::PostgresQueryBuilder;
 
 /// pgbench script of `invitation(id)`: the server's own statement, with its values written in.
@@ -44,16 +44,15 @@ fn point_lookup_sql(org: Uuid, id: Uuid) -> String {
 /// (`page` holds the ids of the 20 rows): the two statements the server sends, built by the same
 /// functions, one per line and outside a transaction, as the server runs them.
 fn page_sql(org: Uuid, company: Uuid, page: &[Uuid]) -> String {
-    let list = entity::invitation::list::page_query(
-        org,
-        company,
-        &ListFilter::default(),
-        20,
-        None,
-        true,
-        entity::now(),
-    )
-    .unwrap();
+    let request = ListRequest {
+        organization_id: org,
+        company_id: company,
+        filter: &ListFilter::default(),
+        first: 20,
+        after: None,
+        with_total: true,
+    };
+    let list = entity::invitation::list::page_query(&request, entity::now()).unwrap();
     let events = entity::invitation::events::event_pages_statement(
         DbBackend::Postgres,
         org,

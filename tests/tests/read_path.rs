@@ -3,7 +3,7 @@
 
 use chrono::Duration as ChronoDuration;
 use entity::entities::invitation_events;
-use entity::invitation::{EventWindow, ListFilter};
+use entity::invitation::{EventWindow, ListFilter, ListRequest};
 use entity::{EventType, InvitationStatus, InvitationType};
 use sea_orm::sea_query::{PostgresQueryBuilder, SqliteQueryBuilder};
 use sea_orm::{ActiveValue::NotSet, ConnectionTrait, DatabaseBackend, EntityTrait, Set, Statement};
@@ -300,13 +300,16 @@ both!(
             },
         ));
         for (name, filter) in &filters {
-            let page = entity::invitation::list::page_query(
-                app.org_id, company, filter, 20, None, true, at,
-            )
-            .unwrap();
-            let empty =
-                entity::invitation::list::company_query(app.org_id, company, filter, true, at)
-                    .unwrap();
+            let request = ListRequest {
+                organization_id: app.org_id,
+                company_id: company,
+                filter,
+                first: 20,
+                after: None,
+                with_total: true,
+            };
+            let page = entity::invitation::list::page_query(&request, at).unwrap();
+            let empty = entity::invitation::list::company_query(&request, at).unwrap();
             for sql in [inline(backend, &page), inline(backend, &empty)] {
                 let plan = plan(&app, &sql, false).await;
                 match backend {

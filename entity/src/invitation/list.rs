@@ -51,6 +51,19 @@ pub struct ListCursor {
     pub id: Uuid,
 }
 
+/// What a caller asks the listing for.
+#[derive(Debug, Clone, Copy)]
+pub struct ListRequest<'a> {
+    pub organization_id: Uuid,
+    pub company_id: Uuid,
+    pub filter: &'a ListFilter,
+    /// Page size.
+    pub first: u64,
+    pub after: Option<ListCursor>,
+    /// Whether to count the rows matching the filter over all pages.
+    pub with_total: bool,
+}
+
 /// One page of the listing.
 #[derive(Debug, Clone)]
 pub struct Page {
@@ -78,12 +91,13 @@ pub fn status_condition(status: InvitationStatus, at: DateTime<Utc>) -> Conditio
     }
 }
 
-fn filter_condition(
-    organization_id: Uuid,
-    company_id: Uuid,
-    filter: &ListFilter,
-    at: DateTime<Utc>,
-) -> Result<Condition, DomainError> {
+fn filter_condition(request: &ListRequest, at: DateTime<Utc>) -> Result<Condition, DomainError> {
+    let ListRequest {
+        organization_id,
+        company_id,
+        filter,
+        ..
+    } = *request;
     let mut cond = Condition::all()
         .add(invitations::Column::OrganizationId.eq(organization_id))
         .add(invitations::Column::CompanyId.eq(company_id));
@@ -123,13 +137,9 @@ fn sub_query(query: SelectStatement) -> SimpleExpr {
 /// How many invitations match `filter`. Unfiltered, that is the company's counter (one row);
 /// filtered, `(SELECT COUNT(*) FROM invitations WHERE <filter>)`, whose columns, qualified with
 /// `invitations`, name the subquery's own table, and which one of the list indexes answers.
-fn total_of(
-    organization_id: Uuid,
-    company_id: Uuid,
-    filter: &ListFilter,
-    at: DateTime<Utc>,
-) -> Result<SimpleExpr, DomainError> {
-    if filter.is_empty() {
+fn total_of(request: &ListRequest, at: DateTime<Utc>) -> Result<SimpleExpr, DomainError> {
+    let (organization_id, company_id) = (request.organization_id, request.company_id);
+    if request.filter.is_empty() {
         let counter = Query::select()
             .column(invitation_counts::Column::Total)
             .from(invitation_counts::Entity)
@@ -142,7 +152,7 @@ fn total_of(
         Query::select()
             .expr(Expr::cust("COUNT(*)"))
             .from(invitations::Entity)
-            .cond_where(filter_condition(organization_id, company_id, filter, at)?)
+            .cond_where(filter_condition(request, at)?)
             .to_owned(),
     ))
 }
@@ -151,20 +161,14 @@ fn total_of(
 /// the total as column `total_count` when `with_total`. Public so tests can `EXPLAIN` exactly
 /// what the list runs.
 pub fn page_query(
-    organization_id: Uuid,
-    company_id: Uuid,
-    filter: &ListFilter,
-    first: u64,
-    after: Option<ListCursor>,
-    with_total: bool,
+    request: &ListRequest,
     at: DateTime<Utc>,
 ) -> Result<SelectStatement, DomainError> {
-    let cond = filter_condition(organization_id, company_id, filter, at)?;
-    let mut query = invitations::Entity::find().filter(cond);
-    if with_total {
-        query = query.expr_as(total_of(organization_id, company_id, filter, at)?, TOTAL);
+    let mut query = invitations::Entity::find().filter(filter_condition(request, at)?);
+    if request.with_total {
+        query = query.expr_as(total_of(request, at)?, TOTAL);
     }
-    if let Some(c) = after {
+    if let Some(c) = request.after {
         query = query.filter(
             Condition::any()
                 .add(invitations::Column::CreatedAt.lt(c.created_at))
@@ -178,29 +182,26 @@ pub fn page_query(
     Ok(query
         .order_by_desc(invitations::Column::CreatedAt)
         .order_by_desc(invitations::Column::Id)
-        .limit(first + 1)
+        .limit(request.first + 1)
         .into_query())
 }
 
 /// The statement that proves the company is the caller's (one row, or none), with the total
 /// when `with_total`: what an empty page still has to answer.
 pub fn company_query(
-    organization_id: Uuid,
-    company_id: Uuid,
-    filter: &ListFilter,
-    with_total: bool,
+    request: &ListRequest,
     at: DateTime<Utc>,
 ) -> Result<SelectStatement, DomainError> {
-    let total = if with_total {
-        total_of(organization_id, company_id, filter, at)?
+    let total = if request.with_total {
+        total_of(request, at)?
     } else {
         Expr::val(0i64)
     };
     Ok(Query::select()
         .expr_as(total, Alias::new(TOTAL))
         .from(companies::Entity)
-        .and_where(companies::Column::OrganizationId.eq(organization_id))
-        .and_where(companies::Column::Id.eq(company_id))
+        .and_where(companies::Column::OrganizationId.eq(request.organization_id))
+        .and_where(companies::Column::Id.eq(request.company_id))
         .to_owned())
 }
 
@@ -212,28 +213,14 @@ fn total_in(row: &sea_orm::QueryResult) -> Result<u64, DbErr> {
 /// `with_total`. Another organization's company is [`DomainError::NotFound`].
 pub async fn list(
     db: &impl ConnectionTrait,
-    organization_id: Uuid,
-    company_id: Uuid,
-    filter: &ListFilter,
-    first: u64,
-    after: Option<ListCursor>,
-    with_total: bool,
+    request: &ListRequest<'_>,
 ) -> Result<Page, DomainError> {
     let at = now();
-    let statement = page_query(
-        organization_id,
-        company_id,
-        filter,
-        first,
-        after,
-        with_total,
-        at,
-    )?;
-    let found = db.query_all(&statement).await?;
+    let found = db.query_all(&page_query(request, at)?).await?;
     let mut total = None;
     let mut rows = Vec::with_capacity(found.len());
     for row in &found {
-        if with_total && total.is_none() {
+        if request.with_total && total.is_none() {
             total = Some(total_in(row)?);
         }
         rows.push(invitations::Model::from_query_result(row, "")?);
@@ -241,15 +228,14 @@ pub async fn list(
     // Rows carry the caller's organization and this company, so the company is the caller's;
     // without rows, that has to be asked.
     if rows.is_empty() {
-        let statement = company_query(organization_id, company_id, filter, with_total, at)?;
         let company = db
-            .query_one(&statement)
+            .query_one(&company_query(request, at)?)
             .await?
             .ok_or(DomainError::NotFound)?;
-        total = with_total.then(|| total_in(&company)).transpose()?;
+        total = request.with_total.then(|| total_in(&company)).transpose()?;
     }
-    let has_next = rows.len() as u64 > first;
-    rows.truncate(first as usize);
+    let has_next = rows.len() as u64 > request.first;
+    rows.truncate(request.first as usize);
     Ok(Page {
         rows,
         has_next,

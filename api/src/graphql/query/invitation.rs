@@ -4,7 +4,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use entity::entities::invitations;
-use entity::invitation::{EventWindow, ListCursor, ListFilter};
+use entity::invitation::{EventWindow, ListCursor, ListFilter, ListRequest};
 use entity::scope::find_owned;
 
 use crate::graphql::context::{load, prime, state, viewer};
@@ -149,17 +149,17 @@ impl InvitationQuery {
         };
         // The count is the costliest part of a page: only when it is selected.
         let with_total = ctx.look_ahead().field("totalCount").exists();
-        let page = entity::invitation::list(
-            &state(ctx)?.db,
-            org,
+        let request = ListRequest {
+            organization_id: org,
             company_id,
-            &domain_filter,
-            first as u64,
-            cursor,
+            filter: &domain_filter,
+            first: first as u64,
+            after: cursor,
             with_total,
-        )
-        .await
-        .gql()?;
+        };
+        let page = entity::invitation::list(&state(ctx)?.db, &request)
+            .await
+            .gql()?;
         prime_page(ctx, &page.rows).await?;
         let mut connection = Page::with_additional_fields(
             cursor.is_some(),
