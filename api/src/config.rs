@@ -4,7 +4,6 @@
 //! naming the key; `main` prints it as one line and exits non-zero.
 
 use std::net::SocketAddr;
-use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -64,7 +63,7 @@ pub struct GraphqlSettings {
     /// Time a WebSocket client has to send `connection_init` (then 4408).
     pub ws_init_timeout: Duration,
     /// Query text the document cache and the persisted-query store may each hold.
-    pub document_cache_bytes: NonZeroUsize,
+    pub document_cache_bytes: usize,
 }
 
 /// Where the process keeps its state when no external service is configured.
@@ -304,13 +303,12 @@ impl Settings {
                 10u64,
                 1..=300,
             )?),
-            document_cache_bytes: NonZeroUsize::new(parse_num(
+            document_cache_bytes: parse_num(
                 get,
                 "GRAPHQL_DOCUMENT_CACHE_BYTES",
                 2 * 1024 * 1024,
                 1024..=1024 * 1024 * 1024,
-            )?)
-            .unwrap_or(NonZeroUsize::MIN),
+            )?,
         };
         let api_key_cache_ttl =
             Duration::from_secs(parse_num(get, "API_KEY_CACHE_SECONDS", 30u64, 0..=3600)?);

@@ -13,7 +13,6 @@
 //! client can grow them without limit; both are per process (a replica that has not seen a
 //! hash asks the client for the text once).
 
-use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use async_graphql::parser::types::ExecutableDocument;
@@ -78,10 +77,10 @@ pub struct Documents {
 
 impl Documents {
     /// Caches holding at most `budget` bytes of query text each.
-    pub fn new(budget: NonZeroUsize) -> Self {
+    pub fn new(budget: usize) -> Self {
         Self {
-            parsed: Mutex::new(Bounded::new(budget.get())),
-            persisted: Mutex::new(Bounded::new(budget.get())),
+            parsed: Mutex::new(Bounded::new(budget)),
+            persisted: Mutex::new(Bounded::new(budget)),
         }
     }
 
@@ -164,7 +163,7 @@ mod tests {
 
     #[test]
     fn persisted_queries_follow_the_apollo_protocol() {
-        let docs = Documents::new(NonZeroUsize::new(1024).unwrap());
+        let docs = Documents::new(1024);
         let q = "{ viewer { organizationId } }";
         assert_eq!(docs.resolve(Some(q), None), None);
         assert_eq!(docs.resolve(Some(q), Some(&json!({}))), None);
@@ -210,7 +209,7 @@ mod tests {
 
     #[test]
     fn caches_stay_within_their_budget() {
-        let docs = Documents::new(NonZeroUsize::new(100).unwrap());
+        let docs = Documents::new(100);
         let doc = |q: &str| async_graphql::parser::parse_query(q).unwrap();
         let a = format!("{{ a{} }}", " ".repeat(40));
         let b = format!("{{ b{} }}", " ".repeat(40));

@@ -284,16 +284,20 @@ async fn execute(
     };
     // A query seen before skips the parser; a new one is parsed here so that it can be
     // remembered once it has run without a request error.
-    let mut request = async_graphql::Request::new(query.clone());
-    let unseen = match endpoint.documents.parsed(&query) {
+    let (mut request, unseen) = match endpoint.documents.parsed(&query) {
         Some(doc) => {
+            let mut request = async_graphql::Request::new(query);
             request.set_parsed_query(doc);
-            None
+            (request, None)
         }
-        None => async_graphql::parser::parse_query(&query).ok().map(|doc| {
-            request.set_parsed_query(doc.clone());
-            (query, doc)
-        }),
+        None => {
+            let mut request = async_graphql::Request::new(query.clone());
+            let unseen = async_graphql::parser::parse_query(&query).ok().map(|doc| {
+                request.set_parsed_query(doc.clone());
+                (query, doc)
+            });
+            (request, unseen)
+        }
     };
     if let Some(name) = body.operation_name {
         request = request.operation_name(name);
