@@ -87,8 +87,13 @@ pub async fn prepare(mut settings: Settings) -> Result<AppState, StartupError> {
         &settings.redis_prefix,
     );
     let limiter = crate::ratelimit::RateLimiter::new(redis.clone(), settings.redis_prefix.clone());
+    let bus = events.clone();
+    let dispatcher = jobs::dispatch::Dispatcher::new(db.clone(), queues.clone(), move |events| {
+        bus.publish(&events);
+    });
     Ok(AppState::new(Inner {
         events,
+        dispatcher,
         mailer,
         limiter,
         metrics,
@@ -261,6 +266,7 @@ async fn run_workers(state: AppState, stop: Shutdown) {
     let webhooks = jobs::webhook::WebhookContext {
         db: state.db.clone(),
         keys: state.keys.clone(),
+        dispatcher: state.dispatcher.clone(),
         sender,
         policy: entity::webhook::delivery::WebhookPolicy {
             retry: entity::delivery::RetrySchedule {
@@ -271,13 +277,16 @@ async fn run_workers(state: AppState, stop: Shutdown) {
             disable_after: hooks.disable_after,
         },
     };
-    let bus = state.events.clone();
-    let mut ctx =
-        jobs::worker::JobContext::new(state.db.clone(), state.mailer.clone(), composer, webhooks)
-            .with_on_events(move |events| bus.publish(&events));
+    let mut ctx = jobs::runtime::JobContext::new(
+        state.db.clone(),
+        state.mailer.clone(),
+        composer,
+        webhooks,
+        state.dispatcher.clone(),
+    );
     ctx.retry.max_attempts = settings.email_max_attempts;
     ctx.lease = settings.email_send_lease;
-    let mut options = jobs::worker::WorkerOptions::new(jobs::worker::default_instance());
+    let mut options = jobs::runtime::WorkerOptions::new(jobs::runtime::default_instance());
     options.sweep_interval = settings.email_sweep_interval;
     options.sweep_grace = settings.email_sweep_grace;
     options.webhook_concurrency = hooks.concurrency;
@@ -287,12 +296,9 @@ async fn run_workers(state: AppState, stop: Shutdown) {
             state.db.clone(),
             settings.expiry_interval,
             stop.clone(),
-            |changed| {
-                let events: Vec<_> = changed.into_iter().flat_map(|t| t.events).collect();
-                state.events.publish(&events);
-            },
+            state.dispatcher.clone(),
         ),
-        jobs::worker::run(state.queues.clone(), ctx, options, stop),
+        jobs::runtime::run(state.queues.clone(), ctx, options, stop),
     );
 }
 

@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
+use entity::DomainError;
 use entity::crypto::Keyring;
+use entity::work::{self, Command, IdempotencyKey, Stored};
 use sea_orm::DatabaseConnection;
 
 use crate::config::Settings;
@@ -21,6 +23,8 @@ pub struct Inner {
     pub limiter: crate::ratelimit::RateLimiter,
     pub mailer: jobs::mailer::Mailer,
     pub events: crate::events::EventBus,
+    /// Publishes and queues what each unit of work wrote, once it committed.
+    pub dispatcher: jobs::dispatch::Dispatcher,
 }
 
 impl AppState {
@@ -30,19 +34,22 @@ impl AppState {
 }
 
 impl Inner {
-    /// What follows a committed write: publish its events and push a job for each new outbox row. A failed push is
-    /// only logged: the rows are in the database and the sweeper enqueues them again.
-    pub async fn after_commit(
+    /// Runs a domain command in its own unit of work (the only way resolvers write).
+    pub async fn run<C: Command>(&self, command: &C) -> Result<C::Output, DomainError> {
+        work::run(&self.db, &self.dispatcher, command).await
+    }
+
+    /// [`Inner::run`] under an optional idempotency key.
+    pub async fn run_idempotent<C>(
         &self,
-        events: &[entity::entities::invitation_events::Model],
-        deliveries: &[entity::entities::email_deliveries::Model],
-    ) {
-        self.events.publish(events);
-        for delivery in deliveries {
-            if let Err(e) = self.queues.enqueue_email(delivery.id).await {
-                tracing::warn!(delivery = %delivery.id, error = %e, "enqueue failed; the sweeper will retry");
-            }
-        }
+        command: &C,
+        key: Option<IdempotencyKey<'_>>,
+    ) -> Result<C::Output, DomainError>
+    where
+        C: Command,
+        C::Output: Stored,
+    {
+        work::run_idempotent(&self.db, &self.dispatcher, command, key).await
     }
 
     /// `{PUBLIC_BASE_URL}/p/connect/{publicCompanyId}[/workflow]/{secret}`.

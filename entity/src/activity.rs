@@ -1,10 +1,11 @@
 //! The append-only activity log of an invitation (SPEC §3.5).
 
-use sea_orm::{ActiveModelTrait, ConnectionTrait, NotSet, Set};
+use sea_orm::{ActiveModelTrait, NotSet, Set};
 use serde_json::Value;
 use uuid::Uuid;
 
 use crate::entities::{invitation_events, invitations};
+use crate::work::Work;
 use crate::{DomainError, EventType, now};
 
 /// Who caused an event: an API key (by name), the recipient, or the system (jobs).
@@ -33,10 +34,11 @@ pub struct EventExtra {
     pub detail: Option<Value>,
 }
 
-/// Appends one event and writes its webhook deliveries. Call it with the transaction that makes
-/// the change it records, so the log, the outbox and the change commit (or roll back) together.
+/// Appends one event and writes its webhook deliveries, in the unit of work that makes the change
+/// it records: the log, the outbox and the change commit (or roll back) together, and the event
+/// is published once they have.
 pub async fn record(
-    txn: &impl ConnectionTrait,
+    work: &Work,
     invitation: &invitations::Model,
     event_type: EventType,
     actor: &Actor,
@@ -56,8 +58,9 @@ pub async fn record(
             .detail
             .unwrap_or_else(|| Value::Object(Default::default()))),
     }
-    .insert(txn)
+    .insert(work.txn())
     .await?;
-    crate::webhook::events::invitation_event(txn, invitation, &event).await?;
+    crate::webhook::events::invitation_event(work, invitation, &event).await?;
+    work.push_event(event.clone());
     Ok(event)
 }

@@ -6,6 +6,7 @@ use uuid::Uuid;
 use crate::crypto::{Keyring, generate_token};
 use crate::entities::{companies, connection_sites, connections, sites};
 use crate::scope::{Owned, find_owned};
+use crate::work::{Command, Work};
 use crate::{ConnectionStatus, DomainError, UtilityType, UtilityTypes, email, now};
 
 /// Longest free-text value (names, addresses, usernames) accepted.
@@ -146,15 +147,42 @@ pub fn seal_credentials(
     })
 }
 
-/// Creates a PENDING connection for a company of the organization (sites must belong to it).
+/// Registers a connection with credentials the organization already has.
+pub struct CreateConnection<'a> {
+    pub keys: &'a Keyring,
+    pub organization_id: Uuid,
+    pub company_id: Uuid,
+    pub details: ConnectionDetails,
+}
+
+impl Command for CreateConnection<'_> {
+    type Output = connections::Model;
+
+    async fn execute(&self, work: &Work) -> Result<Self::Output, DomainError> {
+        let details = self.details.clone();
+        create_connection(
+            work,
+            self.keys,
+            self.organization_id,
+            self.company_id,
+            details,
+            None,
+        )
+        .await
+    }
+}
+
+/// Creates a PENDING connection for a company of the organization (sites must belong to it),
+/// and its `connection.created` webhooks.
 pub async fn create_connection(
-    db: &impl ConnectionTrait,
+    work: &Work,
     keys: &Keyring,
     organization_id: Uuid,
     company_id: Uuid,
     details: ConnectionDetails,
     invitation_id: Option<Uuid>,
 ) -> Result<connections::Model, DomainError> {
+    let db = work.txn();
     find_owned::<companies::Entity>(db, organization_id, company_id).await?;
     let credentials = seal_credentials(keys, &details.utility_username, &details.utility_password)?;
     let datasource_id = optional_text("datasourceId", details.datasource_id.as_deref(), 100)?;
@@ -239,7 +267,7 @@ pub async fn create_connection(
         .insert(db)
         .await?;
     }
-    crate::webhook::events::connection_created(db, &row, &site_ids).await?;
+    crate::webhook::events::connection_created(work, &row, &site_ids).await?;
     Ok(row)
 }
 

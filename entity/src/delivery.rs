@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter,
-    QueryOrder, QuerySelect, TransactionSession, TransactionTrait,
+    QueryOrder, QuerySelect,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -20,8 +20,9 @@ use uuid::Uuid;
 
 use crate::activity::{self, Actor, EventExtra};
 use crate::crypto::{Keyring, hash_token};
-use crate::entities::{email_deliveries, invitation_events, invitations};
-use crate::{DeliveryKind, DeliveryStatus, DomainError, EventType, begin_write, email, now};
+use crate::entities::{email_deliveries, invitations};
+use crate::work::{Command, Work};
+use crate::{DeliveryKind, DeliveryStatus, DomainError, EventType, email, now};
 
 /// Right-hand side of every `Message-ID`. It names no host and no tenant: the header is visible
 /// to recipients and must not reveal anything about the deployment.
@@ -104,14 +105,14 @@ impl VerificationCodePayload {
     }
 }
 
-/// Writes one PENDING delivery per recipient, due now, inside the caller's transaction (the
-/// outbox pattern: the rows commit or roll back with the change that asked for the email).
+/// Writes one PENDING delivery per recipient, due now, inside the caller's unit of work (the
+/// outbox pattern: the rows commit or roll back with the change that asked for the email, and
+/// are queued once they have).
 ///
 /// With `idempotency_prefix`, a recipient whose delivery under the same prefix already exists
-/// is skipped, so a repeated request sends nothing new. Returns only the rows written; push a
-/// job for each after commit.
+/// is skipped, so a repeated request sends nothing new. Returns only the rows written.
 pub async fn enqueue(
-    txn: &impl ConnectionTrait,
+    work: &Work,
     invitation: &invitations::Model,
     kind: DeliveryKind,
     recipients: &[String],
@@ -146,9 +147,10 @@ pub async fn enqueue(
         let inserted =
             email_deliveries::Entity::insert(row.clone().into_active_model().reset_all())
                 .on_conflict_do_nothing_on([email_deliveries::Column::IdempotencyKey])
-                .exec_without_returning(txn)
+                .exec_without_returning(work.txn())
                 .await?;
         if matches!(inserted, sea_orm::TryInsertResult::Inserted(n) if n > 0) {
+            work.push_email(row.id);
             written.push(row);
         }
     }
@@ -235,19 +237,25 @@ pub async fn claim(
 }
 
 /// Records that the mailer accepted the message: SENT, and `EMAIL_SENT` (`REMINDER_SENT`,
-/// `EMAIL_VERIFICATION_SENT` for those kinds) in the same transaction. Returns the events to
-/// publish after commit; empty when the delivery was no longer PENDING (a duplicate run).
+/// `EMAIL_VERIFICATION_SENT` for those kinds) in the same unit of work. Records nothing when
+/// the delivery was no longer PENDING (a duplicate run).
 ///
 /// Not fenced by the lease: once a message went out, recording it is right whoever holds the
 /// lease, and it stops a slower duplicate from scheduling a retry.
-pub async fn mark_sent<C: TransactionTrait>(
-    db: &C,
-    claim: &Claim,
-) -> Result<Vec<invitation_events::Model>, DomainError> {
+pub struct MarkSent<'a>(pub &'a Claim);
+
+impl Command for MarkSent<'_> {
+    type Output = ();
+
+    async fn execute(&self, work: &Work) -> Result<(), DomainError> {
+        mark_sent(work, self.0).await
+    }
+}
+
+async fn mark_sent(work: &Work, claim: &Claim) -> Result<(), DomainError> {
     // Scoped here: at module level its `min`/`max` shadow `Ord`'s on plain integers.
     use sea_orm::sea_query::ExprTrait;
 
-    let txn = begin_write(db).await?;
     let at = now();
     let rows = email_deliveries::Entity::update_many()
         .col_expr(
@@ -262,11 +270,10 @@ pub async fn mark_sent<C: TransactionTrait>(
         .col_expr(email_deliveries::Column::UpdatedAt, Expr::value(at))
         .filter(email_deliveries::Column::Id.eq(claim.0.id))
         .filter(email_deliveries::Column::Status.eq(DeliveryStatus::Pending))
-        .exec_with_returning(&txn)
+        .exec_with_returning(work.txn())
         .await?;
     let Some(row) = rows.into_iter().next() else {
-        txn.commit().await?;
-        return Ok(Vec::new());
+        return Ok(());
     };
     let event_type = match row.kind {
         DeliveryKind::Invitation | DeliveryKind::Resend => EventType::EmailSent,
@@ -274,9 +281,7 @@ pub async fn mark_sent<C: TransactionTrait>(
         DeliveryKind::VerificationCode => EventType::EmailVerificationSent,
     };
     let detail = json!({ "deliveryId": row.id, "kind": row.kind, "messageId": row.message_id });
-    let event = record_event(&txn, &row, event_type, detail).await?;
-    txn.commit().await?;
-    Ok(vec![event])
+    record_event(work, &row, event_type, detail).await
 }
 
 /// What [`record_failure`] decided.
@@ -284,8 +289,8 @@ pub async fn mark_sent<C: TransactionTrait>(
 pub enum FailureOutcome {
     /// Still PENDING; the next attempt is due at this time.
     RetryAt(DateTime<Utc>),
-    /// FAILED now, with `EMAIL_FAILED` recorded; publish these after commit.
-    Failed(Vec<invitation_events::Model>),
+    /// FAILED now, with `EMAIL_FAILED` recorded.
+    Failed,
     /// The lease had passed on, or the row was already final: nothing was written.
     Superseded,
 }
@@ -293,8 +298,29 @@ pub enum FailureOutcome {
 /// Records a failed send attempt. A permanent failure, or the last allowed attempt, makes the
 /// delivery FAILED and logs `EMAIL_FAILED` with the SMTP reply; otherwise it stays PENDING and
 /// becomes due again after the [`RetrySchedule`] wait.
-pub async fn record_failure<C: TransactionTrait + ConnectionTrait>(
-    db: &C,
+pub struct RecordFailure<'a> {
+    pub claim: &'a Claim,
+    pub smtp_reply: &'a str,
+    pub permanent: bool,
+    pub schedule: &'a RetrySchedule,
+}
+
+impl Command for RecordFailure<'_> {
+    type Output = FailureOutcome;
+
+    async fn execute(&self, work: &Work) -> Result<FailureOutcome, DomainError> {
+        let RecordFailure {
+            claim,
+            smtp_reply,
+            permanent,
+            schedule,
+        } = *self;
+        record_failure(work, claim, smtp_reply, permanent, schedule).await
+    }
+}
+
+async fn record_failure(
+    work: &Work,
     claim: &Claim,
     smtp_reply: &str,
     permanent: bool,
@@ -311,7 +337,7 @@ pub async fn record_failure<C: TransactionTrait + ConnectionTrait>(
             "smtpReply": smtp_reply,
             "attempts": attempts,
         });
-        return finish_failed(db, claim, stored_attempts, smtp_reply, detail).await;
+        return finish_failed(work, claim, stored_attempts, smtp_reply, detail).await;
     }
     let at = now();
     let retry_at = at + to_chrono(schedule.delay_after(attempts));
@@ -327,7 +353,7 @@ pub async fn record_failure<C: TransactionTrait + ConnectionTrait>(
         )
         .col_expr(email_deliveries::Column::UpdatedAt, Expr::value(at))
         .filter(held(claim))
-        .exec(db)
+        .exec(work.txn())
         .await?;
     Ok(if result.rows_affected == 0 {
         FailureOutcome::Superseded
@@ -337,17 +363,21 @@ pub async fn record_failure<C: TransactionTrait + ConnectionTrait>(
 }
 
 /// Gives a claimed delivery up without sending it (the invitation is no longer active, the
-/// message cannot be built): FAILED, and `EMAIL_FAILED` naming the reason. Returns the events;
-/// empty when the lease had passed on.
-pub async fn cancel<C: TransactionTrait>(
-    db: &C,
-    claim: &Claim,
-    reason: &str,
-) -> Result<Vec<invitation_events::Model>, DomainError> {
-    let detail = json!({ "deliveryId": claim.0.id, "kind": claim.0.kind, "reason": reason });
-    match finish_failed(db, claim, claim.0.attempts, reason, detail).await? {
-        FailureOutcome::Failed(events) => Ok(events),
-        FailureOutcome::RetryAt(_) | FailureOutcome::Superseded => Ok(Vec::new()),
+/// message cannot be built): FAILED, and `EMAIL_FAILED` naming the reason. Records nothing when
+/// the lease had passed on.
+pub struct Cancel<'a> {
+    pub claim: &'a Claim,
+    pub reason: &'a str,
+}
+
+impl Command for Cancel<'_> {
+    type Output = ();
+
+    async fn execute(&self, work: &Work) -> Result<(), DomainError> {
+        let Cancel { claim, reason } = *self;
+        let detail = json!({ "deliveryId": claim.0.id, "kind": claim.0.kind, "reason": reason });
+        finish_failed(work, claim, claim.0.attempts, reason, detail).await?;
+        Ok(())
     }
 }
 
@@ -371,14 +401,13 @@ fn held(claim: &Claim) -> sea_orm::Condition {
     still_held::<email_deliveries::Entity>(claim.0.id, claim.0.next_attempt_at)
 }
 
-async fn finish_failed<C: TransactionTrait>(
-    db: &C,
+async fn finish_failed(
+    work: &Work,
     claim: &Claim,
     attempts: i32,
     error: &str,
     detail: Value,
 ) -> Result<FailureOutcome, DomainError> {
-    let txn = begin_write(db).await?;
     let at = now();
     let rows = email_deliveries::Entity::update_many()
         .col_expr(
@@ -389,25 +418,23 @@ async fn finish_failed<C: TransactionTrait>(
         .col_expr(email_deliveries::Column::LastError, Expr::value(error))
         .col_expr(email_deliveries::Column::UpdatedAt, Expr::value(at))
         .filter(held(claim))
-        .exec_with_returning(&txn)
+        .exec_with_returning(work.txn())
         .await?;
     let Some(row) = rows.into_iter().next() else {
-        txn.commit().await?;
         return Ok(FailureOutcome::Superseded);
     };
-    let event = record_event(&txn, &row, EventType::EmailFailed, detail).await?;
-    txn.commit().await?;
-    Ok(FailureOutcome::Failed(vec![event]))
+    record_event(work, &row, EventType::EmailFailed, detail).await?;
+    Ok(FailureOutcome::Failed)
 }
 
 async fn record_event(
-    txn: &impl ConnectionTrait,
+    work: &Work,
     row: &email_deliveries::Model,
     event_type: EventType,
     detail: Value,
-) -> Result<invitation_events::Model, DomainError> {
+) -> Result<(), DomainError> {
     let invitation = invitations::Entity::find_by_id(row.invitation_id)
-        .one(txn)
+        .one(work.txn())
         .await?
         .ok_or(DomainError::NotFound)?;
     let extra = EventExtra {
@@ -415,7 +442,8 @@ async fn record_event(
         detail: Some(detail),
         ..Default::default()
     };
-    activity::record(txn, &invitation, event_type, &Actor::System, extra).await
+    activity::record(work, &invitation, event_type, &Actor::System, extra).await?;
+    Ok(())
 }
 
 /// Leases and backoffs are seconds to minutes; anything beyond chrono's range (hundreds of

@@ -34,4 +34,15 @@ impl DomainError {
             message: message.into(),
         }
     }
+
+    /// The same error with its field named inside a larger input (`inputs[3].` + `maxUses`).
+    pub fn within(self, prefix: &str) -> Self {
+        match self {
+            Self::InvalidInput { field, message } => Self::InvalidInput {
+                field: format!("{prefix}{field}"),
+                message,
+            },
+            other => other,
+        }
+    }
 }

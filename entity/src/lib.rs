@@ -17,6 +17,7 @@ pub mod organization;
 pub mod recipient;
 pub mod scope;
 pub mod webhook;
+pub mod work;
 
 pub use entities::enums::{
     AttemptOutcome, ConnectionStatus, DeliveryKind, DeliveryStatus, DisabledReason, EndpointStatus,
@@ -31,17 +32,4 @@ use chrono::{DateTime, SubsecRound, Utc};
 /// read back compares equal on PostgreSQL and SQLite.
 pub fn now() -> DateTime<Utc> {
     Utc::now().trunc_subsecs(6)
-}
-
-/// Begins a transaction that will write. On SQLite it starts `IMMEDIATE`, so a transaction that
-/// reads before it writes takes the write lock up front instead of failing with `SQLITE_BUSY`
-/// when it tries to upgrade; PostgreSQL ignores the option.
-pub async fn begin_write<C: sea_orm::TransactionTrait>(
-    db: &C,
-) -> Result<C::Transaction, sea_orm::DbErr> {
-    db.begin_with_options(sea_orm::TransactionOptions {
-        sqlite_transaction_mode: Some(sea_orm::SqliteTransactionMode::Immediate),
-        ..Default::default()
-    })
-    .await
 }

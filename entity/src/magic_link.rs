@@ -13,6 +13,7 @@ use crate::crypto::{Keyring, generate_token, hash_token};
 use crate::entities::{companies, connections};
 use crate::recipient::{Submission, reconnect};
 use crate::scope::find_owned;
+use crate::work::{Command, Work};
 
 /// A link's parts: the company's public id and the secret.
 #[derive(Clone)]
@@ -121,36 +122,46 @@ pub async fn resolve(
 }
 
 /// Submits through a legacy link: a new PENDING connection for a company link, new credentials
-/// for an edit link. No invitation, so nothing is counted or logged against one.
-pub async fn submit(
-    txn: &impl ConnectionTrait,
-    keys: &Keyring,
-    target: Target,
-    input: Submission,
-) -> Result<connections::Model, DomainError> {
-    match target {
-        Target::Company(company) => {
-            let details: ConnectionDetails = input.into();
-            create_connection(
-                txn,
-                keys,
-                company.organization_id,
-                company.id,
-                details,
-                None,
-            )
-            .await
-        }
-        Target::Connection(company, connection) => {
-            reconnect(
-                txn,
-                keys,
-                company.organization_id,
-                connection.id,
-                &input,
-                None,
-            )
-            .await
+/// for an edit link, with their webhooks. No invitation, so nothing is counted or logged against
+/// one. A wrong secret is `NOT_FOUND`.
+pub struct Submit<'a> {
+    pub keys: &'a Keyring,
+    pub public_company_id: String,
+    pub secret: String,
+    pub edit: bool,
+    pub submission: Submission,
+}
+
+impl Command for Submit<'_> {
+    type Output = connections::Model;
+
+    async fn execute(&self, work: &Work) -> Result<Self::Output, DomainError> {
+        let target = resolve(work.txn(), &self.public_company_id, &self.secret, self.edit).await?;
+        let input = self.submission.clone();
+        match target {
+            Target::Company(company) => {
+                let details: ConnectionDetails = input.into();
+                create_connection(
+                    work,
+                    self.keys,
+                    company.organization_id,
+                    company.id,
+                    details,
+                    None,
+                )
+                .await
+            }
+            Target::Connection(company, connection) => {
+                reconnect(
+                    work,
+                    self.keys,
+                    company.organization_id,
+                    connection.id,
+                    &input,
+                    None,
+                )
+                .await
+            }
         }
     }
 }

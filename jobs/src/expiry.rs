@@ -6,7 +6,8 @@
 
 use std::time::Duration;
 
-use entity::invitation::{Transition, expire_due};
+use entity::invitation::ExpireDue;
+use entity::work::{self, Dispatch};
 use sea_orm::DatabaseConnection;
 
 use crate::shutdown::Shutdown;
@@ -14,25 +15,31 @@ use crate::shutdown::Shutdown;
 /// Rows per transaction: large enough to be fast, small enough to keep locks short.
 pub const EXPIRY_BATCH: u64 = 500;
 
-/// Expires everything that is due, batch by batch. Returns the changes, for publishing.
-pub async fn expire_all(db: &DatabaseConnection) -> Result<Vec<Transition>, entity::DomainError> {
-    let mut all = Vec::new();
+/// Expires everything that is due, batch by batch, each batch one unit of work. Returns how
+/// many invitations it expired.
+pub async fn expire_all(
+    db: &DatabaseConnection,
+    dispatch: &impl Dispatch,
+) -> Result<u64, entity::DomainError> {
+    let command = ExpireDue {
+        batch: EXPIRY_BATCH,
+    };
+    let mut total = 0;
     loop {
-        let batch = expire_due(db, EXPIRY_BATCH).await?;
-        let full = batch.len() as u64 == EXPIRY_BATCH;
-        all.extend(batch);
-        if !full {
-            return Ok(all);
+        let expired = work::run(db, dispatch, &command).await?;
+        total += expired;
+        if expired < EXPIRY_BATCH {
+            return Ok(total);
         }
     }
 }
 
-/// Runs [`expire_all`] every `interval` until shutdown. `on_change` receives what changed.
+/// Runs [`expire_all`] every `interval` until shutdown.
 pub async fn run(
     db: DatabaseConnection,
     interval: Duration,
     mut shutdown: Shutdown,
-    on_change: impl Fn(Vec<Transition>) + Send + Sync,
+    dispatch: impl Dispatch,
 ) {
     // The first sweep waits one interval: readers never depend on it, and starting replicas
     // should not all sweep at the same instant.
@@ -43,12 +50,9 @@ pub async fn run(
             () = shutdown.wait() => return,
             _ = ticker.tick() => {}
         }
-        match expire_all(&db).await {
-            Ok(changed) if changed.is_empty() => {}
-            Ok(changed) => {
-                tracing::info!(count = changed.len(), "expired invitations");
-                on_change(changed);
-            }
+        match expire_all(&db, &dispatch).await {
+            Ok(0) => {}
+            Ok(count) => tracing::info!(count, "expired invitations"),
             Err(e) => tracing::error!(error = %e, "expiry sweep failed"),
         }
     }

@@ -1,12 +1,16 @@
-//! Background work: the mailer, the job queues and their workers, periodic jobs.
+//! Background work: the mailer, the job queues, the workers and what feeds them (the
+//! after-commit dispatcher, the webhook dispatcher loop, the sweeper), periodic expiry.
 
+pub mod dispatch;
 pub mod email;
+pub mod email_sender;
 pub mod expiry;
 pub mod mailer;
 pub mod queue;
+pub mod runtime;
 pub mod shutdown;
+pub mod sweeper;
 pub mod webhook;
-pub mod worker;
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]

@@ -9,8 +9,9 @@ use entity::activity::Actor;
 use entity::crypto::Keyring;
 use entity::delivery::{self, RetrySchedule, VerificationCodePayload};
 use entity::entities::{companies, email_deliveries, invitation_events, invitations};
-use entity::invitation::{self, CreateInvitation};
-use entity::{DeliveryKind, DeliveryStatus, EventType, begin_write};
+use entity::invitation::{self, CreateInvitation, Revoke};
+use entity::work::{self, Dispatch, Outbox, Work};
+use entity::{DeliveryKind, DeliveryStatus, EventType};
 use migration::{Migrator, MigratorTrait};
 use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
 use sea_orm::{
@@ -21,12 +22,21 @@ use serde_json::json;
 use url::Url;
 use uuid::Uuid;
 
+use crate::dispatch::Dispatcher;
 use crate::email::Composer;
 use crate::email::tests::parse_raw;
+use crate::email_sender::LEASE;
 use crate::mailer::Mailer;
 use crate::queue::{QueueConfig, Queues};
+use crate::runtime::{self, JobContext, WorkerOptions};
 use crate::shutdown;
-use crate::worker::{self, JobContext, WorkerOptions};
+
+/// Drops what units of work hand over: the tests here queue jobs themselves, as they need them.
+struct Discard;
+
+impl Dispatch for Discard {
+    async fn dispatch(&self, _: Outbox) {}
+}
 
 struct Env {
     dir: PathBuf,
@@ -119,8 +129,9 @@ async fn env(queue: Queue) -> Env {
     .insert(&db)
     .await
     .unwrap();
+    let work = Work::begin(&db).await.unwrap();
     let created = invitation::create(
-        &db,
+        &work,
         &keys,
         CreateInvitation {
             organization_id: org.id,
@@ -133,19 +144,25 @@ async fn env(queue: Queue) -> Env {
     )
     .await
     .unwrap();
+    work.commit(&Discard).await.unwrap();
     Env {
         outbox: dir.join("outbox"),
         dir,
         db,
         queues,
         keys,
-        invitation: created.transition.invitation,
+        invitation: created.invitation,
         token: created.token,
         redis,
     }
 }
 
 impl Env {
+    /// Publishes nowhere and queues what it is handed, like the service's own dispatcher.
+    fn dispatcher(&self) -> Dispatcher {
+        Dispatcher::new(self.db.clone(), self.queues.clone(), |_| {})
+    }
+
     fn context(&self, outbox: &Path) -> JobContext {
         let composer = Composer {
             keys: self.keys.clone(),
@@ -161,28 +178,31 @@ impl Env {
             )
             .unwrap(),
             policy: Default::default(),
+            dispatcher: self.dispatcher(),
         };
         JobContext::new(
             self.db.clone(),
             Mailer::new(None, outbox).unwrap(),
             composer,
             webhooks,
+            self.dispatcher(),
         )
     }
 
-    /// Outbox rows, written the way the API writes them: in a transaction, then committed.
+    /// Outbox rows, written the way the API writes them (in a unit of work), but not queued:
+    /// each test queues what it needs.
     async fn enqueue(
         &self,
         kind: DeliveryKind,
         recipients: &[&str],
         payload: serde_json::Value,
     ) -> Vec<email_deliveries::Model> {
-        let txn = begin_write(&self.db).await.unwrap();
+        let work = Work::begin(&self.db).await.unwrap();
         let recipients: Vec<String> = recipients.iter().map(|r| (*r).to_owned()).collect();
-        let rows = delivery::enqueue(&txn, &self.invitation, kind, &recipients, payload, None)
+        let rows = delivery::enqueue(&work, &self.invitation, kind, &recipients, payload, None)
             .await
             .unwrap();
-        txn.commit().await.unwrap();
+        work.commit(&Discard).await.unwrap();
         rows
     }
 
@@ -214,7 +234,7 @@ impl Env {
         done: impl Fn(&email_deliveries::Model) -> bool,
     ) {
         let (trigger, stop) = shutdown::channel();
-        let running = tokio::spawn(worker::run(self.queues.clone(), ctx, options, stop));
+        let running = tokio::spawn(runtime::run(self.queues.clone(), ctx, options, stop));
         let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
         loop {
             let mut all = true;
@@ -268,9 +288,10 @@ async fn sends_each_delivery_once_and_records_it(queue: Queue) {
     let env = env(queue).await;
     let published = Arc::new(Mutex::new(Vec::new()));
     let sink = published.clone();
-    let ctx = env
-        .context(&env.outbox)
-        .with_on_events(move |events| sink.lock().unwrap().extend(events));
+    let mut ctx = env.context(&env.outbox);
+    ctx.dispatcher = Dispatcher::new(env.db.clone(), env.queues.clone(), move |events| {
+        sink.lock().unwrap().extend(events)
+    });
 
     let mut rows = env
         .enqueue(
@@ -375,15 +396,13 @@ async fn a_revoked_invitation_is_not_emailed() {
     let rows = env
         .enqueue(DeliveryKind::Resend, &["ann@example.com"], json!({}))
         .await;
-    invitation::revoke(
-        &env.db,
-        env.invitation.organization_id,
-        env.invitation.id,
-        None,
-        &Actor::System,
-    )
-    .await
-    .unwrap();
+    let revoke = Revoke {
+        organization_id: env.invitation.organization_id,
+        id: env.invitation.id,
+        reason: None,
+        actor: Actor::System,
+    };
+    work::run(&env.db, &Discard, &revoke).await.unwrap();
     env.queues.enqueue_email(rows[0].id).await.unwrap();
     env.run_until(
         env.context(&env.outbox),
@@ -462,7 +481,7 @@ async fn a_transient_failure_is_retried_on_the_rows_schedule(queue: Queue) {
     env.queues.enqueue_email(rows[0].id).await.unwrap();
 
     let (trigger, stop) = shutdown::channel();
-    let running = tokio::spawn(worker::run(env.queues.clone(), ctx, fast("retry"), stop));
+    let running = tokio::spawn(runtime::run(env.queues.clone(), ctx, fast("retry"), stop));
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while env.row(rows[0].id).await.attempts < 1 {
         assert!(tokio::time::Instant::now() < deadline);
@@ -522,15 +541,14 @@ async fn only_one_of_concurrent_claims_wins() {
     let rows = env
         .enqueue(DeliveryKind::Invitation, &["ann@example.com"], json!({}))
         .await;
-    let claims = futures::future::join_all(
-        (0..8).map(|_| delivery::claim(&env.db, rows[0].id, worker::LEASE)),
-    )
-    .await;
+    let claims =
+        futures::future::join_all((0..8).map(|_| delivery::claim(&env.db, rows[0].id, LEASE)))
+            .await;
     let won: Vec<_> = claims.into_iter().filter_map(Result::unwrap).collect();
     assert_eq!(won.len(), 1);
     // Leased: neither another claim nor the sweeper touches it until the lease ends.
     assert!(
-        delivery::claim(&env.db, rows[0].id, worker::LEASE)
+        delivery::claim(&env.db, rows[0].id, LEASE)
             .await
             .unwrap()
             .is_none()
@@ -543,20 +561,19 @@ async fn only_one_of_concurrent_claims_wins() {
     );
 
     // Whoever holds it records once; a duplicate run records nothing.
-    assert_eq!(
-        delivery::mark_sent(&env.db, &won[0]).await.unwrap().len(),
-        1
-    );
-    assert!(
-        delivery::mark_sent(&env.db, &won[0])
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    let mark_sent = delivery::MarkSent(&won[0]);
+    work::run(&env.db, &Discard, &mark_sent).await.unwrap();
+    assert_eq!(env.events(EventType::EmailSent).await.len(), 1);
+    work::run(&env.db, &Discard, &mark_sent).await.unwrap();
+    assert_eq!(env.events(EventType::EmailSent).await.len(), 1);
+    let late = delivery::RecordFailure {
+        claim: &won[0],
+        smtp_reply: "late",
+        permanent: false,
+        schedule: &RetrySchedule::default(),
+    };
     assert!(matches!(
-        delivery::record_failure(&env.db, &won[0], "late", false, &RetrySchedule::default())
-            .await
-            .unwrap(),
+        work::run(&env.db, &Discard, &late).await.unwrap(),
         delivery::FailureOutcome::Superseded
     ));
 }
@@ -568,9 +585,9 @@ async fn a_repeated_idempotency_prefix_writes_nothing_new() {
     let write = |recipients: Vec<String>| {
         let env = &env;
         async move {
-            let txn = begin_write(&env.db).await.unwrap();
+            let work = Work::begin(&env.db).await.unwrap();
             let rows = delivery::enqueue(
-                &txn,
+                &work,
                 &env.invitation,
                 DeliveryKind::Resend,
                 &recipients,
@@ -579,7 +596,7 @@ async fn a_repeated_idempotency_prefix_writes_nothing_new() {
             )
             .await
             .unwrap();
-            txn.commit().await.unwrap();
+            work.commit(&Discard).await.unwrap();
             rows
         }
     };

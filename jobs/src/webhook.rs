@@ -21,6 +21,7 @@ use futures::StreamExt;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use sea_orm::DatabaseConnection;
 
+use crate::dispatch::Dispatcher;
 use crate::queue::DeliverWebhook;
 
 /// Longest one attempt may take, connection to last response byte read.
@@ -249,6 +250,8 @@ pub struct WebhookContext {
     pub keys: Keyring,
     pub sender: Sender,
     pub policy: WebhookPolicy,
+    /// Queues the `webhook_endpoint.disabled` deliveries an attempt may write.
+    pub dispatcher: Dispatcher,
 }
 
 /// Delivers one webhook attempt, or finds there is nothing to do. Errors are failures to reach
@@ -298,7 +301,8 @@ pub async fn deliver_webhook(
         .sender
         .send(&claim.endpoint.url, &signed, delivery.body.clone())
         .await;
-    let (settled, disabled) = outbox::record_attempt(&ctx.db, &claim, &record, &ctx.policy).await?;
+    let (settled, disabled) =
+        outbox::record_attempt(&ctx.db, &ctx.dispatcher, &claim, &record, &ctx.policy).await?;
     if disabled {
         tracing::warn!(endpoint = %claim.endpoint.id, "webhook endpoint disabled: it kept failing");
     }

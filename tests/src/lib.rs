@@ -9,6 +9,7 @@
 pub mod graphql;
 pub mod pg;
 pub mod poll;
+pub mod published;
 pub mod redis_env;
 pub mod release;
 pub mod smtp;

@@ -4,13 +4,15 @@
 use chrono::Duration;
 use entity::activity::Actor;
 use entity::entities::invitations;
-use entity::invitation::{self, CreateInvitation};
+use entity::invitation::{self, CreateInvitation, ExpireDue, Revoke};
+use entity::work::{self, Command, Work};
 use entity::{DomainError, EventType, InvitationStatus};
 use migration::{Migrator, MigratorTrait};
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 use serde_json::{Value, json};
 use tests::pg::{Backend, TestDatabase};
+use tests::published::Published;
 
 use crate::app::{self, TestApp};
 use crate::both;
@@ -229,9 +231,9 @@ async fn new_invitation(
 ) -> invitations::Model {
     let company = app.company("Northwind").await;
     let keys = entity::crypto::Keyring::new(app::SECRET_KEY.as_bytes());
-    let txn = entity::begin_write(&app.db).await.unwrap();
+    let work = Work::begin(&app.db).await.unwrap();
     let created = invitation::create(
-        &txn,
+        &work,
         &keys,
         CreateInvitation {
             organization_id: app.org_id,
@@ -244,9 +246,26 @@ async fn new_invitation(
     )
     .await
     .unwrap();
-    txn.commit().await.unwrap();
-    assert_eq!(created.transition.events[0].event_type, EventType::Created);
-    created.transition.invitation
+    let published = Published::default();
+    work.commit(&published).await.unwrap();
+    assert_eq!(published.events()[0].event_type, EventType::Created);
+    created.invitation
+}
+
+/// Runs the expiry sweep once; returns how many invitations it expired.
+async fn expire_due(app: &TestApp) -> u64 {
+    work::run(&app.db, &Published::default(), &ExpireDue { batch: 100 })
+        .await
+        .unwrap()
+}
+
+fn revoke(organization_id: uuid::Uuid, id: uuid::Uuid, reason: Option<String>) -> Revoke {
+    Revoke {
+        organization_id,
+        id,
+        reason,
+        actor: Actor::System,
+    }
 }
 
 /// Moves a deadline into the past, as if time had passed.
@@ -288,25 +307,19 @@ both!(status_rules_hold_on_the_database, |backend| async move {
         InvitationStatus::Expired
     );
     // Nothing can happen to it any more.
-    let txn = entity::begin_write(&app.db).await.unwrap();
-    match invitation::revoke(&txn, app.org_id, inv.id, None, &actor).await {
+    let work = Work::begin(&app.db).await.unwrap();
+    match revoke(app.org_id, inv.id, None).execute(&work).await {
         Err(DomainError::Conflict(m)) => assert_eq!(m, "invitation is EXPIRED"),
         other => panic!("unexpected {other:?}"),
     }
-    match invitation::record_use(&txn, inv.id, Default::default(), &actor).await {
+    match invitation::record_use(&work, inv.id, Default::default(), &actor).await {
         Err(DomainError::NotActive(InvitationStatus::Expired)) => {}
         other => panic!("unexpected {other:?}"),
     }
-    txn.rollback().await.unwrap();
+    drop(work);
     // The sweep persists it once, with one EXPIRED event, however often it runs.
-    let first = invitation::expire_due(&app.db, 100).await.unwrap();
-    assert_eq!(first.len(), 1);
-    assert!(
-        invitation::expire_due(&app.db, 100)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert_eq!(expire_due(&app).await, 1);
+    assert_eq!(expire_due(&app).await, 0);
     assert_eq!(reload(&app, inv.id).await.status, InvitationStatus::Expired);
     assert_eq!(
         invitation::count_events(&app.db, inv.id, EventType::Expired)
@@ -318,19 +331,19 @@ both!(status_rules_hold_on_the_database, |backend| async move {
     // Uses: maxUses = 2 gives two uses, the second one fulfils; a third fails.
     let inv = new_invitation(&app, Some(3600), Some(2)).await;
     for expected in [InvitationStatus::Active, InvitationStatus::Fulfilled] {
-        let txn = entity::begin_write(&app.db).await.unwrap();
-        let t = invitation::record_use(&txn, inv.id, Default::default(), &actor)
+        let work = Work::begin(&app.db).await.unwrap();
+        let t = invitation::record_use(&work, inv.id, Default::default(), &actor)
             .await
             .unwrap();
-        txn.commit().await.unwrap();
-        assert_eq!(t.invitation.status, expected);
+        work.commit(&Published::default()).await.unwrap();
+        assert_eq!(t.status, expected);
     }
-    let txn = entity::begin_write(&app.db).await.unwrap();
+    let work = Work::begin(&app.db).await.unwrap();
     assert!(matches!(
-        invitation::record_use(&txn, inv.id, Default::default(), &actor).await,
+        invitation::record_use(&work, inv.id, Default::default(), &actor).await,
         Err(DomainError::NotActive(InvitationStatus::Fulfilled))
     ));
-    txn.rollback().await.unwrap();
+    drop(work);
     let row = reload(&app, inv.id).await;
     assert_eq!(row.use_count, 2);
     assert_eq!(
@@ -347,12 +360,7 @@ both!(status_rules_hold_on_the_database, |backend| async move {
     );
     // Precedence: fulfilled before its deadline stays FULFILLED after it, and the sweep skips it.
     backdate(&app, inv.id).await;
-    assert!(
-        invitation::expire_due(&app.db, 100)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert_eq!(expire_due(&app).await, 0);
     let row = reload(&app, inv.id).await;
     assert_eq!(
         row.effective_status(entity::now()),
@@ -361,41 +369,33 @@ both!(status_rules_hold_on_the_database, |backend| async move {
 
     // Revoke: once; a second revoke is a conflict naming the status; revoked never expires.
     let inv = new_invitation(&app, Some(3600), None).await;
-    let txn = entity::begin_write(&app.db).await.unwrap();
-    let t = invitation::revoke(
-        &txn,
-        app.org_id,
-        inv.id,
-        Some("sent to the wrong person".into()),
-        &actor,
+    let reason = Some("sent to the wrong person".into());
+    let t = work::run(
+        &app.db,
+        &Published::default(),
+        &revoke(app.org_id, inv.id, reason),
     )
     .await
     .unwrap();
-    txn.commit().await.unwrap();
-    assert_eq!(t.invitation.status, InvitationStatus::Revoked);
-    assert!(t.invitation.revoked_at.is_some());
+    assert_eq!(t[0].status, InvitationStatus::Revoked);
+    assert!(t[0].revoked_at.is_some());
     // Another organization (created before the transaction: SQLite has one writer at a time).
     let other = entity::organization::create(&app.db, "Other")
         .await
         .unwrap();
-    let txn = entity::begin_write(&app.db).await.unwrap();
-    match invitation::revoke(&txn, app.org_id, inv.id, None, &actor).await {
+    let work = Work::begin(&app.db).await.unwrap();
+    match revoke(app.org_id, inv.id, None).execute(&work).await {
         Err(DomainError::Conflict(m)) => assert_eq!(m, "invitation is REVOKED"),
         other => panic!("unexpected {other:?}"),
     }
     // ...cannot see it at all.
     assert!(matches!(
-        invitation::revoke(&txn, other.id, inv.id, None, &actor).await,
+        revoke(other.id, inv.id, None).execute(&work).await,
         Err(DomainError::NotFound)
     ));
-    txn.rollback().await.unwrap();
+    drop(work);
     backdate(&app, inv.id).await;
-    assert!(
-        invitation::expire_due(&app.db, 100)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert_eq!(expire_due(&app).await, 0);
     assert_eq!(
         reload(&app, inv.id).await.effective_status(entity::now()),
         InvitationStatus::Revoked

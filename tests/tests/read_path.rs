@@ -77,6 +77,11 @@ both!(
         let q = "query($c: ID!, $first: Int) { invitations(companyId: $c, first: $first) {
             totalCount edges { node { id events(first: 5) { edges { node { id eventType } }
             pageInfo { hasNextPage } } } } } }";
+        // One request first, so the API key is in the key cache whatever the setup took (a slow
+        // setup on a loaded machine may outlast the cache's lifetime) and is not counted below.
+        gql.query(q, json!({ "c": company, "first": 1 }))
+            .await
+            .data();
         let mut costs = Vec::new();
         for first in [10, 100] {
             let before = app.metric("invitations_db_statements_total").await;

@@ -5,6 +5,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::{Value, json};
 use tests::graphql::Gql;
 use tests::poll::eventually;
@@ -934,6 +935,64 @@ both!(
             .unwrap();
         assert_eq!(attempts, 0, "attempts go with their delivery");
         assert_eq!(endpoint_state(&gql, &endpoint).await["status"], "ENABLED");
+        app.stop().await;
+    }
+);
+
+both!(
+    legacy_link_submits_queue_their_webhooks_at_commit,
+    |backend| async move {
+        // No worker in this process and none elsewhere yet: no dispatcher loop runs, so only the
+        // unit of work that wrote the deliveries can have queued them.
+        let app = app::spawn_api_only(backend, fast).await;
+        let gql = app.gql();
+        let receiver = Receiver::start(Reply::Status(200)).await;
+        let (endpoint, secret) = register(&gql, &receiver.url, &["connection.created.v2"]).await;
+        let company = app::create_company(&gql, "Legacy").await;
+        let link = gql
+            .query(
+                "mutation($c: ID!) { createCompanyMagicLink(companyId: $c) { publicCompanyId companyMagicLinkSecret } }",
+                json!({ "c": company }),
+            )
+            .await
+            .data()["createCompanyMagicLink"]
+            .clone();
+        let r = app
+            .anon()
+            .query(
+                "mutation($p: String!, $s: String!, $i: ConnectionInput!) {
+                    submitMagicLink(publicCompanyId: $p, secret: $s, input: $i) { connectionId } }",
+                json!({ "p": link["publicCompanyId"], "s": link["companyMagicLinkSecret"],
+                        "i": details("legacy") }),
+            )
+            .await;
+        let connection = r.data()["submitMagicLink"]["connectionId"].clone();
+
+        let rows = entity::entities::webhook_deliveries::Entity::find()
+            .filter(
+                entity::entities::webhook_deliveries::Column::EndpointId
+                    .eq(endpoint.parse::<uuid::Uuid>().unwrap()),
+            )
+            .all(&app.db)
+            .await
+            .unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].event_type, "connection.created.v2");
+        assert_eq!(
+            rows[0].enqueued_for,
+            Some(rows[0].next_attempt_at),
+            "queued by the submit itself"
+        );
+
+        // A worker process takes the queued job and the receiver gets the new connection.
+        let worker = app::spawn_worker(&app, |_| {}).await;
+        let received = eventually("the connection.created delivery", TIMEOUT, || async {
+            receiver.of_type("connection.created.v2").into_iter().next()
+        })
+        .await;
+        received.verify(&secret).unwrap();
+        assert_eq!(received.json()["data"]["connection"]["id"], connection);
+        worker.stop().await;
         app.stop().await;
     }
 );

@@ -6,6 +6,7 @@ pub mod enums;
 pub mod error;
 pub mod http;
 pub mod ids;
+pub mod inputs;
 pub mod loader;
 mod mutation;
 pub mod object;

@@ -12,8 +12,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, Set, TransactionSession, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect, Set,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -22,9 +22,9 @@ use super::events::{ENDPOINT_DISABLED, emit};
 use crate::delivery::{Outbox, RetrySchedule, still_held, take_lease, to_chrono};
 use crate::entities::{webhook_attempts, webhook_deliveries, webhook_endpoints};
 use crate::scope::{Owned, find_owned};
+use crate::work::{Command, Dispatch, Work};
 use crate::{
-    AttemptOutcome, DisabledReason, DomainError, EndpointStatus, WebhookDeliveryStatus,
-    begin_write, now,
+    AttemptOutcome, DisabledReason, DomainError, EndpointStatus, WebhookDeliveryStatus, now,
 };
 
 /// How long failures may go on before giving up on a delivery, and on an endpoint.
@@ -112,18 +112,20 @@ pub enum Settled {
     Superseded,
 }
 
-/// Records an attempt and what follows from it, in one transaction: the attempt row, the
+/// Records an attempt and what follows from it, in one unit of work: the attempt row, the
 /// delivery's state, and the endpoint's health. An endpoint whose attempts have failed for
 /// longer than [`WebhookPolicy::disable_after`] is disabled here, and `webhook_endpoint.disabled`
 /// goes to the organization's other endpoints. Returns the decision and whether this attempt
 /// disabled the endpoint.
-pub async fn record_attempt<C: TransactionTrait>(
-    db: &C,
+pub async fn record_attempt(
+    db: &DatabaseConnection,
+    dispatch: &impl Dispatch,
     claim: &Claim,
     attempt: &AttemptRecord,
     policy: &WebhookPolicy,
 ) -> Result<(Settled, bool), DomainError> {
-    let txn = begin_write(db).await?;
+    let work = Work::begin(db).await?;
+    let txn = work.txn();
     let at = now();
     let succeeded = attempt.outcome == AttemptOutcome::Succeeded;
     // The endpoint's health first: whether this attempt disables it decides the delivery too.
@@ -136,11 +138,11 @@ pub async fn record_attempt<C: TransactionTrait>(
             )
             .filter(webhook_endpoints::Column::Id.eq(claim.endpoint.id))
             .filter(webhook_endpoints::Column::FailingSince.is_not_null())
-            .exec(&txn)
+            .exec(txn)
             .await?;
         false
     } else {
-        note_failure(&txn, &claim.endpoint, policy, at).await?
+        note_failure(&work, &claim.endpoint, policy, at).await?
     };
     let attempts = u32::try_from(claim.delivery.attempts)
         .unwrap_or(0)
@@ -186,10 +188,10 @@ pub async fn record_attempt<C: TransactionTrait>(
         )
         .col_expr(webhook_deliveries::Column::UpdatedAt, Expr::value(at))
         .filter(held(claim))
-        .exec(&txn)
+        .exec(txn)
         .await?;
     if updated.rows_affected == 0 {
-        txn.rollback().await?;
+        // Dropping the unit of work rolls the endpoint's health change back too.
         return Ok((Settled::Superseded, false));
     }
     webhook_attempts::ActiveModel {
@@ -202,16 +204,16 @@ pub async fn record_attempt<C: TransactionTrait>(
         error: Set(attempt.error.clone()),
         response_excerpt: Set(attempt.response_excerpt.clone()),
     }
-    .insert(&txn)
+    .insert(txn)
     .await?;
-    txn.commit().await?;
+    work.commit(dispatch).await?;
     Ok((settled, disabled))
 }
 
 /// Starts the endpoint's failure clock if it is not running, and disables the endpoint when
 /// the clock has run past the policy. Returns whether it disabled it.
 async fn note_failure(
-    txn: &impl ConnectionTrait,
+    work: &Work,
     endpoint: &webhook_endpoints::Model,
     policy: &WebhookPolicy,
     at: DateTime<Utc>,
@@ -220,7 +222,7 @@ async fn note_failure(
         .col_expr(webhook_endpoints::Column::FailingSince, Expr::value(at))
         .filter(webhook_endpoints::Column::Id.eq(endpoint.id))
         .filter(webhook_endpoints::Column::FailingSince.is_null())
-        .exec(txn)
+        .exec(work.txn())
         .await?;
     let disabled = webhook_endpoints::Entity::update_many()
         .col_expr(
@@ -236,7 +238,7 @@ async fn note_failure(
         .filter(webhook_endpoints::Column::Id.eq(endpoint.id))
         .filter(webhook_endpoints::Column::Status.eq(EndpointStatus::Enabled))
         .filter(webhook_endpoints::Column::FailingSince.lte(at - to_chrono(policy.disable_after)))
-        .exec_with_returning(txn)
+        .exec_with_returning(work.txn())
         .await?;
     let Some(row) = disabled.into_iter().next() else {
         return Ok(false);
@@ -248,7 +250,7 @@ async fn note_failure(
         "failingSince": row.failing_since,
         "disabledAt": row.disabled_at,
     });
-    emit(txn, row.organization_id, ENDPOINT_DISABLED, data).await?;
+    emit(work, row.organization_id, ENDPOINT_DISABLED, data).await?;
     Ok(true)
 }
 
@@ -371,12 +373,26 @@ pub async fn purge_finished(
 }
 
 /// Sends a delivery's message again as a new delivery (same `webhook-id`, same body) to its
-/// endpoint, which must be enabled.
-pub async fn replay(
-    db: &impl ConnectionTrait,
+/// endpoint, which must be enabled; the unit of work queues it.
+pub struct Replay {
+    pub organization_id: Uuid,
+    pub id: Uuid,
+}
+
+impl Command for Replay {
+    type Output = webhook_deliveries::Model;
+
+    async fn execute(&self, work: &Work) -> Result<Self::Output, DomainError> {
+        replay(work, self.organization_id, self.id).await
+    }
+}
+
+async fn replay(
+    work: &Work,
     organization_id: Uuid,
     id: Uuid,
 ) -> Result<webhook_deliveries::Model, DomainError> {
+    let db = work.txn();
     let original = find_owned::<webhook_deliveries::Entity>(db, organization_id, id).await?;
     let endpoint =
         find_owned::<webhook_endpoints::Entity>(db, organization_id, original.endpoint_id).await?;
@@ -386,7 +402,7 @@ pub async fn replay(
         ));
     }
     let at = now();
-    Ok(webhook_deliveries::ActiveModel {
+    let row = webhook_deliveries::ActiveModel {
         id: Set(Uuid::now_v7()),
         organization_id: Set(organization_id),
         endpoint_id: Set(original.endpoint_id),
@@ -405,7 +421,9 @@ pub async fn replay(
         finished_at: Set(None),
     }
     .insert(db)
-    .await?)
+    .await?;
+    work.push_webhook(row.id, row.next_attempt_at);
+    Ok(row)
 }
 
 /// Filters of an endpoint's delivery log.

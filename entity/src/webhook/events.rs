@@ -1,12 +1,12 @@
 //! The webhook event catalogue, the payloads, and the fan-out that writes one delivery per
-//! subscribed endpoint inside the caller's transaction.
+//! subscribed endpoint inside the caller's unit of work.
 //!
 //! Every body has the Standard Webhooks shape `{"type", "timestamp", "data"}`. Payloads carry
 //! ids (invitation, connection, company, activity event), never secrets: no token, no password,
 //! no verification code.
 
 use chrono::SecondsFormat;
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, Iterable, QueryFilter, QuerySelect};
+use sea_orm::{ColumnTrait, EntityTrait, Iterable, QueryFilter, QuerySelect};
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
@@ -15,6 +15,7 @@ use crate::entities::{
     webhook_endpoints,
 };
 use crate::scope::Owned;
+use crate::work::Work;
 use crate::{DomainError, EndpointStatus, EventType, WebhookDeliveryStatus, now};
 
 pub const CONNECTION_CREATED: &str = "connection.created.v2";
@@ -37,9 +38,10 @@ pub fn event_types() -> Vec<String> {
 }
 
 /// Writes a delivery of `data` as `event_type` to every enabled endpoint of the organization
-/// that subscribes to it; all of them share one `webhook-id`. Returns how many were written.
+/// that subscribes to it; all of them share one `webhook-id`. The unit of work queues them after
+/// commit. Returns how many were written.
 pub async fn emit(
-    txn: &impl ConnectionTrait,
+    work: &Work,
     organization_id: Uuid,
     event_type: &str,
     data: Value,
@@ -51,7 +53,7 @@ pub async fn emit(
             .column(webhook_endpoints::Column::EventTypes)
             .filter(webhook_endpoints::Column::Status.eq(EndpointStatus::Enabled))
             .into_tuple()
-            .all(txn)
+            .all(work.txn())
             .await?;
     let targets: Vec<Uuid> = endpoints
         .into_iter()
@@ -69,10 +71,12 @@ pub async fn emit(
         "data": data,
     })
     .to_string();
+    let ids: Vec<Uuid> = targets.iter().map(|_| Uuid::now_v7()).collect();
     let rows = targets
         .iter()
-        .map(|endpoint_id| webhook_deliveries::ActiveModel {
-            id: sea_orm::Set(Uuid::now_v7()),
+        .zip(&ids)
+        .map(|(endpoint_id, id)| webhook_deliveries::ActiveModel {
+            id: sea_orm::Set(*id),
             organization_id: sea_orm::Set(organization_id),
             endpoint_id: sea_orm::Set(*endpoint_id),
             message_id: sea_orm::Set(message_id.clone()),
@@ -90,14 +94,17 @@ pub async fn emit(
             finished_at: sea_orm::Set(None),
         });
     webhook_deliveries::Entity::insert_many(rows)
-        .exec_without_returning(txn)
+        .exec_without_returning(work.txn())
         .await?;
-    Ok(targets.len())
+    for id in &ids {
+        work.push_webhook(*id, at);
+    }
+    Ok(ids.len())
 }
 
 /// `invitation.<type>` for an activity event, with everything needed to correlate it.
 pub async fn invitation_event(
-    txn: &impl ConnectionTrait,
+    work: &Work,
     invitation: &invitations::Model,
     event: &invitation_events::Model,
 ) -> Result<usize, DomainError> {
@@ -114,7 +121,7 @@ pub async fn invitation_event(
         "occurredAt": event.occurred_at,
     });
     emit(
-        txn,
+        work,
         invitation.organization_id,
         &invitation_event_type(event.event_type),
         data,
@@ -124,7 +131,7 @@ pub async fn invitation_event(
 
 /// `connection.created.v2`.
 pub async fn connection_created(
-    txn: &impl ConnectionTrait,
+    work: &Work,
     connection: &connections::Model,
     site_ids: &[Uuid],
 ) -> Result<usize, DomainError> {
@@ -132,13 +139,13 @@ pub async fn connection_created(
         "connection": connection_json(connection, site_ids),
         "invitationId": connection.created_by_invitation_id,
     });
-    emit(txn, connection.organization_id, CONNECTION_CREATED, data).await
+    emit(work, connection.organization_id, CONNECTION_CREATED, data).await
 }
 
 /// `connection.updated.v2`: the connection as it is now, the fields that changed and their old
 /// values. A changed password is named but its values never appear.
 pub async fn connection_updated(
-    txn: &impl ConnectionTrait,
+    work: &Work,
     before: &connections::Model,
     after: &connections::Model,
     invitation_id: Option<Uuid>,
@@ -148,7 +155,7 @@ pub async fn connection_updated(
         .column(connection_sites::Column::SiteId)
         .filter(connection_sites::Column::ConnectionId.eq(after.id))
         .into_tuple()
-        .all(txn)
+        .all(work.txn())
         .await?;
     let old = connection_json(before, &site_ids);
     let new = connection_json(after, &site_ids);
@@ -162,7 +169,7 @@ pub async fn connection_updated(
         "previousValues": previous,
         "invitationId": invitation_id,
     });
-    emit(txn, after.organization_id, CONNECTION_UPDATED, data).await
+    emit(work, after.organization_id, CONNECTION_UPDATED, data).await
 }
 
 fn connection_json(c: &connections::Model, site_ids: &[Uuid]) -> Value {

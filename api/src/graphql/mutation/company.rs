@@ -1,5 +1,5 @@
 use async_graphql::{Context, ID, InputObject, Object, Result};
-use entity::company::ConnectionDetails;
+use entity::company::{ConnectionDetails, CreateConnection};
 
 use crate::graphql::context::{state, viewer};
 use crate::graphql::error::GqlResult;
@@ -78,12 +78,12 @@ impl CompanyMutation {
         let company_id = parse_id("companyId", &company_id)?;
         let state = state(ctx)?;
         let details: ConnectionDetails = input.into_submission()?.into();
-        let txn = entity::begin_write(&state.db).await.gql()?;
-        let row =
-            entity::company::create_connection(&txn, &state.keys, org, company_id, details, None)
-                .await
-                .gql()?;
-        txn.commit().await.gql()?;
-        Ok(Connection(row))
+        let command = CreateConnection {
+            keys: &state.keys,
+            organization_id: org,
+            company_id,
+            details,
+        };
+        Ok(Connection(state.run(&command).await.gql()?))
     }
 }

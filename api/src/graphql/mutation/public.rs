@@ -1,6 +1,9 @@
 use async_graphql::{Context, ID, Object, Result, SimpleObject};
 use chrono::{DateTime, Duration, Utc};
-use entity::recipient::{self, CodeCheck, GRANT_TTL_MINUTES};
+use entity::recipient::{
+    CodeCheck, GRANT_TTL_MINUTES, RecordView, RequestCode, RequestRenewal, Submit, Verified,
+    VerifyCode, VerifyLink,
+};
 use entity::{DomainError, magic_link};
 
 use crate::graphql::context::{state, viewer};
@@ -46,11 +49,13 @@ pub struct ConnectionEditLink {
     pub magic_link_url: String,
 }
 
-fn grant(grant: String, email: String) -> VerificationGrant {
-    VerificationGrant {
-        grant,
-        email,
-        expires_at: entity::now() + Duration::minutes(GRANT_TTL_MINUTES),
+impl From<Verified> for VerificationGrant {
+    fn from(v: Verified) -> Self {
+        Self {
+            grant: v.grant,
+            email: v.email,
+            expires_at: entity::now() + Duration::minutes(GRANT_TTL_MINUTES),
+        }
     }
 }
 
@@ -60,11 +65,7 @@ impl PublicMutation {
     /// scanners that prefetch links do not count as views).
     async fn record_invitation_view(&self, ctx: &Context<'_>, token: String) -> Result<bool> {
         guard(ctx, &token).await?;
-        let state = state(ctx)?;
-        let txn = entity::begin_write(&state.db).await.gql()?;
-        let event = recipient::record_view(&txn, &token).await.gql()?;
-        txn.commit().await.gql()?;
-        state.after_commit(&[event], &[]).await;
+        state(ctx)?.run(&RecordView { token }).await.gql()?;
         Ok(true)
     }
 
@@ -86,12 +87,12 @@ impl PublicMutation {
         )
         .await?;
         let state = state(ctx)?;
-        let txn = entity::begin_write(&state.db).await.gql()?;
-        let deliveries = recipient::request_code(&txn, &state.keys, &token, &email)
-            .await
-            .gql()?;
-        txn.commit().await.gql()?;
-        state.after_commit(&[], &deliveries).await;
+        let command = RequestCode {
+            keys: &state.keys,
+            token,
+            email,
+        };
+        state.run(&command).await.gql()?;
         Ok(true)
     }
 
@@ -106,21 +107,16 @@ impl PublicMutation {
     ) -> Result<VerificationGrant> {
         guard(ctx, &token).await?;
         let state = state(ctx)?;
-        let txn = entity::begin_write(&state.db).await.gql()?;
-        let check = recipient::verify_code(&txn, &state.keys, &token, &email, &code)
-            .await
-            .gql()?;
-        txn.commit().await.gql()?;
-        match check {
-            CodeCheck::Verified { grant: g, event } => {
-                let email = event.email.clone().unwrap_or_default();
-                state.after_commit(&[event], &[]).await;
-                Ok(grant(g, email))
-            }
-            CodeCheck::Failed { reason, event } => {
-                state.after_commit(&[event], &[]).await;
-                Err(into_gql(DomainError::EmailNotVerified(reason)))
-            }
+        let command = VerifyCode {
+            keys: &state.keys,
+            token,
+            email,
+            code,
+        };
+        // A failed check is committed (its attempt counts) before it becomes an error.
+        match state.run(&command).await.gql()? {
+            CodeCheck::Verified(verified) => Ok(verified.into()),
+            CodeCheck::Failed { reason } => Err(into_gql(DomainError::EmailNotVerified(reason))),
         }
     }
 
@@ -135,14 +131,13 @@ impl PublicMutation {
     ) -> Result<VerificationGrant> {
         guard(ctx, &token).await?;
         let state = state(ctx)?;
-        let txn = entity::begin_write(&state.db).await.gql()?;
-        let (g, event) = recipient::verify_link(&txn, &state.keys, &token, &email, &signature)
-            .await
-            .gql()?;
-        txn.commit().await.gql()?;
-        let email = event.email.clone().unwrap_or_default();
-        state.after_commit(&[event], &[]).await;
-        Ok(grant(g, email))
+        let command = VerifyLink {
+            keys: &state.keys,
+            token,
+            email,
+            signature,
+        };
+        Ok(state.run(&command).await.gql()?.into())
     }
 
     /// Submits the recipient's details. Counts one use atomically: at `maxUses` the invitation
@@ -159,26 +154,16 @@ impl PublicMutation {
     ) -> Result<SubmitResult> {
         guard(ctx, &token).await?;
         let state = state(ctx)?;
-        let submission = input.into_submission()?;
-        let invitation = recipient::find_active(&state.db, &token).await.gql()?;
-        let verified = grant
-            .map(|g| recipient::check_grant(&state.keys, &g, invitation.id))
-            .transpose()
-            .gql()?;
-        let txn = entity::begin_write(&state.db).await.gql()?;
-        let done = recipient::submit(&txn, &state.keys, &token, verified, submission)
-            .await
-            .gql()?;
-        txn.commit().await.gql()?;
-        state.after_commit(&done.transition.events, &[]).await;
+        let command = Submit {
+            keys: &state.keys,
+            token,
+            grant,
+            submission: input.into_submission()?,
+        };
+        let done = state.run(&command).await.gql()?;
         Ok(SubmitResult {
             connection_id: id(done.connection.id),
-            invitation_status: Some(
-                done.transition
-                    .invitation
-                    .effective_status(entity::now())
-                    .into(),
-            ),
+            invitation_status: Some(done.invitation.effective_status(entity::now()).into()),
         })
     }
 
@@ -198,15 +183,10 @@ impl PublicMutation {
             RENEWALS_PER_EMAIL,
         )
         .await?;
-        let state = state(ctx)?;
-        let txn = entity::begin_write(&state.db).await.gql()?;
-        let event = recipient::request_renewal(&txn, &token, &email)
+        state(ctx)?
+            .run(&RequestRenewal { token, email })
             .await
             .gql()?;
-        txn.commit().await.gql()?;
-        state
-            .after_commit(&event.into_iter().collect::<Vec<_>>(), &[])
-            .await;
         Ok(true)
     }
 
@@ -263,15 +243,14 @@ impl PublicMutation {
     ) -> Result<SubmitResult> {
         guard(ctx, &secret).await?;
         let state = state(ctx)?;
-        let submission = input.into_submission()?;
-        let txn = entity::begin_write(&state.db).await.gql()?;
-        let target = magic_link::resolve(&txn, &public_company_id, &secret, edit)
-            .await
-            .gql()?;
-        let connection = magic_link::submit(&txn, &state.keys, target, submission)
-            .await
-            .gql()?;
-        txn.commit().await.gql()?;
+        let command = magic_link::Submit {
+            keys: &state.keys,
+            public_company_id,
+            secret,
+            edit,
+            submission: input.into_submission()?,
+        };
+        let connection = state.run(&command).await.gql()?;
         Ok(SubmitResult {
             connection_id: id(connection.id),
             invitation_status: None,

@@ -138,9 +138,11 @@ impl WebhookMutation {
     async fn replay_webhook_delivery(&self, ctx: &Context<'_>, id: ID) -> Result<WebhookDelivery> {
         let org = viewer(ctx)?.organization_id;
         let id = parse_id("id", &id)?;
-        let row = entity::webhook::delivery::replay(&state(ctx)?.db, org, id)
-            .await
-            .gql()?;
+        let command = entity::webhook::delivery::Replay {
+            organization_id: org,
+            id,
+        };
+        let row = state(ctx)?.run(&command).await.gql()?;
         Ok(WebhookDelivery {
             row,
             attempts: Vec::new(),

@@ -1,0 +1,111 @@
+//! The sweeper: re-queues outbox rows whose job was lost, writes due reminders, and deletes
+//! what has been kept long enough (finished jobs, finished webhook deliveries).
+
+use std::time::Duration;
+
+use entity::DomainError;
+use entity::delivery;
+use entity::invitation::QueueReminders;
+use entity::webhook::delivery as webhook_outbox;
+use sea_orm::DatabaseConnection;
+
+use crate::queue::Queues;
+use crate::runtime::{JobContext, WorkerOptions};
+use crate::shutdown::Shutdown;
+
+/// Rows re-queued per sweep.
+const SWEEP_BATCH: u64 = 500;
+/// How often the sweeper deletes finished jobs from the queue backend, and how old they must be.
+/// An hour keeps recent jobs visible to queue tooling while bounding Redis memory and the
+/// embedded queue file.
+const VACUUM_INTERVAL: Duration = Duration::from_secs(3600);
+const FINISHED_JOB_RETENTION: Duration = Duration::from_secs(3600);
+
+pub(crate) async fn sweep_until(
+    queues: Queues,
+    ctx: JobContext,
+    options: WorkerOptions,
+    mut shutdown: Shutdown,
+) {
+    let db = &ctx.db;
+    let mut ticker = tokio::time::interval(options.sweep_interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_vacuum = tokio::time::Instant::now();
+    loop {
+        tokio::select! {
+            () = shutdown.wait() => return,
+            _ = ticker.tick() => {}
+        }
+        if last_vacuum.elapsed() >= VACUUM_INTERVAL {
+            last_vacuum = tokio::time::Instant::now();
+            match queues.vacuum(FINISHED_JOB_RETENTION).await {
+                Ok(0) => {}
+                Ok(count) => tracing::info!(count, "deleted finished jobs from the queue"),
+                Err(e) => tracing::warn!(error = %e, "queue vacuum failed"),
+            }
+        }
+        match remind(&ctx).await {
+            Ok(0) => {}
+            Ok(count) => tracing::info!(count, "queued reminder emails"),
+            Err(e) => tracing::warn!(error = %e, "reminder sweep failed"),
+        }
+        match sweep(&queues, db, options.sweep_grace).await {
+            Ok(0) => {}
+            Ok(count) => tracing::info!(count, "re-queued pending deliveries"),
+            Err(e) => tracing::warn!(error = %e, "outbox sweep failed"),
+        }
+        match purge(db, options.webhook_retention).await {
+            Ok(0) => {}
+            Ok(count) => {
+                tracing::info!(count, "deleted finished webhook deliveries past retention")
+            }
+            Err(e) => tracing::warn!(error = %e, "webhook retention sweep failed"),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SweepError {
+    #[error(transparent)]
+    Db(#[from] DomainError),
+    #[error(transparent)]
+    Queue(#[from] crate::queue::QueueError),
+}
+
+/// Deletes finished webhook deliveries older than `retention`, batch by batch; returns how
+/// many. Every replica may run it: a row deleted twice is deleted once.
+pub async fn purge(db: &DatabaseConnection, retention: Duration) -> Result<u64, DomainError> {
+    let mut total = 0;
+    loop {
+        let deleted = webhook_outbox::purge_finished(db, retention, SWEEP_BATCH).await?;
+        total += deleted;
+        if deleted < SWEEP_BATCH {
+            return Ok(total);
+        }
+    }
+}
+
+/// Writes the reminders that are due (see [`QueueReminders`]); the unit of work queues them.
+/// Returns how many emails.
+pub async fn remind(ctx: &JobContext) -> Result<usize, SweepError> {
+    Ok(ctx.run(&QueueReminders { batch: SWEEP_BATCH }).await?)
+}
+
+/// Queues every email and webhook delivery that has been due for at least `grace`; returns
+/// how many. Repeated sweeps (from any replica) of an unchanged row queue it once: the job key
+/// names its state.
+pub async fn sweep(
+    queues: &Queues,
+    db: &DatabaseConnection,
+    grace: Duration,
+) -> Result<usize, SweepError> {
+    let due = delivery::due_pending(db, grace, SWEEP_BATCH).await?;
+    for row in &due {
+        queues.requeue(row.id, row.next_attempt_at).await?;
+    }
+    let hooks = webhook_outbox::due_pending(db, grace, SWEEP_BATCH).await?;
+    for (id, at) in &hooks {
+        queues.requeue_webhook(*id, *at).await?;
+    }
+    Ok(due.len() + hooks.len())
+}
