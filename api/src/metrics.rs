@@ -8,8 +8,6 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 
-use crate::state::AppState;
-
 /// Counters shared by the database callback and the handlers.
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -36,8 +34,7 @@ impl Metrics {
     }
 }
 
-pub async fn render(State(state): State<AppState>) -> impl IntoResponse {
-    let m = &state.metrics;
+pub async fn render(State(m): State<Arc<Metrics>>) -> impl IntoResponse {
     let mut out = String::new();
     let mut counter = |name: &str, help: &str, value: u64| {
         let _ = writeln!(

@@ -3,7 +3,6 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -17,7 +16,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::config::{ConfigError, Settings};
 use crate::error::StartupError;
-use crate::graphql::{self, http::GraphqlEndpoint};
+use crate::graphql::{self, endpoint::GraphqlEndpoint};
 use crate::state::{AppState, Inner};
 use crate::{db, health};
 
@@ -56,7 +55,11 @@ pub async fn prepare(mut settings: Settings) -> Result<AppState, StartupError> {
     metrics.observe_database(&mut db);
     db::migrate(&db).await.map_err(StartupError::failed)?;
     let redis = match &settings.redis_url {
-        Some(url) => Some(connect_redis(url.expose()).await?),
+        Some(url) => Some(
+            jobs::queue::connect_redis(url.expose(), jobs::queue::RedisPatience::REQUEST)
+                .await
+                .map_err(|e| ConfigError::new("REDIS_URL", format!("cannot reach Redis ({e})")))?,
+        ),
         None => None,
     };
     let queues = jobs::queue::Queues::connect(jobs::queue::QueueConfig {
@@ -104,27 +107,6 @@ pub async fn prepare(mut settings: Settings) -> Result<AppState, StartupError> {
         redis,
         key_cache: Default::default(),
     }))
-}
-
-async fn connect_redis(url: &str) -> Result<redis::aio::ConnectionManager, ConfigError> {
-    let fail = |e: &dyn std::fmt::Display| {
-        ConfigError::new("REDIS_URL", format!("cannot reach Redis ({e})"))
-    };
-    let client = redis::Client::open(url).map_err(|e| fail(&e))?;
-    let config = redis::aio::ConnectionManagerConfig::new()
-        .set_connection_timeout(Some(Duration::from_secs(3)))
-        .set_response_timeout(Some(Duration::from_secs(3)))
-        .set_number_of_retries(1);
-    let connect = redis::aio::ConnectionManager::new_with_config(client, config);
-    let mut conn = tokio::time::timeout(Duration::from_secs(5), connect)
-        .await
-        .map_err(|_| fail(&"timed out"))?
-        .map_err(|e| fail(&e))?;
-    redis::cmd("PING")
-        .query_async::<String>(&mut conn)
-        .await
-        .map_err(|e| fail(&e))?;
-    Ok(conn)
 }
 
 /// Creates a first organization and API key when the database has none (a fresh install).
@@ -268,11 +250,11 @@ async fn run_workers(state: AppState, stop: Shutdown) {
         keys: state.keys.clone(),
         dispatcher: state.dispatcher.clone(),
         sender,
-        policy: entity::webhook::delivery::WebhookPolicy {
-            retry: entity::delivery::RetrySchedule {
+        policy: entity::outbox::webhook::WebhookPolicy {
+            retry: entity::outbox::RetrySchedule {
                 max_attempts: hooks.max_attempts,
                 first_delay: hooks.first_retry_delay,
-                ..entity::webhook::delivery::WebhookPolicy::default().retry
+                ..entity::outbox::webhook::WebhookPolicy::default().retry
             },
             disable_after: hooks.disable_after,
         },

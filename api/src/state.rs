@@ -61,8 +61,14 @@ impl Inner {
 
     /// `{PUBLIC_BASE_URL}/p/i/{token}`.
     pub fn invitation_url(&self, token: &str) -> String {
-        let base = self.settings.public_base_url.as_str().trim_end_matches('/');
-        format!("{base}/p/i/{token}")
+        entity::invitation::page_url(&self.settings.public_base_url, token).into()
+    }
+}
+
+/// Lets handlers that only need the counters take them alone.
+impl axum::extract::FromRef<AppState> for Arc<crate::metrics::Metrics> {
+    fn from_ref(state: &AppState) -> Self {
+        state.metrics.clone()
     }
 }
 

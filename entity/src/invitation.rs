@@ -7,6 +7,7 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::{ColumnTrait, Condition};
+use url::Url;
 
 use crate::InvitationStatus;
 use crate::entities::invitations;
@@ -41,6 +42,18 @@ impl invitations::Model {
             status => status,
         }
     }
+}
+
+/// The recipient page of an invitation, `{base}/p/i/{token}`: the one place that spells the
+/// link (the API shows it, emails carry it). `base` is the service's public http(s) address.
+pub fn page_url(base: &Url, token: &str) -> Url {
+    let mut url = base.clone();
+    url.set_query(None);
+    url.set_fragment(None);
+    if let Ok(mut path) = url.path_segments_mut() {
+        path.pop_if_empty().extend(["p", "i", token]);
+    }
+    url
 }
 
 /// `status = 'ACTIVE' AND (expires_at IS NULL OR expires_at > at)`: the rows a transition may touch.

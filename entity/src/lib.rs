@@ -6,14 +6,15 @@
 pub mod activity;
 pub mod company;
 pub mod crypto;
-pub mod delivery;
 pub mod email;
 pub mod entities;
 pub mod error;
+pub mod finders;
 pub mod idempotency;
 pub mod invitation;
 pub mod magic_link;
 pub mod organization;
+pub mod outbox;
 pub mod recipient;
 pub mod scope;
 pub mod webhook;

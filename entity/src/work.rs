@@ -2,7 +2,7 @@
 //!
 //! A [`Work`] is a write transaction plus what the domain commands running in it leave for after
 //! commit: the activity events to publish, and the email and webhook outbox rows to queue. The
-//! functions that write those rows ([`crate::activity::record`], [`crate::delivery::enqueue`],
+//! functions that write those rows ([`crate::activity::record`], [`crate::outbox::email::enqueue`],
 //! [`crate::webhook::events::emit`]) take the `Work`, so nothing written can be left out, and
 //! the only way to commit hands everything to a [`Dispatch`] once the data is durable. A command
 //! that fails drops its `Work`, which rolls back and dispatches nothing.

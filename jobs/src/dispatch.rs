@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use entity::entities::invitation_events;
-use entity::webhook::delivery as webhook_outbox;
+use entity::outbox::webhook as webhook_outbox;
 use entity::work::{Dispatch, Outbox};
 use sea_orm::DatabaseConnection;
 

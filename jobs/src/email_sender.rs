@@ -1,7 +1,7 @@
 //! The send-email job: one outbox row, leased, sent through the mailer, and recorded.
 //!
 //! Email and webhook deliveries follow the same discipline; it is described here for email, and
-//! in `entity::webhook::delivery` for webhooks.
+//! in `entity::outbox::webhook` for webhooks.
 //!
 //! # Delivery guarantees
 //!
@@ -31,8 +31,10 @@
 use std::time::Duration;
 
 use apalis::prelude::{AbortError, Attempt, BoxDynError, Data};
-use entity::delivery::{self, Cancel, Claim, FailureOutcome, MarkSent, RecordFailure};
 use entity::entities::{companies, invitations};
+use entity::outbox::email::{
+    self as delivery, Cancel, Claim, FailureOutcome, MarkSent, RecordFailure,
+};
 use entity::{DeliveryKind, DomainError, InvitationStatus};
 use sea_orm::EntityTrait;
 
@@ -75,7 +77,7 @@ pub async fn send_email(
 }
 
 async fn attempt_send(ctx: &JobContext, claim: &Claim) -> Result<Outcome, DomainError> {
-    let row = claim.delivery();
+    let row = &claim.delivery;
     let invitation = invitations::Entity::find_by_id(row.invitation_id)
         .one(&ctx.db)
         .await?
@@ -118,7 +120,7 @@ async fn settle(
     claim: &Claim,
     outcome: Outcome,
 ) -> Result<(), BoxDynError> {
-    let row = claim.delivery();
+    let row = &claim.delivery;
     match outcome {
         Outcome::Sent => {
             record_sent(ctx, claim).await?;

@@ -2,7 +2,7 @@
 //! SQLite file.
 //!
 //! Jobs carry ids only. The outbox row in the application database is the truth (see
-//! `entity::delivery`); a job is a prompt to look at it, so losing one delays an email until the
+//! `entity::outbox::email`); a job is a prompt to look at it, so losing one delays an email until the
 //! sweeper finds the row, and running one twice sends nothing twice.
 
 use std::path::PathBuf;
@@ -93,7 +93,7 @@ impl Queues {
     pub async fn connect(config: QueueConfig) -> Result<Self, QueueError> {
         Ok(match &config.redis_url {
             Some(url) => {
-                let conn = connect_redis(url).await?;
+                let conn = connect_redis(url, RedisPatience::QUEUE).await?;
                 let prefix = &config.redis_prefix;
                 Self {
                     email: Backend::Redis(redis_storage(conn.clone(), prefix, SEND_EMAIL_QUEUE)),
@@ -330,12 +330,40 @@ fn sqlite_storage<T>(pool: &sqlx_pool::SqlitePool, queue: &str) -> SqliteStorage
     SqliteStorage::new(pool).with_config(config)
 }
 
-async fn connect_redis(url: &str) -> Result<ConnectionManager, QueueError> {
+/// How patient a Redis connection is.
+#[derive(Debug, Clone, Copy)]
+pub struct RedisPatience {
+    /// A reply slower than this is an error, so a hung server cannot stall a caller forever.
+    pub response_timeout: Duration,
+    /// Reconnection attempts (with growing pauses) before a command fails.
+    pub retries: usize,
+}
+
+impl RedisPatience {
+    /// For the job queues: workers can wait.
+    pub const QUEUE: Self = Self {
+        response_timeout: Duration::from_secs(10),
+        retries: 6,
+    };
+    /// For request paths (rate limits, the event bus): fail fast and fall back.
+    pub const REQUEST: Self = Self {
+        response_timeout: Duration::from_secs(3),
+        retries: 1,
+    };
+}
+
+/// Opens a self-reconnecting Redis connection and checks it with a `PING`; the queues, the rate
+/// limiter and the event bus each hold one.
+pub async fn connect_redis(
+    url: &str,
+    patience: RedisPatience,
+) -> Result<ConnectionManager, QueueError> {
     let fail = |e: &dyn std::fmt::Display| QueueError::Connect(format!("Redis: {e}"));
     let client = apalis_redis::Client::open(url).map_err(|_| fail(&"invalid REDIS_URL"))?;
     let options = redis::aio::ConnectionManagerConfig::new()
         .set_connection_timeout(Some(Duration::from_secs(3)))
-        .set_response_timeout(Some(Duration::from_secs(10)));
+        .set_response_timeout(Some(patience.response_timeout))
+        .set_number_of_retries(patience.retries);
     let connect = ConnectionManager::new_with_config(client, options);
     let mut conn = tokio::time::timeout(Duration::from_secs(5), connect)
         .await

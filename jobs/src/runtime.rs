@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use apalis::prelude::{BackendExt, Monitor, WorkerBuilder, WorkerBuilderExt, WorkerContext};
 use entity::DomainError;
-use entity::delivery::RetrySchedule;
+use entity::outbox::RetrySchedule;
 use entity::work::{self, Command};
 use sea_orm::DatabaseConnection;
 

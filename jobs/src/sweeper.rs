@@ -4,9 +4,9 @@
 use std::time::Duration;
 
 use entity::DomainError;
-use entity::delivery;
 use entity::invitation::QueueReminders;
-use entity::webhook::delivery as webhook_outbox;
+use entity::outbox::email as email_outbox;
+use entity::outbox::webhook as webhook_outbox;
 use sea_orm::DatabaseConnection;
 
 use crate::queue::Queues;
@@ -99,13 +99,13 @@ pub async fn sweep(
     db: &DatabaseConnection,
     grace: Duration,
 ) -> Result<usize, SweepError> {
-    let due = delivery::due_pending(db, grace, SWEEP_BATCH).await?;
-    for row in &due {
-        queues.requeue(row.id, row.next_attempt_at).await?;
+    let emails = email_outbox::due_pending(db, grace, SWEEP_BATCH).await?;
+    for (id, due) in &emails {
+        queues.requeue(*id, *due).await?;
     }
     let hooks = webhook_outbox::due_pending(db, grace, SWEEP_BATCH).await?;
-    for (id, at) in &hooks {
-        queues.requeue_webhook(*id, *at).await?;
+    for (id, due) in &hooks {
+        queues.requeue_webhook(*id, *due).await?;
     }
-    Ok(due.len() + hooks.len())
+    Ok(emails.len() + hooks.len())
 }

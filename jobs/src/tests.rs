@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use entity::activity::Actor;
 use entity::crypto::Keyring;
-use entity::delivery::{self, RetrySchedule, VerificationCodePayload};
 use entity::entities::{companies, email_deliveries, invitation_events, invitations};
 use entity::invitation::{self, CreateInvitation, Revoke};
+use entity::outbox::RetrySchedule;
+use entity::outbox::email::{self as delivery, VerificationCodePayload};
 use entity::work::{self, Dispatch, Outbox, Work};
 use entity::{DeliveryKind, DeliveryStatus, EventType};
 use migration::{Migrator, MigratorTrait};

@@ -12,11 +12,12 @@ use std::time::Duration;
 
 use apalis::prelude::{BoxDynError, Data};
 use entity::crypto::Keyring;
-use entity::webhook::delivery::{self as outbox, AttemptRecord, Settled, WebhookPolicy};
+use entity::outbox::webhook::{self as outbox, AttemptRecord, Settled, WebhookPolicy};
 use entity::webhook::endpoint::signing_secrets;
 use entity::webhook::signing::signature_header;
 use entity::webhook::target::TargetPolicy;
-use entity::{AttemptOutcome, EndpointStatus};
+use entity::work;
+use entity::{AttemptOutcome, DomainError, EndpointStatus};
 use futures::StreamExt;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use sea_orm::DatabaseConnection;
@@ -254,6 +255,17 @@ pub struct WebhookContext {
     pub dispatcher: Dispatcher,
 }
 
+impl WebhookContext {
+    async fn cancel(&self, claim: &outbox::Claim, reason: &str) -> Result<(), DomainError> {
+        work::run(
+            &self.db,
+            &self.dispatcher,
+            &outbox::Cancel { claim, reason },
+        )
+        .await
+    }
+}
+
 /// Delivers one webhook attempt, or finds there is nothing to do. Errors are failures to reach
 /// the database; the lease then runs out and the sweeper brings the delivery back.
 #[tracing::instrument(name = "deliver_webhook", skip_all, fields(delivery_id = %job.delivery_id))]
@@ -268,7 +280,8 @@ pub async fn deliver_webhook(
         return Ok(());
     };
     if claim.endpoint.status != EndpointStatus::Enabled {
-        outbox::cancel(&ctx.db, &claim, "not sent: the endpoint is disabled").await?;
+        ctx.cancel(&claim, "not sent: the endpoint is disabled")
+            .await?;
         return Ok(());
     }
     let at = entity::now();
@@ -276,12 +289,8 @@ pub async fn deliver_webhook(
         Ok(secrets) => secrets,
         Err(e) => {
             tracing::error!(error = %e, "cannot open the endpoint's signing secret");
-            outbox::cancel(
-                &ctx.db,
-                &claim,
-                "not sent: the signing secret cannot be opened",
-            )
-            .await?;
+            ctx.cancel(&claim, "not sent: the signing secret cannot be opened")
+                .await?;
             return Ok(());
         }
     };

@@ -447,7 +447,8 @@ both!(
         // done@ submits through its pre-verified link before the reminder is due (4 s).
         let keys = entity::crypto::Keyring::new(app::SECRET_KEY.as_bytes());
         let sig = keys.sign(
-            entity::delivery::preverify_message(id.parse().unwrap(), "done@example.com").as_bytes(),
+            entity::outbox::email::preverify_message(id.parse().unwrap(), "done@example.com")
+                .as_bytes(),
         );
         let public = app.anon();
         let g = public

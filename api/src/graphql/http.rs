@@ -11,31 +11,19 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use axum::extract::ConnectInfo;
 
-use super::AppSchema;
-use super::documents::{Documents, Persisted};
+use super::documents::Persisted;
+use super::endpoint::GraphqlEndpoint;
 use super::error::{classify_request_error, code};
 use super::loader::{Loaders, RequestLoader};
 use super::public::ClientAddr;
 use crate::auth::presented_key;
-use crate::state::AppState;
 use async_graphql::dataloader::HashMapCache;
 
 const GRAPHQL_RESPONSE: &str = "application/graphql-response+json";
 const JSON: &str = "application/json";
-
-#[derive(Clone)]
-pub struct GraphqlEndpoint {
-    pub schema: AppSchema,
-    pub state: AppState,
-    /// Parsed documents and persisted queries, shared by every request.
-    pub documents: Arc<Documents>,
-    /// Fires when the process shuts down, so WebSocket connections close with a proper code.
-    pub shutdown: jobs::shutdown::Shutdown,
-}
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -108,7 +96,7 @@ pub async fn graphiql_or_get(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
     if is_upgrade {
-        return upgrade(endpoint, &mut parts).await;
+        return super::ws::upgrade(endpoint, &mut parts).await;
     }
     let Ok(UrlQuery(params)) = UrlQuery::<GetParams>::try_from_uri(&parts.uri) else {
         return StatusCode::BAD_REQUEST.into_response();
@@ -145,34 +133,6 @@ pub async fn graphiql_or_get(
         media,
     )
     .await
-}
-
-async fn upgrade(endpoint: GraphqlEndpoint, parts: &mut axum::http::request::Parts) -> Response {
-    use axum::extract::FromRequestParts;
-    use axum::extract::ws::WebSocketUpgrade;
-    use std::str::FromStr;
-    let protocol = parts
-        .headers
-        .get(header::SEC_WEBSOCKET_PROTOCOL)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|list| {
-            list.split(',')
-                .find_map(|p| async_graphql::http::WebSocketProtocols::from_str(p.trim()).ok())
-        });
-    let Some(protocol) = protocol else {
-        return (
-            StatusCode::BAD_REQUEST,
-            "Sec-WebSocket-Protocol must offer graphql-transport-ws or graphql-ws",
-        )
-            .into_response();
-    };
-    let ws = match WebSocketUpgrade::from_request_parts(parts, &()).await {
-        Ok(ws) => ws,
-        Err(rejection) => return rejection.into_response(),
-    };
-    let shutdown = endpoint.shutdown.clone();
-    ws.protocols(async_graphql::http::ALL_WEBSOCKET_PROTOCOLS)
-        .on_upgrade(move |socket| super::ws::serve(socket, endpoint, protocol, shutdown))
 }
 
 /// A JSON-encoded GET parameter (`variables`, `extensions`).

@@ -1,16 +1,15 @@
 //! DataLoaders: nested fields of a list cost one query per field, not one per row.
-//! A loader lives for one request; every query it runs is scoped to the viewer's organization.
+//! A loader lives for one request; it reads through the tenant-scoped finders of
+//! `entity::finders`, with the viewer's organization.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_graphql::dataloader::Loader;
-use entity::entities::{
-    companies, connection_sites, connections, email_deliveries, invitation_events, sites,
-};
+use entity::entities::{companies, connections, email_deliveries, invitation_events, sites};
+use entity::finders;
 use entity::invitation::EventWindow;
-use entity::scope::Owned;
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::DatabaseConnection;
 use uuid::Uuid;
 
 pub struct Loaders {
@@ -65,10 +64,8 @@ impl Loader<CompanyById> for Loaders {
         &self,
         keys: &[CompanyById],
     ) -> Result<HashMap<CompanyById, Self::Value>, Self::Error> {
-        let rows = companies::Entity::find_in(self.organization_id)
-            .filter(companies::Column::Id.is_in(keys.iter().map(|k| k.0)))
-            .all(&self.db)
-            .await?;
+        let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
+        let rows = finders::companies(&self.db, self.organization_id, &ids).await?;
         Ok(rows.into_iter().map(|r| (CompanyById(r.id), r)).collect())
     }
 }
@@ -106,11 +103,8 @@ impl Loader<ConnectionsCreatedBy> for Loaders {
         &self,
         keys: &[ConnectionsCreatedBy],
     ) -> Result<HashMap<ConnectionsCreatedBy, Self::Value>, Self::Error> {
-        let rows = connections::Entity::find_in(self.organization_id)
-            .filter(connections::Column::CreatedByInvitationId.is_in(keys.iter().map(|k| k.0)))
-            .order_by_asc(connections::Column::CreatedAt)
-            .all(&self.db)
-            .await?;
+        let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
+        let rows = finders::connections_created_by(&self.db, self.organization_id, &ids).await?;
         Ok(group(rows, |r| {
             ConnectionsCreatedBy(r.created_by_invitation_id.unwrap_or_default())
         }))
@@ -125,12 +119,8 @@ impl Loader<DeliveriesOf> for Loaders {
         &self,
         keys: &[DeliveriesOf],
     ) -> Result<HashMap<DeliveriesOf, Self::Value>, Self::Error> {
-        let rows = email_deliveries::Entity::find()
-            .filter(email_deliveries::Column::OrganizationId.eq(self.organization_id))
-            .filter(email_deliveries::Column::InvitationId.is_in(keys.iter().map(|k| k.0)))
-            .order_by_asc(email_deliveries::Column::CreatedAt)
-            .all(&self.db)
-            .await?;
+        let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
+        let rows = finders::deliveries_of(&self.db, self.organization_id, &ids).await?;
         Ok(group(rows, |r| DeliveriesOf(r.invitation_id)))
     }
 }
@@ -143,15 +133,12 @@ impl Loader<SitesOfConnection> for Loaders {
         &self,
         keys: &[SitesOfConnection],
     ) -> Result<HashMap<SitesOfConnection, Self::Value>, Self::Error> {
-        // Connections were already scoped when they were loaded; the join rows carry no tenant.
-        let rows = connection_sites::Entity::find()
-            .filter(connection_sites::Column::ConnectionId.is_in(keys.iter().map(|k| k.0)))
-            .all(&self.db)
-            .await?;
-        let grouped = group(rows, |r| SitesOfConnection(r.connection_id));
+        let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
+        let rows = finders::sites_of_connections(&self.db, self.organization_id, &ids).await?;
+        let grouped = group(rows, |(connection, _)| SitesOfConnection(*connection));
         Ok(grouped
             .into_iter()
-            .map(|(k, v)| (k, v.into_iter().map(|r| r.site_id).collect()))
+            .map(|(k, v)| (k, v.into_iter().map(|(_, site)| site).collect()))
             .collect())
     }
 }
@@ -164,11 +151,8 @@ impl Loader<SitesOfCompany> for Loaders {
         &self,
         keys: &[SitesOfCompany],
     ) -> Result<HashMap<SitesOfCompany, Self::Value>, Self::Error> {
-        let rows = sites::Entity::find_in(self.organization_id)
-            .filter(sites::Column::CompanyId.is_in(keys.iter().map(|k| k.0)))
-            .order_by_asc(sites::Column::CreatedAt)
-            .all(&self.db)
-            .await?;
+        let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
+        let rows = finders::sites_of_companies(&self.db, self.organization_id, &ids).await?;
         Ok(group(rows, |r| SitesOfCompany(r.company_id)))
     }
 }

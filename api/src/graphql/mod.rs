@@ -2,6 +2,7 @@
 
 pub mod context;
 pub mod documents;
+pub mod endpoint;
 pub mod enums;
 pub mod error;
 pub mod http;

@@ -2,10 +2,10 @@
 
 use async_graphql::{Context, ID, Result, Subscription};
 use entity::entities::{companies, invitation_events, invitations};
+use entity::finders::{Since, company_events_since};
 use entity::scope::find_owned;
 use futures::Stream;
 use futures::stream::{self, StreamExt};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use tokio::sync::broadcast::error::RecvError;
 use uuid::Uuid;
 
@@ -19,12 +19,6 @@ const MAX_REPLAY: u64 = 10_000;
 
 #[derive(Default)]
 pub struct Subscription;
-
-/// Where a replay starts: after an event id (cursor) or after an instant.
-enum Since {
-    Cursor(i64),
-    Time(chrono::DateTime<chrono::Utc>),
-}
 
 fn parse_since(raw: &str) -> Result<Since> {
     if let Ok(id) = raw.parse::<i64>() {
@@ -75,20 +69,9 @@ impl Subscription {
         let live = state.events.subscribe();
         let replay = match since {
             None => Vec::new(),
-            Some(since) => {
-                let mut q = invitation_events::Entity::find()
-                    .filter(invitation_events::Column::OrganizationId.eq(org))
-                    .filter(invitation_events::Column::CompanyId.eq(company));
-                q = match since {
-                    Since::Cursor(id) => q.filter(invitation_events::Column::Id.gt(id)),
-                    Since::Time(t) => q.filter(invitation_events::Column::OccurredAt.gt(t)),
-                };
-                q.order_by_asc(invitation_events::Column::Id)
-                    .limit(MAX_REPLAY)
-                    .all(&state.db)
-                    .await
-                    .gql()?
-            }
+            Some(since) => company_events_since(&state.db, org, company, since, MAX_REPLAY)
+                .await
+                .gql()?,
         };
         Ok(live_stream(live, replay, move |e| {
             e.company_id == company && e.organization_id == org

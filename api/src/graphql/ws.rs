@@ -8,17 +8,51 @@ use std::time::Duration;
 use async_graphql::Data;
 use async_graphql::http::{WebSocket, WebSocketProtocols, WsMessage};
 use axum::extract::ws::{CloseFrame, Message, WebSocket as Socket};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use futures::{SinkExt, StreamExt};
 
-use super::http::GraphqlEndpoint;
+use super::endpoint::GraphqlEndpoint;
 use super::loader::{Loaders, RequestLoader};
 
 const FORBIDDEN: &str = "Forbidden";
 /// Interval of server pings on an acknowledged connection.
 const KEEPALIVE: Duration = Duration::from_secs(30);
 
+/// Upgrades a `GET /graphql` that asks for WebSocket to a subscription connection.
+pub async fn upgrade(
+    endpoint: GraphqlEndpoint,
+    parts: &mut axum::http::request::Parts,
+) -> Response {
+    use axum::extract::FromRequestParts;
+    use axum::extract::ws::WebSocketUpgrade;
+    use std::str::FromStr;
+    let protocol = parts
+        .headers
+        .get(header::SEC_WEBSOCKET_PROTOCOL)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|list| {
+            list.split(',')
+                .find_map(|p| async_graphql::http::WebSocketProtocols::from_str(p.trim()).ok())
+        });
+    let Some(protocol) = protocol else {
+        return (
+            StatusCode::BAD_REQUEST,
+            "Sec-WebSocket-Protocol must offer graphql-transport-ws or graphql-ws",
+        )
+            .into_response();
+    };
+    let ws = match WebSocketUpgrade::from_request_parts(parts, &()).await {
+        Ok(ws) => ws,
+        Err(rejection) => return rejection.into_response(),
+    };
+    let shutdown = endpoint.shutdown.clone();
+    ws.protocols(async_graphql::http::ALL_WEBSOCKET_PROTOCOLS)
+        .on_upgrade(move |socket| serve(socket, endpoint, protocol, shutdown))
+}
+
 /// Serves one upgraded connection until it closes or the process shuts down.
-pub async fn serve(
+async fn serve(
     socket: Socket,
     endpoint: GraphqlEndpoint,
     protocol: WebSocketProtocols,

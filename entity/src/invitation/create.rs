@@ -155,7 +155,7 @@ pub async fn create(
     activity::record(work, &row, EventType::Created, actor, EventExtra::default()).await?;
     if input.send_email {
         let recipients = row.allowed_emails.0.clone();
-        crate::delivery::enqueue(
+        crate::outbox::email::enqueue(
             work,
             &row,
             DeliveryKind::Invitation,

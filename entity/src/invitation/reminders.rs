@@ -73,7 +73,7 @@ async fn queue_due_reminders(work: &Work, batch: u64) -> Result<usize, DomainErr
         if recipients.is_empty() {
             continue;
         }
-        written += crate::delivery::enqueue(
+        written += crate::outbox::email::enqueue(
             work,
             &row,
             crate::DeliveryKind::Reminder,

@@ -182,7 +182,7 @@ async fn resend(
         },
     )
     .await?;
-    crate::delivery::enqueue(
+    crate::outbox::email::enqueue(
         work,
         &row,
         DeliveryKind::Resend,

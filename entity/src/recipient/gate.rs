@@ -13,8 +13,9 @@ use super::{CODE_TTL_MINUTES, GRANT_TTL_MINUTES, MAX_CODE_ATTEMPTS, find_active}
 use crate::activity::{self, Actor, EventExtra};
 use crate::crypto::{Keyring, constant_time_eq};
 use crate::entities::{email_verifications, invitations};
+use crate::outbox::email as delivery;
 use crate::work::{Command, Work};
-use crate::{DeliveryKind, DomainError, EventType, delivery, email, now};
+use crate::{DeliveryKind, DomainError, EventType, email, now};
 
 fn code_hash(keys: &Keyring, invitation_id: Uuid, email: &str, code: &str) -> String {
     keys.keyed_hash(format!("code:{invitation_id}:{email}:{code}").as_bytes())

@@ -138,7 +138,7 @@ impl WebhookMutation {
     async fn replay_webhook_delivery(&self, ctx: &Context<'_>, id: ID) -> Result<WebhookDelivery> {
         let org = viewer(ctx)?.organization_id;
         let id = parse_id("id", &id)?;
-        let command = entity::webhook::delivery::Replay {
+        let command = entity::outbox::webhook::Replay {
             organization_id: org,
             id,
         };

@@ -1,7 +1,6 @@
 use async_graphql::{Context, ID, Object, Result};
 use entity::entities::{companies, connections};
-use entity::scope::{Owned, find_owned};
-use sea_orm::{ColumnTrait, QueryFilter, QueryOrder};
+use entity::scope::find_owned;
 
 use crate::graphql::context::{state, viewer};
 use crate::graphql::error::GqlResult;
@@ -50,10 +49,7 @@ impl CompanyQuery {
         find_owned::<companies::Entity>(db, org, company_id)
             .await
             .gql()?;
-        let rows = connections::Entity::find_in(org)
-            .filter(connections::Column::CompanyId.eq(company_id))
-            .order_by_asc(connections::Column::CreatedAt)
-            .all(db)
+        let rows = entity::finders::connections_of_company(db, org, company_id)
             .await
             .gql()?;
         Ok(rows.into_iter().map(Connection).collect())

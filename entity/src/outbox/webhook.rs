@@ -1,6 +1,6 @@
 //! The webhook delivery outbox: one row per (event, endpoint), drained by the workers.
 //!
-//! Same discipline as email deliveries (`crate::delivery`): a worker takes a row's lease with a
+//! The discipline of [`crate::outbox`]: a worker takes a row's lease with a
 //! conditional update before it calls the endpoint, so one delivery is never in flight twice,
 //! and it records the attempt, the row's new state and the endpoint's health in one
 //! transaction fenced by that lease. Delivery is at least once: a worker that dies after the
@@ -18,10 +18,10 @@ use sea_orm::{
 use serde_json::json;
 use uuid::Uuid;
 
-use super::events::{ENDPOINT_DISABLED, emit};
-use crate::delivery::{Outbox, RetrySchedule, still_held, take_lease, to_chrono};
+use super::{Leased, RetrySchedule, still_held, take_lease, to_chrono};
 use crate::entities::{webhook_attempts, webhook_deliveries, webhook_endpoints};
 use crate::scope::{Owned, find_owned};
+use crate::webhook::events::{ENDPOINT_DISABLED, emit};
 use crate::work::{Command, Dispatch, Work};
 use crate::{
     AttemptOutcome, DisabledReason, DomainError, EndpointStatus, WebhookDeliveryStatus, now,
@@ -59,7 +59,7 @@ pub struct Claim {
     pub endpoint: webhook_endpoints::Model,
 }
 
-impl Outbox for webhook_deliveries::Entity {
+impl Leased for webhook_deliveries::Entity {
     const ID: Self::Column = webhook_deliveries::Column::Id;
     const STATUS: Self::Column = webhook_deliveries::Column::Status;
     const NEXT_ATTEMPT_AT: Self::Column = webhook_deliveries::Column::NextAttemptAt;
@@ -69,7 +69,7 @@ impl Outbox for webhook_deliveries::Entity {
     }
 }
 
-/// Takes the lease of a due PENDING delivery (see `crate::delivery::take_lease`): of any number
+/// Takes the lease of a due PENDING delivery (see [`super::take_lease`]): of any number
 /// of concurrent callers exactly one gets `Some`.
 pub async fn claim(
     db: &impl ConnectionTrait,
@@ -256,11 +256,20 @@ async fn note_failure(
 
 /// Gives a claimed delivery up without calling the endpoint (it was disabled): FAILED with the
 /// reason. No attempt is recorded because none was made.
-pub async fn cancel(
-    db: &impl ConnectionTrait,
-    claim: &Claim,
-    reason: &str,
-) -> Result<(), DomainError> {
+pub struct Cancel<'a> {
+    pub claim: &'a Claim,
+    pub reason: &'a str,
+}
+
+impl Command for Cancel<'_> {
+    type Output = ();
+
+    async fn execute(&self, work: &Work) -> Result<(), DomainError> {
+        cancel(work.txn(), self.claim, self.reason).await
+    }
+}
+
+async fn cancel(db: &impl ConnectionTrait, claim: &Claim, reason: &str) -> Result<(), DomainError> {
     let at = now();
     webhook_deliveries::Entity::update_many()
         .col_expr(

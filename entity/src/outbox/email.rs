@@ -1,10 +1,5 @@
-//! Email deliveries: the outbox rows that jobs send (SPEC §7).
-//!
-//! The row is the source of truth; a queued job only says "look at delivery X". Whoever sends
-//! first takes a lease with [`claim`] (a conditional update of `next_attempt_at`), so two copies
-//! of one job never both talk to SMTP, and a job lost from the queue is found again by
-//! [`due_pending`]. Every change is one conditional `UPDATE … WHERE status = 'PENDING'`, so a
-//! duplicate run records nothing twice.
+//! Email deliveries: the outbox rows that jobs send (SPEC §7), under the discipline described
+//! in [`crate::outbox`].
 
 use std::time::Duration;
 
@@ -18,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+use super::{Leased, RetrySchedule, still_held, take_lease, to_chrono};
 use crate::activity::{self, Actor, EventExtra};
 use crate::crypto::{Keyring, hash_token};
 use crate::entities::{email_deliveries, invitations};
@@ -32,44 +28,6 @@ pub const MESSAGE_ID_DOMAIN: &str = "invitations.local";
 /// we sent this link to this address. The recipient page verifies the same string.
 pub fn preverify_message(invitation_id: Uuid, email: &str) -> String {
     format!("preverify:{invitation_id}:{email}")
-}
-
-/// When a failed delivery is tried again, and when it is given up.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RetrySchedule {
-    /// Attempts (sends that reached the mailer) before the delivery is FAILED.
-    pub max_attempts: u32,
-    /// Wait after the first failure; each further failure doubles it.
-    pub first_delay: Duration,
-    /// Upper bound of one wait.
-    pub max_delay: Duration,
-}
-
-impl Default for RetrySchedule {
-    /// 2 s, 4 s, 8 s, … : seven waits add up to about four minutes, long enough to ride out a
-    /// restarting mail server without leaving a recipient waiting for hours.
-    fn default() -> Self {
-        Self {
-            max_attempts: 8,
-            first_delay: Duration::from_secs(2),
-            max_delay: Duration::from_secs(600),
-        }
-    }
-}
-
-impl RetrySchedule {
-    /// The wait after `attempts` failed attempts: `first_delay · 2^(attempts-1)`, capped.
-    pub fn delay_after(&self, attempts: u32) -> Duration {
-        let doublings = attempts.saturating_sub(1).min(31);
-        self.first_delay
-            .saturating_mul(1u32 << doublings)
-            .min(self.max_delay)
-    }
-
-    /// Whether a delivery that has failed `attempts` times is out of attempts.
-    pub fn exhausted(&self, attempts: u32) -> bool {
-        attempts >= self.max_attempts
-    }
 }
 
 /// The `payload` of a `VERIFICATION_CODE` delivery. The code is sealed: the outbox must not
@@ -161,26 +119,11 @@ pub async fn enqueue(
 /// lease expiry, which [`record_failure`] and [`cancel`] check so that a holder whose lease ran
 /// out cannot overwrite the state of the one that took over.
 #[derive(Debug, Clone)]
-pub struct Claim(email_deliveries::Model);
-
-impl Claim {
-    pub fn delivery(&self) -> &email_deliveries::Model {
-        &self.0
-    }
+pub struct Claim {
+    pub delivery: email_deliveries::Model,
 }
 
-/// An outbox table (email or webhook deliveries): rows stay PENDING until they are done, and a
-/// worker leases one by moving its `next_attempt_at` into the future.
-pub(crate) trait Outbox: EntityTrait {
-    const ID: Self::Column;
-    const STATUS: Self::Column;
-    const NEXT_ATTEMPT_AT: Self::Column;
-    const UPDATED_AT: Self::Column;
-    /// The stored value of the PENDING status.
-    fn pending() -> sea_orm::Value;
-}
-
-impl Outbox for email_deliveries::Entity {
+impl Leased for email_deliveries::Entity {
     const ID: Self::Column = email_deliveries::Column::Id;
     const STATUS: Self::Column = email_deliveries::Column::Status;
     const NEXT_ATTEMPT_AT: Self::Column = email_deliveries::Column::NextAttemptAt;
@@ -188,38 +131,6 @@ impl Outbox for email_deliveries::Entity {
     fn pending() -> sea_orm::Value {
         DeliveryStatus::Pending.into()
     }
-}
-
-/// Takes the lease of a due PENDING row for `lease`: one conditional update, so of any number
-/// of concurrent callers exactly one gets the row. `None` means there is nothing to do now:
-/// already final, not due yet (backing off), or leased by someone else.
-pub(crate) async fn take_lease<E: Outbox>(
-    db: &impl ConnectionTrait,
-    id: Uuid,
-    lease: Duration,
-) -> Result<Option<E::Model>, DomainError> {
-    let at = now();
-    let rows = E::update_many()
-        .col_expr(E::NEXT_ATTEMPT_AT, Expr::value(at + to_chrono(lease)))
-        .col_expr(E::UPDATED_AT, Expr::value(at))
-        .filter(E::ID.eq(id))
-        .filter(E::STATUS.eq(E::pending()))
-        .filter(E::NEXT_ATTEMPT_AT.lte(at))
-        .exec_with_returning(db)
-        .await?;
-    Ok(rows.into_iter().next())
-}
-
-/// The row is still PENDING and still under the lease that set `next_attempt_at`: a holder
-/// whose lease ran out cannot overwrite the state written by the one that took over.
-pub(crate) fn still_held<E: Outbox>(
-    id: Uuid,
-    next_attempt_at: DateTime<Utc>,
-) -> sea_orm::Condition {
-    sea_orm::Condition::all()
-        .add(E::ID.eq(id))
-        .add(E::STATUS.eq(E::pending()))
-        .add(E::NEXT_ATTEMPT_AT.eq(next_attempt_at))
 }
 
 /// Takes the send lease of a due PENDING delivery for `lease` (see [`take_lease`]).
@@ -233,7 +144,7 @@ pub async fn claim(
 ) -> Result<Option<Claim>, DomainError> {
     Ok(take_lease::<email_deliveries::Entity>(db, id, lease)
         .await?
-        .map(Claim))
+        .map(|delivery| Claim { delivery }))
 }
 
 /// Records that the mailer accepted the message: SENT, and `EMAIL_SENT` (`REMINDER_SENT`,
@@ -268,7 +179,7 @@ async fn mark_sent(work: &Work, claim: &Claim) -> Result<(), DomainError> {
             Expr::col(email_deliveries::Column::Attempts).add(1),
         )
         .col_expr(email_deliveries::Column::UpdatedAt, Expr::value(at))
-        .filter(email_deliveries::Column::Id.eq(claim.0.id))
+        .filter(email_deliveries::Column::Id.eq(claim.delivery.id))
         .filter(email_deliveries::Column::Status.eq(DeliveryStatus::Pending))
         .exec_with_returning(work.txn())
         .await?;
@@ -326,14 +237,14 @@ async fn record_failure(
     permanent: bool,
     schedule: &RetrySchedule,
 ) -> Result<FailureOutcome, DomainError> {
-    let attempts = u32::try_from(claim.0.attempts)
+    let attempts = u32::try_from(claim.delivery.attempts)
         .unwrap_or(0)
         .saturating_add(1);
     let stored_attempts = i32::try_from(attempts).unwrap_or(i32::MAX);
     if permanent || schedule.exhausted(attempts) {
         let detail = json!({
-            "deliveryId": claim.0.id,
-            "kind": claim.0.kind,
+            "deliveryId": claim.delivery.id,
+            "kind": claim.delivery.kind,
             "smtpReply": smtp_reply,
             "attempts": attempts,
         });
@@ -375,30 +286,35 @@ impl Command for Cancel<'_> {
 
     async fn execute(&self, work: &Work) -> Result<(), DomainError> {
         let Cancel { claim, reason } = *self;
-        let detail = json!({ "deliveryId": claim.0.id, "kind": claim.0.kind, "reason": reason });
-        finish_failed(work, claim, claim.0.attempts, reason, detail).await?;
+        let detail = json!({ "deliveryId": claim.delivery.id, "kind": claim.delivery.kind, "reason": reason });
+        finish_failed(work, claim, claim.delivery.attempts, reason, detail).await?;
         Ok(())
     }
 }
 
-/// PENDING deliveries due for at least `grace`: the sweeper re-queues these. The grace leaves
-/// fresh rows to the job pushed with them and keeps the sweeper from racing it.
+/// PENDING deliveries due for at least `grace`, with their due time: the sweeper re-queues
+/// these. The grace leaves fresh rows to the job pushed with them and keeps the sweeper from
+/// racing it.
 pub async fn due_pending(
     db: &impl ConnectionTrait,
     grace: Duration,
     limit: u64,
-) -> Result<Vec<email_deliveries::Model>, DomainError> {
+) -> Result<Vec<(Uuid, DateTime<Utc>)>, DomainError> {
     Ok(email_deliveries::Entity::find()
+        .select_only()
+        .column(email_deliveries::Column::Id)
+        .column(email_deliveries::Column::NextAttemptAt)
         .filter(email_deliveries::Column::Status.eq(DeliveryStatus::Pending))
         .filter(email_deliveries::Column::NextAttemptAt.lte(now() - to_chrono(grace)))
         .order_by_asc(email_deliveries::Column::NextAttemptAt)
         .limit(limit)
+        .into_tuple()
         .all(db)
         .await?)
 }
 
 fn held(claim: &Claim) -> sea_orm::Condition {
-    still_held::<email_deliveries::Entity>(claim.0.id, claim.0.next_attempt_at)
+    still_held::<email_deliveries::Entity>(claim.delivery.id, claim.delivery.next_attempt_at)
 }
 
 async fn finish_failed(
@@ -446,53 +362,10 @@ async fn record_event(
     Ok(())
 }
 
-/// Leases and backoffs are seconds to minutes; anything beyond chrono's range (hundreds of
-/// millions of years) is clamped rather than treated as an error.
-pub(crate) fn to_chrono(d: Duration) -> chrono::TimeDelta {
-    chrono::TimeDelta::from_std(d).unwrap_or(chrono::TimeDelta::MAX)
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn backoff_doubles_from_the_first_delay_and_is_capped() {
-        let s = RetrySchedule {
-            max_attempts: 50,
-            first_delay: Duration::from_secs(2),
-            max_delay: Duration::from_secs(60),
-        };
-        let waits: Vec<u64> = (1..=7).map(|n| s.delay_after(n).as_secs()).collect();
-        assert_eq!(waits, [2, 4, 8, 16, 32, 60, 60]);
-        // Huge attempt counts neither overflow nor exceed the cap.
-        assert_eq!(s.delay_after(u32::MAX), Duration::from_secs(60));
-        // Attempt 0 never happens in practice; it must not shrink the first wait.
-        assert_eq!(s.delay_after(0), Duration::from_secs(2));
-    }
-
-    #[test]
-    fn schedule_gives_up_at_max_attempts() {
-        let s = RetrySchedule {
-            max_attempts: 3,
-            ..RetrySchedule::default()
-        };
-        assert!(!s.exhausted(2));
-        assert!(s.exhausted(3));
-        assert!(s.exhausted(4));
-    }
-
-    #[test]
-    fn default_schedule_matches_its_documentation() {
-        let s = RetrySchedule::default();
-        let total: Duration = (1..s.max_attempts).map(|n| s.delay_after(n)).sum();
-        assert_eq!(s.delay_after(1), Duration::from_secs(2));
-        assert!(
-            (Duration::from_secs(180)..Duration::from_secs(300)).contains(&total),
-            "{total:?}"
-        );
-    }
 
     #[test]
     fn preverify_message_binds_invitation_and_address() {

@@ -1,0 +1,17 @@
+//! What the GraphQL transports (HTTP and WebSocket) share.
+
+use std::sync::Arc;
+
+use super::AppSchema;
+use super::documents::Documents;
+use crate::state::AppState;
+
+#[derive(Clone)]
+pub struct GraphqlEndpoint {
+    pub schema: AppSchema,
+    pub state: AppState,
+    /// Parsed documents and persisted queries, shared by every request.
+    pub documents: Arc<Documents>,
+    /// Fires when the process shuts down, so WebSocket connections close with a proper code.
+    pub shutdown: jobs::shutdown::Shutdown,
+}

@@ -1,0 +1,151 @@
+//! The outboxes: rows written in the unit of work of the change that asks for a message (an
+//! email, a webhook call) and drained by the workers. Both follow one discipline.
+//!
+//! The row is the source of truth; a queued job only says "look at delivery X". Whoever works
+//! on a row first takes its lease ([`email::claim`], [`webhook::claim`]: one conditional update
+//! that moves `next_attempt_at` into the future), so two copies of one job never both send, and
+//! a job lost from the queue is found again by `due_pending`. Every change after that is one
+//! conditional `UPDATE … WHERE status = 'PENDING'` fenced by the lease, so a duplicate run
+//! records nothing twice and a holder whose lease ran out cannot overwrite its successor. A
+//! failed attempt waits out a [`RetrySchedule`]; `Cancel` gives a row up without sending it.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::Expr;
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
+use uuid::Uuid;
+
+use crate::{DomainError, now};
+
+pub mod email;
+pub mod webhook;
+
+/// When a failed delivery is tried again, and when it is given up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetrySchedule {
+    /// Attempts (sends that reached the mailer) before the delivery is FAILED.
+    pub max_attempts: u32,
+    /// Wait after the first failure; each further failure doubles it.
+    pub first_delay: Duration,
+    /// Upper bound of one wait.
+    pub max_delay: Duration,
+}
+
+impl Default for RetrySchedule {
+    /// 2 s, 4 s, 8 s, … : seven waits add up to about four minutes, long enough to ride out a
+    /// restarting mail server without leaving a recipient waiting for hours.
+    fn default() -> Self {
+        Self {
+            max_attempts: 8,
+            first_delay: Duration::from_secs(2),
+            max_delay: Duration::from_secs(600),
+        }
+    }
+}
+
+impl RetrySchedule {
+    /// The wait after `attempts` failed attempts: `first_delay · 2^(attempts-1)`, capped.
+    pub fn delay_after(&self, attempts: u32) -> Duration {
+        let doublings = attempts.saturating_sub(1).min(31);
+        self.first_delay
+            .saturating_mul(1u32 << doublings)
+            .min(self.max_delay)
+    }
+
+    /// Whether a delivery that has failed `attempts` times is out of attempts.
+    pub fn exhausted(&self, attempts: u32) -> bool {
+        attempts >= self.max_attempts
+    }
+}
+
+/// An outbox table (email or webhook deliveries): rows stay PENDING until they are done, and a
+/// worker leases one by moving its `next_attempt_at` into the future.
+pub(crate) trait Leased: EntityTrait {
+    const ID: Self::Column;
+    const STATUS: Self::Column;
+    const NEXT_ATTEMPT_AT: Self::Column;
+    const UPDATED_AT: Self::Column;
+    /// The stored value of the PENDING status.
+    fn pending() -> sea_orm::Value;
+}
+
+/// Takes the lease of a due PENDING row for `lease`: one conditional update, so of any number
+/// of concurrent callers exactly one gets the row. `None` means there is nothing to do now:
+/// already final, not due yet (backing off), or leased by someone else.
+pub(crate) async fn take_lease<E: Leased>(
+    db: &impl ConnectionTrait,
+    id: Uuid,
+    lease: Duration,
+) -> Result<Option<E::Model>, DomainError> {
+    let at = now();
+    let rows = E::update_many()
+        .col_expr(E::NEXT_ATTEMPT_AT, Expr::value(at + to_chrono(lease)))
+        .col_expr(E::UPDATED_AT, Expr::value(at))
+        .filter(E::ID.eq(id))
+        .filter(E::STATUS.eq(E::pending()))
+        .filter(E::NEXT_ATTEMPT_AT.lte(at))
+        .exec_with_returning(db)
+        .await?;
+    Ok(rows.into_iter().next())
+}
+
+/// The row is still PENDING and still under the lease that set `next_attempt_at`: a holder
+/// whose lease ran out cannot overwrite the state written by the one that took over.
+pub(crate) fn still_held<E: Leased>(
+    id: Uuid,
+    next_attempt_at: DateTime<Utc>,
+) -> sea_orm::Condition {
+    sea_orm::Condition::all()
+        .add(E::ID.eq(id))
+        .add(E::STATUS.eq(E::pending()))
+        .add(E::NEXT_ATTEMPT_AT.eq(next_attempt_at))
+}
+
+/// Leases and backoffs are seconds to minutes; anything beyond chrono's range (hundreds of
+/// millions of years) is clamped rather than treated as an error.
+pub(crate) fn to_chrono(d: Duration) -> chrono::TimeDelta {
+    chrono::TimeDelta::from_std(d).unwrap_or(chrono::TimeDelta::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_from_the_first_delay_and_is_capped() {
+        let s = RetrySchedule {
+            max_attempts: 50,
+            first_delay: Duration::from_secs(2),
+            max_delay: Duration::from_secs(60),
+        };
+        let waits: Vec<u64> = (1..=7).map(|n| s.delay_after(n).as_secs()).collect();
+        assert_eq!(waits, [2, 4, 8, 16, 32, 60, 60]);
+        // Huge attempt counts neither overflow nor exceed the cap.
+        assert_eq!(s.delay_after(u32::MAX), Duration::from_secs(60));
+        // Attempt 0 never happens in practice; it must not shrink the first wait.
+        assert_eq!(s.delay_after(0), Duration::from_secs(2));
+    }
+
+    #[test]
+    fn schedule_gives_up_at_max_attempts() {
+        let s = RetrySchedule {
+            max_attempts: 3,
+            ..RetrySchedule::default()
+        };
+        assert!(!s.exhausted(2));
+        assert!(s.exhausted(3));
+        assert!(s.exhausted(4));
+    }
+
+    #[test]
+    fn default_schedule_matches_its_documentation() {
+        let s = RetrySchedule::default();
+        let total: Duration = (1..s.max_attempts).map(|n| s.delay_after(n)).sum();
+        assert_eq!(s.delay_after(1), Duration::from_secs(2));
+        assert!(
+            (Duration::from_secs(180)..Duration::from_secs(300)).contains(&total),
+            "{total:?}"
+        );
+    }
+}
