@@ -259,7 +259,7 @@ async fn run_workers(state: AppState, stop: Shutdown) {
             disable_after: hooks.disable_after,
         },
     };
-    let mut ctx = jobs::runtime::JobContext::new(
+    let mut ctx = jobs::context::JobContext::new(
         state.db.clone(),
         state.mailer.clone(),
         composer,
@@ -268,7 +268,7 @@ async fn run_workers(state: AppState, stop: Shutdown) {
     );
     ctx.retry.max_attempts = settings.email_max_attempts;
     ctx.lease = settings.email_send_lease;
-    let mut options = jobs::runtime::WorkerOptions::new(jobs::runtime::default_instance());
+    let mut options = jobs::context::WorkerOptions::new(jobs::context::default_instance());
     options.sweep_interval = settings.email_sweep_interval;
     options.sweep_grace = settings.email_sweep_grace;
     options.webhook_concurrency = hooks.concurrency;

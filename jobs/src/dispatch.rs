@@ -11,7 +11,15 @@ use sea_orm::DatabaseConnection;
 
 use crate::queue::Queues;
 use crate::shutdown::Shutdown;
-use crate::sweeper::SweepError;
+
+/// Reading due outbox rows, or queueing them, failed.
+#[derive(Debug, thiserror::Error)]
+pub enum QueueingError {
+    #[error(transparent)]
+    Db(#[from] entity::DomainError),
+    #[error(transparent)]
+    Queue(#[from] crate::queue::QueueError),
+}
 
 /// Webhook deliveries queued per dispatcher query; a full batch is followed by another at once.
 const DISPATCH_BATCH: u64 = 1000;
@@ -101,7 +109,7 @@ pub(crate) async fn dispatch_until(
 pub async fn dispatch_webhooks(
     queues: &Queues,
     db: &DatabaseConnection,
-) -> Result<usize, SweepError> {
+) -> Result<usize, QueueingError> {
     let mut total = 0;
     loop {
         let due = webhook_outbox::dispatchable(db, DISPATCH_BATCH).await?;

@@ -38,16 +38,13 @@ use entity::outbox::email::{
 use entity::{DeliveryKind, DomainError, InvitationStatus};
 use sea_orm::EntityTrait;
 
+use crate::context::JobContext;
 use crate::email::ComposeError;
 use crate::mailer::SendError;
 use crate::queue::{Queues, SendEmail};
-use crate::runtime::JobContext;
 
 /// Longest one send may take before it counts as a transient failure.
 pub const SEND_TIMEOUT: Duration = Duration::from_secs(60);
-/// How long a claim keeps others away: a send, plus the writes that record it, plus margin.
-/// Also how long an email waits when its sender died mid-send.
-pub const LEASE: Duration = Duration::from_secs(180);
 
 /// What one attempt came to, before it is recorded.
 enum Outcome {

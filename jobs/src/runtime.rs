@@ -4,19 +4,14 @@
 use std::time::Duration;
 
 use apalis::prelude::{BackendExt, Monitor, WorkerBuilder, WorkerBuilderExt, WorkerContext};
-use entity::DomainError;
-use entity::outbox::RetrySchedule;
-use entity::work::{self, Command};
-use sea_orm::DatabaseConnection;
 
-use crate::dispatch::{Dispatcher, dispatch_until};
-use crate::email::Composer;
-use crate::email_sender::{LEASE, send_email};
-use crate::mailer::Mailer;
+use crate::context::{JobContext, WorkerOptions};
+use crate::dispatch::dispatch_until;
+use crate::email_sender::send_email;
 use crate::queue::{Backend, Queues};
 use crate::shutdown::Shutdown;
 use crate::sweeper::sweep_until;
-use crate::webhook::{WebhookContext, deliver_webhook};
+use crate::webhook::deliver_webhook;
 
 /// Immediate restarts of a failed worker before its generation ends and the supervisor waits.
 const RESTARTS: usize = 3;
@@ -24,104 +19,6 @@ const RESTARTS: usize = 3;
 const MAX_SUPERVISOR_PAUSE: Duration = Duration::from_secs(60);
 /// Hard stop for jobs still running this long after shutdown started.
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(90);
-
-/// What the job handlers need.
-#[derive(Clone)]
-pub struct JobContext {
-    pub db: DatabaseConnection,
-    pub mailer: Mailer,
-    pub composer: Composer,
-    /// The attempt cap lives here and on the row, not in apalis: apalis-redis ignores
-    /// `max_attempts`.
-    pub retry: RetrySchedule,
-    /// How long a send may take before another worker may try the delivery (see [`LEASE`]).
-    pub lease: Duration,
-    /// Publishes and queues what the jobs' units of work wrote.
-    pub dispatcher: Dispatcher,
-    pub webhooks: WebhookContext,
-}
-
-impl std::fmt::Debug for JobContext {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("JobContext")
-            .field("mailer", &self.mailer)
-            .field("composer", &self.composer)
-            .field("retry", &self.retry)
-            .field("webhooks", &self.webhooks)
-            .finish_non_exhaustive()
-    }
-}
-
-impl JobContext {
-    /// With the default email retry schedule and send lease.
-    pub fn new(
-        db: DatabaseConnection,
-        mailer: Mailer,
-        composer: Composer,
-        webhooks: WebhookContext,
-        dispatcher: Dispatcher,
-    ) -> Self {
-        Self {
-            db,
-            mailer,
-            composer,
-            retry: RetrySchedule::default(),
-            lease: LEASE,
-            dispatcher,
-            webhooks,
-        }
-    }
-
-    /// Runs a domain command in its own unit of work, dispatching what it wrote.
-    pub(crate) async fn run<C: Command>(&self, command: &C) -> Result<C::Output, DomainError> {
-        work::run(&self.db, &self.dispatcher, command).await
-    }
-}
-
-/// How the workers of one process run.
-#[derive(Debug, Clone)]
-pub struct WorkerOptions {
-    /// Unique per process (see [`default_instance`]): worker names derive from it, and a backend
-    /// refuses a name whose previous owner still looks alive.
-    pub instance: String,
-    /// How often an idle worker asks the queue for jobs; apalis would otherwise wait for the
-    /// next heartbeat.
-    pub poll_interval: Duration,
-    /// Emails sent at the same time by this process.
-    pub concurrency: usize,
-    /// Webhook requests in flight at the same time in this process.
-    pub webhook_concurrency: usize,
-    /// How often the dispatcher queues webhook deliveries that have become due.
-    pub dispatch_interval: Duration,
-    /// How often the sweeper looks for deliveries that no queued job will handle.
-    pub sweep_interval: Duration,
-    /// How long a delivery must have been due before the sweeper queues it again; leaves fresh
-    /// rows to the jobs queued with them.
-    pub sweep_grace: Duration,
-    /// How long finished webhook deliveries (and their attempts) are kept.
-    pub webhook_retention: Duration,
-}
-
-impl WorkerOptions {
-    pub fn new(instance: impl Into<String>) -> Self {
-        Self {
-            instance: instance.into(),
-            poll_interval: Duration::from_millis(250),
-            concurrency: 4,
-            webhook_concurrency: 16,
-            dispatch_interval: Duration::from_millis(250),
-            sweep_interval: Duration::from_secs(5),
-            sweep_grace: Duration::from_secs(30),
-            webhook_retention: Duration::from_secs(30 * 24 * 3600),
-        }
-    }
-}
-
-/// `pid-random`: unique per process even when a restarted container reuses its pid.
-pub fn default_instance() -> String {
-    let random = uuid::Uuid::new_v4().simple().to_string();
-    format!("{}-{}", std::process::id(), &random[..8])
-}
 
 /// Runs the send-email and deliver-webhook workers, the webhook dispatcher and the sweeper
 /// until `shutdown`; jobs already running finish (up to a hard stop after

@@ -9,8 +9,9 @@ use entity::outbox::email as email_outbox;
 use entity::outbox::webhook as webhook_outbox;
 use sea_orm::DatabaseConnection;
 
+use crate::context::{JobContext, WorkerOptions};
+use crate::dispatch::QueueingError;
 use crate::queue::Queues;
-use crate::runtime::{JobContext, WorkerOptions};
 use crate::shutdown::Shutdown;
 
 /// Rows re-queued per sweep.
@@ -64,14 +65,6 @@ pub(crate) async fn sweep_until(
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum SweepError {
-    #[error(transparent)]
-    Db(#[from] DomainError),
-    #[error(transparent)]
-    Queue(#[from] crate::queue::QueueError),
-}
-
 /// Deletes finished webhook deliveries older than `retention`, batch by batch; returns how
 /// many. Every replica may run it: a row deleted twice is deleted once.
 pub async fn purge(db: &DatabaseConnection, retention: Duration) -> Result<u64, DomainError> {
@@ -87,7 +80,7 @@ pub async fn purge(db: &DatabaseConnection, retention: Duration) -> Result<u64, 
 
 /// Writes the reminders that are due (see [`QueueReminders`]); the unit of work queues them.
 /// Returns how many emails.
-pub async fn remind(ctx: &JobContext) -> Result<usize, SweepError> {
+pub async fn remind(ctx: &JobContext) -> Result<usize, QueueingError> {
     Ok(ctx.run(&QueueReminders { batch: SWEEP_BATCH }).await?)
 }
 
@@ -98,7 +91,7 @@ pub async fn sweep(
     queues: &Queues,
     db: &DatabaseConnection,
     grace: Duration,
-) -> Result<usize, SweepError> {
+) -> Result<usize, QueueingError> {
     let emails = email_outbox::due_pending(db, grace, SWEEP_BATCH).await?;
     for (id, due) in &emails {
         queues.requeue(*id, *due).await?;

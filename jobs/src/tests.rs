@@ -23,13 +23,13 @@ use serde_json::json;
 use url::Url;
 use uuid::Uuid;
 
+use crate::context::{JobContext, LEASE, WorkerOptions};
 use crate::dispatch::Dispatcher;
 use crate::email::Composer;
 use crate::email::tests::parse_raw;
-use crate::email_sender::LEASE;
 use crate::mailer::Mailer;
 use crate::queue::{QueueConfig, Queues};
-use crate::runtime::{self, JobContext, WorkerOptions};
+use crate::runtime;
 use crate::shutdown;
 
 /// Drops what units of work hand over: the tests here queue jobs themselves, as they need them.

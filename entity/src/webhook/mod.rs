@@ -8,5 +8,6 @@
 
 pub mod endpoint;
 pub mod events;
+pub mod log;
 pub mod signing;
 pub mod target;

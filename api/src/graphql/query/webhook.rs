@@ -3,8 +3,8 @@ use std::collections::HashMap;
 use async_graphql::connection::{Connection as Page, Edge, EmptyFields};
 use async_graphql::{Context, ID, InputObject, Object, Result};
 use entity::entities::webhook_endpoints;
-use entity::outbox::webhook::{DeliveryFilter, attempts_of};
 use entity::scope::find_owned;
+use entity::webhook::log::{DeliveryFilter, attempts_of};
 
 use crate::graphql::context::{state, viewer};
 use crate::graphql::enums::WebhookDeliveryStatus;
@@ -98,7 +98,7 @@ impl WebhookQuery {
         };
         let db = &state(ctx)?.db;
         let mut rows =
-            entity::outbox::webhook::list(db, org, endpoint_id, &filter, after, first as u64 + 1)
+            entity::webhook::log::list(db, org, endpoint_id, &filter, after, first as u64 + 1)
                 .await
                 .gql()?;
         let has_next = rows.len() > first;

@@ -1,0 +1,115 @@
+//! What the job handlers of one process share, and how its workers run.
+
+use std::time::Duration;
+
+use entity::DomainError;
+use entity::outbox::RetrySchedule;
+use entity::work::{self, Command};
+use sea_orm::DatabaseConnection;
+
+use crate::dispatch::Dispatcher;
+use crate::email::Composer;
+use crate::mailer::Mailer;
+use crate::webhook::WebhookContext;
+
+/// How long a claim keeps others away: a send, plus the writes that record it, plus margin.
+/// Also how long an email waits when its sender died mid-send.
+pub const LEASE: Duration = Duration::from_secs(180);
+
+/// What the job handlers need.
+#[derive(Clone)]
+pub struct JobContext {
+    pub db: DatabaseConnection,
+    pub mailer: Mailer,
+    pub composer: Composer,
+    /// The attempt cap lives here and on the row, not in apalis: apalis-redis ignores
+    /// `max_attempts`.
+    pub retry: RetrySchedule,
+    /// How long a send may take before another worker may try the delivery (see [`LEASE`]).
+    pub lease: Duration,
+    /// Publishes and queues what the jobs' units of work wrote.
+    pub dispatcher: Dispatcher,
+    pub webhooks: WebhookContext,
+}
+
+impl std::fmt::Debug for JobContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JobContext")
+            .field("mailer", &self.mailer)
+            .field("composer", &self.composer)
+            .field("retry", &self.retry)
+            .field("webhooks", &self.webhooks)
+            .finish_non_exhaustive()
+    }
+}
+
+impl JobContext {
+    /// With the default email retry schedule and send lease.
+    pub fn new(
+        db: DatabaseConnection,
+        mailer: Mailer,
+        composer: Composer,
+        webhooks: WebhookContext,
+        dispatcher: Dispatcher,
+    ) -> Self {
+        Self {
+            db,
+            mailer,
+            composer,
+            retry: RetrySchedule::default(),
+            lease: LEASE,
+            dispatcher,
+            webhooks,
+        }
+    }
+
+    /// Runs a domain command in its own unit of work, dispatching what it wrote.
+    pub(crate) async fn run<C: Command>(&self, command: &C) -> Result<C::Output, DomainError> {
+        work::run(&self.db, &self.dispatcher, command).await
+    }
+}
+
+/// How the workers of one process run.
+#[derive(Debug, Clone)]
+pub struct WorkerOptions {
+    /// Unique per process (see [`default_instance`]): worker names derive from it, and a backend
+    /// refuses a name whose previous owner still looks alive.
+    pub instance: String,
+    /// How often an idle worker asks the queue for jobs; apalis would otherwise wait for the
+    /// next heartbeat.
+    pub poll_interval: Duration,
+    /// Emails sent at the same time by this process.
+    pub concurrency: usize,
+    /// Webhook requests in flight at the same time in this process.
+    pub webhook_concurrency: usize,
+    /// How often the dispatcher queues webhook deliveries that have become due.
+    pub dispatch_interval: Duration,
+    /// How often the sweeper looks for deliveries that no queued job will handle.
+    pub sweep_interval: Duration,
+    /// How long a delivery must have been due before the sweeper queues it again; leaves fresh
+    /// rows to the jobs queued with them.
+    pub sweep_grace: Duration,
+    /// How long finished webhook deliveries (and their attempts) are kept.
+    pub webhook_retention: Duration,
+}
+
+impl WorkerOptions {
+    pub fn new(instance: impl Into<String>) -> Self {
+        Self {
+            instance: instance.into(),
+            poll_interval: Duration::from_millis(250),
+            concurrency: 4,
+            webhook_concurrency: 16,
+            dispatch_interval: Duration::from_millis(250),
+            sweep_interval: Duration::from_secs(5),
+            sweep_grace: Duration::from_secs(30),
+            webhook_retention: Duration::from_secs(30 * 24 * 3600),
+        }
+    }
+}
+
+/// `pid-random`: unique per process even when a restarted container reuses its pid.
+pub fn default_instance() -> String {
+    let random = uuid::Uuid::new_v4().simple().to_string();
+    format!("{}-{}", std::process::id(), &random[..8])
+}
