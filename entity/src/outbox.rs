@@ -70,6 +70,26 @@ pub(crate) trait Leased: EntityTrait {
     fn pending() -> sea_orm::Value;
 }
 
+/// Both outbox tables name their lease columns alike.
+macro_rules! leased {
+    ($($module:ident => $pending:expr),*) => {$(
+        impl Leased for crate::entities::$module::Entity {
+            const ID: Self::Column = crate::entities::$module::Column::Id;
+            const STATUS: Self::Column = crate::entities::$module::Column::Status;
+            const NEXT_ATTEMPT_AT: Self::Column = crate::entities::$module::Column::NextAttemptAt;
+            const UPDATED_AT: Self::Column = crate::entities::$module::Column::UpdatedAt;
+            fn pending() -> sea_orm::Value {
+                $pending.into()
+            }
+        }
+    )*};
+}
+
+leased!(
+    email_deliveries => crate::DeliveryStatus::Pending,
+    webhook_deliveries => crate::WebhookDeliveryStatus::Pending
+);
+
 /// Takes the lease of a due PENDING row for `lease`: one conditional update, so of any number
 /// of concurrent callers exactly one gets the row. `None` means there is nothing to do now:
 /// already final, not due yet (backing off), or leased by someone else.

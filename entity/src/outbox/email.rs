@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::{Leased, RetrySchedule, still_held, take_lease, to_chrono};
+use super::{RetrySchedule, still_held, take_lease, to_chrono};
 use crate::activity::{self, Actor, EventExtra};
 use crate::crypto::{Keyring, hash_token};
 use crate::entities::{email_deliveries, invitations};
@@ -121,16 +121,6 @@ pub async fn enqueue(
 #[derive(Debug, Clone)]
 pub struct Claim {
     pub delivery: email_deliveries::Model,
-}
-
-impl Leased for email_deliveries::Entity {
-    const ID: Self::Column = email_deliveries::Column::Id;
-    const STATUS: Self::Column = email_deliveries::Column::Status;
-    const NEXT_ATTEMPT_AT: Self::Column = email_deliveries::Column::NextAttemptAt;
-    const UPDATED_AT: Self::Column = email_deliveries::Column::UpdatedAt;
-    fn pending() -> sea_orm::Value {
-        DeliveryStatus::Pending.into()
-    }
 }
 
 /// Takes the send lease of a due PENDING delivery for `lease` (see [`take_lease`]).

@@ -18,7 +18,7 @@ use sea_orm::{
 use serde_json::json;
 use uuid::Uuid;
 
-use super::{Leased, RetrySchedule, still_held, take_lease, to_chrono};
+use super::{RetrySchedule, still_held, take_lease, to_chrono};
 use crate::entities::{webhook_attempts, webhook_deliveries, webhook_endpoints};
 use crate::scope::find_owned;
 use crate::webhook::events::{ENDPOINT_DISABLED, emit};
@@ -57,16 +57,6 @@ impl Default for WebhookPolicy {
 pub struct Claim {
     pub delivery: webhook_deliveries::Model,
     pub endpoint: webhook_endpoints::Model,
-}
-
-impl Leased for webhook_deliveries::Entity {
-    const ID: Self::Column = webhook_deliveries::Column::Id;
-    const STATUS: Self::Column = webhook_deliveries::Column::Status;
-    const NEXT_ATTEMPT_AT: Self::Column = webhook_deliveries::Column::NextAttemptAt;
-    const UPDATED_AT: Self::Column = webhook_deliveries::Column::UpdatedAt;
-    fn pending() -> sea_orm::Value {
-        WebhookDeliveryStatus::Pending.into()
-    }
 }
 
 /// Takes the lease of a due PENDING delivery (see [`super::take_lease`]): of any number
