@@ -20,13 +20,13 @@ use sea_orm::{
     QueryFilter, QueryOrder, Set,
 };
 use serde_json::json;
+use test_support::mail::Mail;
 use url::Url;
 use uuid::Uuid;
 
 use crate::context::{JobContext, LEASE, WorkerOptions};
 use crate::dispatch::Dispatcher;
 use crate::email::Composer;
-use crate::email::tests::parse_raw;
 use crate::mailer::Mailer;
 use crate::queue::{QueueConfig, Queues};
 use crate::runtime;
@@ -334,19 +334,20 @@ async fn sends_each_delivery_once_and_records_it(queue: Queue) {
         assert_eq!((row.attempts, row.sent_at.is_some()), (1, true));
         let eml = files
             .iter()
-            .map(|f| parse_raw(f))
-            .find(|m| {
-                m.headers
-                    .contains(&format!("Message-ID: {}", row.message_id))
-            })
+            .map(|f| Mail::parse(f))
+            .find(|m| m.message_id().as_deref() == Some(row.message_id.as_str()))
             .expect("message carries the row's Message-ID");
-        assert!(eml.headers.contains(&format!("To: {}", row.recipient)));
-        assert!(eml.headers.contains("Content-Type: multipart/alternative"));
-        let text = &eml.parts[0].1;
+        assert_eq!(eml.header("To").as_deref(), Some(row.recipient.as_str()));
+        assert!(
+            eml.header("Content-Type")
+                .unwrap()
+                .starts_with("multipart/alternative")
+        );
+        let text = eml.text().unwrap();
         if row.kind == DeliveryKind::Invitation {
-            assert!(
-                eml.headers
-                    .contains("Subject: Connect your utility account for Acme <Energy>")
+            assert_eq!(
+                eml.subject().as_deref(),
+                Some("Connect your utility account for Acme <Energy>")
             );
             let link = format!(
                 "http://gateway.test/p/i/{}?email={}&sig=",
@@ -355,9 +356,9 @@ async fn sends_each_delivery_once_and_records_it(queue: Queue) {
             );
             assert!(text.contains(&link), "{text}");
         } else {
-            assert!(
-                eml.headers
-                    .contains("Subject: Your verification code for Acme <Energy>")
+            assert_eq!(
+                eml.subject().as_deref(),
+                Some("Your verification code for Acme <Energy>")
             );
             assert!(text.contains("123456"));
         }

@@ -5,18 +5,15 @@
 //! Faults are injected at run time with [`SmtpServer::set_mode`], and [`SmtpServer::stop`] /
 //! [`SmtpServer::restart_on_same_port`] simulate "SMTP down, then up again".
 
-mod mime;
-
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use test_support::mail::Mail;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
-
-pub use mime::Part;
 
 /// How the server answers; change it at any time with [`SmtpServer::set_mode`].
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -73,93 +70,9 @@ pub struct Captured {
 }
 
 impl Captured {
-    /// All header fields in order, unfolded, values trimmed (not RFC 2047-decoded).
-    pub fn headers(&self) -> Vec<(String, String)> {
-        let lines = mime::lines(&self.data);
-        mime::parse_headers(&lines).0
-    }
-
-    /// The first header called `name` (case-insensitive), unfolded and trimmed, as written.
-    pub fn header(&self, name: &str) -> Option<String> {
-        self.header_all(name).into_iter().next()
-    }
-
-    /// Every header called `name` (case-insensitive), unfolded and trimmed, as written.
-    pub fn header_all(&self, name: &str) -> Vec<String> {
-        self.headers()
-            .into_iter()
-            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v)
-            .collect()
-    }
-
-    /// The first header called `name` with RFC 2047 encoded words (`=?utf-8?b?…?=`) decoded.
-    pub fn header_decoded(&self, name: &str) -> Option<String> {
-        self.header(name).map(|v| mime::decode_words(&v))
-    }
-
-    /// The `Message-ID` header as written, angle brackets included (e.g. `<abc@host>`).
-    pub fn message_id(&self) -> Option<String> {
-        self.header("Message-ID")
-    }
-
-    /// The decoded `Subject`.
-    pub fn subject(&self) -> Option<String> {
-        self.header_decoded("Subject")
-    }
-
-    /// The raw body: everything after the first empty line, still transfer-encoded.
-    pub fn body(&self) -> &str {
-        let crlf = self.data.find("\r\n\r\n").map(|i| i + 4);
-        let lf = self.data.find("\n\n").map(|i| i + 2);
-        let start = match (crlf, lf) {
-            (Some(a), Some(b)) => a.min(b),
-            (Some(a), None) | (None, Some(a)) => a,
-            (None, None) => self.data.len(),
-        };
-        &self.data[start..]
-    }
-
-    /// The leaf MIME parts (multiparts walked), transfer-decoded to text, line endings `\n`.
-    pub fn parts(&self) -> Vec<Part> {
-        let lines = mime::lines(&self.data);
-        let mut out = Vec::new();
-        mime::leaf_parts(&lines, &mut out, 0);
-        out
-    }
-
-    /// The first `text/plain` part, decoded.
-    pub fn text(&self) -> Option<String> {
-        self.parts()
-            .into_iter()
-            .find(|p| p.content_type == "text/plain")
-            .map(|p| p.body)
-    }
-
-    /// The first `text/html` part, decoded.
-    pub fn html(&self) -> Option<String> {
-        self.parts()
-            .into_iter()
-            .find(|p| p.content_type == "text/html")
-            .map(|p| p.body)
-    }
-
-    /// Every distinct `http://` / `https://` link in the decoded text parts, in order
-    /// (`&amp;` unescaped, trailing punctuation dropped).
-    pub fn links(&self) -> Vec<String> {
-        let mut out: Vec<String> = Vec::new();
-        for part in self
-            .parts()
-            .into_iter()
-            .filter(|p| p.content_type.starts_with("text/"))
-        {
-            for link in mime::links(&part.body) {
-                if !out.contains(&link) {
-                    out.push(link);
-                }
-            }
-        }
-        out
+    /// The message, read: header values, decoded subject and parts, links.
+    pub fn mail(&self) -> Mail<'_> {
+        Mail::parse(&self.data)
     }
 
     /// Whether the message is addressed (envelope `RCPT TO`) to `address`, case-insensitively.
@@ -271,7 +184,7 @@ impl SmtpServer {
             if tokio::time::Instant::now() >= deadline {
                 let summary: Vec<String> = messages
                     .iter()
-                    .map(|m| format!("to {:?}, subject {:?}", m.to, m.subject()))
+                    .map(|m| format!("to {:?}, subject {:?}", m.to, m.mail().subject()))
                     .collect();
                 panic!(
                     "SMTP test server on port {}: expected at least {n} message(s) within {timeout:?}, \

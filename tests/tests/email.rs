@@ -82,26 +82,27 @@ both!(three_recipients_three_messages, |backend| async move {
     let mut links = HashSet::new();
     for m in &messages {
         let to = m.to[0].clone();
+        let mail = m.mail();
         assert!(
-            m.header("Content-Type")
+            mail.header("Content-Type")
                 .unwrap()
                 .contains("multipart/alternative"),
             "{}",
             m.data
         );
         assert_eq!(
-            m.message_id().as_deref(),
+            mail.message_id().as_deref(),
             Some(by_id[&to].as_str()),
             "the Message-ID chosen at write time"
         );
-        assert!(m.header("Date").is_some());
+        assert!(mail.header("Date").is_some());
         assert!(
-            m.subject().unwrap().contains("Acme Co Ltd"),
+            mail.subject().unwrap().contains("Acme Co Ltd"),
             "the display name"
         );
-        let text = m.text().unwrap();
-        let html = m.html().unwrap();
-        let link = m
+        let text = mail.text().unwrap();
+        let html = mail.html().unwrap();
+        let link = mail
             .links()
             .into_iter()
             .find(|l| l.contains(token))
@@ -144,12 +145,12 @@ both!(
         gql.query(resend, json!({ "id": inv["id"] })).await.data();
         let messages = app.smtp.wait_for(2, WAIT).await;
         assert!(
-            messages[1].links().iter().any(|l| l.contains(&old)),
+            messages[1].mail().links().iter().any(|l| l.contains(&old)),
             "the same link again"
         );
         assert_ne!(
-            messages[0].message_id(),
-            messages[1].message_id(),
+            messages[0].mail().message_id(),
+            messages[1].mail().message_id(),
             "a new message"
         );
         let r = gql
@@ -164,7 +165,7 @@ both!(
             .to_owned();
         assert_ne!(new, old);
         let messages = app.smtp.wait_for(3, WAIT).await;
-        assert!(messages[2].links().iter().any(|l| l.contains(&new)));
+        assert!(messages[2].mail().links().iter().any(|l| l.contains(&new)));
         let q = "query($t: String!) { publicInvitation(token: $t) { companyName } }";
         app.anon()
             .query(q, json!({ "t": old }))
@@ -268,7 +269,12 @@ async fn lost_queue_is_recovered_by_the_sweeper() {
     api.smtp.wait_for(3, WAIT).await;
     settled(&api).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let ids: HashSet<_> = api.smtp.messages().iter().map(|m| m.message_id()).collect();
+    let ids: HashSet<_> = api
+        .smtp
+        .messages()
+        .iter()
+        .map(|m| m.mail().message_id())
+        .collect();
     assert_eq!(
         (api.smtp.messages().len(), ids.len()),
         (3, 3),
@@ -293,7 +299,7 @@ async fn two_workers_share_the_queue() {
     settled(&api).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let messages = api.smtp.messages();
-    let ids: HashSet<_> = messages.iter().map(|m| m.message_id()).collect();
+    let ids: HashSet<_> = messages.iter().map(|m| m.mail().message_id()).collect();
     assert_eq!((messages.len(), ids.len()), (20, 20));
     assert_eq!(count_events(&api, EventType::EmailSent).await, 20);
     w1.stop().await;
@@ -338,7 +344,10 @@ async fn killed_worker_mid_send_is_recovered() {
     assert!(api.smtp.messages().is_empty());
     let worker = app::spawn_worker(&api, |_| {}).await;
     let messages = api.smtp.wait_for(1, WAIT).await;
-    assert_eq!(messages[0].message_id().as_deref(), Some(expected.as_str()));
+    assert_eq!(
+        messages[0].mail().message_id().as_deref(),
+        Some(expected.as_str())
+    );
     settled(&api).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(api.smtp.messages().len(), 1, "delivered exactly once");
@@ -469,6 +478,7 @@ both!(
         assert!(messages[0].is_to("late@example.com"));
         assert!(
             messages[0]
+                .mail()
                 .text()
                 .unwrap()
                 .to_lowercase()

@@ -70,6 +70,7 @@ both!(events_arrive_in_commit_order, |backend| async move {
         .data();
     assert_eq!(types(&events(&mut ws, 1).await), ["VIEWED"]);
     let link = app.smtp.messages()[0]
+        .mail()
         .links()
         .into_iter()
         .find(|l| l.contains(token))

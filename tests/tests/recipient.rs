@@ -224,7 +224,7 @@ both!(reason_coded_answers, |backend| async move {
 /// The 6-digit code of the newest verification email to `to`.
 fn code_in(messages: &[tests::smtp::Captured], to: &str) -> Option<String> {
     messages.iter().rev().filter(|m| m.is_to(to)).find_map(|m| {
-        let text = m.text()?;
+        let text = m.mail().text()?;
         text.split(|c: char| !c.is_ascii_digit())
             .find(|w| w.len() == 6)
             .map(str::to_owned)
@@ -341,6 +341,7 @@ both!(emailed_links_are_pre_verified, |backend| async move {
     .await;
     let messages = app.smtp.wait_for(1, Duration::from_secs(20)).await;
     let link = messages[0]
+        .mail()
         .links()
         .into_iter()
         .find(|l| l.contains(&token))

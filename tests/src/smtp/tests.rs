@@ -142,26 +142,27 @@ async fn captures_a_message_and_unstuffs_dots() {
     assert_eq!(m.to, ["a@example.test", "b@example.test"]);
     assert!(m.is_to("B@example.test"));
     assert_eq!(m.data, MESSAGE);
+    let mail = m.mail();
     assert_eq!(
-        m.body(),
+        mail.body(),
         "..leading dot line\r\n...\r\nJoin: http://127.0.0.1:1/i/tok?x=1\r\n"
     );
     assert_eq!(
-        m.header("subject").as_deref(),
+        mail.header("subject").as_deref(),
         Some("=?utf-8?b?SW52aXRhdGlvbiDDoCB2b3Vz?=")
     );
-    assert_eq!(m.subject().as_deref(), Some("Invitation à vous"));
+    assert_eq!(mail.subject().as_deref(), Some("Invitation à vous"));
     assert_eq!(
-        m.header("X-FOLDED").as_deref(),
+        mail.header("X-FOLDED").as_deref(),
         Some("first part\tsecond part")
     );
-    assert_eq!(m.message_id().as_deref(), Some("<abc.123@example.test>"));
-    assert_eq!(m.header("missing"), None);
+    assert_eq!(mail.message_id().as_deref(), Some("<abc.123@example.test>"));
+    assert_eq!(mail.header("missing"), None);
     assert_eq!(
-        m.text().as_deref(),
+        mail.text().as_deref(),
         Some("..leading dot line\n...\nJoin: http://127.0.0.1:1/i/tok?x=1\n")
     );
-    assert_eq!(m.links(), ["http://127.0.0.1:1/i/tok?x=1"]);
+    assert_eq!(mail.links(), ["http://127.0.0.1:1/i/tok?x=1"]);
     assert_eq!(smtp.connection_count(), 1);
 }
 
