@@ -1,9 +1,7 @@
 //! API-key authentication with a short-lived in-memory cache, so verifying a key does not cost a
 //! database round trip on every request. A revoked key stops working within the cache TTL.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::http::{HeaderMap, header};
 use entity::crypto::hash_token;
@@ -18,12 +16,13 @@ pub struct Viewer {
     pub api_key_name: String,
 }
 
-/// Cache entries for this many keys at most; past it the cache is cleared (keys are few).
-const MAX_CACHED: usize = 10_000;
+/// Keys remembered at most (keys are few; bad keys are remembered too, and the least useful
+/// entries go first).
+const MAX_CACHED: u64 = 10_000;
 
-#[derive(Default)]
+/// Key hash → the viewer it authenticates (`None`: unknown or revoked), for the cache TTL.
 pub struct KeyCache {
-    entries: Mutex<HashMap<String, (Option<Viewer>, Instant)>>,
+    entries: moka::future::Cache<String, Option<Viewer>>,
 }
 
 /// The key presented in `X-API-Key` or `Authorization: Bearer …`, if any.
@@ -39,19 +38,25 @@ pub fn presented_key(headers: &HeaderMap) -> Option<String> {
 }
 
 impl KeyCache {
+    pub fn new(ttl: Duration) -> Self {
+        Self {
+            entries: moka::future::Cache::builder()
+                .max_capacity(MAX_CACHED)
+                .time_to_live(ttl)
+                .build(),
+        }
+    }
+
     /// The viewer for `key`, or `None` when the key is unknown or revoked. Negative answers are
     /// cached too, so a flood of bad keys cannot turn into a flood of queries.
     pub async fn authenticate(
         &self,
         db: &DatabaseConnection,
         key: &str,
-        ttl: Duration,
     ) -> Result<Option<Viewer>, entity::DomainError> {
         let hash = hash_token(key);
-        if let Some((viewer, at)) = self.lock().get(&hash)
-            && at.elapsed() < ttl
-        {
-            return Ok(viewer.clone());
+        if let Some(viewer) = self.entries.get(&hash).await {
+            return Ok(viewer);
         }
         let viewer = entity::organization::authenticate(db, key)
             .await?
@@ -60,16 +65,7 @@ impl KeyCache {
                 api_key_id: row.id,
                 api_key_name: row.name,
             });
-        let mut entries = self.lock();
-        if entries.len() >= MAX_CACHED {
-            entries.clear();
-        }
-        entries.insert(hash, (viewer.clone(), Instant::now()));
+        self.entries.insert(hash, viewer.clone()).await;
         Ok(viewer)
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Option<Viewer>, Instant)>> {
-        // A panic while holding the lock leaves only cache entries behind: safe to keep using.
-        self.entries.lock().unwrap_or_else(|p| p.into_inner())
     }
 }

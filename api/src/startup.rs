@@ -9,9 +9,9 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
 use entity::crypto::Keyring;
 use entity::organization::NewApiKey;
-use jobs::shutdown::{self, Shutdown};
 use sea_orm::{DatabaseConnection, EntityTrait, PaginatorTrait};
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 use tower_http::trace::TraceLayer;
 
 use crate::config::{ConfigError, Settings};
@@ -94,6 +94,7 @@ pub async fn prepare(mut settings: Settings) -> Result<AppState, StartupError> {
     let dispatcher = jobs::dispatch::Dispatcher::new(db.clone(), queues.clone(), move |events| {
         bus.publish(&events);
     });
+    let key_cache = crate::auth::KeyCache::new(settings.api_key_cache_ttl);
     Ok(AppState::new(Inner {
         events,
         dispatcher,
@@ -105,7 +106,7 @@ pub async fn prepare(mut settings: Settings) -> Result<AppState, StartupError> {
         keys,
         settings,
         redis,
-        key_cache: Default::default(),
+        key_cache,
     }))
 }
 
@@ -145,7 +146,7 @@ pub async fn build(
     })
 }
 
-pub fn router(state: AppState, shutdown: Shutdown) -> Router {
+pub fn router(state: AppState, shutdown: CancellationToken) -> Router {
     let schema = graphql::build_schema(&state.settings.graphql, Some(state.clone()));
     let endpoint = GraphqlEndpoint {
         schema,
@@ -196,18 +197,20 @@ impl App {
         self,
         signal: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), StartupError> {
-        let (trigger, stop) = shutdown::channel();
+        let stop = CancellationToken::new();
+        // Whatever ends this function (a panic too) stops what it started.
+        let _stop_on_drop = stop.clone().drop_guard();
         let mut tasks = tokio::task::JoinSet::new();
         if self.roles.workers {
             tasks.spawn(run_workers(self.state.clone(), stop.clone()));
         }
         if let Some(listener) = self.listener {
             let app = router(self.state.clone(), stop.clone());
-            let mut stop = stop.clone();
+            let stop = stop.clone();
             tasks.spawn(async move {
                 let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
                 let served = axum::serve(listener, app)
-                    .with_graceful_shutdown(async move { stop.wait().await })
+                    .with_graceful_shutdown(async move { stop.cancelled().await })
                     .await;
                 if let Err(e) = served {
                     tracing::error!(error = %e, "HTTP server failed");
@@ -216,13 +219,13 @@ impl App {
         }
         signal.await;
         tracing::info!("shutting down");
-        trigger.fire();
+        stop.cancel();
         while tasks.join_next().await.is_some() {}
         Ok(())
     }
 }
 
-async fn run_workers(state: AppState, stop: Shutdown) {
+async fn run_workers(state: AppState, stop: CancellationToken) {
     let settings = &state.settings;
     let from = match settings.mail_from.parse::<jobs::mailer::Mailbox>() {
         Ok(m) => m,

@@ -10,7 +10,7 @@ use entity::work::{Dispatch, Outbox};
 use sea_orm::DatabaseConnection;
 
 use crate::queue::Queues;
-use crate::shutdown::Shutdown;
+use tokio_util::sync::CancellationToken;
 
 /// Reading due outbox rows, or queueing them, failed.
 #[derive(Debug, thiserror::Error)]
@@ -90,13 +90,13 @@ pub(crate) async fn dispatch_until(
     queues: Queues,
     db: DatabaseConnection,
     interval: Duration,
-    mut shutdown: Shutdown,
+    shutdown: CancellationToken,
 ) {
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            () = shutdown.wait() => return,
+            () = shutdown.cancelled() => return,
             _ = ticker.tick() => {}
         }
         if let Err(e) = dispatch_webhooks(&queues, &db).await {

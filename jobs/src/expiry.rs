@@ -10,7 +10,7 @@ use entity::invitation::ExpireDue;
 use entity::work::{self, Dispatch};
 use sea_orm::DatabaseConnection;
 
-use crate::shutdown::Shutdown;
+use tokio_util::sync::CancellationToken;
 
 /// Rows per transaction: large enough to be fast, small enough to keep locks short.
 pub const EXPIRY_BATCH: u64 = 500;
@@ -38,7 +38,7 @@ pub async fn expire_all(
 pub async fn run(
     db: DatabaseConnection,
     interval: Duration,
-    mut shutdown: Shutdown,
+    shutdown: CancellationToken,
     dispatch: impl Dispatch,
 ) {
     // The first sweep waits one interval: readers never depend on it, and starting replicas
@@ -47,7 +47,7 @@ pub async fn run(
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            () = shutdown.wait() => return,
+            () = shutdown.cancelled() => return,
             _ = ticker.tick() => {}
         }
         match expire_all(&db, &dispatch).await {

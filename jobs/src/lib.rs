@@ -9,7 +9,6 @@ pub mod expiry;
 pub mod mailer;
 pub mod queue;
 pub mod runtime;
-pub mod shutdown;
 pub mod sweeper;
 pub mod webhook;
 

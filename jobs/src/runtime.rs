@@ -9,9 +9,9 @@ use crate::context::{JobContext, WorkerOptions};
 use crate::dispatch::dispatch_until;
 use crate::email_sender::send_email;
 use crate::queue::{Backend, Queues};
-use crate::shutdown::Shutdown;
 use crate::sweeper::sweep_until;
 use crate::webhook::deliver_webhook;
+use tokio_util::sync::CancellationToken;
 
 /// Immediate restarts of a failed worker before its generation ends and the supervisor waits.
 const RESTARTS: usize = 3;
@@ -23,7 +23,12 @@ const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(90);
 /// Runs the send-email and deliver-webhook workers, the webhook dispatcher and the sweeper
 /// until `shutdown`; jobs already running finish (up to a hard stop after
 /// [`SHUTDOWN_TIMEOUT`]).
-pub async fn run(queues: Queues, ctx: JobContext, options: WorkerOptions, shutdown: Shutdown) {
+pub async fn run(
+    queues: Queues,
+    ctx: JobContext,
+    options: WorkerOptions,
+    shutdown: CancellationToken,
+) {
     tokio::join!(
         sweep_until(
             queues.clone(),
@@ -48,13 +53,13 @@ async fn supervise(
     queues: Queues,
     ctx: JobContext,
     options: WorkerOptions,
-    mut shutdown: Shutdown,
+    shutdown: CancellationToken,
 ) {
     let mut pause = Duration::from_secs(1);
     for generation in 0u64.. {
         let started = tokio::time::Instant::now();
         run_generation(&queues, &ctx, &options, generation, shutdown.clone()).await;
-        if shutdown.is_fired() {
+        if shutdown.is_cancelled() {
             return;
         }
         if started.elapsed() > MAX_SUPERVISOR_PAUSE {
@@ -65,7 +70,7 @@ async fn supervise(
             "job workers stopped; starting them again"
         );
         tokio::select! {
-            () = shutdown.wait() => return,
+            () = shutdown.cancelled() => return,
             () = tokio::time::sleep(pause) => {}
         }
         pause = (pause * 2).min(MAX_SUPERVISOR_PAUSE);
@@ -108,7 +113,7 @@ async fn run_generation(
     ctx: &JobContext,
     options: &WorkerOptions,
     generation: u64,
-    shutdown: Shutdown,
+    shutdown: CancellationToken,
 ) {
     let monitor = Monitor::new()
         .should_restart(|worker: &WorkerContext, error| {
@@ -139,9 +144,9 @@ async fn run_generation(
         deliver_webhook,
         webhooks = ctx.webhooks
     );
-    let mut stop = shutdown;
+    let stop = shutdown;
     let signal = async move {
-        stop.wait().await;
+        stop.cancelled().await;
         Ok(())
     };
     if let Err(e) = monitor.run_with_signal(signal).await {

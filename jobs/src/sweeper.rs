@@ -12,7 +12,7 @@ use sea_orm::DatabaseConnection;
 use crate::context::{JobContext, WorkerOptions};
 use crate::dispatch::QueueingError;
 use crate::queue::Queues;
-use crate::shutdown::Shutdown;
+use tokio_util::sync::CancellationToken;
 
 /// Rows re-queued per sweep.
 const SWEEP_BATCH: u64 = 500;
@@ -26,7 +26,7 @@ pub(crate) async fn sweep_until(
     queues: Queues,
     ctx: JobContext,
     options: WorkerOptions,
-    mut shutdown: Shutdown,
+    shutdown: CancellationToken,
 ) {
     let db = &ctx.db;
     let mut ticker = tokio::time::interval(options.sweep_interval);
@@ -34,7 +34,7 @@ pub(crate) async fn sweep_until(
     let mut last_vacuum = tokio::time::Instant::now();
     loop {
         tokio::select! {
-            () = shutdown.wait() => return,
+            () = shutdown.cancelled() => return,
             _ = ticker.tick() => {}
         }
         if last_vacuum.elapsed() >= VACUUM_INTERVAL {

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 use entity::activity::Actor;
 use entity::crypto::Keyring;
@@ -30,7 +31,6 @@ use crate::email::Composer;
 use crate::mailer::Mailer;
 use crate::queue::{QueueConfig, Queues};
 use crate::runtime;
-use crate::shutdown;
 
 /// Drops what units of work hand over: the tests here queue jobs themselves, as they need them.
 struct Discard;
@@ -234,8 +234,15 @@ impl Env {
         ids: &[Uuid],
         done: impl Fn(&email_deliveries::Model) -> bool,
     ) {
-        let (trigger, stop) = shutdown::channel();
-        let running = tokio::spawn(runtime::run(self.queues.clone(), ctx, options, stop));
+        let stop = CancellationToken::new();
+        // Whatever ends this function (a panic too) stops what it started.
+        let _stop_on_drop = stop.clone().drop_guard();
+        let running = tokio::spawn(runtime::run(
+            self.queues.clone(),
+            ctx,
+            options,
+            stop.clone(),
+        ));
         let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
         loop {
             let mut all = true;
@@ -251,7 +258,7 @@ impl Env {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        trigger.fire();
+        stop.cancel();
         tokio::time::timeout(Duration::from_secs(10), running)
             .await
             .expect("worker stops promptly after shutdown")
@@ -482,8 +489,15 @@ async fn a_transient_failure_is_retried_on_the_rows_schedule(queue: Queue) {
         .await;
     env.queues.enqueue_email(rows[0].id).await.unwrap();
 
-    let (trigger, stop) = shutdown::channel();
-    let running = tokio::spawn(runtime::run(env.queues.clone(), ctx, fast("retry"), stop));
+    let stop = CancellationToken::new();
+    // Whatever ends this function (a panic too) stops what it started.
+    let _stop_on_drop = stop.clone().drop_guard();
+    let running = tokio::spawn(runtime::run(
+        env.queues.clone(),
+        ctx,
+        fast("retry"),
+        stop.clone(),
+    ));
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while env.row(rows[0].id).await.attempts < 1 {
         assert!(tokio::time::Instant::now() < deadline);
@@ -502,7 +516,7 @@ async fn a_transient_failure_is_retried_on_the_rows_schedule(queue: Queue) {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    trigger.fire();
+    stop.cancel();
     tokio::time::timeout(Duration::from_secs(10), running)
         .await
         .unwrap()

@@ -1,6 +1,7 @@
 //! What the GraphQL transports (HTTP and WebSocket) share.
 
 use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
 
 use super::AppSchema;
 use super::documents::Documents;
@@ -13,5 +14,5 @@ pub struct GraphqlEndpoint {
     /// Parsed documents and persisted queries, shared by every request.
     pub documents: Arc<Documents>,
     /// Fires when the process shuts down, so WebSocket connections close with a proper code.
-    pub shutdown: jobs::shutdown::Shutdown,
+    pub shutdown: CancellationToken,
 }

@@ -94,7 +94,19 @@ pub enum DeliveryStatus {
 }
 
 /// A prefill field the organization can lock so the recipient cannot change it.
-#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug, serde::Serialize)]
+#[derive(
+    Enum,
+    Copy,
+    Clone,
+    Eq,
+    PartialEq,
+    Debug,
+    serde::Serialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::EnumIter,
+)]
+#[strum(serialize_all = "camelCase")]
 pub enum PrefillField {
     DatasourceId,
     Url,
@@ -108,29 +120,11 @@ pub enum PrefillField {
 impl PrefillField {
     /// The field's name in prefill objects (as stored).
     pub fn api_name(self) -> &'static str {
-        match self {
-            Self::DatasourceId => "datasourceId",
-            Self::Url => "url",
-            Self::Country => "country",
-            Self::InitialSites => "initialSites",
-            Self::UtilityTypes => "utilityTypes",
-            Self::ConnectionOwnerEmail => "connectionOwnerEmail",
-            Self::DataCollectionStartDate => "dataCollectionStartDate",
-        }
+        self.into()
     }
 
     pub fn from_api_name(name: &str) -> Option<Self> {
-        [
-            Self::DatasourceId,
-            Self::Url,
-            Self::Country,
-            Self::InitialSites,
-            Self::UtilityTypes,
-            Self::ConnectionOwnerEmail,
-            Self::DataCollectionStartDate,
-        ]
-        .into_iter()
-        .find(|f| f.api_name() == name)
+        name.parse().ok()
     }
 }
 
@@ -178,4 +172,25 @@ pub enum WebhookAttemptOutcome {
     NetworkError,
     /// The URL resolved to an address webhooks may not reach; nothing was sent.
     TargetForbidden,
+}
+
+#[cfg(test)]
+mod tests {
+    use strum::IntoEnumIterator;
+
+    use super::PrefillField;
+
+    /// The lockable fields the API offers are exactly the ones the domain accepts, by name.
+    #[test]
+    fn prefill_fields_are_the_domain_lockable_fields() {
+        let names: Vec<&str> = PrefillField::iter().map(PrefillField::api_name).collect();
+        assert_eq!(names, entity::invitation::LOCKABLE_FIELDS);
+        for name in names {
+            assert_eq!(
+                PrefillField::from_api_name(name).map(|f| f.api_name()),
+                Some(name)
+            );
+        }
+        assert_eq!(PrefillField::from_api_name("password"), None);
+    }
 }

@@ -295,11 +295,7 @@ async fn execute(
         None => None,
         Some(key) => {
             let state = &endpoint.state;
-            match state
-                .key_cache
-                .authenticate(&state.db, &key, state.settings.api_key_cache_ttl)
-                .await
-            {
+            match state.key_cache.authenticate(&state.db, &key).await {
                 Ok(v) => v,
                 Err(e) => {
                     tracing::error!(error = %e, "API key lookup failed");

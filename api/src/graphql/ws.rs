@@ -4,6 +4,7 @@
 //! closes with 4408, shutdown closes with 1001, and the server pings every 30 s.
 
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 use async_graphql::Data;
 use async_graphql::http::{WebSocket, WebSocketProtocols, WsMessage};
@@ -56,7 +57,7 @@ async fn serve(
     socket: Socket,
     endpoint: GraphqlEndpoint,
     protocol: WebSocketProtocols,
-    mut shutdown: jobs::shutdown::Shutdown,
+    shutdown: CancellationToken,
 ) {
     let (mut sink, stream) = socket.split();
     let input = stream
@@ -77,7 +78,7 @@ async fn serve(
             .unwrap_or_default();
         let viewer = state
             .key_cache
-            .authenticate(&state.db, &key, state.settings.api_key_cache_ttl)
+            .authenticate(&state.db, &key)
             .await
             .ok()
             .flatten()
@@ -143,7 +144,7 @@ async fn serve(
                     return;
                 }
             }
-            () = shutdown.wait() => {
+            () = shutdown.cancelled() => {
                 let _ = sink.send(close(1001, "server shutting down")).await;
                 return;
             }

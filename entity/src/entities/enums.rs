@@ -17,10 +17,21 @@ pub enum InvitationType {
 }
 
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    EnumIter,
+    DeriveActiveEnum,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
 )]
 #[sea_orm(rs_type = "String", db_type = "String(StringLen::N(32))")]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
 pub enum InvitationStatus {
     #[sea_orm(string_value = "ACTIVE")]
     Active,
@@ -34,12 +45,7 @@ pub enum InvitationStatus {
 
 impl InvitationStatus {
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Active => "ACTIVE",
-            Self::Expired => "EXPIRED",
-            Self::Revoked => "REVOKED",
-            Self::Fulfilled => "FULFILLED",
-        }
+        self.into()
     }
 }
 
