@@ -145,7 +145,7 @@ impl Captured {
     }
 
     /// Every distinct `http://` / `https://` link in the decoded text parts, in order
-    /// (`&amp;` unescaped, trailing punctuation dropped).
+    /// (`&` unescaped, trailing punctuation dropped).
     pub fn links(&self) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();
         for part in self

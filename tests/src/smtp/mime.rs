@@ -253,7 +253,7 @@ pub(super) fn leaf_parts(lines: &[&str], out: &mut Vec<Part>, depth: usize) {
     });
 }
 
-/// `http(s)://` links in `text`, `&amp;` unescaped, trailing punctuation dropped.
+/// `http(s)://` links in `text`, `&` unescaped (`&amp;` or `&#38;`), trailing punctuation dropped.
 pub(super) fn links(text: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut rest = text;
@@ -271,7 +271,8 @@ pub(super) fn links(text: &str) -> Vec<String> {
             .unwrap_or(tail.len());
         let link = tail[..end]
             .trim_end_matches(['.', ',', ';', ':', '!', '?'])
-            .replace("&amp;", "&");
+            .replace("&amp;", "&")
+            .replace("&#38;", "&");
         out.push(link);
         rest = &tail[end..];
     }
@@ -295,8 +296,15 @@ mod tests {
             "café longline\nend".as_bytes()
         );
         assert_eq!(
-            links("see <a href=\"https://x.test/a?b=1&amp;c=2\">here</a>, or http://y.test/p."),
-            vec!["https://x.test/a?b=1&c=2", "http://y.test/p"]
+            links(
+                "see <a href=\"https://x.test/a?b=1&amp;c=2\">here</a>, or http://y.test/p, \
+                 <a href=\"https://z.test/?d=3&#38;e=4\">"
+            ),
+            vec![
+                "https://x.test/a?b=1&c=2",
+                "http://y.test/p",
+                "https://z.test/?d=3&e=4"
+            ]
         );
     }
 
