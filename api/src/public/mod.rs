@@ -3,6 +3,7 @@
 //! operations. `VIEWED` is recorded by the script, never by the GET, so link scanners that
 //! prefetch URLs do not count as views.
 
+use askama::Template;
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -11,7 +12,6 @@ use axum::routing::get;
 use entity::{DomainError, InvitationStatus};
 
 use crate::state::AppState;
-use jobs::email::escape_html as escape;
 
 const PAGE_JS: &str = include_str!("assets/page.js");
 const PAGE_CSS: &str = include_str!("assets/page.css");
@@ -50,22 +50,35 @@ fn asset(body: &'static str, content_type: &'static str) -> Response {
         .into_response()
 }
 
-/// The page shell. `attrs` are `data-*` attributes for the script; `body` is shown before the
-/// script runs (and stays for the reason-coded pages, which need no script).
-fn page(status: StatusCode, title: &str, attrs: &[(&str, &str)], body: &str) -> Response {
-    let data: String = attrs
-        .iter()
-        .map(|(k, v)| format!(" data-{k}=\"{}\"", escape(v)))
-        .collect();
-    let html = format!(
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <meta name=\"robots\" content=\"noindex\">\
-         <title>{title}</title><link rel=\"stylesheet\" href=\"/p/assets/page.css\"></head>\
-         <body><main id=\"app\"{data} aria-live=\"polite\">{body}</main>\
-         <script src=\"/p/assets/page.js\"></script></body></html>",
-        title = escape(title),
-    );
+/// The page shell (`api/templates/page.html`). `data` are `data-*` attributes for the script;
+/// `body` is shown before the script runs (and stays for the reason-coded pages, which need no
+/// script). Every value is escaped: tokens and secrets come straight from the URL.
+#[derive(Template)]
+#[template(path = "page.html")]
+struct Page<'a> {
+    title: &'a str,
+    data: &'a [(&'a str, &'a str)],
+    body: Body,
+}
+
+/// Which fixed markup `page.html` puts in `<main>`.
+enum Body {
+    Loading,
+    NotFound,
+    Failed,
+    Expired,
+    Revoked,
+    Used,
+}
+
+fn page(status: StatusCode, title: &str, data: &[(&str, &str)], body: Body) -> Response {
+    let html = match (Page { title, data, body }).render() {
+        Ok(html) => html,
+        Err(e) => {
+            tracing::error!(error = %e, "recipient page rendering failed");
+            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+        }
+    };
     let mut response = (status, html).into_response();
     let headers = response.headers_mut();
     headers.insert(
@@ -93,7 +106,7 @@ fn not_found() -> Response {
         StatusCode::NOT_FOUND,
         "Link not found",
         &[("kind", "not-found")],
-        "<h1>This link is not valid</h1><p>Check that you copied the whole link, or ask the sender for a new one.</p>",
+        Body::NotFound,
     )
 }
 
@@ -102,36 +115,21 @@ fn failed() -> Response {
         StatusCode::INTERNAL_SERVER_ERROR,
         "Something went wrong",
         &[("kind", "error")],
-        "<h1>Something went wrong</h1><p>Please try again in a moment.</p>",
+        Body::Failed,
     )
 }
 
 fn not_active(status: InvitationStatus, token: &str) -> Response {
-    let (title, text, kind) = match status {
-        InvitationStatus::Expired => (
-            "This invitation has expired",
-            "<p>The link is no longer valid. If you were invited by email, you can ask for a new link.</p>\
-             <form id=\"renewal\"><label for=\"renewal-email\">Your email address</label>\
-             <input id=\"renewal-email\" name=\"email\" type=\"email\" autocomplete=\"email\" required>\
-             <button type=\"submit\">Ask for a new link</button></form>",
-            "expired",
-        ),
-        InvitationStatus::Revoked => (
-            "This invitation was withdrawn",
-            "<p>The sender has withdrawn this invitation. Contact them if you still need access.</p>",
-            "revoked",
-        ),
-        _ => (
-            "This invitation has been used",
-            "<p>This link has already been used as many times as it allows.</p>",
-            "fulfilled",
-        ),
+    let (title, body, kind) = match status {
+        InvitationStatus::Expired => ("This invitation has expired", Body::Expired, "expired"),
+        InvitationStatus::Revoked => ("This invitation was withdrawn", Body::Revoked, "revoked"),
+        _ => ("This invitation has been used", Body::Used, "fulfilled"),
     };
     page(
         StatusCode::GONE,
         title,
         &[("kind", kind), ("token", token)],
-        &format!("<h1>{title}</h1>{text}"),
+        body,
     )
 }
 
@@ -142,7 +140,7 @@ async fn invitation_page(State(state): State<AppState>, Path(token): Path<String
                 StatusCode::OK,
                 "Connect your utility account",
                 &[("kind", "invitation"), ("token", &token)],
-                "<p>Loading…</p><noscript>This page needs JavaScript.</noscript>",
+                Body::Loading,
             ),
             other => not_active(other, &token),
         },
@@ -164,7 +162,7 @@ async fn link_page(state: &AppState, public_id: &str, secret: &str, edit: bool) 
                 ("public-id", public_id),
                 ("secret", secret),
             ],
-            "<p>Loading…</p><noscript>This page needs JavaScript.</noscript>",
+            Body::Loading,
         ),
         Err(DomainError::NotFound) => not_found(),
         Err(e) => {
@@ -212,5 +210,24 @@ mod tests {
             "/p/connect/…"
         );
         assert_eq!(loggable_path("/graphql"), "/graphql");
+    }
+
+    #[test]
+    fn values_from_the_url_are_escaped_in_attributes() {
+        let token = r#""><script>alert('x')</script>&"#;
+        let html = Page {
+            title: "Connect your utility account",
+            data: &[("kind", "invitation"), ("token", token)],
+            body: Body::Loading,
+        }
+        .render()
+        .unwrap();
+        assert!(
+            html.contains(
+                r#"<main id="app" data-kind="invitation" data-token="&#34;&#62;&#60;script&#62;alert(&#39;x&#39;)&#60;/script&#62;&#38;" aria-live="polite"><p>Loading…</p>"#
+            ),
+            "{html}"
+        );
+        assert!(!html.contains("<script>alert"));
     }
 }

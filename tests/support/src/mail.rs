@@ -90,7 +90,7 @@ impl<'a> Mail<'a> {
     }
 
     /// Every distinct `http://` / `https://` link in the decoded text parts, in order
-    /// (`&amp;` unescaped, trailing punctuation dropped).
+    /// (`&amp;` / `&#38;` unescaped, trailing punctuation dropped).
     pub fn links(&self) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();
         for part in self
@@ -115,7 +115,7 @@ impl<'a> Mail<'a> {
     }
 }
 
-/// `http(s)://` links in `text`, `&amp;` unescaped, trailing punctuation dropped.
+/// `http(s)://` links in `text`, `&amp;` / `&#38;` unescaped, trailing punctuation dropped.
 fn links(text: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut rest = text;
@@ -133,7 +133,9 @@ fn links(text: &str) -> Vec<String> {
             .unwrap_or(tail.len());
         let link = tail[..end]
             .trim_end_matches(['.', ',', ';', ':', '!', '?'])
-            .replace("&amp;", "&");
+            // HTML parts spell `&` as an entity, by name or by number.
+            .replace("&amp;", "&")
+            .replace("&#38;", "&");
         out.push(link);
         rest = &tail[end..];
     }
@@ -205,6 +207,10 @@ PGEgaHJlZj0iaHR0cHM6Ly9hcHAudGVzdC9pL2FiYz90PTEmYW1wO3U9MiI+Sm9pbjwvYT4=\r\n\
             "<a href=\"https://app.test/i/abc?t=1&amp;u=2\">Join</a>"
         );
         assert_eq!(links(&parts[1].body), ["https://app.test/i/abc?t=1&u=2"]);
+        assert_eq!(
+            links("<a href=\"https://app.test/i/abc?t=1&#38;u=2\">"),
+            ["https://app.test/i/abc?t=1&u=2"]
+        );
         assert_eq!(
             mail.header("content-type").as_deref(),
             Some("multipart/alternative; boundary=\"BND\"")
