@@ -21,6 +21,22 @@ const PING_IF_IDLE_FOR: Duration = Duration::from_secs(30);
 /// Connects to `DATABASE_URL`. SQLite gets WAL, a busy timeout and several connections (one
 /// connection deadlocks code that uses the pool while a transaction is open).
 pub async fn connect(settings: &Settings) -> Result<DatabaseConnection, ConfigError> {
+    open(settings, settings.database_max_connections).await
+}
+
+/// One PostgreSQL connection of its own for the live-activity sequencer, so its runs never wait
+/// for the request pool (and are not counted as the application's statements). `None` on
+/// SQLite, where events need no sequencer.
+pub async fn connect_sequencer(
+    settings: &Settings,
+) -> Result<Option<DatabaseConnection>, ConfigError> {
+    if settings.is_sqlite() {
+        return Ok(None);
+    }
+    open(settings, 1).await.map(Some)
+}
+
+async fn open(settings: &Settings, pool_size: u32) -> Result<DatabaseConnection, ConfigError> {
     let url = settings.database_url.expose();
     let mut options = ConnectOptions::new(url.clone());
     options
@@ -30,7 +46,7 @@ pub async fn connect(settings: &Settings) -> Result<DatabaseConnection, ConfigEr
         .sqlx_logging(false);
     if settings.is_sqlite() {
         options
-            .max_connections(settings.database_max_connections.min(8))
+            .max_connections(pool_size.min(8))
             .map_sqlx_sqlite_opts(|o: SqliteConnectOptions| {
                 o.create_if_missing(true)
                     .journal_mode(SqliteJournalMode::Wal)
@@ -42,7 +58,7 @@ pub async fn connect(settings: &Settings) -> Result<DatabaseConnection, ConfigEr
     } else {
         let tls = default_tls(url, std::env::var_os("PGSSLMODE").is_some());
         options
-            .max_connections(settings.database_max_connections)
+            .max_connections(pool_size)
             .map_sqlx_postgres_opts(move |o: PgConnectOptions| {
                 let o = o.statement_cache_capacity(STATEMENT_CACHE);
                 match tls {

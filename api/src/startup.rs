@@ -81,6 +81,7 @@ pub async fn prepare(mut settings: Settings) -> Result<AppState, StartupError> {
         None => ConfigError::new("DATA_DIR", e.to_string()),
     })?;
     let events = crate::events::EventBus::start(
+        db.clone(),
         match (&settings.redis_url, &redis) {
             (Some(url), Some(conn)) => redis::Client::open(url.expose().as_str())
                 .ok()
@@ -88,11 +89,13 @@ pub async fn prepare(mut settings: Settings) -> Result<AppState, StartupError> {
             _ => None,
         },
         &settings.redis_prefix,
-    );
+        db::connect_sequencer(&settings).await?,
+    )
+    .await;
     let limiter = crate::ratelimit::RateLimiter::new(redis.clone(), settings.redis_prefix.clone());
     let bus = events.clone();
     let dispatcher = jobs::dispatch::Dispatcher::new(db.clone(), queues.clone(), move |events| {
-        bus.publish(&events);
+        bus.committed(events);
     });
     let key_cache = crate::auth::KeyCache::new(settings.api_key_cache_ttl);
     Ok(AppState::new(Inner {

@@ -100,14 +100,15 @@ pub async fn sites_of_companies(
         .await
 }
 
-/// Where a replay of a company's activity starts: after an event id (a cursor) or an instant.
+/// Where a replay of a company's activity starts: after an event's position (its cursor) or an
+/// instant.
 #[derive(Debug, Clone, Copy)]
 pub enum Since {
     Cursor(i64),
     Time(DateTime<Utc>),
 }
 
-/// Up to `limit` logged events of a company after `since`, oldest first.
+/// Up to `limit` sequenced events of a company after `since`, in position order.
 pub async fn company_events_since(
     db: &impl ConnectionTrait,
     organization_id: Uuid,
@@ -119,11 +120,13 @@ pub async fn company_events_since(
         .filter(invitation_events::Column::OrganizationId.eq(organization_id))
         .filter(invitation_events::Column::CompanyId.eq(company_id));
     let query = match since {
-        Since::Cursor(id) => query.filter(invitation_events::Column::Id.gt(id)),
-        Since::Time(t) => query.filter(invitation_events::Column::OccurredAt.gt(t)),
+        Since::Cursor(position) => query.filter(invitation_events::Column::Position.gt(position)),
+        Since::Time(t) => query
+            .filter(invitation_events::Column::OccurredAt.gt(t))
+            .filter(invitation_events::Column::Position.is_not_null()),
     };
     query
-        .order_by_asc(invitation_events::Column::Id)
+        .order_by_asc(invitation_events::Column::Position)
         .limit(limit)
         .all(db)
         .await

@@ -14,7 +14,10 @@ use std::future::Future;
 use std::sync::{Mutex, PoisonError};
 
 use chrono::{DateTime, Utc};
-use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr, SqlErr, TransactionTrait};
+use sea_orm::{
+    ConnectionTrait, DatabaseBackend, DatabaseConnection, DatabaseTransaction, DbErr, SqlErr,
+    TransactionTrait,
+};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -49,6 +52,8 @@ pub trait Dispatch: Sync {
 pub struct Work {
     txn: DatabaseTransaction,
     outbox: Mutex<Outbox>,
+    /// SQLite only: the position the next event of this unit of work takes.
+    next_position: Mutex<Option<i64>>,
 }
 
 impl Work {
@@ -65,6 +70,7 @@ impl Work {
         Ok(Self {
             txn,
             outbox: Mutex::default(),
+            next_position: Mutex::default(),
         })
     }
 
@@ -88,6 +94,29 @@ impl Work {
 
     fn with_outbox(&self, f: impl FnOnce(&mut Outbox)) {
         f(&mut self.outbox.lock().unwrap_or_else(PoisonError::into_inner));
+    }
+
+    /// The position a new event takes at insert: on SQLite the next one in line, because its
+    /// single writer commits write transactions in the order they run (they start `IMMEDIATE`,
+    /// so the write lock is held from the first statement). On PostgreSQL `None`: commits
+    /// interleave there, and the sequencer gives positions once events are committed.
+    pub(crate) async fn next_position(&self) -> Result<Option<i64>, DbErr> {
+        if self.txn.get_database_backend() != DatabaseBackend::Sqlite {
+            return Ok(None);
+        }
+        let cached = *self
+            .next_position
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let position = match cached {
+            Some(position) => position,
+            None => crate::activity::next_position(&self.txn).await?,
+        };
+        *self
+            .next_position
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(position + 1);
+        Ok(Some(position))
     }
 
     pub(crate) fn push_event(&self, event: invitation_events::Model) {

@@ -20,6 +20,7 @@ mod m20261125_000014_webhook_attempts;
 mod m20261130_000015_invitation_list_indexes;
 mod m20261130_000016_invitation_emails;
 mod m20261130_000017_invitation_counts;
+mod m20261130_000018_event_positions;
 
 pub struct Migrator;
 
@@ -44,6 +45,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000015_invitation_list_indexes::Migration),
             Box::new(m20261130_000016_invitation_emails::Migration),
             Box::new(m20261130_000017_invitation_counts::Migration),
+            Box::new(m20261130_000018_event_positions::Migration),
         ]
     }
 }

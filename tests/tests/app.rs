@@ -41,6 +41,9 @@ macro_rules! both {
 pub struct TestApp {
     pub url: String,
     pub db: DatabaseConnection,
+    /// What the app's units of work commit through (publishes and queues), for tests that run
+    /// domain commands directly.
+    pub dispatcher: jobs::dispatch::Dispatcher,
     pub org_id: Uuid,
     pub api_key: String,
     pub smtp: SmtpServer,
@@ -130,6 +133,7 @@ pub async fn spawn_roles(
         .await
         .unwrap();
     let db = app.state.db.clone();
+    let dispatcher = app.state.dispatcher.clone();
     let org = entity::organization::create(&db, "Acme Energy")
         .await
         .unwrap();
@@ -147,6 +151,7 @@ pub async fn spawn_roles(
     TestApp {
         url: format!("http://127.0.0.1:{port}"),
         db,
+        dispatcher,
         org_id: org.id,
         api_key: key.key,
         smtp,

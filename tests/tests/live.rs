@@ -15,7 +15,7 @@ use crate::both;
 const WAIT: Duration = Duration::from_secs(20);
 const COMPANY_ACTIVITY: &str =
     "subscription($c: ID!, $s: String) { companyActivity(companyId: $c, since: $s) {
-    id eventType invitationId email } }";
+    id cursor eventType invitationId email } }";
 
 async fn subscribed(app_url: &str, key: &str, company: &str, since: Option<&str>) -> WsClient {
     let mut ws = WsClient::connect(app_url).await;
@@ -124,7 +124,7 @@ both!(events_arrive_in_commit_order, |backend| async move {
     let ids: Vec<i64> = later
         .iter()
         .chain(&last)
-        .map(|e| e["id"].as_str().unwrap().parse().unwrap())
+        .map(|e| e["cursor"].as_str().unwrap().parse().unwrap())
         .collect();
     assert!(
         ids.windows(2).all(|w| w[0] < w[1]),
@@ -151,7 +151,7 @@ both!(
         for _ in 0..3 {
             missed.push(gql.query(create, json!({ "c": c })).await.data()["createContributorInvitation"]["id"].clone());
         }
-        let mut ws = subscribed(&app.url, &app.api_key, &c, seen["id"].as_str()).await;
+        let mut ws = subscribed(&app.url, &app.api_key, &c, seen["cursor"].as_str()).await;
         let replayed = events(&mut ws, 3).await;
         let got: Vec<Value> = replayed.iter().map(|e| e["invitationId"].clone()).collect();
         assert_eq!(got, missed, "exactly the missed events, in order");
@@ -161,6 +161,92 @@ both!(
             .clone();
         assert_eq!(next_event(&mut ws).await["invitationId"], live);
         ws.close().await;
+        app.stop().await;
+    }
+);
+
+/// A random number below `n` (test-only: no need for a random number crate).
+fn below(n: u128) -> u64 {
+    (uuid::Uuid::new_v4().as_u128() % n) as u64
+}
+
+both!(
+    resumed_subscribers_miss_nothing_when_commits_interleave,
+    |backend| async move {
+        const WRITERS: usize = 16;
+        const EACH: usize = 10;
+        let app = app::spawn(backend).await;
+        let gql = app.gql();
+        let c = app::create_company(&gql, "Busy Co").await;
+        let (_, token) = app::invite(&gql, &c, json!({})).await;
+        // Each writer records views one unit of work at a time and holds every commit back for a
+        // random while, so on PostgreSQL later ids routinely commit before earlier ones (on
+        // SQLite the single writer serializes them).
+        let writers: Vec<_> = (0..WRITERS)
+            .map(|_| {
+                let (db, dispatcher, token) =
+                    (app.db.clone(), app.dispatcher.clone(), token.clone());
+                tokio::spawn(async move {
+                    for _ in 0..EACH {
+                        let work = entity::work::Work::begin(&db).await.unwrap();
+                        let view = entity::recipient::RecordView {
+                            token: token.clone(),
+                        };
+                        entity::work::Command::execute(&view, &work).await.unwrap();
+                        tokio::time::sleep(Duration::from_millis(below(40))).await;
+                        work.commit(&dispatcher).await.unwrap();
+                    }
+                })
+            })
+            .collect();
+        // The subscriber starts from the beginning of the log (cursor 0), takes a few events at
+        // a time, drops the connection, and resumes from the last cursor it received, until it
+        // has every event.
+        let expected = 1 + WRITERS * EACH;
+        let mut received: Vec<Value> = Vec::new();
+        let mut cursor = Some("0".to_owned());
+        let mut resumes = 0;
+        while received.len() < expected {
+            let mut ws = subscribed(&app.url, &app.api_key, &c, cursor.as_deref()).await;
+            for _ in 0..=below(12) {
+                if received.len() == expected {
+                    break;
+                }
+                let event = next_event(&mut ws).await;
+                cursor = Some(event["cursor"].as_str().unwrap().to_owned());
+                received.push(event);
+            }
+            ws.close().await;
+            resumes += 1;
+        }
+        for writer in writers {
+            writer.await.unwrap();
+        }
+        assert!(resumes > 5, "the subscriber resumed {resumes} times");
+        let cursors: Vec<i64> = received
+            .iter()
+            .map(|e| e["cursor"].as_str().unwrap().parse().unwrap())
+            .collect();
+        assert!(
+            cursors.windows(2).all(|w| w[0] < w[1]),
+            "each event once, in cursor order"
+        );
+        let mut got: Vec<i64> = received
+            .iter()
+            .map(|e| e["id"].as_str().unwrap().parse().unwrap())
+            .collect();
+        got.sort_unstable();
+        let company: uuid::Uuid = c.parse().unwrap();
+        let mut logged: Vec<i64> = entity::entities::invitation_events::Entity::find()
+            .filter(entity::entities::invitation_events::Column::CompanyId.eq(company))
+            .all(&app.db)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.id)
+            .collect();
+        logged.sort_unstable();
+        assert_eq!(got, logged, "what was received is the log, each event once");
         app.stop().await;
     }
 );

@@ -58,6 +58,7 @@ async fn add_events(app: &TestApp, company: &str, invitation: Uuid, n: usize) {
         connection_id: Set(None),
         actor: Set("recipient".into()),
         detail: Set(json!({})),
+        position: Set(None),
     });
     invitation_events::Entity::insert_many(rows)
         .exec_without_returning(&app.db)

@@ -50,9 +50,9 @@ impl Subscription {
         ))
     }
 
-    /// Events of every invitation of a company. With `since` (a cursor from an earlier event, or
-    /// an RFC 3339 timestamp) the logged events after it come first, then live events, with no
-    /// gap and no duplicate.
+    /// Events of every invitation of a company, in cursor order. With `since` (the `cursor` of
+    /// an earlier event, or an RFC 3339 timestamp) the logged events after it come first, then
+    /// live events, with no gap and no duplicate, however writers' commits interleave.
     async fn company_activity(
         &self,
         ctx: &Context<'_>,

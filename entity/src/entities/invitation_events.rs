@@ -17,6 +17,9 @@ pub struct Model {
     pub connection_id: Option<Uuid>,
     pub actor: String,
     pub detail: Json,
+    /// The live-activity cursor: set once the event is committed and sequenced (see
+    /// [`crate::activity::sequence`]); `None` only until then.
+    pub position: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -212,9 +212,14 @@ pub struct InvitationEvent(pub invitation_events::Model);
 
 #[Object]
 impl InvitationEvent {
-    /// Also the replay cursor: ids increase in commit order within a company.
     async fn id(&self) -> ID {
         ID(self.0.id.to_string())
+    }
+    /// Where this event stands in the order events became visible: pass the last one received
+    /// as `since` to `companyActivity` to resume with nothing missed and nothing repeated. Null
+    /// only for an event read in the instant between its commit and its sequencing.
+    async fn cursor(&self) -> Option<String> {
+        self.0.position.map(|p| p.to_string())
     }
     async fn invitation_id(&self) -> ID {
         id(self.0.invitation_id)
