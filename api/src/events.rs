@@ -326,8 +326,15 @@ mod tests {
         let db = Database::connect("sqlite::memory:").await.unwrap();
         Migrator::up(&db, None).await.unwrap();
         // Only in the log: position 3 is committed but its publication is lost.
-        db.execute_unprepared("PRAGMA foreign_keys = OFF").await.unwrap();
-        event(3).into_active_model().reset_all().insert(&db).await.unwrap();
+        db.execute_unprepared("PRAGMA foreign_keys = OFF")
+            .await
+            .unwrap();
+        event(3)
+            .into_active_model()
+            .reset_all()
+            .insert(&db)
+            .await
+            .unwrap();
 
         let (local, mut subscriber) = broadcast::channel(16);
         let (arrivals, rx) = mpsc::unbounded_channel();
