@@ -22,7 +22,7 @@ const PING_IF_IDLE_FOR: Duration = Duration::from_secs(30);
 /// connection deadlocks code that uses the pool while a transaction is open).
 pub async fn connect(settings: &Settings) -> Result<DatabaseConnection, ConfigError> {
     let url = settings.database_url.expose();
-    let mut options = ConnectOptions::new(url.clone());
+    let mut options = ConnectOptions::new(url);
     options
         .connect_timeout(Duration::from_secs(5))
         .acquire_timeout(Duration::from_secs(10))
@@ -51,6 +51,8 @@ pub async fn connect(settings: &Settings) -> Result<DatabaseConnection, ConfigEr
                 }
             });
     }
+    // Not kept as the cause: a driver error's text may echo the URL, password and all, so only
+    // what `describe` lets through is said.
     let db = Database::connect(options).await.map_err(|e| {
         ConfigError::new("DATABASE_URL", format!("cannot connect ({})", describe(&e)))
     })?;

@@ -21,7 +21,8 @@ use crate::{DomainError, now};
 pub mod email;
 pub mod webhook;
 
-/// When a failed delivery is tried again, and when it is given up.
+/// When a failed delivery is tried again, and when it is given up. No `Default`: each outbox
+/// states its own (email: `jobs::settings::EmailSettings`, webhooks: `WebhookPolicy::default`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetrySchedule {
     /// Attempts (sends that reached the mailer) before the delivery is FAILED.
@@ -30,18 +31,6 @@ pub struct RetrySchedule {
     pub first_delay: Duration,
     /// Upper bound of one wait.
     pub max_delay: Duration,
-}
-
-impl Default for RetrySchedule {
-    /// 2 s, 4 s, 8 s, … : seven waits add up to about four minutes, long enough to ride out a
-    /// restarting mail server without leaving a recipient waiting for hours.
-    fn default() -> Self {
-        Self {
-            max_attempts: 8,
-            first_delay: Duration::from_secs(2),
-            max_delay: Duration::from_secs(600),
-        }
-    }
 }
 
 impl RetrySchedule {
@@ -151,21 +140,11 @@ mod tests {
     fn schedule_gives_up_at_max_attempts() {
         let s = RetrySchedule {
             max_attempts: 3,
-            ..RetrySchedule::default()
+            first_delay: Duration::from_secs(2),
+            max_delay: Duration::from_secs(600),
         };
         assert!(!s.exhausted(2));
         assert!(s.exhausted(3));
         assert!(s.exhausted(4));
-    }
-
-    #[test]
-    fn default_schedule_matches_its_documentation() {
-        let s = RetrySchedule::default();
-        let total: Duration = (1..s.max_attempts).map(|n| s.delay_after(n)).sum();
-        assert_eq!(s.delay_after(1), Duration::from_secs(2));
-        assert!(
-            (Duration::from_secs(180)..Duration::from_secs(300)).contains(&total),
-            "{total:?}"
-        );
     }
 }

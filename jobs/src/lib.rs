@@ -9,6 +9,7 @@ pub mod expiry;
 pub mod mailer;
 pub mod queue;
 pub mod runtime;
+pub mod settings;
 pub mod sweeper;
 pub mod webhook;
 

@@ -3,8 +3,8 @@
 
 use chrono::{DateTime, Utc};
 use entity::crypto::Keyring;
-use entity::outbox::email::{VerificationCodePayload, preverify_message};
 use entity::entities::{email_deliveries, invitations};
+use entity::outbox::email::{VerificationCodePayload, preverify_message};
 use entity::{DeliveryKind, InvitationType};
 use lettre::Message;
 use lettre::message::{Mailbox, MultiPart};
