@@ -102,7 +102,7 @@ pub async fn run(cli: Cli) -> Result<(), StartupError> {
         return Ok(());
     }
     let settings = Settings::from_env()?;
-    telemetry::init(&settings.log_level, settings.log_format);
+    telemetry::init(&settings.log);
     match command {
         Command::Serve { no_workers } => serve(settings, !no_workers).await,
         Command::Worker => {
@@ -153,7 +153,7 @@ async fn serve(settings: Settings, workers: bool) -> Result<(), StartupError> {
     app.run(startup::termination_signal()).await
 }
 
-async fn migrate(mut settings: Settings, action: MigrateAction) -> Result<(), StartupError> {
+async fn migrate(settings: Settings, action: MigrateAction) -> Result<(), StartupError> {
     settings.prepare_data_dir()?;
     let conn = db::connect(&settings).await?;
     match action {
@@ -171,7 +171,6 @@ async fn migrate(mut settings: Settings, action: MigrateAction) -> Result<(), St
             }
         }
     }
-    settings.secret_key = None;
     Ok(())
 }
 

@@ -38,7 +38,7 @@ pub async fn connect_sequencer(
 
 async fn open(settings: &Settings, pool_size: u32) -> Result<DatabaseConnection, ConfigError> {
     let url = settings.database_url.expose();
-    let mut options = ConnectOptions::new(url.clone());
+    let mut options = ConnectOptions::new(url);
     options
         .connect_timeout(Duration::from_secs(5))
         .acquire_timeout(Duration::from_secs(10))
@@ -67,6 +67,8 @@ async fn open(settings: &Settings, pool_size: u32) -> Result<DatabaseConnection,
                 }
             });
     }
+    // Not kept as the cause: a driver error's text may echo the URL, password and all, so only
+    // what `describe` lets through is said.
     let db = Database::connect(options).await.map_err(|e| {
         ConfigError::new("DATABASE_URL", format!("cannot connect ({})", describe(&e)))
     })?;

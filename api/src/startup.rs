@@ -9,6 +9,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
 use entity::crypto::Keyring;
 use entity::organization::NewApiKey;
+use jobs::conf::ExposeSecret;
 use sea_orm::{DatabaseConnection, EntityTrait, PaginatorTrait};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -47,52 +48,59 @@ pub async fn prepare(mut settings: Settings) -> Result<AppState, StartupError> {
         settings
             .secret_key
             .as_ref()
-            .map(|k| k.expose().as_slice())
+            .map(|k| k.expose_secret().as_bytes())
             .unwrap_or_default(),
     );
     let mut db = db::connect(&settings).await?;
     let metrics = std::sync::Arc::new(crate::metrics::Metrics::default());
     metrics.observe_database(&mut db);
     db::migrate(&db).await.map_err(StartupError::failed)?;
-    let redis = match &settings.redis_url {
+    let redis_url = settings.redis.url.as_ref().map(|u| u.expose_secret());
+    let redis = match redis_url {
         Some(url) => Some(
-            jobs::queue::connect_redis(url.expose(), jobs::queue::RedisPatience::REQUEST)
+            jobs::queue::connect_redis(url, jobs::queue::RedisPatience::REQUEST)
                 .await
-                .map_err(|e| ConfigError::new("REDIS_URL", format!("cannot reach Redis ({e})")))?,
+                .map_err(|e| ConfigError::caused("REDIS_URL", "cannot reach Redis", e))?,
         ),
         None => None,
     };
     let queues = jobs::queue::Queues::connect(jobs::queue::QueueConfig {
-        redis_url: settings.redis_url.as_ref().map(|u| u.expose().clone()),
-        redis_prefix: settings.redis_prefix.clone(),
+        redis_url: redis_url.map(str::to_owned),
+        redis_prefix: settings.redis.key_prefix.clone(),
         sqlite_path: settings.queue_db_path(),
     })
     .await
-    .map_err(|e| match settings.redis_url {
-        Some(_) => ConfigError::new("REDIS_URL", format!("cannot open the job queue ({e})")),
-        None => ConfigError::new("DATA_DIR", format!("cannot open the job queue ({e})")),
+    .map_err(|e| {
+        let key = if redis_url.is_some() {
+            "REDIS_URL"
+        } else {
+            "DATA_DIR"
+        };
+        ConfigError::from_source(key, e)
     })?;
-    let mailer = jobs::mailer::Mailer::new(
-        settings.smtp_url.as_ref().map(|u| u.expose().as_str()),
-        &settings.outbox_dir(),
-    )
-    .map_err(|e| match settings.smtp_url {
-        Some(_) => ConfigError::new("SMTP_URL", e.to_string()),
-        None => ConfigError::new("DATA_DIR", e.to_string()),
+    let smtp_url = settings.mail.smtp_url.as_ref().map(|u| u.expose_secret());
+    let mailer = jobs::mailer::Mailer::new(smtp_url, &settings.outbox_dir()).map_err(|e| {
+        let key = if smtp_url.is_some() {
+            "SMTP_URL"
+        } else {
+            "DATA_DIR"
+        };
+        ConfigError::from_source(key, e)
     })?;
     let events = crate::events::EventBus::start(
         db.clone(),
-        match (&settings.redis_url, &redis) {
-            (Some(url), Some(conn)) => redis::Client::open(url.expose().as_str())
+        match (redis_url, &redis) {
+            (Some(url), Some(conn)) => redis::Client::open(url)
                 .ok()
                 .map(|client| (client, conn.clone())),
             _ => None,
         },
-        &settings.redis_prefix,
+        &settings.redis.key_prefix,
         db::connect_sequencer(&settings).await?,
     )
     .await;
-    let limiter = crate::ratelimit::RateLimiter::new(redis.clone(), settings.redis_prefix.clone());
+    let limiter =
+        crate::ratelimit::RateLimiter::new(redis.clone(), settings.redis.key_prefix.clone());
     let bus = events.clone();
     let dispatcher = jobs::dispatch::Dispatcher::new(db.clone(), queues.clone(), move |events| {
         bus.committed(events);
@@ -139,7 +147,7 @@ pub async fn build(
         (false, _) => None,
         (true, Some(l)) => Some(l),
         (true, None) => Some(TcpListener::bind(bind).await.map_err(|e| {
-            ConfigError::new("BIND_ADDR", format!("cannot listen on {bind} ({e})"))
+            ConfigError::caused("BIND_ADDR", format!("cannot listen on {bind}"), e)
         })?),
     };
     Ok(App {
@@ -230,18 +238,10 @@ impl App {
 
 async fn run_workers(state: AppState, stop: CancellationToken) {
     let settings = &state.settings;
-    let from = match settings.mail_from.parse::<jobs::mailer::Mailbox>() {
-        Ok(m) => m,
-        Err(e) => {
-            // Checked at start-up; unreachable unless the settings were built by hand.
-            tracing::error!(error = %e, "MAIL_FROM is not a mailbox; workers not started");
-            return;
-        }
-    };
     let composer = jobs::email::Composer {
         keys: state.keys.clone(),
         public_base_url: settings.public_base_url.clone(),
-        from,
+        from: settings.mail.from.clone(),
     };
     let hooks = &settings.webhooks;
     let sender = match jobs::webhook::Sender::new(hooks.targets(), hooks.timeout) {
@@ -256,33 +256,25 @@ async fn run_workers(state: AppState, stop: CancellationToken) {
         keys: state.keys.clone(),
         dispatcher: state.dispatcher.clone(),
         sender,
-        policy: entity::outbox::webhook::WebhookPolicy {
-            retry: entity::outbox::RetrySchedule {
-                max_attempts: hooks.max_attempts,
-                first_delay: hooks.first_retry_delay,
-                ..entity::outbox::webhook::WebhookPolicy::default().retry
-            },
-            disable_after: hooks.disable_after,
-        },
+        policy: hooks.policy(),
     };
-    let mut ctx = jobs::context::JobContext::new(
+    let ctx = jobs::context::JobContext::new(
         state.db.clone(),
         state.mailer.clone(),
         composer,
         webhooks,
         state.dispatcher.clone(),
+        &settings.email,
     );
-    ctx.retry.max_attempts = settings.email_max_attempts;
-    ctx.lease = settings.email_send_lease;
-    let mut options = jobs::context::WorkerOptions::new(jobs::context::default_instance());
-    options.sweep_interval = settings.email_sweep_interval;
-    options.sweep_grace = settings.email_sweep_grace;
-    options.webhook_concurrency = hooks.concurrency;
-    options.webhook_retention = hooks.retention;
+    let options = jobs::context::WorkerOptions::new(
+        jobs::context::default_instance(),
+        &settings.workers,
+        hooks,
+    );
     tokio::join!(
         jobs::expiry::run(
             state.db.clone(),
-            settings.expiry_interval,
+            settings.workers.expiry_interval,
             stop.clone(),
             state.dispatcher.clone(),
         ),

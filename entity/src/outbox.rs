@@ -13,7 +13,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
+use sea_orm::{
+    ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+};
 use uuid::Uuid;
 
 use crate::{DomainError, now};
@@ -21,7 +23,8 @@ use crate::{DomainError, now};
 pub mod email;
 pub mod webhook;
 
-/// When a failed delivery is tried again, and when it is given up.
+/// When a failed delivery is tried again, and when it is given up. No `Default`: each outbox
+/// states its own (email: `jobs::settings::EmailSettings`, webhooks: `WebhookPolicy::default`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetrySchedule {
     /// Attempts (sends that reached the mailer) before the delivery is FAILED.
@@ -30,18 +33,6 @@ pub struct RetrySchedule {
     pub first_delay: Duration,
     /// Upper bound of one wait.
     pub max_delay: Duration,
-}
-
-impl Default for RetrySchedule {
-    /// 2 s, 4 s, 8 s, … : seven waits add up to about four minutes, long enough to ride out a
-    /// restarting mail server without leaving a recipient waiting for hours.
-    fn default() -> Self {
-        Self {
-            max_attempts: 8,
-            first_delay: Duration::from_secs(2),
-            max_delay: Duration::from_secs(600),
-        }
-    }
 }
 
 impl RetrySchedule {
@@ -89,6 +80,30 @@ leased!(
     email_deliveries => crate::DeliveryStatus::Pending,
     webhook_deliveries => crate::WebhookDeliveryStatus::Pending
 );
+
+/// PENDING rows due by `due_by` (and matching `extra`), with their due time, soonest first.
+pub(crate) async fn pending_due<E: Leased>(
+    db: &impl ConnectionTrait,
+    due_by: DateTime<Utc>,
+    extra: Option<Condition>,
+    limit: u64,
+) -> Result<Vec<(Uuid, DateTime<Utc>)>, DomainError> {
+    let mut query = E::find()
+        .select_only()
+        .column(E::ID)
+        .column(E::NEXT_ATTEMPT_AT)
+        .filter(E::STATUS.eq(E::pending()))
+        .filter(E::NEXT_ATTEMPT_AT.lte(due_by));
+    if let Some(extra) = extra {
+        query = query.filter(extra);
+    }
+    Ok(query
+        .order_by_asc(E::NEXT_ATTEMPT_AT)
+        .limit(limit)
+        .into_tuple()
+        .all(db)
+        .await?)
+}
 
 /// Takes the lease of a due PENDING row for `lease`: one conditional update, so of any number
 /// of concurrent callers exactly one gets the row. `None` means there is nothing to do now:
@@ -151,21 +166,11 @@ mod tests {
     fn schedule_gives_up_at_max_attempts() {
         let s = RetrySchedule {
             max_attempts: 3,
-            ..RetrySchedule::default()
+            first_delay: Duration::from_secs(2),
+            max_delay: Duration::from_secs(600),
         };
         assert!(!s.exhausted(2));
         assert!(s.exhausted(3));
         assert!(s.exhausted(4));
-    }
-
-    #[test]
-    fn default_schedule_matches_its_documentation() {
-        let s = RetrySchedule::default();
-        let total: Duration = (1..s.max_attempts).map(|n| s.delay_after(n)).sum();
-        assert_eq!(s.delay_after(1), Duration::from_secs(2));
-        assert!(
-            (Duration::from_secs(180)..Duration::from_secs(300)).contains(&total),
-            "{total:?}"
-        );
     }
 }

@@ -10,11 +10,8 @@ use sea_orm::DatabaseConnection;
 use crate::dispatch::Dispatcher;
 use crate::email::Composer;
 use crate::mailer::Mailer;
+use crate::settings::{EmailSettings, WebhookSettings, WorkerSettings};
 use crate::webhook::WebhookContext;
-
-/// How long a claim keeps others away: a send, plus the writes that record it, plus margin.
-/// Also how long an email waits when its sender died mid-send.
-pub const LEASE: Duration = Duration::from_secs(180);
 
 /// What the job handlers need.
 #[derive(Clone)]
@@ -25,7 +22,8 @@ pub struct JobContext {
     /// The attempt cap lives here and on the row, not in apalis: apalis-redis ignores
     /// `max_attempts`.
     pub retry: RetrySchedule,
-    /// How long a send may take before another worker may try the delivery (see [`LEASE`]).
+    /// How long a send may take before another worker may try the delivery (see
+    /// [`EmailSettings::send_lease`]).
     pub lease: Duration,
     /// Publishes and queues what the jobs' units of work wrote.
     pub dispatcher: Dispatcher,
@@ -44,20 +42,21 @@ impl std::fmt::Debug for JobContext {
 }
 
 impl JobContext {
-    /// With the default email retry schedule and send lease.
+    /// With the email retry schedule and send lease of `email`.
     pub fn new(
         db: DatabaseConnection,
         mailer: Mailer,
         composer: Composer,
         webhooks: WebhookContext,
         dispatcher: Dispatcher,
+        email: &EmailSettings,
     ) -> Self {
         Self {
             db,
             mailer,
             composer,
-            retry: RetrySchedule::default(),
-            lease: LEASE,
+            retry: email.retry(),
+            lease: email.send_lease,
             dispatcher,
             webhooks,
         }
@@ -94,16 +93,21 @@ pub struct WorkerOptions {
 }
 
 impl WorkerOptions {
-    pub fn new(instance: impl Into<String>) -> Self {
+    /// The configured sweep and webhook settings; polling and email concurrency are fixed.
+    pub fn new(
+        instance: impl Into<String>,
+        workers: &WorkerSettings,
+        webhooks: &WebhookSettings,
+    ) -> Self {
         Self {
             instance: instance.into(),
             poll_interval: Duration::from_millis(250),
             concurrency: 4,
-            webhook_concurrency: 16,
+            webhook_concurrency: webhooks.concurrency,
             dispatch_interval: Duration::from_millis(250),
-            sweep_interval: Duration::from_secs(5),
-            sweep_grace: Duration::from_secs(30),
-            webhook_retention: Duration::from_secs(30 * 24 * 3600),
+            sweep_interval: workers.sweep_interval,
+            sweep_grace: workers.sweep_grace,
+            webhook_retention: webhooks.retention,
         }
     }
 }

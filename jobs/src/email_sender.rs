@@ -7,10 +7,10 @@
 //!
 //! The `email_deliveries` row decides; a queued [`SendEmail`] only points at it. A run first
 //! takes the row's send lease ([`delivery::claim`]: one conditional update that moves
-//! `next_attempt_at` [`LEASE`] into the future, only if the row is PENDING and due). Exactly one
-//! of any number of concurrent runs gets it; the others find nothing to do and finish. So a job
-//! queued twice, re-run after a worker died, or re-queued by the sweeper while the first copy
-//! still waits never reaches SMTP twice.
+//! `next_attempt_at` one [lease](crate::settings::EmailSettings::send_lease) into the future,
+//! only if the row is PENDING and due). Exactly one of any number of concurrent runs gets it;
+//! the others find nothing to do and finish. So a job queued twice, re-run after a worker died,
+//! or re-queued by the sweeper while the first copy still waits never reaches SMTP twice.
 //!
 //! After the attempt the holder records the outcome in one transaction with its activity event:
 //! SENT, FAILED, or PENDING again with `next_attempt_at` moved to the retry time, and queues a

@@ -1,6 +1,7 @@
 //! Background work: the mailer, the job queues, the workers and what feeds them (the
 //! after-commit dispatcher, the webhook dispatcher loop, the sweeper), periodic expiry.
 
+pub mod conf;
 pub mod context;
 pub mod dispatch;
 pub mod email;
@@ -9,6 +10,7 @@ pub mod expiry;
 pub mod mailer;
 pub mod queue;
 pub mod runtime;
+pub mod settings;
 pub mod sweeper;
 pub mod webhook;
 

@@ -1,7 +1,7 @@
 //! Outgoing mail through lettre: pooled async SMTP in production, `.eml` files in the embedded
 //! default. One enum, because lettre's transports are different types.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use lettre::transport::smtp::PoolConfig;
@@ -37,9 +37,18 @@ pub enum SendError {
     Permanent(String),
 }
 
+/// Why a mailer cannot be built; names the cause.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct MailerConfigError(String);
+pub enum MailerConfigError {
+    #[error("invalid SMTP URL ({0})")]
+    SmtpUrl(#[source] lettre::transport::smtp::Error),
+    #[error("cannot create {} ({source})", path.display())]
+    Outbox {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
 
 /// Time allowed for one SMTP conversation.
 const SMTP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -51,15 +60,16 @@ impl Mailer {
         match smtp_url {
             Some(url) => {
                 let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
-                    .map_err(|e| MailerConfigError(format!("invalid SMTP URL ({e})")))?
+                    .map_err(MailerConfigError::SmtpUrl)?
                     .timeout(Some(SMTP_TIMEOUT))
                     .pool_config(PoolConfig::new().max_size(8))
                     .build();
                 Ok(Self::Smtp(transport))
             }
             None => {
-                std::fs::create_dir_all(outbox).map_err(|e| {
-                    MailerConfigError(format!("cannot create {} ({e})", outbox.display()))
+                std::fs::create_dir_all(outbox).map_err(|source| MailerConfigError::Outbox {
+                    path: outbox.to_owned(),
+                    source,
                 })?;
                 Ok(Self::File(AsyncFileTransport::new(outbox)))
             }

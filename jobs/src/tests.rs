@@ -25,12 +25,13 @@ use test_support::mail::Mail;
 use url::Url;
 use uuid::Uuid;
 
-use crate::context::{JobContext, LEASE, WorkerOptions};
+use crate::context::{JobContext, WorkerOptions};
 use crate::dispatch::Dispatcher;
 use crate::email::Composer;
 use crate::mailer::Mailer;
 use crate::queue::{QueueConfig, Queues};
 use crate::runtime;
+use crate::settings::{EmailSettings, WebhookSettings, WorkerSettings};
 
 /// Drops what units of work hand over: the tests here queue jobs themselves, as they need them.
 struct Discard;
@@ -175,7 +176,7 @@ impl Env {
             keys: self.keys.clone(),
             sender: crate::webhook::Sender::new(
                 Default::default(),
-                crate::webhook::DEFAULT_TIMEOUT,
+                WebhookSettings::default().timeout,
             )
             .unwrap(),
             policy: Default::default(),
@@ -187,6 +188,7 @@ impl Env {
             composer,
             webhooks,
             self.dispatcher(),
+            &EmailSettings::default(),
         )
     }
 
@@ -270,7 +272,11 @@ fn fast(instance: &str) -> WorkerOptions {
     WorkerOptions {
         poll_interval: Duration::from_millis(50),
         sweep_interval: Duration::from_millis(200),
-        ..WorkerOptions::new(format!("{instance}-{}", Uuid::new_v4().simple()))
+        ..WorkerOptions::new(
+            format!("{instance}-{}", Uuid::new_v4().simple()),
+            &WorkerSettings::default(),
+            &WebhookSettings::default(),
+        )
     }
 }
 
@@ -557,14 +563,15 @@ async fn only_one_of_concurrent_claims_wins() {
     let rows = env
         .enqueue(DeliveryKind::Invitation, &["ann@example.com"], json!({}))
         .await;
+    let lease = EmailSettings::default().send_lease;
     let claims =
-        futures::future::join_all((0..8).map(|_| delivery::claim(&env.db, rows[0].id, LEASE)))
+        futures::future::join_all((0..8).map(|_| delivery::claim(&env.db, rows[0].id, lease)))
             .await;
     let won: Vec<_> = claims.into_iter().filter_map(Result::unwrap).collect();
     assert_eq!(won.len(), 1);
     // Leased: neither another claim nor the sweeper touches it until the lease ends.
     assert!(
-        delivery::claim(&env.db, rows[0].id, LEASE)
+        delivery::claim(&env.db, rows[0].id, lease)
             .await
             .unwrap()
             .is_none()
@@ -586,7 +593,7 @@ async fn only_one_of_concurrent_claims_wins() {
         claim: &won[0],
         smtp_reply: "late",
         permanent: false,
-        schedule: &RetrySchedule::default(),
+        schedule: &EmailSettings::default().retry(),
     };
     assert!(matches!(
         work::run(&env.db, &Discard, &late).await.unwrap(),

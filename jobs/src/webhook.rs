@@ -25,8 +25,6 @@ use sea_orm::DatabaseConnection;
 use crate::dispatch::Dispatcher;
 use crate::queue::DeliverWebhook;
 
-/// Longest one attempt may take, connection to last response byte read.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15);
 /// Added to the timeout to make a claim's lease: time to record the attempt, plus margin.
 const LEASE_MARGIN: Duration = Duration::from_secs(45);
 /// Bytes of the response body kept with an attempt.

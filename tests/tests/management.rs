@@ -707,20 +707,24 @@ both!(
         let q = "query($c: ID!, $first: Int) { invitations(companyId: $c, first: $first) { totalCount edges { node {
         id status invitationUrl company { id name } events(first: 5) { edges { node { eventType } } }
         createdConnections { id } deliveries { id } } } } }";
-        // One request first, so the API key is in the key cache whatever the setup took (a slow
-        // setup on a loaded machine may outlast the cache's lifetime) and is not counted below.
-        gql.query(q, json!({ "c": company, "first": 1 }))
-            .await
-            .data();
         let mut costs = Vec::new();
         for first in [10, 100] {
-            let before = app.metric("invitations_db_statements_total").await;
-            let r = gql.query(q, json!({ "c": company, "first": first })).await;
+            // The fewest statements over three tries: on a loaded machine one batching window
+            // of a DataLoader can be split in two, which is not what this test is about (an
+            // N+1 costs more on every try).
+            let mut cost = u64::MAX;
+            let mut r = None;
+            for _ in 0..3 {
+                let before = app.metric("invitations_db_statements_total").await;
+                r = Some(gql.query(q, json!({ "c": company, "first": first })).await);
+                cost = cost.min(app.metric("invitations_db_statements_total").await - before);
+            }
+            let r = r.unwrap();
             assert_eq!(
                 r.data()["invitations"]["edges"].as_array().unwrap().len(),
                 first
             );
-            costs.push(app.metric("invitations_db_statements_total").await - before);
+            costs.push(cost);
         }
         // The page with its count, then one query per nested field (company, events,
         // connections, deliveries) whatever the page size.

@@ -78,16 +78,20 @@ both!(
         let q = "query($c: ID!, $first: Int) { invitations(companyId: $c, first: $first) {
             totalCount edges { node { id events(first: 5) { edges { node { id eventType } }
             pageInfo { hasNextPage } } } } } }";
-        // One request first, so the API key is in the key cache whatever the setup took (a slow
-        // setup on a loaded machine may outlast the cache's lifetime) and is not counted below.
-        gql.query(q, json!({ "c": company, "first": 1 }))
-            .await
-            .data();
         let mut costs = Vec::new();
         for first in [10, 100] {
-            let before = app.metric("invitations_db_statements_total").await;
-            let r = gql.query(q, json!({ "c": company, "first": first })).await;
-            costs.push(app.metric("invitations_db_statements_total").await - before);
+            // The fewest statements over three tries: on a loaded machine one batching window
+            // of a DataLoader can be split in two, which is not what this test is about (an
+            // N+1 costs more on every try).
+            let mut cost = u64::MAX;
+            let mut r = None;
+            for _ in 0..3 {
+                let before = app.metric("invitations_db_statements_total").await;
+                r = Some(gql.query(q, json!({ "c": company, "first": first })).await);
+                cost = cost.min(app.metric("invitations_db_statements_total").await - before);
+            }
+            let r = r.unwrap();
+            costs.push(cost);
             let page = &r.data()["invitations"];
             assert_eq!(page["totalCount"], 100);
             let edges = page["edges"].as_array().unwrap();

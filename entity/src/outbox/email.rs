@@ -7,13 +7,12 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter,
-    QueryOrder, QuerySelect,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::{RetrySchedule, still_held, take_lease, to_chrono};
+use super::{RetrySchedule, pending_due, still_held, take_lease, to_chrono};
 use crate::activity::{self, Actor, EventExtra};
 use crate::crypto::{Keyring, hash_token};
 use crate::entities::{email_deliveries, invitations};
@@ -290,17 +289,7 @@ pub async fn due_pending(
     grace: Duration,
     limit: u64,
 ) -> Result<Vec<(Uuid, DateTime<Utc>)>, DomainError> {
-    Ok(email_deliveries::Entity::find()
-        .select_only()
-        .column(email_deliveries::Column::Id)
-        .column(email_deliveries::Column::NextAttemptAt)
-        .filter(email_deliveries::Column::Status.eq(DeliveryStatus::Pending))
-        .filter(email_deliveries::Column::NextAttemptAt.lte(now() - to_chrono(grace)))
-        .order_by_asc(email_deliveries::Column::NextAttemptAt)
-        .limit(limit)
-        .into_tuple()
-        .all(db)
-        .await?)
+    pending_due::<email_deliveries::Entity>(db, now() - to_chrono(grace), None, limit).await
 }
 
 fn held(claim: &Claim) -> sea_orm::Condition {

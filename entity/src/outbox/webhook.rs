@@ -13,12 +13,12 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait,
-    QueryFilter, QueryOrder, QuerySelect, Set,
+    QueryFilter, QuerySelect, Set,
 };
 use serde_json::json;
 use uuid::Uuid;
 
-use super::{RetrySchedule, still_held, take_lease, to_chrono};
+use super::{RetrySchedule, pending_due, still_held, take_lease, to_chrono};
 use crate::entities::{webhook_attempts, webhook_deliveries, webhook_endpoints};
 use crate::scope::find_owned;
 use crate::webhook::events::{ENDPOINT_DISABLED, emit};
@@ -290,7 +290,7 @@ pub async fn dispatchable(
             Expr::col(webhook_deliveries::Column::EnqueuedFor)
                 .ne(Expr::col(webhook_deliveries::Column::NextAttemptAt)),
         );
-    pending_due(db, now(), Some(not_queued), limit).await
+    pending_due::<webhook_deliveries::Entity>(db, now(), Some(not_queued), limit).await
 }
 
 /// Notes that jobs were queued for these deliveries at their current due time. A row claimed
@@ -319,30 +319,7 @@ pub async fn due_pending(
     grace: Duration,
     limit: u64,
 ) -> Result<Vec<(Uuid, DateTime<Utc>)>, DomainError> {
-    pending_due(db, now() - to_chrono(grace), None, limit).await
-}
-
-async fn pending_due(
-    db: &impl ConnectionTrait,
-    due_by: DateTime<Utc>,
-    extra: Option<Condition>,
-    limit: u64,
-) -> Result<Vec<(Uuid, DateTime<Utc>)>, DomainError> {
-    let mut query = webhook_deliveries::Entity::find()
-        .select_only()
-        .column(webhook_deliveries::Column::Id)
-        .column(webhook_deliveries::Column::NextAttemptAt)
-        .filter(webhook_deliveries::Column::Status.eq(WebhookDeliveryStatus::Pending))
-        .filter(webhook_deliveries::Column::NextAttemptAt.lte(due_by));
-    if let Some(extra) = extra {
-        query = query.filter(extra);
-    }
-    Ok(query
-        .order_by_asc(webhook_deliveries::Column::NextAttemptAt)
-        .limit(limit)
-        .into_tuple()
-        .all(db)
-        .await?)
+    pending_due::<webhook_deliveries::Entity>(db, now() - to_chrono(grace), None, limit).await
 }
 
 /// Deletes up to `limit` deliveries (with their attempts) that finished more than `retention`
