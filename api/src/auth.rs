@@ -1,7 +1,7 @@
 //! API-key authentication with a short-lived in-memory cache, so verifying a key does not cost a
 //! database round trip on every request. A revoked key stops working within the cache TTL.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::http::{HeaderMap, header};
 use entity::crypto::hash_token;
@@ -22,7 +22,26 @@ const MAX_CACHED: u64 = 10_000;
 
 /// Key hash → the viewer it authenticates (`None`: unknown or revoked), for the cache TTL.
 pub struct KeyCache {
-    entries: moka::future::Cache<String, Option<Viewer>>,
+    entries: moka::future::Cache<String, Entry>,
+    ttl: Duration,
+}
+
+#[derive(Clone)]
+struct Entry {
+    viewer: Option<Viewer>,
+    /// Taken before the database was asked, so the answer is at least this recent.
+    checked_at: Instant,
+}
+
+/// What the cache says about a key, and until when it will keep saying it.
+#[derive(Debug, Clone)]
+pub struct Verdict {
+    /// `None`: unknown or revoked.
+    pub viewer: Option<Viewer>,
+    /// The answer is trusted until then; a check after it asks the database again. A key
+    /// revoked at any moment is therefore refused by every check after `expires_at` of the
+    /// answer given at that moment, i.e. within the TTL.
+    pub expires_at: Instant,
 }
 
 /// The key presented in `X-API-Key` or `Authorization: Bearer …`, if any.
@@ -44,6 +63,7 @@ impl KeyCache {
                 .max_capacity(MAX_CACHED)
                 .time_to_live(ttl)
                 .build(),
+            ttl,
         }
     }
 
@@ -54,10 +74,24 @@ impl KeyCache {
         db: &DatabaseConnection,
         key: &str,
     ) -> Result<Option<Viewer>, entity::DomainError> {
+        Ok(self.verify(db, key).await?.viewer)
+    }
+
+    /// [`KeyCache::authenticate`], with the moment the answer stops being trusted, so that a
+    /// long-lived connection can check again exactly when a revocation would show.
+    pub async fn verify(
+        &self,
+        db: &DatabaseConnection,
+        key: &str,
+    ) -> Result<Verdict, entity::DomainError> {
         let hash = hash_token(key);
-        if let Some(viewer) = self.entries.get(&hash).await {
-            return Ok(viewer);
+        // The age is checked here too, so the bound holds by this clock whatever moka's says.
+        if let Some(entry) = self.entries.get(&hash).await
+            && entry.checked_at.elapsed() < self.ttl
+        {
+            return Ok(self.verdict(entry));
         }
+        let checked_at = Instant::now();
         let viewer = entity::organization::authenticate(db, key)
             .await?
             .map(|row| Viewer {
@@ -65,7 +99,15 @@ impl KeyCache {
                 api_key_id: row.id,
                 api_key_name: row.name,
             });
-        self.entries.insert(hash, viewer.clone()).await;
-        Ok(viewer)
+        let entry = Entry { viewer, checked_at };
+        self.entries.insert(hash, entry.clone()).await;
+        Ok(self.verdict(entry))
+    }
+
+    fn verdict(&self, entry: Entry) -> Verdict {
+        Verdict {
+            viewer: entry.viewer,
+            expires_at: entry.checked_at + self.ttl,
+        }
     }
 }

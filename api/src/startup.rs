@@ -166,6 +166,7 @@ pub fn router(state: AppState, shutdown: CancellationToken) -> Router {
         )),
         state: state.clone(),
         shutdown,
+        pending: Arc::default(),
     };
     let graphql_routes = Router::new()
         .route(

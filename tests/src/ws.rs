@@ -30,21 +30,42 @@ pub enum Received {
 impl WsClient {
     /// Opens `ws://…/graphql` offering `graphql-transport-ws`.
     pub async fn connect(base: &str) -> Self {
+        match Self::try_connect(base).await {
+            Ok(client) => client,
+            Err((status, body)) => panic!("WebSocket upgrade refused: {status} {body}"),
+        }
+    }
+
+    /// [`WsClient::connect`], or the status and body of a refused upgrade.
+    pub async fn try_connect(base: &str) -> Result<Self, (u16, String)> {
         let url = format!("{}/graphql", base.replacen("http", "ws", 1));
         let mut request = url.into_client_request().unwrap();
         request.headers_mut().insert(
             "sec-websocket-protocol",
             HeaderValue::from_static("graphql-transport-ws"),
         );
-        let (stream, _) = tokio_tungstenite::connect_async(request)
-            .await
-            .expect("WebSocket connection");
-        Self { stream }
+        match tokio_tungstenite::connect_async(request).await {
+            Ok((stream, _)) => Ok(Self { stream }),
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                let body = response
+                    .body()
+                    .as_deref()
+                    .map(|b| String::from_utf8_lossy(b).into_owned())
+                    .unwrap_or_default();
+                Err((response.status().as_u16(), body))
+            }
+            Err(e) => panic!("WebSocket connection: {e}"),
+        }
     }
 
     /// Sends `connection_init` with the key; `Ok` on `connection_ack`, `Err(close code)` otherwise.
     pub async fn init(&mut self, api_key: &str) -> Result<(), u16> {
-        self.send(json!({ "type": "connection_init", "payload": { "apiKey": api_key } }))
+        self.init_with(json!({ "apiKey": api_key })).await
+    }
+
+    /// [`WsClient::init`] with any payload.
+    pub async fn init_with(&mut self, payload: Value) -> Result<(), u16> {
+        self.send(json!({ "type": "connection_init", "payload": payload }))
             .await;
         match self.recv(Duration::from_secs(10)).await {
             Some(Ok(v)) if v["type"] == "connection_ack" => Ok(()),
@@ -58,11 +79,33 @@ impl WsClient {
             .await;
     }
 
-    async fn send(&mut self, value: Value) {
+    /// Like [`WsClient::subscribe`], for a socket the server may have closed already: `false`
+    /// when the message could not be sent.
+    pub async fn try_subscribe(&mut self, id: &str, query: &str, variables: Value) -> bool {
+        let message = json!({ "id": id, "type": "subscribe", "payload": { "query": query, "variables": variables } });
         self.stream
-            .send(Message::Text(value.to_string().into()))
+            .send(Message::Text(message.to_string().into()))
             .await
-            .unwrap();
+            .is_ok()
+    }
+
+    /// Sends `text` as one text message, whatever its size.
+    pub async fn send_text(&mut self, text: String) {
+        self.stream.send(Message::Text(text.into())).await.unwrap();
+    }
+
+    /// Writes `bytes` straight to the TCP connection, under the WebSocket framing: for frames a
+    /// well-behaved client would not send (e.g. a header announcing more than it sends).
+    pub async fn send_raw(&mut self, bytes: &[u8]) {
+        use tokio::io::AsyncWriteExt;
+        match self.stream.get_mut() {
+            tokio_tungstenite::MaybeTlsStream::Plain(tcp) => tcp.write_all(bytes).await.unwrap(),
+            _ => panic!("raw writes need a plain TCP connection"),
+        }
+    }
+
+    async fn send(&mut self, value: Value) {
+        self.send_text(value.to_string()).await;
     }
 
     /// The next protocol message (answering pings), `Err(code)` on close, `None` on timeout.
@@ -76,7 +119,10 @@ impl WsClient {
                 Some(Ok(Message::Text(t))) => {
                     let v: Value = serde_json::from_str(&t).unwrap();
                     if v["type"] == "ping" {
-                        self.send(json!({ "type": "pong" })).await;
+                        // The server may have closed the socket since its ping; the close
+                        // frame is what the caller wants then, not a failed pong.
+                        let pong = Message::Text(json!({ "type": "pong" }).to_string().into());
+                        let _ = self.stream.send(pong).await;
                         continue;
                     }
                     return Some(Ok(v));

@@ -10,4 +10,5 @@ mod live;
 mod management;
 mod read_path;
 mod recipient;
+mod socket;
 mod webhook;

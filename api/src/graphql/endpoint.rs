@@ -5,6 +5,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::AppSchema;
 use super::documents::Documents;
+use super::ws::PendingSockets;
 use crate::state::AppState;
 
 #[derive(Clone)]
@@ -15,4 +16,6 @@ pub struct GraphqlEndpoint {
     pub documents: Arc<Documents>,
     /// Fires when the process shuts down, so WebSocket connections close with a proper code.
     pub shutdown: CancellationToken,
+    /// WebSocket connections that have not sent `connection_init` yet.
+    pub pending: Arc<PendingSockets>,
 }

@@ -89,6 +89,7 @@ pub async fn graphiql_or_get(
     client: ConnectInfo<SocketAddr>,
     request: axum::extract::Request,
 ) -> Response {
+    let client = client_addr(client);
     let (mut parts, _) = request.into_parts();
     let headers = parts.headers.clone();
     let is_upgrade = headers
@@ -96,7 +97,7 @@ pub async fn graphiql_or_get(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
     if is_upgrade {
-        return super::ws::upgrade(endpoint, &mut parts).await;
+        return super::ws::upgrade(endpoint, client, &mut parts).await;
     }
     let Ok(UrlQuery(params)) = UrlQuery::<GetParams>::try_from_uri(&parts.uri) else {
         return StatusCode::BAD_REQUEST.into_response();
@@ -124,15 +125,7 @@ pub async fn graphiql_or_get(
         variables,
         extensions,
     };
-    execute(
-        &endpoint,
-        client_addr(client),
-        &headers,
-        Method::GET,
-        body,
-        media,
-    )
-    .await
+    execute(&endpoint, client, &headers, Method::GET, body, media).await
 }
 
 /// A JSON-encoded GET parameter (`variables`, `extensions`).

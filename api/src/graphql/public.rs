@@ -2,47 +2,82 @@
 
 use std::net::IpAddr;
 
-use async_graphql::{Context, ID, InputObject, Result};
+use async_graphql::{Context, Guard, ID, InputObject, Result};
 use entity::crypto::hash_token;
 use entity::recipient::Submission;
 
 use super::context::state;
 use super::enums::UtilityType;
-use super::error::rate_limited;
+use super::error::{internal, rate_limited};
 use super::ids::{parse_date, parse_ids};
-use crate::ratelimit::{Limit, PER_CLIENT, PER_TOKEN};
+use crate::ratelimit::{
+    CODES_PER_EMAIL, CODES_PER_INVITATION, Limit, PER_CLIENT, PER_TOKEN, RENEWALS_PER_EMAIL,
+};
 
-/// The client's address, put into each request by the HTTP layer.
+/// The client's address, put into each request's data by the HTTP layer and into each
+/// WebSocket connection's data by the socket.
 #[derive(Debug, Clone, Copy)]
 pub struct ClientAddr(pub IpAddr);
 
-/// Applies the per-client and per-token limits of public operations. Tokens are hashed before
-/// they become counter keys, so Redis never holds a live link.
-pub async fn guard(ctx: &Context<'_>, token: &str) -> Result<()> {
-    let state = state(ctx)?;
-    if let Some(ClientAddr(ip)) = ctx.data_opt::<ClientAddr>() {
+/// The rate limits of a public operation, as a field guard
+/// (`#[graphql(guard = "RateLimited::token(&token)")]`): it runs before the resolver on every
+/// transport that executes the schema. Counts per client address first, then per token (or
+/// legacy secret), then any further limit, and stops at the first one exceeded. Tokens and other
+/// secret material are hashed before they become counter keys, so Redis never holds a live link.
+pub struct RateLimited {
+    counters: Vec<(String, Limit)>,
+}
+
+impl RateLimited {
+    /// The per-client and per-token limits every public operation has.
+    pub fn token(token: &str) -> Self {
+        Self {
+            counters: Vec::new(),
+        }
+        .and_on("tok", token, PER_TOKEN)
+    }
+
+    /// Verification codes: also per invitation and per invitation and address.
+    pub fn code_request(token: &str, email: &str) -> Self {
+        Self::token(token)
+            .and_on("codes", token, CODES_PER_INVITATION)
+            .and_on("codes-email", &per_email(token, email), CODES_PER_EMAIL)
+    }
+
+    /// Renewal requests: also per invitation and address.
+    pub fn renewal_request(token: &str, email: &str) -> Self {
+        Self::token(token).and_on("renewal", &per_email(token, email), RENEWALS_PER_EMAIL)
+    }
+
+    /// One more limit, on a key derived from secret material.
+    fn and_on(mut self, scope: &str, material: &str, limit: Limit) -> Self {
+        self.counters
+            .push((format!("{scope}:{}", &hash_token(material)[..32]), limit));
+        self
+    }
+}
+
+fn per_email(token: &str, email: &str) -> String {
+    format!("{token}\n{}", email.trim().to_lowercase())
+}
+
+impl Guard for RateLimited {
+    async fn check(&self, ctx: &Context<'_>) -> Result<()> {
+        let state = state(ctx)?;
+        // Every transport must say who the client is; one that forgot would lift the limit.
+        let ClientAddr(ip) = *ctx
+            .data_opt::<ClientAddr>()
+            .ok_or_else(|| internal(&"no client address in the request data"))?;
         state
             .limiter
             .hit(&format!("ip:{ip}"), PER_CLIENT)
             .await
             .map_err(rate_limited)?;
+        for (key, limit) in &self.counters {
+            state.limiter.hit(key, *limit).await.map_err(rate_limited)?;
+        }
+        Ok(())
     }
-    let key = format!("tok:{}", &hash_token(token)[..32]);
-    state
-        .limiter
-        .hit(&key, PER_TOKEN)
-        .await
-        .map_err(rate_limited)
-}
-
-/// One more limit on a key derived from secret material (hashed like tokens).
-pub async fn limit(ctx: &Context<'_>, scope: &str, material: &str, limit: Limit) -> Result<()> {
-    let key = format!("{scope}:{}", &hash_token(material)[..32]);
-    state(ctx)?
-        .limiter
-        .hit(&key, limit)
-        .await
-        .map_err(rate_limited)
 }
 
 /// The details of a utility account: what a recipient submits on the hosted page, or what an

@@ -1,28 +1,157 @@
-//! GraphQL subscriptions over WebSocket on `/graphql` (`graphql-transport-ws`, and the older
-//! `graphql-ws` subprotocol). The API key comes in the `connection_init` payload (`apiKey`):
-//! a bad key closes with 4403, no `connection_init` within `GRAPHQL_WS_INIT_TIMEOUT_SECONDS`
-//! closes with 4408, shutdown closes with 1001, and the server pings every 30 s.
+//! GraphQL over WebSocket on `/graphql` (`graphql-transport-ws`, and the older `graphql-ws`
+//! subprotocol), under the rules HTTP requests obey:
+//!
+//! - a message or frame larger than `GRAPHQL_MAX_BODY_BYTES` closes the socket with 1009 (a
+//!   frame is refused at its header, before its payload is read);
+//! - at most [`PENDING_PER_CLIENT`] sockets per client address, and [`PENDING_TOTAL`] in all,
+//!   may wait for `connection_init`; beyond that the upgrade answers 429 / 503;
+//! - the API key comes in the `connection_init` payload (`apiKey`) and is checked again on every
+//!   operation and whenever the key cache's answer expires (`API_KEY_CACHE_SECONDS`): a bad or
+//!   revoked key closes with 4403;
+//! - the client address goes into the connection data, so public operations count against the
+//!   same per-client rate limits as over HTTP.
+//!
+//! No `connection_init` within `GRAPHQL_WS_INIT_TIMEOUT_SECONDS` closes with 4408, shutdown
+//! closes with 1001, and the server pings every 30 s.
 
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
-use tokio_util::sync::CancellationToken;
 
 use async_graphql::Data;
-use async_graphql::http::{WebSocket, WebSocketProtocols, WsMessage};
+use async_graphql::http::{ClientMessage, WebSocket, WebSocketProtocols, WsMessage};
 use axum::extract::ws::{CloseFrame, Message, WebSocket as Socket};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use futures::{SinkExt, StreamExt};
+use futures::stream::SplitStream;
+use futures::{SinkExt, Stream, StreamExt};
+use tokio::sync::oneshot;
+use tokio::time::Instant;
 
 use super::endpoint::GraphqlEndpoint;
 use super::loader::{Loaders, RequestLoader};
+use super::public::ClientAddr;
+use crate::state::AppState;
 
 const FORBIDDEN: &str = "Forbidden";
 /// Interval of server pings on an acknowledged connection.
 const KEEPALIVE: Duration = Duration::from_secs(30);
+/// Sockets one client address may hold open without having sent `connection_init`. A client
+/// sends it right after the upgrade, so even a page with many tabs needs few; 64 leaves room for
+/// clients behind one NAT reconnecting together.
+pub const PENDING_PER_CLIENT: usize = 64;
+/// The same, over all addresses. A socket stalled in the middle of a message of
+/// `GRAPHQL_MAX_BODY_BYTES` holds about 1.4 times that (tungstenite's read buffer grows to the
+/// announced length); at the default 256 KiB that bounds what unauthenticated peers can pin to
+/// about 175 MiB, for at most `GRAPHQL_WS_INIT_TIMEOUT_SECONDS`.
+pub const PENDING_TOTAL: usize = 512;
+/// Shortest interval between two checks of an open connection's key (when
+/// `API_KEY_CACHE_SECONDS` is 0, every operation is still checked against the database).
+const MIN_RECHECK: Duration = Duration::from_secs(1);
+/// Retry interval when the key could not be checked (the database did not answer).
+const RECHECK_AFTER_FAILURE: Duration = Duration::from_secs(5);
 
-/// Upgrades a `GET /graphql` that asks for WebSocket to a subscription connection.
+/// Counts the sockets that have not sent `connection_init` yet, per client address and in total.
+pub struct PendingSockets {
+    per_client: usize,
+    total: usize,
+    counts: Mutex<PendingCounts>,
+}
+
+#[derive(Default)]
+struct PendingCounts {
+    total: usize,
+    by_client: HashMap<IpAddr, usize>,
+}
+
+/// Why an upgrade was refused.
+#[derive(Debug, PartialEq, Eq)]
+pub enum PendingFull {
+    /// This client address holds too many.
+    Client,
+    /// The server as a whole does.
+    Server,
+}
+
+/// A socket's place among the pending ones; dropping it (on init or close) frees the place.
+pub struct PendingSlot {
+    owner: Arc<PendingSockets>,
+    client: IpAddr,
+}
+
+impl Default for PendingSockets {
+    fn default() -> Self {
+        Self::new(PENDING_PER_CLIENT, PENDING_TOTAL)
+    }
+}
+
+impl PendingSockets {
+    fn new(per_client: usize, total: usize) -> Self {
+        Self {
+            per_client,
+            total,
+            counts: Mutex::new(PendingCounts::default()),
+        }
+    }
+
+    /// A place for a new socket from `client`, unless the limits are reached.
+    pub fn admit(self: &Arc<Self>, client: IpAddr) -> Result<PendingSlot, PendingFull> {
+        let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        if counts.total >= self.total {
+            return Err(PendingFull::Server);
+        }
+        let mine = counts.by_client.entry(client).or_insert(0);
+        if *mine >= self.per_client {
+            return Err(PendingFull::Client);
+        }
+        *mine += 1;
+        counts.total += 1;
+        Ok(PendingSlot {
+            owner: self.clone(),
+            client,
+        })
+    }
+
+    fn release(&self, client: IpAddr) {
+        let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        counts.total = counts.total.saturating_sub(1);
+        if let Some(n) = counts.by_client.get_mut(&client) {
+            *n -= 1;
+            if *n == 0 {
+                counts.by_client.remove(&client);
+            }
+        }
+    }
+}
+
+impl Drop for PendingSlot {
+    fn drop(&mut self) {
+        self.owner.release(self.client);
+    }
+}
+
+impl PendingFull {
+    fn into_response(self, retry_after: Duration) -> Response {
+        let (status, body) = match self {
+            PendingFull::Client => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "too many WebSocket connections from this address have not sent connection_init; send it on those, or close them",
+            ),
+            PendingFull::Server => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "too many WebSocket connections are waiting for connection_init; try again later",
+            ),
+        };
+        let retry = HeaderValue::from(retry_after.as_secs().max(1));
+        (status, [(header::RETRY_AFTER, retry)], body).into_response()
+    }
+}
+
+/// Upgrades a `GET /graphql` that asks for WebSocket to a GraphQL connection.
 pub async fn upgrade(
     endpoint: GraphqlEndpoint,
+    client: ClientAddr,
     parts: &mut axum::http::request::Parts,
 ) -> Response {
     use axum::extract::FromRequestParts;
@@ -47,9 +176,103 @@ pub async fn upgrade(
         Ok(ws) => ws,
         Err(rejection) => return rejection.into_response(),
     };
-    let shutdown = endpoint.shutdown.clone();
-    ws.protocols(async_graphql::http::ALL_WEBSOCKET_PROTOCOLS)
-        .on_upgrade(move |socket| serve(socket, endpoint, protocol, shutdown))
+    let slot = match endpoint.pending.admit(client.0) {
+        Ok(slot) => slot,
+        Err(full) => {
+            return full.into_response(endpoint.state.settings.graphql.ws_init_timeout);
+        }
+    };
+    // The same bound as an HTTP body; tungstenite checks a frame's length from its header.
+    let max = endpoint.state.settings.graphql.max_body_bytes;
+    ws.max_message_size(max)
+        .max_frame_size(max)
+        .protocols(async_graphql::http::ALL_WEBSOCKET_PROTOCOLS)
+        .on_upgrade(move |socket| serve(socket, endpoint, protocol, client, slot))
+}
+
+/// The key a connection was opened with, once `connection_init` accepted it.
+struct Session {
+    key: String,
+    /// When the key's verdict expires, so the next check asks the database.
+    recheck_at: std::time::Instant,
+}
+
+/// Why the server stops reading a socket, when the peer must be told with a close code.
+#[derive(Debug)]
+enum Stop {
+    /// A message or frame above the size limit: 1009.
+    TooLarge,
+    /// The key was revoked: 4403.
+    Revoked,
+    /// The key could not be checked: 1011.
+    Failed,
+}
+
+impl Stop {
+    fn close(&self) -> Message {
+        match self {
+            Stop::TooLarge => close(1009, "message too large"),
+            Stop::Revoked => close(4403, FORBIDDEN),
+            Stop::Failed => close(1011, "internal server error"),
+        }
+    }
+}
+
+fn close(code: u16, reason: &str) -> Message {
+    Message::Close(Some(CloseFrame {
+        code,
+        reason: reason.to_owned().into(),
+    }))
+}
+
+/// Whether a read error is tungstenite refusing a message or frame over the size limit.
+fn too_large(error: &axum::Error) -> bool {
+    use std::error::Error;
+    error
+        .source()
+        .and_then(|e| e.downcast_ref::<tungstenite::Error>())
+        .is_some_and(|e| matches!(e, tungstenite::Error::Capacity(_)))
+}
+
+/// The client's messages as the GraphQL driver reads them. An operation (`subscribe`, `start`)
+/// is let through only after the key has been checked again; a revoked key, an oversized
+/// message or a failed check ends the input, and `stopped` says which.
+fn incoming(
+    socket: SplitStream<Socket>,
+    state: AppState,
+    session: Arc<OnceLock<Session>>,
+    stopped: oneshot::Sender<Stop>,
+) -> impl Stream<Item = serde_json::Result<ClientMessage>> {
+    futures::stream::unfold(
+        Some((socket, state, session, stopped)),
+        |input| async move {
+            let (mut socket, state, session, stopped) = input?;
+            let stop = loop {
+                let message = match socket.next().await {
+                    Some(Ok(Message::Text(t))) => ClientMessage::from_bytes(t.as_str()),
+                    Some(Ok(Message::Binary(b))) => ClientMessage::from_bytes(&b),
+                    Some(Ok(Message::Close(_))) | None => return None,
+                    Some(Ok(_)) => continue,
+                    Some(Err(e)) if too_large(&e) => break Stop::TooLarge,
+                    Some(Err(_)) => return None,
+                };
+                if let (Ok(ClientMessage::Start { .. }), Some(session)) = (&message, session.get())
+                {
+                    match state.key_cache.verify(&state.db, &session.key).await {
+                        Ok(verdict) if verdict.viewer.is_some() => {}
+                        Ok(_) => break Stop::Revoked,
+                        Err(e) => {
+                            tracing::error!(error = %e, "API key check failed");
+                            break Stop::Failed;
+                        }
+                    }
+                }
+                return Some((message, Some((socket, state, session, stopped))));
+            };
+            let _ = stopped.send(stop);
+            None
+        },
+    )
 }
 
 /// Serves one upgraded connection until it closes or the process shuts down.
@@ -57,32 +280,34 @@ async fn serve(
     socket: Socket,
     endpoint: GraphqlEndpoint,
     protocol: WebSocketProtocols,
-    shutdown: CancellationToken,
+    client: ClientAddr,
+    slot: PendingSlot,
 ) {
+    // Held until the connection is acknowledged, or closes without that.
+    let mut slot = Some(slot);
     let (mut sink, stream) = socket.split();
-    let input = stream
-        .take_while(|m| futures::future::ready(!matches!(m, Err(_) | Ok(Message::Close(_)))))
-        .filter_map(|m| {
-            futures::future::ready(match m {
-                Ok(Message::Text(t)) => Some(t.to_string()),
-                Ok(Message::Binary(b)) => String::from_utf8(b.to_vec()).ok(),
-                _ => None,
-            })
-        });
     let state = endpoint.state.clone();
+    let session: Arc<OnceLock<Session>> = Arc::default();
+    let (stopped, mut stop) = oneshot::channel();
+    let input = incoming(stream, state.clone(), session.clone(), stopped);
+    let opened = session.clone();
     let init = move |payload: serde_json::Value| async move {
         let key = payload
             .get("apiKey")
             .and_then(|k| k.as_str())
             .map(str::to_owned)
             .unwrap_or_default();
-        let viewer = state
+        let verdict = state
             .key_cache
-            .authenticate(&state.db, &key)
+            .verify(&state.db, &key)
             .await
-            .ok()
-            .flatten()
-            .ok_or_else(|| async_graphql::Error::new(FORBIDDEN))?;
+            .map_err(|e| tracing::error!(error = %e, "API key check failed"))
+            .ok();
+        let Some((viewer, recheck_at)) =
+            verdict.and_then(|v| v.viewer.map(|viewer| (viewer, v.expires_at)))
+        else {
+            return Err(async_graphql::Error::new(FORBIDDEN));
+        };
         let mut data = Data::default();
         // A loader per connection, as per request over HTTP (subscriptions resolve few fields).
         data.insert(RequestLoader::with_cache(
@@ -94,6 +319,8 @@ async fn serve(
             async_graphql::dataloader::HashMapCache::default(),
         ));
         data.insert(Some(viewer));
+        data.insert(client);
+        let _ = opened.set(Session { key, recheck_at });
         Ok(data)
     };
     let timeout = endpoint.state.settings.graphql.ws_init_timeout;
@@ -101,26 +328,28 @@ async fn serve(
         WebSocketProtocols::GraphQLWS => r#"{"type":"ping"}"#,
         WebSocketProtocols::SubscriptionsTransportWS => r#"{"type":"ka"}"#,
     };
-    let mut messages =
-        WebSocket::new(endpoint.schema.clone(), input, protocol).on_connection_init(init);
+    let mut messages = std::pin::pin!(
+        WebSocket::from_message_stream(endpoint.schema.clone(), input, protocol)
+            .on_connection_init(init)
+    );
     // Server pings keep idle subscriptions alive through proxies and reveal dead peers.
     let mut keepalive =
         tokio::time::interval_at(tokio::time::Instant::now() + KEEPALIVE, KEEPALIVE);
     let deadline = tokio::time::sleep(timeout);
     tokio::pin!(deadline);
+    // Armed once the connection is acknowledged.
+    let recheck = tokio::time::sleep(Duration::ZERO);
+    tokio::pin!(recheck);
     let mut acknowledged = false;
-    let close = |code: u16, reason: &str| {
-        Message::Close(Some(CloseFrame {
-            code,
-            reason: reason.to_owned().into(),
-        }))
-    };
     loop {
         tokio::select! {
             message = messages.next() => match message {
                 Some(WsMessage::Text(text)) => {
-                    if !acknowledged && text.contains("connection_ack") {
+                    // The first message after a successful init is its acknowledgement.
+                    if !acknowledged && let Some(session) = session.get() {
                         acknowledged = true;
+                        drop(slot.take());
+                        recheck.as_mut().reset(next_check(session.recheck_at));
                     }
                     if sink.send(Message::Text(text.into())).await.is_err() {
                         return;
@@ -133,8 +362,31 @@ async fn serve(
                     let _ = sink.send(close(code, &reason)).await;
                     return;
                 }
-                None => return,
+                None => {
+                    if let Ok(stop) = stop.try_recv() {
+                        let _ = sink.send(stop.close()).await;
+                    }
+                    return;
+                }
             },
+            () = &mut recheck, if acknowledged => {
+                let Some(session) = session.get() else { return };
+                match endpoint.state.key_cache.verify(&endpoint.state.db, &session.key).await {
+                    Ok(verdict) if verdict.viewer.is_some() => {
+                        recheck.as_mut().reset(next_check(verdict.expires_at));
+                    }
+                    Ok(_) => {
+                        let _ = sink.send(Stop::Revoked.close()).await;
+                        return;
+                    }
+                    Err(e) => {
+                        // Open subscriptions keep running through a database hiccup; the next
+                        // operation is refused if the key cannot be checked then.
+                        tracing::warn!(error = %e, "API key check failed; retrying");
+                        recheck.as_mut().reset(Instant::now() + RECHECK_AFTER_FAILURE);
+                    }
+                }
+            }
             () = &mut deadline, if !acknowledged => {
                 let _ = sink.send(close(4408, "Connection initialisation timeout")).await;
                 return;
@@ -144,10 +396,48 @@ async fn serve(
                     return;
                 }
             }
-            () = shutdown.cancelled() => {
+            () = endpoint.shutdown.cancelled() => {
                 let _ = sink.send(close(1001, "server shutting down")).await;
                 return;
             }
         }
+    }
+}
+
+/// When to check a key again: when its verdict expires, and not more often than `MIN_RECHECK`.
+fn next_check(expires_at: std::time::Instant) -> Instant {
+    Instant::from_std(expires_at).max(Instant::now() + MIN_RECHECK)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pending_sockets_are_bounded_per_client_and_in_total() {
+        let pending = Arc::new(PendingSockets::new(2, 3));
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        let b: IpAddr = "10.0.0.2".parse().unwrap();
+        let c: IpAddr = "10.0.0.3".parse().unwrap();
+        let a1 = pending.admit(a).unwrap();
+        let _a2 = pending.admit(a).unwrap();
+        assert_eq!(pending.admit(a).err(), Some(PendingFull::Client));
+        let _b1 = pending.admit(b).unwrap();
+        assert_eq!(pending.admit(c).err(), Some(PendingFull::Server));
+        // A place freed (init or close) is available again, to anyone.
+        drop(a1);
+        let _c1 = pending.admit(c).unwrap();
+        assert_eq!(pending.admit(a).err(), Some(PendingFull::Server));
+    }
+
+    #[test]
+    fn released_addresses_are_forgotten() {
+        let pending = Arc::new(PendingSockets::new(2, 3));
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        drop(pending.admit(a).unwrap());
+        let counts = pending.counts.lock().unwrap();
+        assert_eq!(counts.total, 0);
+        assert!(counts.by_client.is_empty());
     }
 }

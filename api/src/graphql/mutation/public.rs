@@ -10,8 +10,7 @@ use crate::graphql::context::{state, viewer};
 use crate::graphql::enums::InvitationStatus;
 use crate::graphql::error::{GqlResult, into_gql};
 use crate::graphql::ids::{id, parse_id};
-use crate::graphql::public::{ConnectionInput, guard, limit};
-use crate::ratelimit::{CODES_PER_EMAIL, CODES_PER_INVITATION, RENEWALS_PER_EMAIL};
+use crate::graphql::public::{ConnectionInput, RateLimited};
 
 #[derive(Default)]
 pub struct PublicMutation;
@@ -63,29 +62,21 @@ impl From<Verified> for VerificationGrant {
 impl PublicMutation {
     /// Records that a person opened the invitation page (called by the page's script, so mail
     /// scanners that prefetch links do not count as views).
+    #[graphql(guard = "RateLimited::token(&token)")]
     async fn record_invitation_view(&self, ctx: &Context<'_>, token: String) -> Result<bool> {
-        guard(ctx, &token).await?;
         state(ctx)?.run(&RecordView { token }).await.gql()?;
         Ok(true)
     }
 
     /// Emails a 6-digit code (valid 10 minutes) if the address is on the allow-list. The answer
     /// is `true` either way, so the list cannot be probed.
+    #[graphql(guard = "RateLimited::code_request(&token, &email)")]
     async fn request_email_verification(
         &self,
         ctx: &Context<'_>,
         token: String,
         email: String,
     ) -> Result<bool> {
-        guard(ctx, &token).await?;
-        limit(ctx, "codes", &token, CODES_PER_INVITATION).await?;
-        limit(
-            ctx,
-            "codes-email",
-            &format!("{token}\n{}", email.trim().to_lowercase()),
-            CODES_PER_EMAIL,
-        )
-        .await?;
         let state = state(ctx)?;
         let command = RequestCode {
             keys: &state.keys,
@@ -98,6 +89,7 @@ impl PublicMutation {
 
     /// Checks a code. At most 5 attempts per code; a wrong one is `EMAIL_NOT_VERIFIED` with a
     /// `reason` (`INVALID_CODE`, `CODE_EXPIRED`, `TOO_MANY_ATTEMPTS`).
+    #[graphql(guard = "RateLimited::token(&token)")]
     async fn verify_email(
         &self,
         ctx: &Context<'_>,
@@ -105,7 +97,6 @@ impl PublicMutation {
         email: String,
         code: String,
     ) -> Result<VerificationGrant> {
-        guard(ctx, &token).await?;
         let state = state(ctx)?;
         let command = VerifyCode {
             keys: &state.keys,
@@ -122,6 +113,7 @@ impl PublicMutation {
 
     /// Exchanges the signed parameter of a link we emailed (`email`, `sig`) for a grant: such
     /// links are pre-verified.
+    #[graphql(guard = "RateLimited::token(&token)")]
     async fn verify_email_link(
         &self,
         ctx: &Context<'_>,
@@ -129,7 +121,6 @@ impl PublicMutation {
         email: String,
         signature: String,
     ) -> Result<VerificationGrant> {
-        guard(ctx, &token).await?;
         let state = state(ctx)?;
         let command = VerifyLink {
             keys: &state.keys,
@@ -142,6 +133,7 @@ impl PublicMutation {
 
     /// Submits the recipient's details. Counts one use atomically: at `maxUses` the invitation
     /// becomes FULFILLED, and further submits are `INVITATION_NOT_ACTIVE`.
+    #[graphql(guard = "RateLimited::token(&token)")]
     async fn submit_invitation(
         &self,
         ctx: &Context<'_>,
@@ -152,7 +144,6 @@ impl PublicMutation {
         grant: Option<String>,
         input: ConnectionInput,
     ) -> Result<SubmitResult> {
-        guard(ctx, &token).await?;
         let state = state(ctx)?;
         let command = Submit {
             keys: &state.keys,
@@ -169,20 +160,13 @@ impl PublicMutation {
 
     /// From the expired page: a recipient on the allow-list asks the organization for a new
     /// link (`RENEWAL_REQUESTED`). The answer is `true` either way.
+    #[graphql(guard = "RateLimited::renewal_request(&token, &email)")]
     async fn request_invitation_renewal(
         &self,
         ctx: &Context<'_>,
         token: String,
         email: String,
     ) -> Result<bool> {
-        guard(ctx, &token).await?;
-        limit(
-            ctx,
-            "renewal",
-            &format!("{token}\n{}", email.trim().to_lowercase()),
-            RENEWALS_PER_EMAIL,
-        )
-        .await?;
         state(ctx)?
             .run(&RequestRenewal { token, email })
             .await
@@ -232,7 +216,10 @@ impl PublicMutation {
 
     /// Submits through a legacy link: a new connection (company link) or new credentials (edit
     /// link). A wrong secret is `NOT_FOUND`.
-    #[graphql(deprecation = "Magic links are deprecated; use submitInvitation")]
+    #[graphql(
+        deprecation = "Magic links are deprecated; use submitInvitation",
+        guard = "RateLimited::token(&secret)"
+    )]
     async fn submit_magic_link(
         &self,
         ctx: &Context<'_>,
@@ -241,7 +228,6 @@ impl PublicMutation {
         #[graphql(default = false, desc = "True for an edit (reconnect) link.")] edit: bool,
         input: ConnectionInput,
     ) -> Result<SubmitResult> {
-        guard(ctx, &secret).await?;
         let state = state(ctx)?;
         let command = magic_link::Submit {
             keys: &state.keys,

@@ -6,7 +6,7 @@ use crate::graphql::context::state;
 use crate::graphql::enums::{InvitationType, PrefillField};
 use crate::graphql::error::GqlResult;
 use crate::graphql::object::Prefill;
-use crate::graphql::public::guard;
+use crate::graphql::public::RateLimited;
 
 #[derive(Default)]
 pub struct PublicQuery;
@@ -51,12 +51,12 @@ fn provider(c: &entity::entities::connections::Model) -> Option<String> {
 impl PublicQuery {
     /// The public view of an invitation: `INVITATION_NOT_ACTIVE` (with `reason`) when it can no
     /// longer be used, `NOT_FOUND` for an unknown token.
+    #[graphql(guard = "RateLimited::token(&token)")]
     async fn public_invitation(
         &self,
         ctx: &Context<'_>,
         token: String,
     ) -> Result<PublicInvitation> {
-        guard(ctx, &token).await?;
         let db = &state(ctx)?.db;
         let row = entity::recipient::find_active(db, &token).await.gql()?;
         let company = entity::scope::find_owned::<entity::entities::companies::Entity>(
@@ -96,7 +96,10 @@ impl PublicQuery {
     }
 
     /// The public view of a legacy magic link; `NOT_FOUND` for a wrong secret.
-    #[graphql(deprecation = "Magic links are replaced by invitations; use publicInvitation")]
+    #[graphql(
+        deprecation = "Magic links are replaced by invitations; use publicInvitation",
+        guard = "RateLimited::token(&secret)"
+    )]
     async fn public_magic_link(
         &self,
         ctx: &Context<'_>,
@@ -104,7 +107,6 @@ impl PublicQuery {
         secret: String,
         #[graphql(default = false, desc = "True for an edit (reconnect) link.")] edit: bool,
     ) -> Result<PublicMagicLink> {
-        guard(ctx, &secret).await?;
         let target = magic_link::resolve(&state(ctx)?.db, &public_company_id, &secret, edit)
             .await
             .gql()?;
