@@ -3,7 +3,7 @@
 //!
 //! An event is published once it has its position (its cursor): on SQLite it took it at insert
 //! and is published as its unit of work commits; on PostgreSQL the unit of work only wakes the
-//! sequencer ([`entity::activity::sequence`]), which gives positions to committed events and
+//! sequencer ([`entity::positions::sequence`]), which gives positions to committed events and
 //! publishes them. Every process runs a sequencer (they take turns under a lock), woken by its
 //! own commits and every [`SEQUENCER_POLL`] for events whose writer died before waking one.
 //!
@@ -67,7 +67,7 @@ impl EventBus {
         let (local, _) = broadcast::channel(BUFFER);
         let (ordered, arrivals) = mpsc::unbounded_channel();
         // Events sequenced before this process started are for replay, not for live delivery.
-        let next = match entity::activity::next_position(&db).await {
+        let next = match entity::positions::next_position(&db).await {
             Ok(next) => Some(next),
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read the last event position; live delivery starts at the first event received");
@@ -122,7 +122,7 @@ async fn sequence_loop(db: DatabaseConnection, publisher: Publisher, wake: Arc<N
             () = tokio::time::sleep(SEQUENCER_POLL) => {}
         }
         loop {
-            match entity::activity::sequence(&db, SEQUENCER_BATCH).await {
+            match entity::positions::sequence(&db, SEQUENCER_BATCH).await {
                 Ok(events) => {
                     publisher.publish(&events);
                     if (events.len() as u64) < SEQUENCER_BATCH {
@@ -237,7 +237,7 @@ async fn fill_gap(
     let (Some(from), Some(&to)) = (*next, pending.keys().next()) else {
         return;
     };
-    match entity::activity::events_between(db, from, to).await {
+    match entity::positions::events_between(db, from, to).await {
         Ok(events) => {
             let found = events.len();
             for event in events {

@@ -110,7 +110,7 @@ impl Work {
             .unwrap_or_else(PoisonError::into_inner);
         let position = match cached {
             Some(position) => position,
-            None => crate::activity::next_position(&self.txn).await?,
+            None => crate::positions::next_position(&self.txn).await?,
         };
         *self
             .next_position

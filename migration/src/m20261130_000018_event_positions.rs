@@ -14,7 +14,7 @@ enum InvitationEvents {
 /// activity. Ids come from a sequence in insert order, and a transaction that took a smaller id
 /// can commit after one that took a larger id, so an id cursor could skip an event. A position
 /// is only given to committed events, by one sequencer at a time (see
-/// `entity::activity::sequence`), so the positions readers can see always form a prefix.
+/// `entity::positions::sequence`), so the positions readers can see always form a prefix.
 /// Events written before this migration are all committed: their position is their id.
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {

@@ -132,7 +132,7 @@ async fn sockets_that_have_not_initialised_are_capped_per_address() {
         env.insert("GRAPHQL_WS_INIT_TIMEOUT_SECONDS".into(), "120".into());
     })
     .await;
-    let cap = api::graphql::ws::PENDING_PER_CLIENT;
+    let cap = api::graphql::ws_pending::PENDING_PER_CLIENT;
     let mut pending = Vec::new();
     for _ in 0..cap {
         pending.push(WsClient::connect(&app.url).await);

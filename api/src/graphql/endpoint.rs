@@ -5,7 +5,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::AppSchema;
 use super::documents::Documents;
-use super::ws::PendingSockets;
+use super::ws_pending::PendingSockets;
 use crate::state::AppState;
 
 #[derive(Clone)]

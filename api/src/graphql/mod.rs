@@ -15,6 +15,7 @@ pub mod public;
 mod query;
 mod subscription;
 pub mod ws;
+pub mod ws_pending;
 
 use async_graphql::Schema;
 

@@ -18,7 +18,7 @@ pub struct Model {
     pub actor: String,
     pub detail: Json,
     /// The live-activity cursor: set once the event is committed and sequenced (see
-    /// [`crate::activity::sequence`]); `None` only until then.
+    /// [`crate::positions::sequence`]); `None` only until then.
     pub position: Option<i64>,
 }
 
