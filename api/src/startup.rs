@@ -79,7 +79,11 @@ pub async fn prepare(mut settings: Settings) -> Result<AppState, StartupError> {
         ConfigError::from_source(key, e)
     })?;
     let smtp_url = settings.mail.smtp_url.as_ref().map(|u| u.expose_secret());
-    let mailer = jobs::mailer::Mailer::new(smtp_url, &settings.outbox_dir()).map_err(|e| {
+    let mailer = jobs::mailer::Mailer::new(
+        smtp_url,
+        &settings.outbox_dir(),
+        settings.email.concurrency,
+    ).map_err(|e| {
         let key = if smtp_url.is_some() {
             "SMTP_URL"
         } else {
@@ -270,6 +274,7 @@ async fn run_workers(state: AppState, stop: CancellationToken) {
     let options = jobs::context::WorkerOptions::new(
         jobs::context::default_instance(),
         &settings.workers,
+        &settings.email,
         hooks,
     );
     tokio::join!(

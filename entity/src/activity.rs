@@ -1,6 +1,8 @@
 //! The append-only activity log of an invitation (SPEC §3.5).
 
-use sea_orm::{ActiveModelTrait, NotSet, Set};
+use std::collections::HashMap;
+
+use sea_orm::{EntityTrait, NotSet, Set};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -44,24 +46,75 @@ pub async fn record(
     actor: &Actor,
     extra: EventExtra,
 ) -> Result<invitation_events::Model, DomainError> {
-    let event = invitation_events::ActiveModel {
-        id: NotSet,
-        invitation_id: Set(invitation.id),
-        organization_id: Set(invitation.organization_id),
-        company_id: Set(invitation.company_id),
-        event_type: Set(event_type),
-        occurred_at: Set(now()),
-        email: Set(extra.email),
-        connection_id: Set(extra.connection_id),
-        actor: Set(actor.label().to_owned()),
-        detail: Set(extra
-            .detail
-            .unwrap_or_else(|| Value::Object(Default::default()))),
-        position: Set(work.next_position().await?),
+    let entry = Entry {
+        invitation,
+        event_type,
+        actor,
+        extra,
+    };
+    record_all(work, vec![entry])
+        .await?
+        .pop()
+        .ok_or_else(|| DomainError::Db(sea_orm::DbErr::RecordNotInserted))
+}
+
+/// One event for [`record_all`].
+#[derive(Debug)]
+pub struct Entry<'a> {
+    pub invitation: &'a invitations::Model,
+    pub event_type: EventType,
+    pub actor: &'a Actor,
+    pub extra: EventExtra,
+}
+
+/// Events per INSERT: 10 values a row stays well inside the bind-parameter limits of both
+/// databases (SQLite 32,766, PostgreSQL 65,535).
+const INSERT_CHUNK: usize = 1000;
+
+/// [`record`] for many events at once: one multi-row INSERT (per thousand events) and one
+/// webhook fan-out for all of them, so a batch job (expiry, a run of sent emails) costs a few
+/// statements instead of a few per event. Returns the events in log order.
+pub async fn record_all(
+    work: &Work,
+    entries: Vec<Entry<'_>>,
+) -> Result<Vec<invitation_events::Model>, DomainError> {
+    let at = now();
+    let mut events = Vec::with_capacity(entries.len());
+    for chunk in entries.chunks(INSERT_CHUNK) {
+        let mut rows = Vec::with_capacity(chunk.len());
+        for entry in chunk {
+            let extra = entry.extra.clone();
+            rows.push(invitation_events::ActiveModel {
+                id: NotSet,
+                invitation_id: Set(entry.invitation.id),
+                organization_id: Set(entry.invitation.organization_id),
+                company_id: Set(entry.invitation.company_id),
+                event_type: Set(entry.event_type),
+                occurred_at: Set(at),
+                email: Set(extra.email),
+                connection_id: Set(extra.connection_id),
+                actor: Set(entry.actor.label().to_owned()),
+                detail: Set(extra
+                    .detail
+                    .unwrap_or_else(|| Value::Object(Default::default()))),
+                position: Set(work.next_position().await?),
+            });
+        }
+        events.extend(
+            invitation_events::Entity::insert_many(rows)
+                .exec_with_returning(work.txn())
+                .await?,
+        );
     }
-    .insert(work.txn())
-    .await?;
-    crate::webhook::events::invitation_event(work, invitation, &event).await?;
-    work.push_event(event.clone());
-    Ok(event)
+    // Ids follow the order of the VALUES; RETURNING need not.
+    events.sort_by_key(|e| e.id);
+    let invitations: HashMap<Uuid, &invitations::Model> = entries
+        .iter()
+        .map(|e| (e.invitation.id, e.invitation))
+        .collect();
+    crate::webhook::events::invitation_events(work, &invitations, &events).await?;
+    for event in &events {
+        work.push_event(event.clone());
+    }
+    Ok(events)
 }

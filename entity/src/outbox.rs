@@ -113,16 +113,27 @@ pub(crate) async fn take_lease<E: Leased>(
     id: Uuid,
     lease: Duration,
 ) -> Result<Option<E::Model>, DomainError> {
+    Ok(take_leases::<E>(db, &[id], lease).await?.into_iter().next())
+}
+
+/// [`take_lease`] for many rows in one statement: returns those of `ids` the caller now holds.
+pub(crate) async fn take_leases<E: Leased>(
+    db: &impl ConnectionTrait,
+    ids: &[Uuid],
+    lease: Duration,
+) -> Result<Vec<E::Model>, DomainError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
     let at = now();
-    let rows = E::update_many()
+    Ok(E::update_many()
         .col_expr(E::NEXT_ATTEMPT_AT, Expr::value(at + to_chrono(lease)))
         .col_expr(E::UPDATED_AT, Expr::value(at))
-        .filter(E::ID.eq(id))
+        .filter(E::ID.is_in(ids.iter().copied()))
         .filter(E::STATUS.eq(E::pending()))
         .filter(E::NEXT_ATTEMPT_AT.lte(at))
         .exec_with_returning(db)
-        .await?;
-    Ok(rows.into_iter().next())
+        .await?)
 }
 
 /// The row is still PENDING and still under the lease that set `next_attempt_at`: a holder

@@ -9,7 +9,7 @@ use sea_orm::DatabaseConnection;
 
 use crate::dispatch::Dispatcher;
 use crate::email::Composer;
-use crate::mailer::Mailer;
+use crate::mailer::{Mailer, SendGate};
 use crate::settings::{EmailSettings, WebhookSettings, WorkerSettings};
 use crate::webhook::WebhookContext;
 
@@ -28,6 +28,8 @@ pub struct JobContext {
     /// Publishes and queues what the jobs' units of work wrote.
     pub dispatcher: Dispatcher,
     pub webhooks: WebhookContext,
+    /// Every send of this process passes here (`EMAIL_CONCURRENCY`, the rate cap).
+    pub gate: SendGate,
 }
 
 impl std::fmt::Debug for JobContext {
@@ -37,12 +39,13 @@ impl std::fmt::Debug for JobContext {
             .field("composer", &self.composer)
             .field("retry", &self.retry)
             .field("webhooks", &self.webhooks)
+            .field("gate", &self.gate)
             .finish_non_exhaustive()
     }
 }
 
 impl JobContext {
-    /// With the email retry schedule and send lease of `email`.
+    /// With the email retry schedule, send lease, concurrency and rate cap of `email`.
     pub fn new(
         db: DatabaseConnection,
         mailer: Mailer,
@@ -59,6 +62,7 @@ impl JobContext {
             lease: email.send_lease,
             dispatcher,
             webhooks,
+            gate: SendGate::new(email.concurrency, email.rate_limit),
         }
     }
 
@@ -77,7 +81,8 @@ pub struct WorkerOptions {
     /// How often an idle worker asks the queue for jobs; apalis would otherwise wait for the
     /// next heartbeat.
     pub poll_interval: Duration,
-    /// Emails sent at the same time by this process.
+    /// Send-email jobs run at the same time by this process (their sends share the
+    /// [`SendGate`]).
     pub concurrency: usize,
     /// Webhook requests in flight at the same time in this process.
     pub webhook_concurrency: usize,
@@ -93,16 +98,21 @@ pub struct WorkerOptions {
 }
 
 impl WorkerOptions {
-    /// The configured sweep and webhook settings; polling and email concurrency are fixed.
+    /// The configured sweep, email and webhook settings; polling is fixed.
     pub fn new(
         instance: impl Into<String>,
         workers: &WorkerSettings,
+        email: &EmailSettings,
         webhooks: &WebhookSettings,
     ) -> Self {
         Self {
             instance: instance.into(),
-            poll_interval: Duration::from_millis(250),
-            concurrency: 4,
+            // An idle worker's cost (one queue round trip) against the wait of a message
+            // queued by another process.
+            poll_interval: Duration::from_millis(100),
+            // As many jobs as sends: single-message jobs (retries, verification codes) fill the
+            // gate too.
+            concurrency: email.concurrency,
             webhook_concurrency: webhooks.concurrency,
             dispatch_interval: Duration::from_millis(250),
             sweep_interval: workers.sweep_interval,

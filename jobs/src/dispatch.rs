@@ -62,10 +62,8 @@ impl Dispatch for Dispatcher {
         if !outbox.events.is_empty() {
             (self.publish)(outbox.events);
         }
-        for id in outbox.emails {
-            if let Err(e) = self.queues.enqueue_email(id).await {
-                tracing::warn!(delivery = %id, error = %e, "enqueue failed; the sweeper will retry");
-            }
+        if let Err(e) = self.queues.enqueue_emails(&outbox.emails).await {
+            tracing::warn!(emails = outbox.emails.len(), error = %e, "enqueue failed; the sweeper will retry");
         }
         let mut queued = Vec::with_capacity(outbox.webhooks.len());
         for (id, due) in outbox.webhooks {

@@ -1,4 +1,5 @@
-//! The send-email job: one outbox row, leased, sent through the mailer, and recorded.
+//! The send-email job: outbox rows, leased together, sent through the mailer over a pool of
+//! connections, and recorded in batches.
 //!
 //! Email and webhook deliveries follow the same discipline; it is described here for email, and
 //! in `entity::outbox::webhook` for webhooks.
@@ -6,10 +7,10 @@
 //! # Delivery guarantees
 //!
 //! The `email_deliveries` row decides; a queued [`SendEmail`] only points at it. A run first
-//! takes the row's send lease ([`delivery::claim`]: one conditional update that moves
+//! takes the rows' send leases ([`delivery::claim_all`]: one conditional update that moves
 //! `next_attempt_at` one [lease](crate::settings::EmailSettings::send_lease) into the future,
-//! only if the row is PENDING and due). Exactly one of any number of concurrent runs gets it;
-//! the others find nothing to do and finish. So a job queued twice, re-run after a worker died,
+//! for each row that is PENDING and due). Exactly one of any number of concurrent runs gets a
+//! row; the others find nothing to do with it. So a job queued twice, re-run after a worker died,
 //! or re-queued by the sweeper while the first copy still waits never reaches SMTP twice.
 //!
 //! After the attempt the holder records the outcome in one transaction with its activity event:
@@ -28,15 +29,28 @@
 //! servers and clients can recognise the duplicate. Sending first and recording after is the
 //! right order: the opposite would lose mail instead of rarely duplicating it.
 
+//! # Throughput
+//!
+//! A job carries the deliveries one unit of work wrote (a bulk create: up to
+//! [`EMAIL_JOB_BATCH`](crate::queue::EMAIL_JOB_BATCH)), so a burst costs a few jobs, not one per
+//! message. The rows are claimed in one statement and their invitations and companies read in
+//! two; the messages then go out through the process's [`SendGate`](crate::mailer::SendGate)
+//! (`EMAIL_CONCURRENCY` at once over as many pooled connections, optionally paced), and the
+//! ones that are out are recorded as SENT together, a few statements per group.
+
+use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
-use apalis::prelude::{AbortError, Attempt, BoxDynError, Data};
+use apalis::prelude::{BoxDynError, Data};
 use entity::entities::{companies, invitations};
 use entity::outbox::email::{
     self as delivery, Cancel, Claim, FailureOutcome, MarkSent, RecordFailure,
 };
 use entity::{DeliveryKind, DomainError, InvitationStatus};
-use sea_orm::EntityTrait;
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use uuid::Uuid;
 
 use crate::context::JobContext;
 use crate::email::ComposeError;
@@ -45,6 +59,10 @@ use crate::queue::{Queues, SendEmail};
 
 /// Longest one send may take before it counts as a transient failure.
 pub const SEND_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Most outcomes recorded in one unit of work: a job's sends are recorded in groups as they
+/// finish, without waiting for the slowest of them.
+const SETTLE_BATCH: usize = 64;
 
 /// What one attempt came to, before it is recorded.
 enum Outcome {
@@ -55,82 +73,181 @@ enum Outcome {
     Failed(SendError),
 }
 
-/// Sends one delivery, or finds that there is nothing to do (see the module documentation).
-/// Errors are either [`AbortError`]s (the delivery is FAILED) or failures to reach the
-/// database, after which the lease runs out and the sweeper brings the delivery back.
-#[tracing::instrument(name = "send_email", skip_all, fields(delivery_id = %job.delivery_id, job_attempt = attempt.current()))]
+/// What the messages of one job are built from, read once for all of them.
+struct Sources {
+    invitations: HashMap<Uuid, invitations::Model>,
+    /// Company display names by company id.
+    companies: HashMap<Uuid, String>,
+}
+
+/// Sends the job's deliveries, or finds that there is nothing to do (see the module
+/// documentation). An error means the database could not be reached: the leases run out and
+/// the sweeper brings the deliveries back.
+#[tracing::instrument(name = "send_email", skip_all, fields(deliveries = job.delivery_ids.len()))]
 pub async fn send_email(
     job: SendEmail,
     ctx: Data<JobContext>,
     queues: Data<Queues>,
-    attempt: Attempt,
 ) -> Result<(), BoxDynError> {
-    let Some(claim) = delivery::claim(&ctx.db, job.delivery_id, ctx.lease).await? else {
+    let claims = delivery::claim_all(&ctx.db, &job.delivery_ids, ctx.lease).await?;
+    if claims.is_empty() {
         tracing::debug!("nothing to do: already final, not due yet, or another worker holds it");
         return Ok(());
+    }
+    let sources = sources(&ctx, &claims).await?;
+    // Sending and recording run side by side: recording one group of outcomes must not stall
+    // the sends in flight (they hold the gate's slots).
+    let (finished, mut outcomes) = tokio::sync::mpsc::unbounded_channel();
+    let send_all = async {
+        let mut waiting = claims.iter();
+        let mut running = FuturesUnordered::new();
+        loop {
+            while running.len() < ctx.gate.concurrency() {
+                let Some(claim) = waiting.next() else { break };
+                running.push(attempt_send(&ctx, &sources, claim));
+            }
+            let Some(outcome) = running.next().await else {
+                break;
+            };
+            // The receiver lives until every sender is gone.
+            let _ = finished.send(outcome);
+        }
+        drop(finished);
     };
-    let outcome = attempt_send(&ctx, &claim).await?;
-    settle(&ctx, &queues, &claim, outcome).await
+    let record_all = async {
+        // Every send runs to its end even when recording fails: an abandoned send may be out
+        // already, and it would be sent again when the lease ends.
+        let mut failed = None;
+        let mut group = Vec::with_capacity(SETTLE_BATCH);
+        while outcomes.recv_many(&mut group, SETTLE_BATCH).await > 0 {
+            if let Err(e) = settle(&ctx, &queues, std::mem::take(&mut group)).await {
+                failed = Some(e);
+            }
+        }
+        failed
+    };
+    let ((), failed) = tokio::join!(send_all, record_all);
+    match failed {
+        Some(e) => Err(e.into()),
+        None => Ok(()),
+    }
 }
 
-async fn attempt_send(ctx: &JobContext, claim: &Claim) -> Result<Outcome, DomainError> {
-    let row = &claim.delivery;
-    let invitation = invitations::Entity::find_by_id(row.invitation_id)
-        .one(&ctx.db)
+async fn sources(ctx: &JobContext, claims: &[Claim]) -> Result<Sources, DomainError> {
+    let ids: BTreeSet<Uuid> = claims.iter().map(|c| c.delivery.invitation_id).collect();
+    let invitations: HashMap<Uuid, invitations::Model> = invitations::Entity::find()
+        .filter(invitations::Column::Id.is_in(ids))
+        .all(&ctx.db)
         .await?
-        .ok_or(DomainError::NotFound)?;
+        .into_iter()
+        .map(|i| (i.id, i))
+        .collect();
+    let company_ids: BTreeSet<Uuid> = invitations.values().map(|i| i.company_id).collect();
+    let companies = companies::Entity::find()
+        .filter(companies::Column::Id.is_in(company_ids))
+        .all(&ctx.db)
+        .await?
+        .into_iter()
+        .map(|c| {
+            let name = c
+                .display_name
+                .filter(|n| !n.trim().is_empty())
+                .unwrap_or(c.name);
+            (c.id, name)
+        })
+        .collect();
+    Ok(Sources {
+        invitations,
+        companies,
+    })
+}
+
+/// Tries one delivery; returns it with what came of it.
+async fn attempt_send<'a>(
+    ctx: &JobContext,
+    sources: &Sources,
+    claim: &'a Claim,
+) -> (&'a Claim, Outcome) {
+    let span = tracing::info_span!("attempt", delivery_id = %claim.delivery.id);
+    let outcome = tracing::Instrument::instrument(try_send(ctx, sources, claim), span).await;
+    (claim, outcome)
+}
+
+async fn try_send(ctx: &JobContext, sources: &Sources, claim: &Claim) -> Outcome {
+    let row = &claim.delivery;
+    let Some(invitation) = sources.invitations.get(&row.invitation_id) else {
+        return Outcome::Moot("not sent: the invitation no longer exists".to_owned());
+    };
     let at = entity::now();
     let status = invitation.effective_status(at);
     if row.kind != DeliveryKind::VerificationCode && status != InvitationStatus::Active {
-        return Ok(Outcome::Moot(format!(
-            "not sent: the invitation is {}",
-            status.as_str()
-        )));
+        return Outcome::Moot(format!("not sent: the invitation is {}", status.as_str()));
     }
-    let company = companies::Entity::find_by_id(invitation.company_id)
-        .one(&ctx.db)
-        .await?
-        .ok_or(DomainError::NotFound)?;
-    let company_name = company
-        .display_name
-        .filter(|n| !n.trim().is_empty())
-        .unwrap_or(company.name);
-    let message = match ctx.composer.compose(row, &invitation, &company_name, at) {
-        Ok(message) => message,
-        Err(e) => return Ok(Outcome::Unsendable(e)),
+    let Some(company_name) = sources.companies.get(&invitation.company_id) else {
+        return Outcome::Moot("not sent: the company no longer exists".to_owned());
     };
-    Ok(
-        match tokio::time::timeout(SEND_TIMEOUT, ctx.mailer.send(message)).await {
-            Ok(Ok(())) => Outcome::Sent,
-            Ok(Err(e)) => Outcome::Failed(e),
-            Err(_) => Outcome::Failed(SendError::Transient(format!(
-                "no answer from the mail server within {} s",
-                SEND_TIMEOUT.as_secs()
-            ))),
-        },
-    )
+    let message = match ctx.composer.compose(row, invitation, company_name, at) {
+        Ok(message) => message,
+        Err(e) => return Outcome::Unsendable(e),
+    };
+    // Held until the server has answered: the gate bounds messages in flight.
+    let _turn = ctx.gate.enter().await;
+    match tokio::time::timeout(SEND_TIMEOUT, ctx.mailer.send(message)).await {
+        Ok(Ok(())) => Outcome::Sent,
+        Ok(Err(e)) => Outcome::Failed(e),
+        Err(_) => Outcome::Failed(SendError::Transient(format!(
+            "no answer from the mail server within {} s",
+            SEND_TIMEOUT.as_secs()
+        ))),
+    }
 }
 
+/// Records a group of outcomes: the sent ones in one unit of work, the others one by one (they
+/// are rare). Returns the first database error after trying them all.
 async fn settle(
+    ctx: &JobContext,
+    queues: &Queues,
+    outcomes: Vec<(&Claim, Outcome)>,
+) -> Result<(), DomainError> {
+    let mut sent = Vec::new();
+    let mut result = Ok(());
+    for (claim, outcome) in outcomes {
+        match outcome {
+            Outcome::Sent => sent.push(claim.clone()),
+            other => {
+                if let Err(e) = settle_one(ctx, queues, claim, other).await {
+                    tracing::error!(delivery_id = %claim.delivery.id, error = %e, "cannot record the outcome of a send");
+                    result = result.and(Err(e));
+                }
+            }
+        }
+    }
+    if !sent.is_empty() {
+        let recorded = record_sent(ctx, &sent).await;
+        if recorded.is_ok() {
+            tracing::info!(count = sent.len(), "emails sent");
+        }
+        result = result.and(recorded);
+    }
+    result
+}
+
+async fn settle_one(
     ctx: &JobContext,
     queues: &Queues,
     claim: &Claim,
     outcome: Outcome,
-) -> Result<(), BoxDynError> {
+) -> Result<(), DomainError> {
     let row = &claim.delivery;
     match outcome {
-        Outcome::Sent => {
-            record_sent(ctx, claim).await?;
-            tracing::info!(kind = ?row.kind, "email sent");
-            Ok(())
-        }
+        Outcome::Sent => record_sent(ctx, std::slice::from_ref(claim)).await,
         Outcome::Moot(reason) => {
             ctx.run(&Cancel {
                 claim,
                 reason: &reason,
             })
             .await?;
-            tracing::info!(%reason, "email dropped");
+            tracing::info!(delivery_id = %row.id, %reason, "email dropped");
             Ok(())
         }
         Outcome::Unsendable(e) => {
@@ -140,8 +257,8 @@ async fn settle(
                 reason: &reason,
             })
             .await?;
-            tracing::error!(error = %e, "email cannot be built");
-            Err(AbortError::new(e).into())
+            tracing::error!(delivery_id = %row.id, error = %e, "email cannot be built");
+            Ok(())
         }
         Outcome::Failed(e) => {
             let (reply, permanent) = match &e {
@@ -156,29 +273,28 @@ async fn settle(
             };
             match ctx.run(&failure).await? {
                 FailureOutcome::RetryAt(due) => {
-                    tracing::warn!(error = %e, next_attempt_at = %due, "email not sent; will retry");
+                    tracing::warn!(delivery_id = %row.id, error = %e, next_attempt_at = %due, "email not sent; will retry");
                     // If this push fails, the sweeper queues the row once it is due.
-                    if let Err(push) = queues.requeue(row.id, due).await {
+                    if let Err(push) = queues.requeue(&[(row.id, due)]).await {
                         tracing::warn!(error = %push, "cannot queue the retry; the sweeper will");
                     }
-                    Ok(())
                 }
                 FailureOutcome::Failed => {
-                    tracing::error!(error = %e, "email failed for good");
-                    Err(AbortError::new(e).into())
+                    tracing::error!(delivery_id = %row.id, error = %e, "email failed for good");
                 }
-                FailureOutcome::Superseded => Ok(()),
+                FailureOutcome::Superseded => {}
             }
+            Ok(())
         }
     }
 }
 
-/// The message is out: recording it is worth a few quick tries, because each failure here
-/// means the recipient gets it twice once the lease ends.
-async fn record_sent(ctx: &JobContext, claim: &Claim) -> Result<(), DomainError> {
+/// The messages are out: recording it is worth a few quick tries, because each failure here
+/// means the recipients get them twice once the lease ends.
+async fn record_sent(ctx: &JobContext, claims: &[Claim]) -> Result<(), DomainError> {
     let mut pause = Duration::from_millis(200);
     loop {
-        match ctx.run(&MarkSent(claim)).await {
+        match ctx.run(&MarkSent(claims)).await {
             Ok(()) => return Ok(()),
             Err(e) if pause <= Duration::from_secs(2) => {
                 tracing::warn!(error = %e, "sent, but cannot record it yet; retrying");

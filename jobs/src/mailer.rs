@@ -2,7 +2,11 @@
 //! default. One enum, because lettre's transports are different types.
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
 
 use lettre::transport::smtp::PoolConfig;
 use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
@@ -54,15 +58,21 @@ pub enum MailerConfigError {
 const SMTP_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl Mailer {
-    /// `smtp://` / `smtps://` URLs as lettre reads them (see the README); `None` writes files
-    /// into `outbox`.
-    pub fn new(smtp_url: Option<&str>, outbox: &Path) -> Result<Self, MailerConfigError> {
+    /// `smtp://` / `smtps://` URLs as lettre reads them (see the README), over at most
+    /// `connections` pooled connections; `None` writes files into `outbox`.
+    pub fn new(
+        smtp_url: Option<&str>,
+        outbox: &Path,
+        connections: usize,
+    ) -> Result<Self, MailerConfigError> {
         match smtp_url {
             Some(url) => {
                 let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
                     .map_err(MailerConfigError::SmtpUrl)?
                     .timeout(Some(SMTP_TIMEOUT))
-                    .pool_config(PoolConfig::new().max_size(8))
+                    .pool_config(
+                        PoolConfig::new().max_size(u32::try_from(connections).unwrap_or(u32::MAX)),
+                    )
                     .build();
                 Ok(Self::Smtp(transport))
             }
@@ -92,5 +102,54 @@ impl Mailer {
                 .map(|_| ())
                 .map_err(|e| SendError::Transient(e.to_string())),
         }
+    }
+}
+
+/// How many messages a worker process hands to the mail server at once, and how fast: every
+/// send, whichever job it belongs to, passes here first.
+#[derive(Debug, Clone)]
+pub struct SendGate {
+    slots: Arc<Semaphore>,
+    concurrency: usize,
+    /// With a rate cap: the earliest moment the next send may start.
+    pace: Option<(Duration, Arc<Mutex<Instant>>)>,
+}
+
+impl SendGate {
+    /// `concurrency` sends at once; at most `per_second` sends started per second (0: no cap).
+    pub fn new(concurrency: usize, per_second: u32) -> Self {
+        let concurrency = concurrency.max(1);
+        Self {
+            slots: Arc::new(Semaphore::new(concurrency)),
+            concurrency,
+            pace: (per_second > 0).then(|| {
+                (
+                    Duration::from_secs(1) / per_second,
+                    Arc::new(Mutex::new(Instant::now())),
+                )
+            }),
+        }
+    }
+
+    pub fn concurrency(&self) -> usize {
+        self.concurrency
+    }
+
+    /// Waits for a free slot (and, with a rate cap, for this send's turn); the send holds the
+    /// returned permit until it is done.
+    pub async fn enter(&self) -> Option<OwnedSemaphorePermit> {
+        let permit = Arc::clone(&self.slots).acquire_owned().await.ok()?;
+        if let Some((period, next)) = &self.pace {
+            // Each send books the next free tick, so sends are spread evenly however many
+            // wait at once.
+            let turn = {
+                let mut next = next.lock().unwrap_or_else(PoisonError::into_inner);
+                let turn = (*next).max(Instant::now());
+                *next = turn + *period;
+                turn
+            };
+            tokio::time::sleep_until(turn).await;
+        }
+        Some(permit)
     }
 }

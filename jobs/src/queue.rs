@@ -31,10 +31,34 @@ pub(crate) const MISSED_HEARTBEATS: usize = 3;
 /// keeps the key set from growing with every email ever sent.
 const REDIS_IDEMPOTENCY_TTL: Duration = Duration::from_secs(24 * 3600);
 
-/// Send (or give up on) one email delivery.
+/// Send (or give up on) email deliveries: those a unit of work wrote (up to
+/// [`EMAIL_JOB_BATCH`]), or one whose retry is due.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "SendEmailWire")]
 pub struct SendEmail {
-    pub delivery_id: Uuid,
+    pub delivery_ids: Vec<Uuid>,
+}
+
+/// Deliveries per send-email job: one job for a bulk create instead of one per message, so
+/// fetching and acknowledging jobs costs little next to sending.
+pub const EMAIL_JOB_BATCH: usize = 100;
+
+/// What a queued send-email job may hold: jobs queued before batching carry one
+/// `delivery_id`.
+#[derive(Deserialize)]
+struct SendEmailWire {
+    #[serde(default)]
+    delivery_ids: Vec<Uuid>,
+    #[serde(default)]
+    delivery_id: Option<Uuid>,
+}
+
+impl From<SendEmailWire> for SendEmail {
+    fn from(wire: SendEmailWire) -> Self {
+        let mut delivery_ids = wire.delivery_ids;
+        delivery_ids.extend(wire.delivery_id);
+        Self { delivery_ids }
+    }
 }
 
 /// Make one attempt at one webhook delivery.
@@ -112,28 +136,41 @@ impl Queues {
         })
     }
 
-    /// Queues the first send of a delivery. Call it after the transaction that wrote the row
-    /// commits; if it fails, the sweeper queues the row later, so callers may log and go on.
-    pub async fn enqueue_email(&self, delivery_id: Uuid) -> Result<(), QueueError> {
-        push(
-            &self.email,
-            TaskBuilder::new(SendEmail { delivery_id }),
-            delivery_id.to_string(),
-        )
-        .await
+    /// Queues the first send of deliveries, [`EMAIL_JOB_BATCH`] to a job. Call it after the
+    /// transaction that wrote the rows commits; if it fails, the sweeper queues the rows later,
+    /// so callers may log and go on.
+    pub async fn enqueue_emails(&self, delivery_ids: &[Uuid]) -> Result<(), QueueError> {
+        for batch in delivery_ids.chunks(EMAIL_JOB_BATCH) {
+            let job = SendEmail {
+                delivery_ids: batch.to_vec(),
+            };
+            // The first id is new with this batch, so it names the batch.
+            let key = batch[0].to_string();
+            push(&self.email, TaskBuilder::new(job), key).await?;
+        }
+        Ok(())
     }
 
-    /// Queues a delivery to run once it is due at `due` (its `next_attempt_at`). The key names
-    /// the row's state, not just the row: a row due again after a failure or an expired lease
+    /// Queues deliveries to run once they are due (their `next_attempt_at`),
+    /// [`EMAIL_JOB_BATCH`] to a job that runs when the last of them is due. The key names the
+    /// rows' state, not just the rows: a row due again after a failure or an expired lease
     /// needs a new job, while the worker's follow-up and every replica's sweeper asking for the
     /// same state must not pile up copies. (Both backends keep the keys of finished jobs, so a
     /// key per row alone would block every later attempt.)
-    pub(crate) async fn requeue(
-        &self,
-        delivery_id: Uuid,
-        due: DateTime<Utc>,
-    ) -> Result<(), QueueError> {
-        schedule(&self.email, SendEmail { delivery_id }, delivery_id, due).await
+    pub(crate) async fn requeue(&self, due: &[(Uuid, DateTime<Utc>)]) -> Result<(), QueueError> {
+        for batch in due.chunks(EMAIL_JOB_BATCH) {
+            let job = SendEmail {
+                delivery_ids: batch.iter().map(|(id, _)| *id).collect(),
+            };
+            let (first, first_due) = batch[0];
+            let last_due = batch.iter().map(|(_, at)| *at).max().unwrap_or(first_due);
+            let mut key = format!("{first}@{}", first_due.timestamp_micros());
+            if batch.len() > 1 {
+                key.push_str(&format!("+{}", batch.len()));
+            }
+            schedule(&self.email, job, key, last_due).await?;
+        }
+        Ok(())
     }
 
     /// Queues an attempt at a webhook delivery for its `next_attempt_at`, keyed like
@@ -146,7 +183,7 @@ impl Queues {
         schedule(
             &self.webhooks,
             DeliverWebhook { delivery_id },
-            delivery_id,
+            format!("{delivery_id}@{}", due.timestamp_micros()),
             due,
         )
         .await
@@ -251,11 +288,11 @@ async fn vacuum_redis<T>(storage: &RedisStorage<T>, cutoff: i64) -> Result<u64, 
     Ok(total)
 }
 
-/// Queues `job` (about row `id`) to run once it is due at `due`.
+/// Queues `job` under `key` to run once it is due at `due`.
 async fn schedule<T>(
     backend: &Backend<T>,
     job: T,
-    id: Uuid,
+    key: String,
     due: DateTime<Utc>,
 ) -> Result<(), QueueError>
 where
@@ -265,7 +302,7 @@ where
     // due, and it would find nothing to do.
     let second = due.timestamp() + i64::from(due.timestamp_subsec_nanos() > 0);
     let task = TaskBuilder::new(job).run_at_timestamp(u64::try_from(second).unwrap_or_default());
-    push(backend, task, format!("{id}@{}", due.timestamp_micros())).await
+    push(backend, task, key).await
 }
 
 async fn push<T>(

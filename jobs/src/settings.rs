@@ -66,6 +66,18 @@ pub struct EmailSettings {
         deserialize_with = "crate::conf::de::seconds::<_, 1, 3600>"
     )]
     pub send_lease: Duration,
+    /// Messages in flight at once per worker process, and the size of its SMTP connection pool.
+    #[serde(
+        rename = "EMAIL_CONCURRENCY",
+        deserialize_with = "crate::conf::de::number::<_, _, 1, 256>"
+    )]
+    pub concurrency: usize,
+    /// Most messages one worker process hands to the mail server per second; 0 is no cap.
+    #[serde(
+        rename = "EMAIL_RATE_LIMIT_PER_SECOND",
+        deserialize_with = "crate::conf::de::number::<_, _, 0, 100_000>"
+    )]
+    pub rate_limit: u32,
 }
 
 /// Wait after the first failed send; each further failure doubles it.
@@ -80,6 +92,10 @@ impl Default for EmailSettings {
         Self {
             max_attempts: 6,
             send_lease: Duration::from_secs(180),
+            // Eight connections keep a relay busy without tripping the per-client connection
+            // limits common ones set (Postfix allows 50, Amazon SES and SendGrid far more).
+            concurrency: 8,
+            rate_limit: 0,
         }
     }
 }

@@ -93,9 +93,7 @@ pub async fn sweep(
     grace: Duration,
 ) -> Result<usize, QueueingError> {
     let emails = email_outbox::due_pending(db, grace, SWEEP_BATCH).await?;
-    for (id, due) in &emails {
-        queues.requeue(*id, *due).await?;
-    }
+    queues.requeue(&emails).await?;
     let hooks = webhook_outbox::due_pending(db, grace, SWEEP_BATCH).await?;
     for (id, due) in &hooks {
         queues.requeue_webhook(*id, *due).await?;

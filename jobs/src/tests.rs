@@ -184,7 +184,7 @@ impl Env {
         };
         JobContext::new(
             self.db.clone(),
-            Mailer::new(None, outbox).unwrap(),
+            Mailer::new(None, outbox, 1).unwrap(),
             composer,
             webhooks,
             self.dispatcher(),
@@ -275,6 +275,7 @@ fn fast(instance: &str) -> WorkerOptions {
         ..WorkerOptions::new(
             format!("{instance}-{}", Uuid::new_v4().simple()),
             &WorkerSettings::default(),
+            &EmailSettings::default(),
             &WebhookSettings::default(),
         )
     }
@@ -329,11 +330,11 @@ async fn sends_each_delivery_once_and_records_it(queue: Queue) {
         .await,
     );
     for row in &rows {
-        env.queues.enqueue_email(row.id).await.unwrap();
+        env.queues.enqueue_emails(&[row.id]).await.unwrap();
         // Copies of one job, as after a lost acknowledgement or a sweep: still one email.
-        env.queues.enqueue_email(row.id).await.unwrap();
+        env.queues.enqueue_emails(&[row.id]).await.unwrap();
         env.queues
-            .requeue(row.id, row.next_attempt_at)
+            .requeue(&[(row.id, row.next_attempt_at)])
             .await
             .unwrap();
     }
@@ -418,7 +419,7 @@ async fn a_revoked_invitation_is_not_emailed() {
         actor: Actor::System,
     };
     work::run(&env.db, &Discard, &revoke).await.unwrap();
-    env.queues.enqueue_email(rows[0].id).await.unwrap();
+    env.queues.enqueue_emails(&[rows[0].id]).await.unwrap();
     env.run_until(
         env.context(&env.outbox),
         fast("revoked"),
@@ -493,7 +494,7 @@ async fn a_transient_failure_is_retried_on_the_rows_schedule(queue: Queue) {
     let rows = env
         .enqueue(DeliveryKind::Invitation, &["ann@example.com"], json!({}))
         .await;
-    env.queues.enqueue_email(rows[0].id).await.unwrap();
+    env.queues.enqueue_emails(&[rows[0].id]).await.unwrap();
 
     let stop = CancellationToken::new();
     // Whatever ends this function (a panic too) stops what it started.
@@ -542,7 +543,7 @@ async fn the_last_failed_attempt_fails_the_delivery_with_the_reply() {
     let rows = env
         .enqueue(DeliveryKind::Invitation, &["ann@example.com"], json!({}))
         .await;
-    env.queues.enqueue_email(rows[0].id).await.unwrap();
+    env.queues.enqueue_emails(&[rows[0].id]).await.unwrap();
     env.run_until(ctx, fast("exhaust"), &[rows[0].id], settled)
         .await;
 
@@ -584,7 +585,7 @@ async fn only_one_of_concurrent_claims_wins() {
     );
 
     // Whoever holds it records once; a duplicate run records nothing.
-    let mark_sent = delivery::MarkSent(&won[0]);
+    let mark_sent = delivery::MarkSent(std::slice::from_ref(&won[0]));
     work::run(&env.db, &Discard, &mark_sent).await.unwrap();
     assert_eq!(env.events(EventType::EmailSent).await.len(), 1);
     work::run(&env.db, &Discard, &mark_sent).await.unwrap();
@@ -643,14 +644,14 @@ async fn finished_jobs_are_vacuumed(queue: Queue) {
         )
         .await;
     for row in &rows {
-        env.queues.enqueue_email(row.id).await.unwrap();
+        env.queues.enqueue_emails(&[row.id]).await.unwrap();
     }
     let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
     env.run_until(env.context(&env.outbox), fast("vacuum"), &ids, sent)
         .await;
     // A job waiting for its time (a retry an hour out) must survive.
     let later = entity::now() + chrono::TimeDelta::hours(1);
-    env.queues.requeue(ids[0], later).await.unwrap();
+    env.queues.requeue(&[(ids[0], later)]).await.unwrap();
 
     assert_eq!(jobs(&env).await, (2, 1), "two finished, one waiting");
     assert!(env.queues.vacuum(Duration::from_secs(3600)).await.unwrap() == 0);

@@ -13,6 +13,7 @@ pub mod published;
 pub mod redis_env;
 pub mod release;
 pub mod smtp;
+pub mod smtp_sink;
 pub mod sql;
 pub mod webhook_receiver;
 pub mod ws;

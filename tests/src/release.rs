@@ -4,33 +4,22 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-/// Builds (if needed) and returns `target/release/invitations`; benchmarks run from
-/// `target/release/deps`, so the binary sits one folder up. It is built with the benchmark's
-/// own profile and package set: with `--release -p api` alone, cargo resolves the shared
-/// dependencies differently and every benchmark run would rebuild them twice.
+/// `target/release/invitations`, built by `tests/bench/run` before the benchmark starts:
+/// benchmarks run from `target/release/deps`, so the binary sits one folder up. (It cannot be
+/// built from here: `cargo bench` holds the build folder's lock while the benchmark runs.)
 pub fn binary() -> PathBuf {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    let status = std::process::Command::new(cargo)
-        .args([
-            "build",
-            "--profile",
-            "bench",
-            "--quiet",
-            "-p",
-            "tests",
-            "-p",
-            "api",
-            "--bin",
-            "invitations",
-        ])
-        .status()
-        .expect("run cargo build");
-    assert!(status.success(), "cargo build --release failed");
     let exe = std::env::current_exe().expect("current executable");
-    exe.parent()
+    let binary = exe
+        .parent()
         .and_then(|deps| deps.parent())
         .expect("target/release")
-        .join("invitations")
+        .join("invitations");
+    assert!(
+        binary.exists(),
+        "{} is missing: run benchmarks with tests/bench/run NAME, which builds it first",
+        binary.display()
+    );
+    binary
 }
 
 /// A free TCP port on 127.0.0.1 (taken by binding port 0 and letting go of it).
@@ -136,6 +125,21 @@ impl Server {
             .expect("run the release binary");
         assert!(out.status.success(), "invitations {args:?} failed");
         String::from_utf8(out.stdout).expect("UTF-8 output")
+    }
+}
+
+impl Server {
+    /// Starts `invitations worker` with the server's environment plus `extra`; the caller
+    /// stops it.
+    pub fn worker(&self, extra: &[(&str, &str)]) -> Child {
+        Command::new(&self.exe)
+            .arg("worker")
+            .env_clear()
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .envs(extra.iter().copied())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start a release worker")
     }
 }
 

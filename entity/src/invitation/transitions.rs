@@ -2,8 +2,10 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::sea_query::{LockBehavior, LockType};
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, QueryTrait,
 };
 use uuid::Uuid;
 
@@ -188,20 +190,23 @@ impl Command for ExpireDue {
 }
 
 async fn expire_due(work: &Work, batch: u64) -> Result<u64, DomainError> {
-    let txn = work.txn();
     let at = now();
-    let due: Vec<Uuid> = invitations::Entity::find()
+    let due = Condition::all()
+        .add(invitations::Column::Status.eq(InvitationStatus::Active))
+        .add(invitations::Column::ExpiresAt.lte(at));
+    // One statement per batch: the subquery picks the batch (soonest deadline first, by the
+    // partial index on ACTIVE deadlines) and the update re-checks the condition, so a row that
+    // another replica expired in the meantime is left alone.
+    let mut pick = invitations::Entity::find()
         .select_only()
         .column(invitations::Column::Id)
-        .filter(invitations::Column::Status.eq(InvitationStatus::Active))
-        .filter(invitations::Column::ExpiresAt.lte(at))
+        .filter(due.clone())
         .order_by_asc(invitations::Column::ExpiresAt)
         .limit(batch)
-        .into_tuple()
-        .all(txn)
-        .await?;
-    if due.is_empty() {
-        return Ok(0);
+        .into_query();
+    if work.txn().get_database_backend() == DatabaseBackend::Postgres {
+        // Replicas sweeping at once take disjoint batches instead of queueing on the same rows.
+        pick.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
     }
     let rows = invitations::Entity::update_many()
         .col_expr(
@@ -213,20 +218,19 @@ async fn expire_due(work: &Work, batch: u64) -> Result<u64, DomainError> {
             Expr::col(invitations::Column::ExpiresAt),
         )
         .col_expr(invitations::Column::UpdatedAt, Expr::value(at))
-        .filter(invitations::Column::Id.is_in(due))
-        .filter(invitations::Column::Status.eq(InvitationStatus::Active))
-        .filter(invitations::Column::ExpiresAt.lte(at))
-        .exec_with_returning(txn)
+        .filter(invitations::Column::Id.in_subquery(pick))
+        .filter(due)
+        .exec_with_returning(work.txn())
         .await?;
-    for row in &rows {
-        activity::record(
-            work,
-            row,
-            EventType::Expired,
-            &Actor::System,
-            EventExtra::default(),
-        )
-        .await?;
-    }
+    let entries = rows
+        .iter()
+        .map(|invitation| activity::Entry {
+            invitation,
+            event_type: EventType::Expired,
+            actor: &Actor::System,
+            extra: EventExtra::default(),
+        })
+        .collect();
+    activity::record_all(work, entries).await?;
     Ok(rows.len() as u64)
 }

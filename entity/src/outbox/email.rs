@@ -1,6 +1,7 @@
 //! Email deliveries: the outbox rows that jobs send (SPEC §7), under the discipline described
 //! in [`crate::outbox`].
 
+use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -12,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::{RetrySchedule, pending_due, still_held, take_lease, to_chrono};
+use super::{RetrySchedule, pending_due, still_held, take_lease, take_leases, to_chrono};
 use crate::activity::{self, Actor, EventExtra};
 use crate::crypto::{Keyring, hash_token};
 use crate::entities::{email_deliveries, invitations};
@@ -136,13 +137,27 @@ pub async fn claim(
         .map(|delivery| Claim { delivery }))
 }
 
-/// Records that the mailer accepted the message: SENT, and `EMAIL_SENT` (`REMINDER_SENT`,
-/// `EMAIL_VERIFICATION_SENT` for those kinds) in the same unit of work. Records nothing when
-/// the delivery was no longer PENDING (a duplicate run).
+/// [`claim`] for many deliveries in one statement: the claims of those of `ids` that were due
+/// and not held by anyone else.
+pub async fn claim_all(
+    db: &impl ConnectionTrait,
+    ids: &[Uuid],
+    lease: Duration,
+) -> Result<Vec<Claim>, DomainError> {
+    Ok(take_leases::<email_deliveries::Entity>(db, ids, lease)
+        .await?
+        .into_iter()
+        .map(|delivery| Claim { delivery })
+        .collect())
+}
+
+/// Records that the mailer accepted the messages: SENT, and `EMAIL_SENT` (`REMINDER_SENT`,
+/// `EMAIL_VERIFICATION_SENT` for those kinds) in the same unit of work, for all of them in a
+/// few statements. Records nothing for a delivery that was no longer PENDING (a duplicate run).
 ///
 /// Not fenced by the lease: once a message went out, recording it is right whoever holds the
 /// lease, and it stops a slower duplicate from scheduling a retry.
-pub struct MarkSent<'a>(pub &'a Claim);
+pub struct MarkSent<'a>(pub &'a [Claim]);
 
 impl Command for MarkSent<'_> {
     type Output = ();
@@ -152,10 +167,13 @@ impl Command for MarkSent<'_> {
     }
 }
 
-async fn mark_sent(work: &Work, claim: &Claim) -> Result<(), DomainError> {
+async fn mark_sent(work: &Work, claims: &[Claim]) -> Result<(), DomainError> {
     // Scoped here: at module level its `min`/`max` shadow `Ord`'s on plain integers.
     use sea_orm::sea_query::ExprTrait;
 
+    if claims.is_empty() {
+        return Ok(());
+    }
     let at = now();
     let rows = email_deliveries::Entity::update_many()
         .col_expr(
@@ -168,20 +186,63 @@ async fn mark_sent(work: &Work, claim: &Claim) -> Result<(), DomainError> {
             Expr::col(email_deliveries::Column::Attempts).add(1),
         )
         .col_expr(email_deliveries::Column::UpdatedAt, Expr::value(at))
-        .filter(email_deliveries::Column::Id.eq(claim.delivery.id))
+        .filter(email_deliveries::Column::Id.is_in(claims.iter().map(|c| c.delivery.id)))
         .filter(email_deliveries::Column::Status.eq(DeliveryStatus::Pending))
         .exec_with_returning(work.txn())
         .await?;
-    let Some(row) = rows.into_iter().next() else {
+    if rows.is_empty() {
         return Ok(());
-    };
-    let event_type = match row.kind {
-        DeliveryKind::Invitation | DeliveryKind::Resend => EventType::EmailSent,
-        DeliveryKind::Reminder => EventType::ReminderSent,
-        DeliveryKind::VerificationCode => EventType::EmailVerificationSent,
-    };
-    let detail = json!({ "deliveryId": row.id, "kind": row.kind, "messageId": row.message_id });
-    record_event(work, &row, event_type, detail).await
+    }
+    let invitations = invitations_of(work, &rows).await?;
+    let entries = rows
+        .iter()
+        .filter_map(|row| {
+            let event_type = match row.kind {
+                DeliveryKind::Invitation | DeliveryKind::Resend => EventType::EmailSent,
+                DeliveryKind::Reminder => EventType::ReminderSent,
+                DeliveryKind::VerificationCode => EventType::EmailVerificationSent,
+            };
+            let detail =
+                json!({ "deliveryId": row.id, "kind": row.kind, "messageId": row.message_id });
+            Some(entry(invitations.get(&row.invitation_id)?, row, event_type, detail))
+        })
+        .collect();
+    activity::record_all(work, entries).await?;
+    Ok(())
+}
+
+/// The invitations the deliveries belong to, by id, in one query.
+async fn invitations_of(
+    work: &Work,
+    rows: &[email_deliveries::Model],
+) -> Result<HashMap<Uuid, invitations::Model>, DomainError> {
+    let ids: BTreeSet<Uuid> = rows.iter().map(|r| r.invitation_id).collect();
+    Ok(invitations::Entity::find()
+        .filter(invitations::Column::Id.is_in(ids))
+        .all(work.txn())
+        .await?
+        .into_iter()
+        .map(|i| (i.id, i))
+        .collect())
+}
+
+/// The activity event that records what happened to one delivery.
+fn entry<'a>(
+    invitation: &'a invitations::Model,
+    row: &email_deliveries::Model,
+    event_type: EventType,
+    detail: Value,
+) -> activity::Entry<'a> {
+    activity::Entry {
+        invitation,
+        event_type,
+        actor: &Actor::System,
+        extra: EventExtra {
+            email: Some(row.recipient.clone()),
+            detail: Some(detail),
+            ..Default::default()
+        },
+    }
 }
 
 /// What [`record_failure`] decided.
@@ -328,16 +389,11 @@ async fn record_event(
     event_type: EventType,
     detail: Value,
 ) -> Result<(), DomainError> {
-    let invitation = invitations::Entity::find_by_id(row.invitation_id)
-        .one(work.txn())
-        .await?
+    let invitations = invitations_of(work, std::slice::from_ref(row)).await?;
+    let invitation = invitations
+        .get(&row.invitation_id)
         .ok_or(DomainError::NotFound)?;
-    let extra = EventExtra {
-        email: Some(row.recipient.clone()),
-        detail: Some(detail),
-        ..Default::default()
-    };
-    activity::record(work, &invitation, event_type, &Actor::System, extra).await?;
+    activity::record_all(work, vec![entry(invitation, row, event_type, detail)]).await?;
     Ok(())
 }
 

@@ -5,6 +5,8 @@
 //! ids (invitation, connection, company, activity event), never secrets: no token, no password,
 //! no verification code.
 
+use std::collections::{BTreeSet, HashMap};
+
 use chrono::SecondsFormat;
 use sea_orm::{ColumnTrait, EntityTrait, Iterable, QueryFilter, QuerySelect};
 use serde_json::{Map, Value, json};
@@ -14,7 +16,6 @@ use crate::entities::{
     connection_sites, connections, invitation_events, invitations, webhook_deliveries,
     webhook_endpoints,
 };
-use crate::scope::Owned;
 use crate::work::Work;
 use crate::{DomainError, EndpointStatus, EventType, WebhookDeliveryStatus, now};
 
@@ -46,69 +47,126 @@ pub async fn emit(
     event_type: &str,
     data: Value,
 ) -> Result<usize, DomainError> {
-    let endpoints: Vec<(Uuid, crate::StringList)> =
-        webhook_endpoints::Entity::find_in(organization_id)
-            .select_only()
-            .column(webhook_endpoints::Column::Id)
-            .column(webhook_endpoints::Column::EventTypes)
-            .filter(webhook_endpoints::Column::Status.eq(EndpointStatus::Enabled))
-            .into_tuple()
-            .all(work.txn())
-            .await?;
-    let targets: Vec<Uuid> = endpoints
-        .into_iter()
-        .filter(|(_, types)| types.0.iter().any(|t| t == event_type))
-        .map(|(id, _)| id)
-        .collect();
-    if targets.is_empty() {
+    let message = Message {
+        organization_id,
+        event_type: event_type.to_owned(),
+        data,
+    };
+    emit_all(work, vec![message]).await
+}
+
+/// One webhook message for [`emit_all`].
+#[derive(Debug)]
+pub struct Message {
+    pub organization_id: Uuid,
+    pub event_type: String,
+    pub data: Value,
+}
+
+/// Deliveries per INSERT, inside the bind-parameter limits of both databases.
+const INSERT_CHUNK: usize = 1000;
+
+/// [`emit`] for many messages, possibly of several organizations: one query for the endpoints
+/// of all of them and one multi-row INSERT (per thousand deliveries). Each message only goes
+/// to endpoints of its own organization.
+pub async fn emit_all(work: &Work, messages: Vec<Message>) -> Result<usize, DomainError> {
+    let organizations: BTreeSet<Uuid> = messages.iter().map(|m| m.organization_id).collect();
+    if organizations.is_empty() {
+        return Ok(0);
+    }
+    let endpoints: Vec<(Uuid, Uuid, crate::StringList)> = webhook_endpoints::Entity::find()
+        .select_only()
+        .column(webhook_endpoints::Column::Id)
+        .column(webhook_endpoints::Column::OrganizationId)
+        .column(webhook_endpoints::Column::EventTypes)
+        .filter(webhook_endpoints::Column::OrganizationId.is_in(organizations))
+        .filter(webhook_endpoints::Column::Status.eq(EndpointStatus::Enabled))
+        .into_tuple()
+        .all(work.txn())
+        .await?;
+    if endpoints.is_empty() {
         return Ok(0);
     }
     let at = now();
-    let message_id = format!("msg_{}", Uuid::now_v7().simple());
-    let body = json!({
-        "type": event_type,
-        "timestamp": at.to_rfc3339_opts(SecondsFormat::Micros, true),
-        "data": data,
-    })
-    .to_string();
-    let ids: Vec<Uuid> = targets.iter().map(|_| Uuid::now_v7()).collect();
-    let rows = targets
-        .iter()
-        .zip(&ids)
-        .map(|(endpoint_id, id)| webhook_deliveries::ActiveModel {
-            id: sea_orm::Set(*id),
-            organization_id: sea_orm::Set(organization_id),
-            endpoint_id: sea_orm::Set(*endpoint_id),
-            message_id: sea_orm::Set(message_id.clone()),
-            event_type: sea_orm::Set(event_type.to_owned()),
-            body: sea_orm::Set(body.clone()),
-            status: sea_orm::Set(WebhookDeliveryStatus::Pending),
-            attempts: sea_orm::Set(0),
-            last_http_status: sea_orm::Set(None),
-            last_error: sea_orm::Set(None),
-            next_attempt_at: sea_orm::Set(at),
-            enqueued_for: sea_orm::Set(None),
-            replay_of: sea_orm::Set(None),
-            created_at: sea_orm::Set(at),
-            updated_at: sea_orm::Set(at),
-            finished_at: sea_orm::Set(None),
-        });
-    webhook_deliveries::Entity::insert_many(rows)
-        .exec_without_returning(work.txn())
-        .await?;
-    for id in &ids {
-        work.push_webhook(*id, at);
+    let timestamp = at.to_rfc3339_opts(SecondsFormat::Micros, true);
+    let mut rows = Vec::new();
+    for message in messages {
+        let targets: Vec<Uuid> = endpoints
+            .iter()
+            .filter(|(_, org, types)| {
+                *org == message.organization_id && types.0.contains(&message.event_type)
+            })
+            .map(|(id, _, _)| *id)
+            .collect();
+        if targets.is_empty() {
+            continue;
+        }
+        let message_id = format!("msg_{}", Uuid::now_v7().simple());
+        let body = json!({
+            "type": message.event_type,
+            "timestamp": timestamp,
+            "data": message.data,
+        })
+        .to_string();
+        for endpoint_id in targets {
+            rows.push(webhook_deliveries::ActiveModel {
+                id: sea_orm::Set(Uuid::now_v7()),
+                organization_id: sea_orm::Set(message.organization_id),
+                endpoint_id: sea_orm::Set(endpoint_id),
+                message_id: sea_orm::Set(message_id.clone()),
+                event_type: sea_orm::Set(message.event_type.clone()),
+                body: sea_orm::Set(body.clone()),
+                status: sea_orm::Set(WebhookDeliveryStatus::Pending),
+                attempts: sea_orm::Set(0),
+                last_http_status: sea_orm::Set(None),
+                last_error: sea_orm::Set(None),
+                next_attempt_at: sea_orm::Set(at),
+                enqueued_for: sea_orm::Set(None),
+                replay_of: sea_orm::Set(None),
+                created_at: sea_orm::Set(at),
+                updated_at: sea_orm::Set(at),
+                finished_at: sea_orm::Set(None),
+            });
+        }
     }
-    Ok(ids.len())
+    let written = rows.len();
+    let mut chunks = rows.into_iter().peekable();
+    while chunks.peek().is_some() {
+        let chunk: Vec<_> = chunks.by_ref().take(INSERT_CHUNK).collect();
+        let ids: Vec<Uuid> = chunk.iter().filter_map(|row| row.id.try_as_ref().copied()).collect();
+        webhook_deliveries::Entity::insert_many(chunk)
+            .exec_without_returning(work.txn())
+            .await?;
+        for id in ids {
+            work.push_webhook(id, at);
+        }
+    }
+    Ok(written)
 }
 
-/// `invitation.<type>` for an activity event, with everything needed to correlate it.
-pub async fn invitation_event(
+/// `invitation.<type>` for each activity event (of the invitations in `invitations`), with
+/// everything needed to correlate it; one [`emit_all`] for all of them.
+pub async fn invitation_events(
     work: &Work,
-    invitation: &invitations::Model,
-    event: &invitation_events::Model,
+    invitations: &HashMap<Uuid, &invitations::Model>,
+    events: &[invitation_events::Model],
 ) -> Result<usize, DomainError> {
-    let data = json!({
+    let messages = events
+        .iter()
+        .filter_map(|event| {
+            let invitation = invitations.get(&event.invitation_id)?;
+            Some(Message {
+                organization_id: invitation.organization_id,
+                event_type: invitation_event_type(event.event_type),
+                data: invitation_event_data(invitation, event),
+            })
+        })
+        .collect();
+    emit_all(work, messages).await
+}
+
+fn invitation_event_data(invitation: &invitations::Model, event: &invitation_events::Model) -> Value {
+    json!({
         "eventId": event.id.to_string(),
         "invitationId": invitation.id,
         "companyId": invitation.company_id,
@@ -119,14 +177,7 @@ pub async fn invitation_event(
         "actor": event.actor,
         "detail": event.detail,
         "occurredAt": event.occurred_at,
-    });
-    emit(
-        work,
-        invitation.organization_id,
-        &invitation_event_type(event.event_type),
-        data,
-    )
-    .await
+    })
 }
 
 /// `connection.created.v2`.

@@ -1,0 +1,253 @@
+//! Email throughput and latency: `cargo bench -p tests --bench email`.
+//!
+//! A fast SMTP sink on loopback (in this process: accept and discard) receives, in one run and
+//! interleaved:
+//!
+//! - a plain lettre client sending 2,000 messages of the same shape over `CONNECTIONS` pooled
+//!   connections: the rate the sink and this machine allow;
+//! - the service on PostgreSQL + Redis, then on the embedded default (SQLite file and embedded
+//!   queue): a release `serve --no-workers` process takes 2,000 invitations with `sendEmail`
+//!   (20 mutations of 100), then one release `invitations worker` process with
+//!   `EMAIL_CONCURRENCY=CONNECTIONS` drains them (**backlog**: messages/s from the first to the
+//!   last acceptance); with that worker running, 2,000 more are created as fast as the API takes
+//!   them (**burst**: the time from each delivery row's creation, inside the creating
+//!   transaction, to its acceptance by the sink, p50 / p99).
+//!
+//! Every delivery row must end SENT and every Message-ID must reach the sink exactly once;
+//! the benchmark panics otherwise. Needs PostgreSQL and Redis (`TEST_DATABASE_URL`,
+//! `TEST_REDIS_URL`).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant, SystemTime};
+
+use entity::DeliveryStatus;
+use entity::entities::email_deliveries;
+use futures::StreamExt;
+use lettre::message::{MultiPart, SinglePart};
+use lettre::transport::smtp::PoolConfig;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use sea_orm::{EntityTrait, QuerySelect};
+use serde_json::json;
+use tests::graphql::Gql;
+use tests::pg::{Backend, TestDatabase};
+use tests::release::Server;
+use tests::smtp_sink::{Accepted, Sink};
+
+const EMAILS: usize = 2_000;
+const BATCH: usize = 100;
+const CONNECTIONS: usize = 4;
+
+/// A message shaped like an invitation email (multipart text + HTML, a few KiB).
+fn message(i: usize) -> Message {
+    let link = format!("http://127.0.0.1:8080/p/i/{i:064}");
+    let text = format!(
+        "Bench Company invites you to connect your utility account.\n\nOpen this link: {link}\n\n{}",
+        "This link is personal. ".repeat(20)
+    );
+    let html = format!(
+        "<!doctype html><html><body><h1>Bench Company</h1><p>{}</p><p><a href=\"{link}\">Connect</a></p></body></html>",
+        "This link is personal. ".repeat(60)
+    );
+    Message::builder()
+        .from("Invitations <invitations@localhost>".parse().unwrap())
+        .to(format!("r{i}@example.com").parse().unwrap())
+        .subject("Bench Company invites you to connect your utility account")
+        .multipart(
+            MultiPart::alternative()
+                .singlepart(SinglePart::plain(text))
+                .singlepart(SinglePart::html(html)),
+        )
+        .unwrap()
+}
+
+/// The plain client: `EMAILS` messages over `CONNECTIONS` pooled connections, as many in
+/// flight as connections. Returns messages/s.
+async fn plain_client(sink: &Sink) -> f64 {
+    let transport = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous("127.0.0.1")
+        .port(sink.port())
+        .pool_config(PoolConfig::new().max_size(CONNECTIONS as u32))
+        .build();
+    let messages: Vec<Message> = (0..EMAILS).map(message).collect();
+    let before = sink.count();
+    let started = Instant::now();
+    futures::stream::iter(messages)
+        .map(|m| {
+            let t = transport.clone();
+            async move { t.send(m).await.unwrap() }
+        })
+        .buffer_unordered(CONNECTIONS)
+        .collect::<Vec<_>>()
+        .await;
+    let elapsed = started.elapsed();
+    assert_eq!(sink.count() - before, EMAILS);
+    EMAILS as f64 / elapsed.as_secs_f64()
+}
+
+struct Run {
+    backlog_rate: f64,
+    burst_rate: f64,
+    p50: Duration,
+    p99: Duration,
+    lost: usize,
+    doubled: usize,
+}
+
+async fn create_invitations(gql: &Gql, company: &serde_json::Value, round: usize) {
+    for b in 0..EMAILS / BATCH {
+        let inputs: Vec<_> = (0..BATCH)
+            .map(|i| {
+                json!({ "allowedEmails": [format!("r{round}-{b}-{i}@example.com")], "sendEmail": true })
+            })
+            .collect();
+        gql.query(
+            "mutation($c: ID!, $i: [InvitationInput!]!) { createContributorInvitations(companyId: $c, inputs: $i) { id } }",
+            json!({ "c": company, "i": inputs }),
+        )
+        .await
+        .data();
+    }
+}
+
+/// Waits until the sink has accepted `n` messages after `from`; returns them.
+async fn accepted(sink: &Sink, from: usize, n: usize) -> Vec<Accepted> {
+    let started = Instant::now();
+    while sink.count() < from + n {
+        assert!(
+            started.elapsed() < Duration::from_secs(600),
+            "stalled at {} of {n}",
+            sink.count() - from
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Anything more (a duplicate) would arrive right after: give it a moment.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    sink.since(from)
+}
+
+fn rate(messages: &[Accepted]) -> f64 {
+    let first = messages.iter().map(|m| m.at).min().unwrap();
+    let last = messages.iter().map(|m| m.at).max().unwrap();
+    (messages.len() - 1) as f64 / last.duration_since(first).unwrap().as_secs_f64()
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1]
+}
+
+async fn run_service(backend: Backend, sink: &Sink) -> Run {
+    let database = TestDatabase::new(backend).await;
+    let smtp = sink.url();
+    let concurrency = CONNECTIONS.to_string();
+    let redis = tests::redis_env::redis_url();
+    let prefix = tests::redis_env::unique_prefix();
+    let mut env = vec![
+        ("DATABASE_URL", database.url()),
+        ("SMTP_URL", smtp.as_str()),
+        ("EMAIL_CONCURRENCY", concurrency.as_str()),
+    ];
+    if backend == Backend::Postgres {
+        tests::redis_env::require_redis(&redis).await;
+        env.extend([("REDIS_URL", redis.as_str()), ("REDIS_KEY_PREFIX", &prefix)]);
+    }
+    let server = Server::start(&env).await;
+    let created: serde_json::Value =
+        serde_json::from_str(&server.cli(&["org", "create", "Bench", "--json"])).unwrap();
+    let gql = Gql::new(server.base()).with_api_key(created["apiKey"].as_str().unwrap());
+    let company = gql
+        .query(
+            "mutation { createCompany(input: { name: \"Bench Company\" }) { id } }",
+            json!({}),
+        )
+        .await
+        .data()["createCompany"]["id"]
+        .clone();
+
+    // Backlog: everything is queued before the worker starts.
+    create_invitations(&gql, &company, 0).await;
+    let from = sink.count();
+    let mut worker = server.worker(&[]);
+    let backlog = accepted(sink, from, EMAILS).await;
+
+    // Burst: the worker is running while the invitations are created.
+    let from = sink.count();
+    create_invitations(&gql, &company, 1).await;
+    let burst = accepted(sink, from, EMAILS).await;
+    worker.kill().unwrap();
+    worker.wait().unwrap();
+
+    let db = database.connect().await;
+    let rows: Vec<(String, chrono::DateTime<chrono::Utc>, DeliveryStatus)> =
+        email_deliveries::Entity::find()
+            .select_only()
+            .column(email_deliveries::Column::MessageId)
+            .column(email_deliveries::Column::CreatedAt)
+            .column(email_deliveries::Column::Status)
+            .into_tuple()
+            .all(&db)
+            .await
+            .unwrap();
+    assert_eq!(rows.len(), 2 * EMAILS);
+    let mut received: HashMap<&str, usize> = HashMap::new();
+    for m in backlog.iter().chain(&burst) {
+        *received.entry(m.message_id.as_str()).or_default() += 1;
+    }
+    let lost = rows
+        .iter()
+        .filter(|(id, _, status)| {
+            !received.contains_key(id.as_str()) || *status != DeliveryStatus::Sent
+        })
+        .count();
+    let doubled = received.values().filter(|n| **n > 1).count();
+    let created_at: HashMap<&str, SystemTime> = rows
+        .iter()
+        .map(|(id, at, _)| (id.as_str(), SystemTime::from(*at)))
+        .collect();
+    let mut latencies: Vec<Duration> = burst
+        .iter()
+        .map(|m| {
+            m.at.duration_since(created_at[m.message_id.as_str()])
+                .unwrap_or_default()
+        })
+        .collect();
+    latencies.sort();
+    Run {
+        backlog_rate: rate(&backlog),
+        burst_rate: rate(&burst),
+        p50: percentile(&latencies, 0.50),
+        p99: percentile(&latencies, 0.99),
+        lost,
+        doubled,
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let sink = Sink::start().await;
+    tests::release::binary();
+    println!(
+        "\nEmail: {EMAILS} invitation emails to a loopback SMTP sink, {CONNECTIONS} connections, one worker process\n"
+    );
+    println!(
+        "| backend | plain lettre msg/s | backlog msg/s | ratio | burst msg/s | commit→accept p50 | p99 | lost | doubled |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for (name, backend) in [
+        ("PostgreSQL + Redis", Backend::Postgres),
+        ("embedded (SQLite)", Backend::Sqlite),
+    ] {
+        let plain = plain_client(&sink).await;
+        let run = run_service(backend, &sink).await;
+        println!(
+            "| {name} | {plain:.0} | {:.0} | {:.0}% | {:.0} | {:.0} ms | {:.0} ms | {} | {} |",
+            run.backlog_rate,
+            100.0 * run.backlog_rate / plain,
+            run.burst_rate,
+            run.p50.as_secs_f64() * 1e3,
+            run.p99.as_secs_f64() * 1e3,
+            run.lost,
+            run.doubled
+        );
+        assert_eq!((run.lost, run.doubled), (0, 0), "lost or doubled email");
+    }
+}
