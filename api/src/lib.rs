@@ -2,6 +2,7 @@
 //! the composition root that wires the database, the queues and the workers together.
 
 pub mod auth;
+pub mod client;
 pub mod cli;
 pub mod config;
 pub mod db;
@@ -12,6 +13,7 @@ pub mod health;
 pub mod metrics;
 pub mod public;
 pub mod ratelimit;
+pub mod server;
 pub mod startup;
 pub mod state;
 pub mod telemetry;

@@ -488,7 +488,7 @@ async fn a_transient_failure_is_retried_on_the_rows_schedule(queue: Queue) {
     let env = env(queue).await;
     let outbox = broken_outbox(&env);
     let mut ctx = env.context(&env.outbox);
-    ctx.mailer = Mailer::File(lettre::AsyncFileTransport::new(&outbox));
+    ctx.mailer = Mailer::file(&outbox);
     ctx.retry = quick_retries(3);
     let rows = env
         .enqueue(DeliveryKind::Invitation, &["ann@example.com"], json!({}))
@@ -537,7 +537,7 @@ async fn a_transient_failure_is_retried_on_the_rows_schedule(queue: Queue) {
 async fn the_last_failed_attempt_fails_the_delivery_with_the_reply() {
     let env = env(Queue::Sqlite).await;
     let mut ctx = env.context(&env.outbox);
-    ctx.mailer = Mailer::File(lettre::AsyncFileTransport::new(broken_outbox(&env)));
+    ctx.mailer = Mailer::file(&broken_outbox(&env));
     ctx.retry = quick_retries(2);
     let rows = env
         .enqueue(DeliveryKind::Invitation, &["ann@example.com"], json!({}))
