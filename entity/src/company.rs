@@ -1,6 +1,8 @@
 //! Companies, sites and connections of an organization.
 
-use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, QueryFilter, QueryOrder, Set};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+};
 use uuid::Uuid;
 
 use crate::crypto::{Keyring, generate_token};
@@ -64,13 +66,28 @@ pub async fn create_company(
     .await?)
 }
 
+/// A page of the organization's companies, oldest first: at most `limit`, after the company
+/// `after`.
 pub async fn list_companies(
     db: &impl ConnectionTrait,
     organization_id: Uuid,
+    after: Option<Uuid>,
+    limit: u64,
 ) -> Result<Vec<companies::Model>, DomainError> {
-    Ok(companies::Entity::find_in(organization_id)
+    let mut query = companies::Entity::find_in(organization_id);
+    if let Some(after) = after {
+        query = query.filter(crate::finders::created_after::<companies::Entity>(
+            organization_id,
+            after,
+            companies::Column::OrganizationId,
+            companies::Column::CreatedAt,
+            companies::Column::Id,
+        ));
+    }
+    Ok(query
         .order_by_asc(companies::Column::CreatedAt)
         .order_by_asc(companies::Column::Id)
+        .limit(limit)
         .all(db)
         .await?)
 }

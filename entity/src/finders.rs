@@ -2,9 +2,10 @@
 //! takes the organization and returns nothing of another one, whatever ids it is given.
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::Query;
+use sea_orm::sea_query::{Expr, ExprTrait, Query, SubQueryStatement};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect,
 };
 use uuid::Uuid;
 
@@ -24,15 +25,55 @@ pub async fn companies(
         .await
 }
 
-/// The connections of one company, oldest first.
+/// Rows created after the row `after` of the same organization, in (`created_at`, `id`)
+/// order. An `after` that is not one of the organization's rows matches nothing.
+pub fn created_after<E: EntityTrait>(
+    organization_id: Uuid,
+    after: Uuid,
+    organization: E::Column,
+    created: E::Column,
+    id: E::Column,
+) -> Condition {
+    let of_after = Query::select()
+        .column(created)
+        .from(E::default())
+        .and_where(id.eq(after))
+        .and_where(organization.eq(organization_id))
+        .to_owned();
+    let sub = || Expr::SubQuery(None, Box::new(SubQueryStatement::SelectStatement(of_after.clone())));
+    Condition::any()
+        .add(Expr::col((E::default(), created)).gt(sub()))
+        .add(
+            Condition::all()
+                .add(Expr::col((E::default(), created)).eq(sub()))
+                .add(id.gt(after)),
+        )
+}
+
+/// A page of the connections of one company, oldest first: at most `limit`, after the
+/// connection `after`.
 pub async fn connections_of_company(
     db: &impl ConnectionTrait,
     organization_id: Uuid,
     company_id: Uuid,
+    after: Option<Uuid>,
+    limit: u64,
 ) -> Result<Vec<connections::Model>, DbErr> {
-    connections::Entity::find_in(organization_id)
-        .filter(connections::Column::CompanyId.eq(company_id))
+    let mut query = connections::Entity::find_in(organization_id)
+        .filter(connections::Column::CompanyId.eq(company_id));
+    if let Some(after) = after {
+        query = query.filter(created_after::<connections::Entity>(
+            organization_id,
+            after,
+            connections::Column::OrganizationId,
+            connections::Column::CreatedAt,
+            connections::Column::Id,
+        ));
+    }
+    query
         .order_by_asc(connections::Column::CreatedAt)
+        .order_by_asc(connections::Column::Id)
+        .limit(limit)
         .all(db)
         .await
 }

@@ -66,6 +66,12 @@ pub struct EmailSettings {
         deserialize_with = "crate::conf::de::seconds::<_, 1, 3600>"
     )]
     pub send_lease: Duration,
+    /// Invitation emails (initial and resent) one organization may queue per hour.
+    #[serde(
+        rename = "EMAIL_ORGANIZATION_HOURLY_LIMIT",
+        deserialize_with = "crate::conf::de::number::<_, _, 1, 100_000_000>"
+    )]
+    pub organization_hourly_limit: u64,
 }
 
 /// Wait after the first failed send; each further failure doubles it.
@@ -80,11 +86,19 @@ impl Default for EmailSettings {
         Self {
             max_attempts: 6,
             send_lease: Duration::from_secs(180),
+            organization_hourly_limit: 2000,
         }
     }
 }
 
 impl EmailSettings {
+    /// The per-organization send limit the API applies when it queues invitation emails.
+    pub fn quota(&self) -> entity::outbox::email::SendQuota {
+        entity::outbox::email::SendQuota {
+            per_hour: self.organization_hourly_limit,
+        }
+    }
+
     /// When a failed email is tried again, and when it is given up.
     pub fn retry(&self) -> RetrySchedule {
         RetrySchedule {

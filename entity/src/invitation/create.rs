@@ -15,6 +15,7 @@ use crate::{
 };
 
 use super::CreateInvitation;
+use crate::outbox::email::{SendQuota, check_quota};
 
 /// Creates invitations with their `CREATED` events and, where `sendEmail` asks for it, their
 /// invitation emails. A bulk batch names the failing item in errors (`inputs[3].maxUses`).
@@ -23,6 +24,7 @@ pub struct Create<'a> {
     pub actor: Actor,
     pub items: Vec<CreateInvitation>,
     pub bulk: bool,
+    pub email_quota: SendQuota,
 }
 
 impl Command for Create<'_> {
@@ -37,6 +39,11 @@ impl Command for Create<'_> {
                 Err(e) if self.bulk => return Err(e.within(&format!("inputs[{i}]."))),
                 Err(e) => return Err(e),
             });
+        }
+        if let Some(first) = created.first()
+            && self.items.iter().any(|i| i.send_email)
+        {
+            check_quota(work, first.organization_id, self.email_quota).await?;
         }
         Ok(created)
     }

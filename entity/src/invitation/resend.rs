@@ -30,13 +30,16 @@ pub struct ResendInvitation<'a> {
     pub id: Uuid,
     pub request: Resend,
     pub actor: Actor,
+    pub email_quota: crate::outbox::email::SendQuota,
 }
 
 impl Command for ResendInvitation<'_> {
     type Output = Vec<invitations::Model>;
 
     async fn execute(&self, work: &Work) -> Result<Self::Output, DomainError> {
-        Ok(vec![resend(work, self).await?])
+        let row = resend(work, self).await?;
+        crate::outbox::email::check_quota(work, self.organization_id, self.email_quota).await?;
+        Ok(vec![row])
     }
 }
 
@@ -50,6 +53,7 @@ async fn resend(
         id,
         request,
         actor,
+        ..
     } = command;
     let (organization_id, id) = (*organization_id, *id);
     let txn = work.txn();

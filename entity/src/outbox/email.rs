@@ -114,6 +114,48 @@ pub async fn enqueue(
     Ok(written)
 }
 
+/// How many invitation emails (initial and resent) one organization may have queued in the
+/// last hour, all its API keys together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SendQuota {
+    pub per_hour: u64,
+}
+
+const QUOTA_WINDOW_SECONDS: i64 = 3600;
+
+/// Checks, after a command queued its emails, that the organization is still within its
+/// quota; otherwise `RATE_LIMITED`, and the caller's unit of work rolls back with nothing
+/// queued. Reminders and verification codes do not count: the organization does not send them.
+pub async fn check_quota(
+    work: &Work,
+    organization_id: Uuid,
+    quota: SendQuota,
+) -> Result<(), DomainError> {
+    use sea_orm::{PaginatorTrait, QueryOrder};
+    let since = now() - chrono::Duration::seconds(QUOTA_WINDOW_SECONDS);
+    let recent = || {
+        email_deliveries::Entity::find()
+            .filter(email_deliveries::Column::OrganizationId.eq(organization_id))
+            .filter(email_deliveries::Column::CreatedAt.gt(since))
+            .filter(
+                email_deliveries::Column::Kind
+                    .is_in([DeliveryKind::Invitation, DeliveryKind::Resend]),
+            )
+    };
+    if recent().count(work.txn()).await? <= quota.per_hour {
+        return Ok(());
+    }
+    let oldest = recent()
+        .order_by_asc(email_deliveries::Column::CreatedAt)
+        .one(work.txn())
+        .await?
+        .map_or(since, |d| d.created_at);
+    let free_at = oldest + chrono::Duration::seconds(QUOTA_WINDOW_SECONDS);
+    Err(DomainError::RateLimited {
+        retry_after: u64::try_from((free_at - now()).num_seconds()).unwrap_or(0).max(1),
+    })
+}
+
 /// A delivery whose send lease the caller holds, from [`claim`]. Its `next_attempt_at` is the
 /// lease expiry, which [`record_failure`] and [`cancel`] check so that a holder whose lease ran
 /// out cannot overwrite the state of the one that took over.

@@ -143,19 +143,31 @@ impl Invitation {
             .filter_map(|f| PrefillField::from_api_name(f))
             .collect()
     }
-    /// Connections created through this invitation.
-    async fn created_connections(&self, ctx: &Context<'_>) -> Result<Vec<Connection>> {
+    /// Connections created through this invitation, oldest first (the first `first` of them).
+    #[graphql(complexity = "nested_complexity(first, child_complexity)")]
+    async fn created_connections(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "How many, 1 to 100 (default 10).")] first: Option<i32>,
+    ) -> Result<Vec<Connection>> {
+        let first = page_size(first, NESTED_LIST_DEFAULT)?;
         let rows = load(ctx, ConnectionsCreatedBy(self.0.id))
             .await?
             .unwrap_or_default();
-        Ok(rows.into_iter().map(Connection).collect())
+        Ok(rows.into_iter().take(first).map(Connection).collect())
     }
-    /// Email deliveries of this invitation, oldest first.
-    async fn deliveries(&self, ctx: &Context<'_>) -> Result<Vec<Delivery>> {
+    /// Email deliveries of this invitation, oldest first (the first `first` of them).
+    #[graphql(complexity = "nested_complexity(first, child_complexity)")]
+    async fn deliveries(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "How many, 1 to 100 (default 10).")] first: Option<i32>,
+    ) -> Result<Vec<Delivery>> {
+        let first = page_size(first, NESTED_LIST_DEFAULT)?;
         let rows = load(ctx, DeliveriesOf(self.0.id))
             .await?
             .unwrap_or_default();
-        Ok(rows.into_iter().map(Delivery).collect())
+        Ok(rows.into_iter().take(first).map(Delivery).collect())
     }
     /// The activity log, oldest first.
     #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity + 1")]
@@ -193,6 +205,23 @@ pub fn event_window(first: Option<i32>, after: Option<&str>) -> Result<EventWind
         first: first as u64,
         after,
     })
+}
+
+/// Default size of a list nested in an object (a company's sites, an invitation's
+/// deliveries and created connections).
+pub const NESTED_LIST_DEFAULT: i32 = 10;
+
+/// Complexity of a list field: its items' complexity times how many it may return, so wide
+/// queries and aliases are bounded by `GRAPHQL_MAX_COMPLEXITY`. Out-of-range sizes are
+/// refused by the resolver; here they count as the largest page.
+pub fn list_complexity(first: Option<i32>, default: i32, child_complexity: usize) -> usize {
+    let first = first.unwrap_or(default).clamp(1, MAX_EVENTS_PAGE as i32) as usize;
+    first.saturating_mul(child_complexity).saturating_add(1)
+}
+
+/// [`list_complexity`] for a nested list.
+pub fn nested_complexity(first: Option<i32>, child_complexity: usize) -> usize {
+    list_complexity(first, NESTED_LIST_DEFAULT, child_complexity)
 }
 
 /// Checks a `first` argument: 1 to 100.
