@@ -56,6 +56,10 @@ pub async fn prepare(mut settings: Settings) -> Result<AppState, StartupError> {
     let metrics = std::sync::Arc::new(crate::metrics::Metrics::default());
     metrics.observe_database(&mut db);
     db::migrate(&db).await.map_err(StartupError::failed)?;
+    let resealed = entity::reseal::run(&db, &keys).await?;
+    if resealed > 0 {
+        tracing::info!(resealed, "sealed values bound to their row and column");
+    }
     let redis_url = settings.redis.url.as_ref().map(|u| u.expose_secret());
     let redis = match redis_url {
         Some(url) => Some(

@@ -5,7 +5,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use crate::crypto::{Keyring, generate_token};
+use crate::crypto::{Keyring, Slot, generate_token};
 use crate::entities::{companies, connection_sites, connections, sites};
 use crate::scope::{Owned, find_owned};
 use crate::work::{Command, Work};
@@ -142,9 +142,11 @@ pub struct Credentials {
     pub password_sealed: String,
 }
 
-/// Checks and seals utility credentials. The password is never stored or logged in clear.
+/// Checks and seals utility credentials for the connection `connection_id`. The password is
+/// never stored or logged in clear.
 pub fn seal_credentials(
     keys: &Keyring,
+    connection_id: Uuid,
     username: &str,
     password: &str,
 ) -> Result<Credentials, DomainError> {
@@ -160,7 +162,7 @@ pub fn seal_credentials(
     }
     Ok(Credentials {
         username,
-        password_sealed: keys.seal(password.as_bytes())?,
+        password_sealed: keys.seal(password.as_bytes(), &Slot::connection_password(connection_id))?,
     })
 }
 
@@ -201,7 +203,13 @@ pub async fn create_connection(
 ) -> Result<connections::Model, DomainError> {
     let db = work.txn();
     find_owned::<companies::Entity>(db, organization_id, company_id).await?;
-    let credentials = seal_credentials(keys, &details.utility_username, &details.utility_password)?;
+    let id = Uuid::now_v7();
+    let credentials = seal_credentials(
+        keys,
+        id,
+        &details.utility_username,
+        &details.utility_password,
+    )?;
     let datasource_id = optional_text("datasourceId", details.datasource_id.as_deref(), 100)?;
     let provider_name = optional_text(
         "providerName",
@@ -252,7 +260,7 @@ pub async fn create_connection(
     .await?;
     let at = now();
     let row = connections::ActiveModel {
-        id: Set(Uuid::now_v7()),
+        id: Set(id),
         organization_id: Set(organization_id),
         company_id: Set(company_id),
         datasource_id: Set(datasource_id),

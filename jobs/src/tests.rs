@@ -316,6 +316,7 @@ async fn sends_each_delivery_once_and_records_it(queue: Queue) {
         .await;
     let code = VerificationCodePayload::new(
         &env.keys,
+        &entity::crypto::Slot::verification_code(env.invitation.id, "ann@example.com"),
         "123456",
         entity::now() + chrono::Duration::minutes(10),
     )

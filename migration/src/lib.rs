@@ -22,6 +22,7 @@ mod m20261130_000016_invitation_emails;
 mod m20261130_000017_invitation_counts;
 mod m20261130_000018_event_positions;
 mod m20261130_000019_email_delivery_org_index;
+mod m20261130_000020_maintenance;
 
 pub struct Migrator;
 
@@ -48,6 +49,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000017_invitation_counts::Migration),
             Box::new(m20261130_000018_event_positions::Migration),
             Box::new(m20261130_000019_email_delivery_org_index::Migration),
+            Box::new(m20261130_000020_maintenance::Migration),
         ]
     }
 }

@@ -406,7 +406,12 @@ both!(status_rules_hold_on_the_database, |backend| async move {
     let row = reload(&app, inv.id).await;
     assert_eq!(row.token_hash.len(), 64);
     let keys = entity::crypto::Keyring::new(app::SECRET_KEY.as_bytes());
-    let token = keys.open_string(&row.token_sealed).unwrap();
+    let token = keys
+        .open_string(
+            &row.token_sealed,
+            &entity::crypto::Slot::invitation_token(row.id),
+        )
+        .unwrap();
     assert_eq!(entity::crypto::hash_token(&token), row.token_hash);
     assert!(!row.token_sealed.contains(&token));
     app.stop().await;

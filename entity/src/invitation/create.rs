@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use super::rules::check_input;
 use crate::activity::{self, Actor, EventExtra};
-use crate::crypto::{Keyring, generate_token, hash_token};
+use crate::crypto::{Keyring, Slot, generate_token, hash_token};
 use crate::entities::{companies, connections, invitations};
 use crate::scope::find_owned;
 use crate::work::{Command, Stored, Work};
@@ -131,15 +131,16 @@ pub async fn create(
     }
 
     let token = generate_token();
+    let id = Uuid::now_v7();
     let row = invitations::ActiveModel {
-        id: Set(Uuid::now_v7()),
+        id: Set(id),
         organization_id: Set(org),
         company_id: Set(company_id),
         connection_id: Set(connection_id),
         invitation_type: Set(invitation_type),
         status: Set(InvitationStatus::Active),
         token_hash: Set(hash_token(&token)),
-        token_sealed: Set(keys.seal(token.as_bytes())?),
+        token_sealed: Set(keys.seal(token.as_bytes(), &Slot::invitation_token(id))?),
         allowed_emails: Set(StringList(checked.allowed_emails)),
         expires_at: Set(checked.expires_at),
         max_uses: Set(checked.max_uses),

@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use super::rules::{MAX_EXPIRES_IN_SECONDS, MIN_EXPIRES_IN_SECONDS};
 use crate::activity::{self, Actor, EventExtra};
-use crate::crypto::{Keyring, generate_token, hash_token};
+use crate::crypto::{Keyring, Slot, generate_token, hash_token};
 use crate::entities::invitations;
 use crate::scope::find_owned;
 use crate::work::{Command, Work};
@@ -151,7 +151,7 @@ async fn resend(
             )
             .col_expr(
                 invitations::Column::TokenSealed,
-                Expr::value(keys.seal(token.as_bytes())?),
+                Expr::value(keys.seal(token.as_bytes(), &Slot::invitation_token(id))?),
             );
     }
     let Some(row) = update.exec_with_returning(txn).await?.into_iter().next() else {

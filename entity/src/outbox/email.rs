@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use super::{RetrySchedule, pending_due, still_held, take_lease, to_chrono};
 use crate::activity::{self, Actor, EventExtra};
-use crate::crypto::{Keyring, hash_token};
+use crate::crypto::{Keyring, Slot, hash_token};
 use crate::entities::{email_deliveries, invitations};
 use crate::work::{Command, Work};
 use crate::{DeliveryKind, DeliveryStatus, DomainError, EventType, email, now};
@@ -40,9 +40,15 @@ pub struct VerificationCodePayload {
 }
 
 impl VerificationCodePayload {
-    pub fn new(keys: &Keyring, code: &str, expires_at: DateTime<Utc>) -> Result<Self, DomainError> {
+    /// The code sealed for the invitation and address it is sent to.
+    pub fn new(
+        keys: &Keyring,
+        slot: &Slot,
+        code: &str,
+        expires_at: DateTime<Utc>,
+    ) -> Result<Self, DomainError> {
         Ok(Self {
-            sealed_code: keys.seal(code.as_bytes())?,
+            sealed_code: keys.seal(code.as_bytes(), slot)?,
             expires_at,
         })
     }
@@ -57,8 +63,10 @@ impl VerificationCodePayload {
         json!(self)
     }
 
-    pub fn code(&self, keys: &Keyring) -> Result<String, DomainError> {
-        keys.open_string(&self.sealed_code)
+    /// The code, sealed for `slot` ([`Slot::verification_code`] of the delivery's invitation
+    /// and recipient).
+    pub fn code(&self, keys: &Keyring, slot: &Slot) -> Result<String, DomainError> {
+        keys.open_string(&self.sealed_code, slot)
     }
 }
 
@@ -405,12 +413,15 @@ mod tests {
     fn verification_payload_round_trips_and_keeps_the_code_sealed() {
         let keys = Keyring::new(&[3u8; 32]);
         let expires_at = now();
-        let payload = VerificationCodePayload::new(&keys, "123456", expires_at).unwrap();
+        let slot = Slot::verification_code(Uuid::now_v7(), "a@x.com");
+        let payload = VerificationCodePayload::new(&keys, &slot, "123456", expires_at).unwrap();
         let value = payload.to_json();
         assert!(!value.to_string().contains("123456"));
         let back = VerificationCodePayload::from_json(&value).unwrap();
         assert_eq!(back.expires_at, expires_at);
-        assert_eq!(back.code(&keys).unwrap(), "123456");
+        assert_eq!(back.code(&keys, &slot).unwrap(), "123456");
+        let elsewhere = Slot::verification_code(Uuid::now_v7(), "a@x.com");
+        assert!(back.code(&keys, &elsewhere).is_err());
         assert!(VerificationCodePayload::from_json(&json!({})).is_err());
     }
 }

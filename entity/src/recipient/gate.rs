@@ -17,7 +17,7 @@ use super::{
     MAX_GUESSES_PER_EMAIL, MAX_GUESSES_PER_INVITATION, find_active,
 };
 use crate::activity::{self, Actor, EventExtra};
-use crate::crypto::{Keyring, constant_time_eq};
+use crate::crypto::{Keyring, Slot, constant_time_eq};
 use crate::entities::{email_verifications, invitations};
 use crate::outbox::email as delivery;
 use crate::work::{Command, Work};
@@ -78,7 +78,8 @@ async fn request_code(
     }
     .insert(txn)
     .await?;
-    let payload = delivery::VerificationCodePayload::new(keys, &code, expires_at)?;
+    let slot = Slot::verification_code(row.id, &email);
+    let payload = delivery::VerificationCodePayload::new(keys, &slot, &code, expires_at)?;
     if !listed {
         return Ok(());
     }

@@ -2,6 +2,7 @@ use async_graphql::connection::{Connection as Page, Edge, EmptyFields};
 use async_graphql::{Context, ID, Json, Object, Result, SimpleObject};
 use chrono::{DateTime, NaiveDate, Utc};
 use entity::entities::{email_deliveries, invitation_events, invitations};
+use entity::crypto::Slot;
 use entity::invitation::EventWindow;
 use entity::scope::find_owned;
 
@@ -61,12 +62,18 @@ impl Invitation {
     }
     /// The opaque token carried by the link.
     async fn token(&self, ctx: &Context<'_>) -> Result<String> {
-        state(ctx)?.keys.open_string(&self.0.token_sealed).gql()
+        state(ctx)?
+            .keys
+            .open_string(&self.0.token_sealed, &Slot::invitation_token(self.0.id))
+            .gql()
     }
     /// `{PUBLIC_BASE_URL}/p/i/{token}`.
     async fn invitation_url(&self, ctx: &Context<'_>) -> Result<String> {
         let state = state(ctx)?;
-        let token = state.keys.open_string(&self.0.token_sealed).gql()?;
+        let token = state
+            .keys
+            .open_string(&self.0.token_sealed, &Slot::invitation_token(self.0.id))
+            .gql()?;
         Ok(state.invitation_url(&token))
     }
     async fn company_id(&self) -> ID {
