@@ -145,7 +145,13 @@ impl MailSettings {
                 .query_pairs()
                 .any(|(k, v)| k == "tls" && v.eq_ignore_ascii_case("required"));
         let loopback = match url.host() {
-            Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+            // `smtp:` is not a special scheme to the URL parser: IPv4 hosts stay text.
+            Some(url::Host::Domain(name)) => {
+                name.eq_ignore_ascii_case("localhost")
+                    || name
+                        .parse::<std::net::IpAddr>()
+                        .is_ok_and(|ip| ip.is_loopback())
+            }
             Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
             Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
             None => false,
@@ -305,6 +311,7 @@ mod tests {
         for refused in [
             "smtp://mail.example.com:25",
             "smtp://u:p@10.0.0.5:587?tls=opportunistic",
+            "smtp://127.0.0.1.example.com:25",
         ] {
             let err = with(refused, false).check().unwrap_err();
             assert_eq!(err.key, "SMTP_URL");
