@@ -2,8 +2,8 @@
 //! the composition root that wires the database, the queues and the workers together.
 
 pub mod auth;
-pub mod client;
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod db;
 pub mod error;

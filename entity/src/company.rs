@@ -162,7 +162,10 @@ pub fn seal_credentials(
     }
     Ok(Credentials {
         username,
-        password_sealed: keys.seal(password.as_bytes(), &Slot::connection_password(connection_id))?,
+        password_sealed: keys.seal(
+            password.as_bytes(),
+            &Slot::connection_password(connection_id),
+        )?,
     })
 }
 

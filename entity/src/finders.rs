@@ -40,7 +40,12 @@ pub fn created_after<E: EntityTrait>(
         .and_where(id.eq(after))
         .and_where(organization.eq(organization_id))
         .to_owned();
-    let sub = || Expr::SubQuery(None, Box::new(SubQueryStatement::SelectStatement(of_after.clone())));
+    let sub = || {
+        Expr::SubQuery(
+            None,
+            Box::new(SubQueryStatement::SelectStatement(of_after.clone())),
+        )
+    };
     Condition::any()
         .add(Expr::col((E::default(), created)).gt(sub()))
         .add(

@@ -84,9 +84,10 @@ pub async fn edit_link(
     let secret = generate_token();
     let mut active: connections::ActiveModel = connection.into();
     active.edit_link_secret_hash = Set(Some(hash_token(&secret)));
-    active.edit_link_secret_sealed = Set(Some(
-        keys.seal(secret.as_bytes(), &Slot::connection_edit_link(connection_id))?,
-    ));
+    active.edit_link_secret_sealed = Set(Some(keys.seal(
+        secret.as_bytes(),
+        &Slot::connection_edit_link(connection_id),
+    )?));
     active.update(db).await?;
     Ok(MagicLink {
         public_company_id: company.public_id,

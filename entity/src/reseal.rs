@@ -24,7 +24,11 @@ const BATCH: u64 = 500;
 
 /// Re-seals every unbound value, once per database; returns how many were re-sealed.
 pub async fn run(db: &DatabaseConnection, keys: &Keyring) -> Result<u64, DomainError> {
-    if maintenance::Entity::find_by_id(TASK).one(db).await?.is_some() {
+    if maintenance::Entity::find_by_id(TASK)
+        .one(db)
+        .await?
+        .is_some()
+    {
         return Ok(0);
     }
     let mut done = 0;

@@ -54,41 +54,44 @@ fn wrong(code: &str) -> &'static str {
     if code == "000000" { "111111" } else { "000000" }
 }
 
-both!(a_flood_does_not_reset_the_code_limit, |backend| async move {
-    let app = app::spawn_with(backend, |env| {
-        env.insert("TRUSTED_PROXIES".into(), "127.0.0.1".into());
-        env.insert("RATE_LIMIT_MAX_KEYS".into(), "100".into());
-    })
-    .await;
-    let c = app::create_company(&app.gql(), "Acme Co").await;
-    let (_, token) = invite(
-        &app.gql(),
-        &c,
-        json!({ "allowedEmails": ["ann@example.com"] }),
-    )
-    .await;
-    let client = from(&app, "198.51.100.7");
-    let ask = json!({ "t": token, "e": "ann@example.com" });
-    for _ in 0..5 {
-        assert_eq!(
-            client.query(REQUEST_CODE, ask.clone()).await.data()["requestEmailVerification"],
-            true
-        );
+both!(
+    a_flood_does_not_reset_the_code_limit,
+    |backend| async move {
+        let app = app::spawn_with(backend, |env| {
+            env.insert("TRUSTED_PROXIES".into(), "127.0.0.1".into());
+            env.insert("RATE_LIMIT_MAX_KEYS".into(), "100".into());
+        })
+        .await;
+        let c = app::create_company(&app.gql(), "Acme Co").await;
+        let (_, token) = invite(
+            &app.gql(),
+            &c,
+            json!({ "allowedEmails": ["ann@example.com"] }),
+        )
+        .await;
+        let client = from(&app, "198.51.100.7");
+        let ask = json!({ "t": token, "e": "ann@example.com" });
+        for _ in 0..5 {
+            assert_eq!(
+                client.query(REQUEST_CODE, ask.clone()).await.data()["requestEmailVerification"],
+                true
+            );
+        }
+        // Three times more client addresses than a store holds, each asking about made-up tokens.
+        let flood: String = (0..10)
+            .map(|i| format!("f{i}: publicInvitation(token: \"made-up-{i}\") {{ companyName }} "))
+            .collect();
+        for n in 0..300 {
+            let r = from(&app, &format!("10.0.{}.{}", n / 250, n % 250 + 1))
+                .query(&format!("{{ {flood} }}"), json!({}))
+                .await;
+            assert_eq!(r.error_code().as_deref(), Some("NOT_FOUND"), "{}", r.body);
+        }
+        let sixth = client.query(REQUEST_CODE, ask).await;
+        sixth.assert_error("RATE_LIMITED", None);
+        app.stop().await;
     }
-    // Three times more client addresses than a store holds, each asking about made-up tokens.
-    let flood: String = (0..10)
-        .map(|i| format!("f{i}: publicInvitation(token: \"made-up-{i}\") {{ companyName }} "))
-        .collect();
-    for n in 0..300 {
-        let r = from(&app, &format!("10.0.{}.{}", n / 250, n % 250 + 1))
-            .query(&format!("{{ {flood} }}"), json!({}))
-            .await;
-        assert_eq!(r.error_code().as_deref(), Some("NOT_FOUND"), "{}", r.body);
-    }
-    let sixth = client.query(REQUEST_CODE, ask).await;
-    sixth.assert_error("RATE_LIMITED", None);
-    app.stop().await;
-});
+);
 
 both!(guesses_add_up_across_codes, |backend| async move {
     let app = app::spawn(backend).await;
@@ -136,118 +139,140 @@ both!(guesses_add_up_across_codes, |backend| async move {
     app.stop().await;
 });
 
-both!(listed_and_unlisted_addresses_answer_alike, |backend| async move {
-    let app = app::spawn(backend).await;
-    let c = app::create_company(&app.gql(), "Acme Co").await;
-    let (_, token) = invite(
-        &app.gql(),
-        &c,
-        json!({ "allowedEmails": ["ann@example.com"] }),
-    )
-    .await;
-    let public = app.anon();
-    // A guess that is wrong for the listed address's codes (which only its mailbox knows).
-    let mut sequences: HashMap<&str, Vec<serde_json::Value>> = HashMap::new();
-    for (email, n) in [("ann@example.com", 1), ("eve@example.com", 1)] {
-        let mut answers = Vec::new();
-        let guess = |code: &str| wrong(code).to_owned();
-        answers.push(
-            public
-                .query(VERIFY, json!({ "t": token, "e": email, "c": "123456" }))
-                .await
-                .body,
-        );
-        answers.push(
-            public
-                .query(REQUEST_CODE, json!({ "t": token, "e": email }))
-                .await
-                .body,
-        );
-        let ann_code = code_for(&app, n, "ann@example.com").await;
-        for _ in 0..6 {
+both!(
+    listed_and_unlisted_addresses_answer_alike,
+    |backend| async move {
+        let app = app::spawn(backend).await;
+        let c = app::create_company(&app.gql(), "Acme Co").await;
+        let (_, token) = invite(
+            &app.gql(),
+            &c,
+            json!({ "allowedEmails": ["ann@example.com"] }),
+        )
+        .await;
+        let public = app.anon();
+        // A guess that is wrong for the listed address's codes (which only its mailbox knows).
+        let mut sequences: HashMap<&str, Vec<serde_json::Value>> = HashMap::new();
+        for (email, n) in [("ann@example.com", 1), ("eve@example.com", 1)] {
+            let mut answers = Vec::new();
+            let guess = |code: &str| wrong(code).to_owned();
             answers.push(
                 public
-                    .query(
-                        VERIFY,
-                        json!({ "t": token, "e": email, "c": guess(&ann_code) }),
-                    )
+                    .query(VERIFY, json!({ "t": token, "e": email, "c": "123456" }))
                     .await
                     .body,
             );
-        }
-        sequences.insert(email, answers);
-    }
-    let ann = &sequences["ann@example.com"];
-    assert_eq!(ann, &sequences["eve@example.com"]);
-    let reasons: Vec<&str> = ann
-        .iter()
-        .map(|b| b["errors"][0]["extensions"]["reason"].as_str().unwrap_or("-"))
-        .collect();
-    assert_eq!(
-        reasons,
-        [
-            "INVALID_CODE",
-            "-",
-            "INVALID_CODE",
-            "INVALID_CODE",
-            "INVALID_CODE",
-            "INVALID_CODE",
-            "INVALID_CODE",
-            "TOO_MANY_ATTEMPTS"
-        ]
-    );
-    // Only the listed address got mail.
-    let all = app.smtp.wait_for(1, Duration::from_secs(5)).await;
-    assert!(all.iter().all(|m| !m.is_to("eve@example.com")));
-    app.stop().await;
-});
-
-both!(clients_are_told_apart_behind_trusted_proxies_only, |backend| async move {
-    let app = app::spawn_with(backend, |env| {
-        env.insert("TRUSTED_PROXIES".into(), "127.0.0.0/8".into());
-    })
-    .await;
-    // 301 public fields in one request: the per-client limit is 300 a minute.
-    let wide: String = (0..301)
-        .map(|i| format!("f{i}: publicInvitation(token: \"x{i}\") {{ companyName }} "))
-        .collect();
-    let wide = format!("{{ {wide} }}");
-    let exhaust = |client: Gql| {
-        let wide = wide.clone();
-        async move {
-            let r = client.query(&wide, json!({})).await;
-            assert!(
-                r.error_codes().iter().any(|c| c == "RATE_LIMITED"),
-                "{}",
-                r.body
+            answers.push(
+                public
+                    .query(REQUEST_CODE, json!({ "t": token, "e": email }))
+                    .await
+                    .body,
             );
+            let ann_code = code_for(&app, n, "ann@example.com").await;
+            for _ in 0..6 {
+                answers.push(
+                    public
+                        .query(
+                            VERIFY,
+                            json!({ "t": token, "e": email, "c": guess(&ann_code) }),
+                        )
+                        .await
+                        .body,
+                );
+            }
+            sequences.insert(email, answers);
         }
-    };
-    let one = "{ publicInvitation(token: \"nope\") { companyName } }";
-    let limited = |r: GqlResponse| r.error_code().as_deref() == Some("RATE_LIMITED");
+        let ann = &sequences["ann@example.com"];
+        assert_eq!(ann, &sequences["eve@example.com"]);
+        let reasons: Vec<&str> = ann
+            .iter()
+            .map(|b| {
+                b["errors"][0]["extensions"]["reason"]
+                    .as_str()
+                    .unwrap_or("-")
+            })
+            .collect();
+        assert_eq!(
+            reasons,
+            [
+                "INVALID_CODE",
+                "-",
+                "INVALID_CODE",
+                "INVALID_CODE",
+                "INVALID_CODE",
+                "INVALID_CODE",
+                "INVALID_CODE",
+                "TOO_MANY_ATTEMPTS"
+            ]
+        );
+        // Only the listed address got mail.
+        let all = app.smtp.wait_for(1, Duration::from_secs(5)).await;
+        assert!(all.iter().all(|m| !m.is_to("eve@example.com")));
+        app.stop().await;
+    }
+);
 
-    // The right-most address a trusted hop reports is the client; what it wrote itself is not.
-    exhaust(from(&app, "1.2.3.4, 203.0.113.1")).await;
-    assert!(limited(from(&app, "203.0.113.1").query(one, json!({})).await));
-    assert!(!limited(from(&app, "1.2.3.4").query(one, json!({})).await));
-    assert!(!limited(from(&app, "203.0.113.2").query(one, json!({})).await));
-    // IPv6 clients count by their /64.
-    exhaust(from(&app, "2001:db8:0:1::1")).await;
-    assert!(limited(from(&app, "2001:db8:0:1:ffff::9").query(one, json!({})).await));
-    assert!(!limited(from(&app, "2001:db8:0:2::1").query(one, json!({})).await));
-    // The `Forwarded` header is read as well.
-    let forwarded = app
-        .anon()
-        .with_header("forwarded", "for=\"[2001:db8:0:1::5]:443\"");
-    assert!(limited(forwarded.query(one, json!({})).await));
-    app.stop().await;
+both!(
+    clients_are_told_apart_behind_trusted_proxies_only,
+    |backend| async move {
+        let app = app::spawn_with(backend, |env| {
+            env.insert("TRUSTED_PROXIES".into(), "127.0.0.0/8".into());
+        })
+        .await;
+        // 301 public fields in one request: the per-client limit is 300 a minute.
+        let wide: String = (0..301)
+            .map(|i| format!("f{i}: publicInvitation(token: \"x{i}\") {{ companyName }} "))
+            .collect();
+        let wide = format!("{{ {wide} }}");
+        let exhaust = |client: Gql| {
+            let wide = wide.clone();
+            async move {
+                let r = client.query(&wide, json!({})).await;
+                assert!(
+                    r.error_codes().iter().any(|c| c == "RATE_LIMITED"),
+                    "{}",
+                    r.body
+                );
+            }
+        };
+        let one = "{ publicInvitation(token: \"nope\") { companyName } }";
+        let limited = |r: GqlResponse| r.error_code().as_deref() == Some("RATE_LIMITED");
 
-    // By default nobody is trusted: the header changes nothing, all share the socket's bucket.
-    let app = app::spawn(backend).await;
-    exhaust(from(&app, "203.0.113.1")).await;
-    assert!(limited(from(&app, "203.0.113.77").query(one, json!({})).await));
-    app.stop().await;
-});
+        // The right-most address a trusted hop reports is the client; what it wrote itself is not.
+        exhaust(from(&app, "1.2.3.4, 203.0.113.1")).await;
+        assert!(limited(
+            from(&app, "203.0.113.1").query(one, json!({})).await
+        ));
+        assert!(!limited(from(&app, "1.2.3.4").query(one, json!({})).await));
+        assert!(!limited(
+            from(&app, "203.0.113.2").query(one, json!({})).await
+        ));
+        // IPv6 clients count by their /64.
+        exhaust(from(&app, "2001:db8:0:1::1")).await;
+        assert!(limited(
+            from(&app, "2001:db8:0:1:ffff::9")
+                .query(one, json!({}))
+                .await
+        ));
+        assert!(!limited(
+            from(&app, "2001:db8:0:2::1").query(one, json!({})).await
+        ));
+        // The `Forwarded` header is read as well.
+        let forwarded = app
+            .anon()
+            .with_header("forwarded", "for=\"[2001:db8:0:1::5]:443\"");
+        assert!(limited(forwarded.query(one, json!({})).await));
+        app.stop().await;
+
+        // By default nobody is trusted: the header changes nothing, all share the socket's bucket.
+        let app = app::spawn(backend).await;
+        exhaust(from(&app, "203.0.113.1")).await;
+        assert!(limited(
+            from(&app, "203.0.113.77").query(one, json!({})).await
+        ));
+        app.stop().await;
+    }
+);
 
 #[tokio::test]
 async fn a_trickling_client_is_cut_off_at_the_header_timeout() {
@@ -324,7 +349,9 @@ both!(lists_are_paged_and_priced, |backend| async move {
         .assert_error("BAD_USER_INPUT", Some("first"));
 
     // 2,000 aliased lists are refused before anything runs.
-    let aliased: String = (0..2000).map(|i| format!("c{i}: companies {{ id }} ")).collect();
+    let aliased: String = (0..2000)
+        .map(|i| format!("c{i}: companies {{ id }} "))
+        .collect();
     let r = gql.query(&format!("{{ {aliased} }}"), json!({})).await;
     r.assert_error("QUERY_TOO_COMPLEX", None);
     let nested: String = (0..500)
@@ -340,7 +367,11 @@ async fn validation_names_no_hidden_field_when_introspection_is_off() {
     let typo = "{ invitatio(id: \"00000000-0000-0000-0000-000000000000\") { id } }";
     let app = app::spawn(tests::pg::Backend::Sqlite).await;
     let open = app.gql().query(typo, json!({})).await;
-    assert!(open.body.to_string().contains("Did you mean"), "{}", open.body);
+    assert!(
+        open.body.to_string().contains("Did you mean"),
+        "{}",
+        open.body
+    );
     app.stop().await;
 
     let app = app::spawn_with(tests::pg::Backend::Sqlite, |env| {
@@ -412,7 +443,10 @@ async fn the_data_folder_is_private() {
         .map(|e| e.path())
         .collect();
     for name in ["invitations.db", "queue.db", "secret.key"] {
-        assert!(files.iter().any(|f| f.ends_with(name)), "{name} in {files:?}");
+        assert!(
+            files.iter().any(|f| f.ends_with(name)),
+            "{name} in {files:?}"
+        );
     }
     for file in &files {
         assert_eq!(mode(file), 0o600, "{}", file.display());
@@ -511,7 +545,10 @@ both!(sealed_values_are_bound_to_their_row, |backend| async move {
 #[tokio::test]
 async fn webhooks_cannot_target_teredo_or_local_nat64() {
     let app = app::spawn(tests::pg::Backend::Sqlite).await;
-    for url in ["https://[2001::a00:1]/hook", "https://[64:ff9b:1::a00:1]/hook"] {
+    for url in [
+        "https://[2001::a00:1]/hook",
+        "https://[64:ff9b:1::a00:1]/hook",
+    ] {
         app.gql()
             .query(
                 "mutation($u: String!) { createWebhookEndpoint(input: {url: $u, eventTypes: [\"invitation.created\"]}) { endpoint { id } } }",
@@ -536,7 +573,12 @@ both!(an_organization_has_an_email_quota, |backend| async move {
         createContributorInvitation(companyId: $c, input: $i) { id } }";
     let r = gql.query(create, json!({ "c": c, "i": two })).await;
     r.assert_error("RATE_LIMITED", None);
-    assert!(r.body["errors"][0]["extensions"]["retryAfter"].as_u64().unwrap() >= 1);
+    assert!(
+        r.body["errors"][0]["extensions"]["retryAfter"]
+            .as_u64()
+            .unwrap()
+            >= 1
+    );
     // Nothing of the refused request was kept.
     let count = invitations::Entity::find().count(&app.db).await.unwrap();
     assert_eq!(count, 1);

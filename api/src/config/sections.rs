@@ -316,7 +316,10 @@ pub struct HttpSettings {
     )]
     pub max_connections: usize,
     /// Proxies whose `Forwarded` / `X-Forwarded-For` name the client; empty: nobody's.
-    #[serde(rename = "TRUSTED_PROXIES", deserialize_with = "jobs::conf::de::parsed")]
+    #[serde(
+        rename = "TRUSTED_PROXIES",
+        deserialize_with = "jobs::conf::de::parsed"
+    )]
     pub trusted_proxies: crate::client::TrustedProxies,
     /// Counters each in-process rate limit keeps before evicting the least recently used.
     #[serde(

@@ -160,7 +160,9 @@ pub async fn check_quota(
         .map_or(since, |d| d.created_at);
     let free_at = oldest + chrono::Duration::seconds(QUOTA_WINDOW_SECONDS);
     Err(DomainError::RateLimited {
-        retry_after: u64::try_from((free_at - now()).num_seconds()).unwrap_or(0).max(1),
+        retry_after: u64::try_from((free_at - now()).num_seconds())
+            .unwrap_or(0)
+            .max(1),
     })
 }
 

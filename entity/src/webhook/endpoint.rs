@@ -203,10 +203,8 @@ pub fn signing_secrets(
     endpoint: &webhook_endpoints::Model,
     at: DateTime<Utc>,
 ) -> Result<Vec<String>, DomainError> {
-    let mut secrets = vec![keys.open_string(
-        &endpoint.secret_sealed,
-        &Slot::webhook_secret(endpoint.id),
-    )?];
+    let mut secrets =
+        vec![keys.open_string(&endpoint.secret_sealed, &Slot::webhook_secret(endpoint.id))?];
     if let (Some(sealed), Some(until)) = (
         &endpoint.previous_secret_sealed,
         endpoint.previous_secret_expires_at,

@@ -73,7 +73,10 @@ fn invitation(keys: &Keyring, token: &str) -> invitations::Model {
         status: InvitationStatus::Active,
         token_hash: String::new(),
         token_sealed: keys
-            .seal(token.as_bytes(), &entity::crypto::Slot::invitation_token(id))
+            .seal(
+                token.as_bytes(),
+                &entity::crypto::Slot::invitation_token(id),
+            )
             .unwrap(),
         allowed_emails: StringList(vec!["ann+x@example.com".into()]),
         expires_at: Some(at() + Duration::days(3)),
@@ -209,8 +212,7 @@ fn verification_code_message_shows_the_code_and_its_validity() {
     let inv = invitation(&keys, "tok");
     let slot = entity::crypto::Slot::verification_code(inv.id, "ann+x@example.com");
     let payload =
-        VerificationCodePayload::new(&keys, &slot, "042917", at() + Duration::minutes(10))
-            .unwrap();
+        VerificationCodePayload::new(&keys, &slot, "042917", at() + Duration::minutes(10)).unwrap();
     let d = delivery(&inv, DeliveryKind::VerificationCode, payload.to_json());
     let raw = formatted(&c.compose(&d, &inv, "Acme", at()).unwrap());
     let mail = Mail::parse(&raw);

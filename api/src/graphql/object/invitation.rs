@@ -1,8 +1,8 @@
 use async_graphql::connection::{Connection as Page, Edge, EmptyFields};
 use async_graphql::{Context, ID, Json, Object, Result, SimpleObject};
 use chrono::{DateTime, NaiveDate, Utc};
-use entity::entities::{email_deliveries, invitation_events, invitations};
 use entity::crypto::Slot;
+use entity::entities::{email_deliveries, invitation_events, invitations};
 use entity::invitation::EventWindow;
 use entity::scope::find_owned;
 
