@@ -114,19 +114,19 @@ impl Keyring {
     /// Encrypts and authenticates `plaintext` for `slot` (XChaCha20-Poly1305, random 192-bit
     /// nonce, the slot as associated data).
     pub fn seal(&self, plaintext: &[u8], slot: &Slot) -> Result<String, DomainError> {
+        self.encrypt(SEAL_PREFIX, plaintext, slot.0.as_bytes())
+    }
+
+    fn encrypt(&self, prefix: &str, msg: &[u8], aad: &[u8]) -> Result<String, DomainError> {
         let cipher = XChaCha20Poly1305::new((&self.seal).into());
         let mut nonce = [0u8; 24];
         rand::rng().fill_bytes(&mut nonce);
-        let payload = Payload {
-            msg: plaintext,
-            aad: slot.0.as_bytes(),
-        };
         let ciphertext = cipher
-            .encrypt(XNonce::from_slice(&nonce), payload)
+            .encrypt(XNonce::from_slice(&nonce), Payload { msg, aad })
             .map_err(|_| DomainError::Crypto)?;
         let mut out = nonce.to_vec();
         out.extend_from_slice(&ciphertext);
-        Ok(format!("{SEAL_PREFIX}{}", URL_SAFE_NO_PAD.encode(out)))
+        Ok(format!("{prefix}{}", URL_SAFE_NO_PAD.encode(out)))
     }
 
     /// Opens a value sealed for `slot`; anything else (another slot, another key, a tampered
@@ -171,15 +171,7 @@ impl Keyring {
     /// A value sealed the way it was before slot binding; tests of the re-seal use it.
     #[doc(hidden)]
     pub fn seal_unbound(&self, plaintext: &[u8]) -> Result<String, DomainError> {
-        let cipher = XChaCha20Poly1305::new((&self.seal).into());
-        let mut nonce = [0u8; 24];
-        rand::rng().fill_bytes(&mut nonce);
-        let ciphertext = cipher
-            .encrypt(XNonce::from_slice(&nonce), plaintext)
-            .map_err(|_| DomainError::Crypto)?;
-        let mut out = nonce.to_vec();
-        out.extend_from_slice(&ciphertext);
-        Ok(format!("{UNBOUND_PREFIX}{}", URL_SAFE_NO_PAD.encode(out)))
+        self.encrypt(UNBOUND_PREFIX, plaintext, b"")
     }
 
     /// URL-safe HMAC-SHA256 signature of `message`.

@@ -50,6 +50,13 @@ async fn code_for(app: &TestApp, n: usize, to: &str) -> String {
         .expect("a code in the email")
 }
 
+/// The token of a new invitation whose allow-list is `ann@example.com`.
+async fn gated_invitation(app: &TestApp) -> String {
+    let c = app::create_company(&app.gql(), "Acme Co").await;
+    let allowed = json!({ "allowedEmails": ["ann@example.com"] });
+    invite(&app.gql(), &c, allowed).await.1
+}
+
 fn wrong(code: &str) -> &'static str {
     if code == "000000" { "111111" } else { "000000" }
 }
@@ -62,13 +69,7 @@ both!(
             env.insert("RATE_LIMIT_MAX_KEYS".into(), "100".into());
         })
         .await;
-        let c = app::create_company(&app.gql(), "Acme Co").await;
-        let (_, token) = invite(
-            &app.gql(),
-            &c,
-            json!({ "allowedEmails": ["ann@example.com"] }),
-        )
-        .await;
+        let token = gated_invitation(&app).await;
         let client = from(&app, "198.51.100.7");
         let ask = json!({ "t": token, "e": "ann@example.com" });
         for _ in 0..5 {
@@ -95,13 +96,7 @@ both!(
 
 both!(guesses_add_up_across_codes, |backend| async move {
     let app = app::spawn(backend).await;
-    let c = app::create_company(&app.gql(), "Acme Co").await;
-    let (_, token) = invite(
-        &app.gql(),
-        &c,
-        json!({ "allowedEmails": ["ann@example.com"] }),
-    )
-    .await;
+    let token = gated_invitation(&app).await;
     let public = app.anon();
     let mut judged = 0;
     let mut last = String::new();
@@ -143,13 +138,7 @@ both!(
     listed_and_unlisted_addresses_answer_alike,
     |backend| async move {
         let app = app::spawn(backend).await;
-        let c = app::create_company(&app.gql(), "Acme Co").await;
-        let (_, token) = invite(
-            &app.gql(),
-            &c,
-            json!({ "allowedEmails": ["ann@example.com"] }),
-        )
-        .await;
+        let token = gated_invitation(&app).await;
         let public = app.anon();
         // A guess that is wrong for the listed address's codes (which only its mailbox knows).
         let mut sequences: HashMap<&str, Vec<serde_json::Value>> = HashMap::new();
