@@ -117,8 +117,13 @@ fn per_email(token: &str, email: &str) -> String {
 /// Whether a link holder may still add an activity event (a view, a pre-verified link) to
 /// this invitation; past [`RECIPIENT_EVENTS`] the operation answers as usual and records
 /// nothing, so a script cannot fill the log.
+/// A made-up token gets no counter (and its operation fails on its own).
 pub async fn may_record(ctx: &Context<'_>, token: &str) -> Result<bool> {
-    Ok(state(ctx)?
+    let state = state(ctx)?;
+    if !RateLimited::token(token).exists(&state.db).await? {
+        return Ok(false);
+    }
+    Ok(state
         .limiter
         .hit(&counter_key(token), RECIPIENT_EVENTS)
         .await

@@ -95,8 +95,9 @@ impl PublicMutation {
         Ok(true)
     }
 
-    /// Checks a code. At most 5 attempts per code; a wrong one is `EMAIL_NOT_VERIFIED` with a
-    /// `reason` (`INVALID_CODE`, `CODE_EXPIRED`, `TOO_MANY_ATTEMPTS`).
+    /// Checks a code. At most 5 guesses per code, and 10 per hour for the address whatever the
+    /// codes; a wrong one is `EMAIL_NOT_VERIFIED` with a `reason` (`INVALID_CODE`,
+    /// `CODE_EXPIRED`, `TOO_MANY_ATTEMPTS`).
     #[graphql(guard = "RateLimited::token(&token)")]
     async fn verify_email(
         &self,
