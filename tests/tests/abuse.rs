@@ -264,9 +264,10 @@ both!(
 );
 
 #[tokio::test]
-async fn a_trickling_client_is_cut_off_at_the_header_timeout() {
+async fn trickling_clients_are_cut_off() {
     let app = app::spawn_with(tests::pg::Backend::Sqlite, |env| {
         env.insert("HTTP_HEADER_TIMEOUT_SECONDS".into(), "1".into());
+        env.insert("HTTP_REQUEST_TIMEOUT_SECONDS".into(), "1".into());
     })
     .await;
     let address = app.url.trim_start_matches("http://").to_owned();
@@ -297,6 +298,31 @@ async fn a_trickling_client_is_cut_off_at_the_header_timeout() {
         }
     }
     assert!(closed, "the server kept a trickling client for a minute");
+
+    // A body sent as slowly is cut off by the request timeout, with 408.
+    let mut socket = tokio::net::TcpStream::connect(&address).await.unwrap();
+    socket
+        .write_all(
+            b"POST /graphql HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{",
+        )
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    for _ in 0..300 {
+        if socket.write_all(b" ").await.is_err() {
+            break;
+        }
+        match tokio::time::timeout(Duration::from_millis(200), socket.read(&mut buffer)).await {
+            Err(_) => {}
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(n)) => {
+                answer.extend_from_slice(&buffer[..n]);
+                break;
+            }
+        }
+    }
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer:?}");
     // Well-behaved clients are still served.
     app.gql()
         .query("{ viewer { organizationId } }", json!({}))
