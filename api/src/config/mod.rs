@@ -137,7 +137,9 @@ impl Settings {
         let probe = self.data_dir.join(".write-test");
         std::fs::write(&probe, b"ok").map_err(fail)?;
         std::fs::remove_file(&probe).map_err(fail)?;
-        private::create_file(&self.queue_db_path()).map_err(fail)?;
+        if self.redis.url.is_none() {
+            private::create_file(&self.queue_db_path()).map_err(fail)?;
+        }
         if let Some(path) = self.database_url.sqlite_file() {
             private::create_file(&path).map_err(|e| {
                 ConfigError::caused(
