@@ -363,6 +363,40 @@ both!(lists_are_paged_and_priced, |backend| async move {
         .await
         .assert_error("BAD_USER_INPUT", Some("first"));
 
+    // Nested lists return their first rows, for each parent on its own.
+    let mut sites = Vec::new();
+    for (company, name) in [
+        (&ids[0], "a"),
+        (&ids[0], "b"),
+        (&ids[0], "c"),
+        (&ids[1], "d"),
+    ] {
+        let r = gql
+            .query(
+                "mutation($c: ID!, $n: String!) { createSite(companyId: $c, input: { name: $n }) { id } }",
+                json!({ "c": company, "n": name }),
+            )
+            .await;
+        sites.push(r.data()["createSite"]["id"].as_str().unwrap().to_owned());
+    }
+    let r = gql
+        .query(
+            "{ companies(first: 2) { sites(first: 2) { id } all: sites { id } } }",
+            json!({}),
+        )
+        .await;
+    let site_ids = |company: usize, field: &str| {
+        r.data()["companies"][company][field]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["id"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(site_ids(0, "sites"), sites[..2]);
+    assert_eq!(site_ids(0, "all"), sites[..3]);
+    assert_eq!(site_ids(1, "sites"), sites[3..]);
+
     // 2,000 aliased lists are refused before anything runs.
     let aliased: String = (0..2000)
         .map(|i| format!("c{i}: companies {{ id }} "))

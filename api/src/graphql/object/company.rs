@@ -39,10 +39,10 @@ impl Company {
         #[graphql(desc = "How many, 1 to 100 (default 10).")] first: Option<i32>,
     ) -> Result<Vec<Site>> {
         let first = page_size(first, NESTED_LIST_DEFAULT)?;
-        let rows = load(ctx, SitesOfCompany(self.0.id))
+        let rows = load(ctx, SitesOfCompany(self.0.id, first as u64))
             .await?
             .unwrap_or_default();
-        Ok(rows.into_iter().take(first).map(Site).collect())
+        Ok(rows.into_iter().map(Site).collect())
     }
 }
 

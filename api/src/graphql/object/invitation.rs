@@ -158,10 +158,10 @@ impl Invitation {
         #[graphql(desc = "How many, 1 to 100 (default 10).")] first: Option<i32>,
     ) -> Result<Vec<Connection>> {
         let first = page_size(first, NESTED_LIST_DEFAULT)?;
-        let rows = load(ctx, ConnectionsCreatedBy(self.0.id))
+        let rows = load(ctx, ConnectionsCreatedBy(self.0.id, first as u64))
             .await?
             .unwrap_or_default();
-        Ok(rows.into_iter().take(first).map(Connection).collect())
+        Ok(rows.into_iter().map(Connection).collect())
     }
     /// Email deliveries of this invitation, oldest first (the first `first` of them).
     #[graphql(complexity = "nested_complexity(first, child_complexity)")]
@@ -171,10 +171,10 @@ impl Invitation {
         #[graphql(desc = "How many, 1 to 100 (default 10).")] first: Option<i32>,
     ) -> Result<Vec<Delivery>> {
         let first = page_size(first, NESTED_LIST_DEFAULT)?;
-        let rows = load(ctx, DeliveriesOf(self.0.id))
+        let rows = load(ctx, DeliveriesOf(self.0.id, first as u64))
             .await?
             .unwrap_or_default();
-        Ok(rows.into_iter().take(first).map(Delivery).collect())
+        Ok(rows.into_iter().map(Delivery).collect())
     }
     /// The activity log, oldest first.
     #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity + 1")]
