@@ -9,9 +9,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use crate::entities::{
-    companies, connection_sites, connections, email_deliveries, invitation_events, sites,
-};
+use crate::entities::{companies, connection_sites, connections, invitation_events};
 use crate::scope::Owned;
 
 pub async fn companies(
@@ -83,42 +81,29 @@ pub async fn connections_of_company(
         .await
 }
 
-/// The first `limit` connections created through each of these invitations, oldest first.
-pub async fn connections_created_by(
-    db: &impl ConnectionTrait,
-    organization_id: Uuid,
-    invitation_ids: &[Uuid],
-    limit: u64,
-) -> Result<Vec<connections::Model>, DbErr> {
-    let children = Children {
-        table: "connections",
-        parent: "created_by_invitation_id",
-        order: BY_CREATION,
-    };
-    children
-        .first(db, organization_id, invitation_ids, limit)
-        .await
-}
-
-/// The first `limit` email deliveries of each of these invitations, oldest first.
-pub async fn deliveries_of(
-    db: &impl ConnectionTrait,
-    organization_id: Uuid,
-    invitation_ids: &[Uuid],
-    limit: u64,
-) -> Result<Vec<email_deliveries::Model>, DbErr> {
-    let children = Children {
-        table: "email_deliveries",
-        parent: "invitation_id",
-        order: BY_CREATION,
-    };
-    children
-        .first(db, organization_id, invitation_ids, limit)
-        .await
-}
-
 /// Oldest first, ties by id.
 const BY_CREATION: &[&str] = &["created_at", "id"];
+
+/// Connections created through an invitation.
+pub const CREATED_CONNECTIONS: Children = Children {
+    table: "connections",
+    parent: "created_by_invitation_id",
+    order: BY_CREATION,
+};
+
+/// An invitation's email deliveries.
+pub const DELIVERIES: Children = Children {
+    table: "email_deliveries",
+    parent: "invitation_id",
+    order: BY_CREATION,
+};
+
+/// A company's sites.
+pub const SITES: Children = Children {
+    table: "sites",
+    parent: "company_id",
+    order: BY_CREATION,
+};
 
 /// Rows of a table that belong to parent rows (an invitation's deliveries or log, a company's
 /// sites) and carry the organization.
@@ -240,23 +225,6 @@ pub async fn sites_of_connections(
         .filter(connection_sites::Column::ConnectionId.in_subquery(owned))
         .into_tuple()
         .all(db)
-        .await
-}
-
-/// The first `limit` sites of each of these companies, oldest first.
-pub async fn sites_of_companies(
-    db: &impl ConnectionTrait,
-    organization_id: Uuid,
-    company_ids: &[Uuid],
-    limit: u64,
-) -> Result<Vec<sites::Model>, DbErr> {
-    let children = Children {
-        table: "sites",
-        parent: "company_id",
-        order: BY_CREATION,
-    };
-    children
-        .first(db, organization_id, company_ids, limit)
         .await
 }
 

@@ -107,7 +107,8 @@ impl Loader<ConnectionsCreatedBy> for Loaders {
         let mut out = HashMap::with_capacity(keys.len());
         for (first, keys) in group(keys.to_vec(), |k| k.1) {
             let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
-            let rows = finders::connections_created_by(&self.db, self.organization_id, &ids, first)
+            let rows: Vec<connections::Model> = finders::CREATED_CONNECTIONS
+                .first(&self.db, self.organization_id, &ids, first)
                 .await?;
             out.extend(group(rows, |r| {
                 ConnectionsCreatedBy(r.created_by_invitation_id.unwrap_or_default(), first)
@@ -129,7 +130,9 @@ impl Loader<DeliveriesOf> for Loaders {
         let mut out = HashMap::with_capacity(keys.len());
         for (first, keys) in group(keys.to_vec(), |k| k.1) {
             let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
-            let rows = finders::deliveries_of(&self.db, self.organization_id, &ids, first).await?;
+            let rows: Vec<email_deliveries::Model> = finders::DELIVERIES
+                .first(&self.db, self.organization_id, &ids, first)
+                .await?;
             out.extend(group(rows, |r| DeliveriesOf(r.invitation_id, first)));
         }
         Ok(out)
@@ -166,8 +169,9 @@ impl Loader<SitesOfCompany> for Loaders {
         let mut out = HashMap::with_capacity(keys.len());
         for (first, keys) in group(keys.to_vec(), |k| k.1) {
             let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
-            let rows =
-                finders::sites_of_companies(&self.db, self.organization_id, &ids, first).await?;
+            let rows: Vec<sites::Model> = finders::SITES
+                .first(&self.db, self.organization_id, &ids, first)
+                .await?;
             out.extend(group(rows, |r| SitesOfCompany(r.company_id, first)));
         }
         Ok(out)
