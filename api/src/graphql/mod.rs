@@ -11,6 +11,7 @@ pub mod inputs;
 pub mod loader;
 mod mutation;
 pub mod object;
+pub mod paging;
 pub mod public;
 mod query;
 mod subscription;

@@ -6,7 +6,7 @@ use crate::graphql::context::load;
 use crate::graphql::enums::{ConnectionStatus, UtilityType};
 use crate::graphql::ids::id;
 use crate::graphql::loader::{CompanyById, SitesOfCompany, SitesOfConnection};
-use crate::graphql::object::invitation::{NESTED_LIST_DEFAULT, nested_complexity, page_size};
+use crate::graphql::paging::{NESTED_LIST_DEFAULT, nested_complexity, page_size};
 
 /// A customer of the organization; owns sites and connections.
 pub struct Company(pub companies::Model);

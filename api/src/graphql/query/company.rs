@@ -5,8 +5,8 @@ use entity::scope::find_owned;
 use crate::graphql::context::{state, viewer};
 use crate::graphql::error::GqlResult;
 use crate::graphql::ids::parse_id;
-use crate::graphql::object::invitation::{list_complexity, page_size};
 use crate::graphql::object::{Company, Connection};
+use crate::graphql::paging::{list_complexity, page_size};
 
 /// Default page of a top-level list.
 const TOP_LIST_DEFAULT: i32 = 100;

@@ -13,7 +13,8 @@ use crate::graphql::error::{GqlResult, bad_input};
 use crate::graphql::ids::parse_id;
 use crate::graphql::loader::{CompanyById, ConnectionsCreatedBy, DeliveriesOf, EventsPage};
 use crate::graphql::object::Invitation;
-use crate::graphql::object::invitation::{NESTED_LIST_DEFAULT, event_window, page_size};
+use crate::graphql::object::invitation::event_window;
+use crate::graphql::paging::{NESTED_LIST_DEFAULT, page_size};
 
 #[derive(Default)]
 pub struct InvitationQuery;
