@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod db;
 pub mod error;
@@ -12,6 +13,7 @@ pub mod health;
 pub mod metrics;
 pub mod public;
 pub mod ratelimit;
+pub mod server;
 pub mod startup;
 pub mod state;
 pub mod telemetry;

@@ -13,6 +13,7 @@ use jobs::conf::ExposeSecret;
 use sea_orm::{DatabaseConnection, EntityTrait, PaginatorTrait};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::config::{ConfigError, Settings};
@@ -55,6 +56,10 @@ pub async fn prepare(mut settings: Settings) -> Result<AppState, StartupError> {
     let metrics = std::sync::Arc::new(crate::metrics::Metrics::default());
     metrics.observe_database(&mut db);
     db::migrate(&db).await.map_err(StartupError::failed)?;
+    let resealed = entity::reseal::run(&db, &keys).await?;
+    if resealed > 0 {
+        tracing::info!(resealed, "sealed values bound to their row and column");
+    }
     let redis_url = settings.redis.url.as_ref().map(|u| u.expose_secret());
     let redis = match redis_url {
         Some(url) => Some(
@@ -79,18 +84,16 @@ pub async fn prepare(mut settings: Settings) -> Result<AppState, StartupError> {
         ConfigError::from_source(key, e)
     })?;
     let smtp_url = settings.mail.smtp_url.as_ref().map(|u| u.expose_secret());
-    let mailer = jobs::mailer::Mailer::new(
-        smtp_url,
-        &settings.outbox_dir(),
-        settings.email.concurrency,
-    ).map_err(|e| {
-        let key = if smtp_url.is_some() {
-            "SMTP_URL"
-        } else {
-            "DATA_DIR"
-        };
-        ConfigError::from_source(key, e)
-    })?;
+    let mailer =
+        jobs::mailer::Mailer::new(smtp_url, &settings.outbox_dir(), settings.email.concurrency)
+            .map_err(|e| {
+                let key = if smtp_url.is_some() {
+                    "SMTP_URL"
+                } else {
+                    "DATA_DIR"
+                };
+                ConfigError::from_source(key, e)
+            })?;
     let events = crate::events::EventBus::start(
         db.clone(),
         match (redis_url, &redis) {
@@ -103,8 +106,11 @@ pub async fn prepare(mut settings: Settings) -> Result<AppState, StartupError> {
         db::connect_sequencer(&settings).await?,
     )
     .await;
-    let limiter =
-        crate::ratelimit::RateLimiter::new(redis.clone(), settings.redis.key_prefix.clone());
+    let limiter = crate::ratelimit::RateLimiter::new(
+        redis.clone(),
+        settings.redis.key_prefix.clone(),
+        settings.http.rate_limit_max_keys,
+    );
     let bus = events.clone();
     let dispatcher = jobs::dispatch::Dispatcher::new(db.clone(), queues.clone(), move |events| {
         bus.committed(events);
@@ -162,6 +168,7 @@ pub async fn build(
 }
 
 pub fn router(state: AppState, shutdown: CancellationToken) -> Router {
+    let request_timeout = state.settings.http.request_timeout;
     let schema = graphql::build_schema(&state.settings.graphql, Some(state.clone()));
     let endpoint = GraphqlEndpoint {
         schema,
@@ -186,6 +193,10 @@ pub fn router(state: AppState, shutdown: CancellationToken) -> Router {
         .merge(crate::public::routes())
         .with_state(state)
         .merge(graphql_routes)
+        .layer(TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            request_timeout,
+        ))
         .layer(
             TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
                 // Never the raw URI: recipient links carry their credential in the path.
@@ -222,16 +233,9 @@ impl App {
         }
         if let Some(listener) = self.listener {
             let app = router(self.state.clone(), stop.clone());
+            let limits = self.state.settings.http.clone();
             let stop = stop.clone();
-            tasks.spawn(async move {
-                let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
-                let served = axum::serve(listener, app)
-                    .with_graceful_shutdown(async move { stop.cancelled().await })
-                    .await;
-                if let Err(e) = served {
-                    tracing::error!(error = %e, "HTTP server failed");
-                }
-            });
+            tasks.spawn(async move { crate::server::serve(listener, app, &limits, stop).await });
         }
         signal.await;
         tracing::info!("shutting down");

@@ -33,10 +33,27 @@ impl AppState {
     }
 }
 
+/// Hands a committed outbox to the dispatcher without waiting for it.
+struct Detached(jobs::dispatch::Dispatcher);
+
+impl work::Dispatch for Detached {
+    async fn dispatch(&self, outbox: work::Outbox) {
+        let dispatcher = self.0.clone();
+        tokio::spawn(async move { work::Dispatch::dispatch(&dispatcher, outbox).await });
+    }
+}
+
 impl Inner {
     /// Runs a domain command in its own unit of work (the only way resolvers write).
     pub async fn run<C: Command>(&self, command: &C) -> Result<C::Output, DomainError> {
         work::run(&self.db, &self.dispatcher, command).await
+    }
+
+    /// [`Inner::run`], answering as soon as the unit of work commits: what it wrote is
+    /// published and queued in the background. For operations whose answer time must not tell
+    /// whether they queued anything (a verification code for a listed address, or a decoy).
+    pub async fn run_detached<C: Command>(&self, command: &C) -> Result<C::Output, DomainError> {
+        work::run(&self.db, &Detached(self.dispatcher.clone()), command).await
     }
 
     /// [`Inner::run`] under an optional idempotency key.

@@ -1,9 +1,11 @@
 //! Companies, sites and connections of an organization.
 
-use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, QueryFilter, QueryOrder, Set};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+};
 use uuid::Uuid;
 
-use crate::crypto::{Keyring, generate_token};
+use crate::crypto::{Keyring, Slot, generate_token};
 use crate::entities::{companies, connection_sites, connections, sites};
 use crate::scope::{Owned, find_owned};
 use crate::work::{Command, Work};
@@ -64,13 +66,28 @@ pub async fn create_company(
     .await?)
 }
 
+/// A page of the organization's companies, oldest first: at most `limit`, after the company
+/// `after`.
 pub async fn list_companies(
     db: &impl ConnectionTrait,
     organization_id: Uuid,
+    after: Option<Uuid>,
+    limit: u64,
 ) -> Result<Vec<companies::Model>, DomainError> {
-    Ok(companies::Entity::find_in(organization_id)
+    let mut query = companies::Entity::find_in(organization_id);
+    if let Some(after) = after {
+        query = query.filter(crate::finders::created_after::<companies::Entity>(
+            organization_id,
+            after,
+            companies::Column::OrganizationId,
+            companies::Column::CreatedAt,
+            companies::Column::Id,
+        ));
+    }
+    Ok(query
         .order_by_asc(companies::Column::CreatedAt)
         .order_by_asc(companies::Column::Id)
+        .limit(limit)
         .all(db)
         .await?)
 }
@@ -125,9 +142,11 @@ pub struct Credentials {
     pub password_sealed: String,
 }
 
-/// Checks and seals utility credentials. The password is never stored or logged in clear.
+/// Checks and seals utility credentials for the connection `connection_id`. The password is
+/// never stored or logged in clear.
 pub fn seal_credentials(
     keys: &Keyring,
+    connection_id: Uuid,
     username: &str,
     password: &str,
 ) -> Result<Credentials, DomainError> {
@@ -143,7 +162,10 @@ pub fn seal_credentials(
     }
     Ok(Credentials {
         username,
-        password_sealed: keys.seal(password.as_bytes())?,
+        password_sealed: keys.seal(
+            password.as_bytes(),
+            &Slot::connection_password(connection_id),
+        )?,
     })
 }
 
@@ -184,7 +206,13 @@ pub async fn create_connection(
 ) -> Result<connections::Model, DomainError> {
     let db = work.txn();
     find_owned::<companies::Entity>(db, organization_id, company_id).await?;
-    let credentials = seal_credentials(keys, &details.utility_username, &details.utility_password)?;
+    let id = Uuid::now_v7();
+    let credentials = seal_credentials(
+        keys,
+        id,
+        &details.utility_username,
+        &details.utility_password,
+    )?;
     let datasource_id = optional_text("datasourceId", details.datasource_id.as_deref(), 100)?;
     let provider_name = optional_text(
         "providerName",
@@ -235,7 +263,7 @@ pub async fn create_connection(
     .await?;
     let at = now();
     let row = connections::ActiveModel {
-        id: Set(Uuid::now_v7()),
+        id: Set(id),
         organization_id: Set(organization_id),
         company_id: Set(company_id),
         datasource_id: Set(datasource_id),

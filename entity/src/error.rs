@@ -22,6 +22,10 @@ pub enum DomainError {
     /// A database failure; its text is logged, never shown to clients.
     #[error("database error: {0}")]
     Db(#[from] sea_orm::DbErr),
+    /// A limit on how much may be done in a period was reached; try again after this many
+    /// seconds.
+    #[error("rate limited; retry in {retry_after} s")]
+    RateLimited { retry_after: u64 },
     /// Sealed data could not be opened (wrong key or tampered row).
     #[error("sealed value could not be opened")]
     Crypto,

@@ -2,15 +2,14 @@
 //! takes the organization and returns nothing of another one, whatever ids it is given.
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::Query;
+use sea_orm::sea_query::{Expr, ExprTrait, Query, SubQueryStatement};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, DbErr, EntityTrait, FromQueryResult,
+    QueryFilter, QueryOrder, QuerySelect, Statement, Value,
 };
 use uuid::Uuid;
 
-use crate::entities::{
-    companies, connection_sites, connections, email_deliveries, invitation_events, sites,
-};
+use crate::entities::{companies, connection_sites, connections, invitation_events};
 use crate::scope::Owned;
 
 pub async fn companies(
@@ -24,44 +23,186 @@ pub async fn companies(
         .await
 }
 
-/// The connections of one company, oldest first.
+/// Rows created after the row `after` of the same organization, in (`created_at`, `id`)
+/// order. An `after` that is not one of the organization's rows matches nothing.
+pub fn created_after<E: EntityTrait>(
+    organization_id: Uuid,
+    after: Uuid,
+    organization: E::Column,
+    created: E::Column,
+    id: E::Column,
+) -> Condition {
+    let of_after = Query::select()
+        .column(created)
+        .from(E::default())
+        .and_where(id.eq(after))
+        .and_where(organization.eq(organization_id))
+        .to_owned();
+    let sub = || {
+        Expr::SubQuery(
+            None,
+            Box::new(SubQueryStatement::SelectStatement(of_after.clone())),
+        )
+    };
+    Condition::any()
+        .add(Expr::col((E::default(), created)).gt(sub()))
+        .add(
+            Condition::all()
+                .add(Expr::col((E::default(), created)).eq(sub()))
+                .add(id.gt(after)),
+        )
+}
+
+/// A page of the connections of one company, oldest first: at most `limit`, after the
+/// connection `after`.
 pub async fn connections_of_company(
     db: &impl ConnectionTrait,
     organization_id: Uuid,
     company_id: Uuid,
+    after: Option<Uuid>,
+    limit: u64,
 ) -> Result<Vec<connections::Model>, DbErr> {
-    connections::Entity::find_in(organization_id)
-        .filter(connections::Column::CompanyId.eq(company_id))
+    let mut query = connections::Entity::find_in(organization_id)
+        .filter(connections::Column::CompanyId.eq(company_id));
+    if let Some(after) = after {
+        query = query.filter(created_after::<connections::Entity>(
+            organization_id,
+            after,
+            connections::Column::OrganizationId,
+            connections::Column::CreatedAt,
+            connections::Column::Id,
+        ));
+    }
+    query
         .order_by_asc(connections::Column::CreatedAt)
+        .order_by_asc(connections::Column::Id)
+        .limit(limit)
         .all(db)
         .await
 }
 
-/// Connections created through these invitations, oldest first.
-pub async fn connections_created_by(
-    db: &impl ConnectionTrait,
-    organization_id: Uuid,
-    invitation_ids: &[Uuid],
-) -> Result<Vec<connections::Model>, DbErr> {
-    connections::Entity::find_in(organization_id)
-        .filter(connections::Column::CreatedByInvitationId.is_in(invitation_ids.iter().copied()))
-        .order_by_asc(connections::Column::CreatedAt)
-        .all(db)
-        .await
+/// Oldest first, ties by id.
+const BY_CREATION: &[&str] = &["created_at", "id"];
+
+/// Connections created through an invitation.
+pub const CREATED_CONNECTIONS: Children = Children {
+    table: "connections",
+    parent: "created_by_invitation_id",
+    order: BY_CREATION,
+};
+
+/// An invitation's email deliveries.
+pub const DELIVERIES: Children = Children {
+    table: "email_deliveries",
+    parent: "invitation_id",
+    order: BY_CREATION,
+};
+
+/// A company's sites.
+pub const SITES: Children = Children {
+    table: "sites",
+    parent: "company_id",
+    order: BY_CREATION,
+};
+
+/// Rows of a table that belong to parent rows (an invitation's deliveries or log, a company's
+/// sites) and carry the organization.
+#[derive(Debug, Clone, Copy)]
+pub struct Children {
+    pub table: &'static str,
+    /// The column naming the parent.
+    pub parent: &'static str,
+    /// The order within a parent, oldest first; its last column is unique.
+    pub order: &'static [&'static str],
 }
 
-/// The email deliveries of these invitations, oldest first.
-pub async fn deliveries_of(
-    db: &impl ConnectionTrait,
-    organization_id: Uuid,
-    invitation_ids: &[Uuid],
-) -> Result<Vec<email_deliveries::Model>, DbErr> {
-    email_deliveries::Entity::find()
-        .filter(email_deliveries::Column::OrganizationId.eq(organization_id))
-        .filter(email_deliveries::Column::InvitationId.is_in(invitation_ids.iter().copied()))
-        .order_by_asc(email_deliveries::Column::CreatedAt)
-        .all(db)
-        .await
+impl Children {
+    /// The statement behind [`Children::first`]: for each parent at most `limit` rows in
+    /// `order` (only those whose integer `id` is above `after`, when given), each parent's
+    /// rows stopped at the limit, so a parent with many rows is not read whole (PostgreSQL:
+    /// `LATERAL … LIMIT`; SQLite, which has no `LATERAL`: a correlated `IN (… LIMIT)`).
+    /// Public so tests can `EXPLAIN` it.
+    pub fn first_statement(
+        self,
+        backend: DatabaseBackend,
+        organization_id: Uuid,
+        parents: &[Uuid],
+        limit: u64,
+        after: Option<i64>,
+    ) -> Statement {
+        let Self {
+            table,
+            parent,
+            order,
+        } = self;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let mut values: Vec<Value> = Vec::with_capacity(parents.len() + 3);
+        values.extend(parents.iter().map(|id| Value::from(*id)));
+        values.push(organization_id.into());
+        values.extend(after.map(Value::from));
+        values.push(limit.into());
+        let n = parents.len();
+        let prefixed = |alias: &str| {
+            order
+                .iter()
+                .map(|c| format!("{alias}{c}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let (inner, outer) = (prefixed("x."), prefixed("r."));
+        let sql = match backend {
+            DatabaseBackend::Postgres => {
+                let keys: Vec<String> = (1..=n).map(|i| format!("(${i}::uuid)")).collect();
+                let after = if after.is_some() {
+                    format!("AND x.id > ${} ", n + 2)
+                } else {
+                    String::new()
+                };
+                let limit = n + 2 + usize::from(!after.is_empty());
+                format!(
+                    "SELECT r.* FROM (VALUES {}) AS k(id) CROSS JOIN LATERAL (\
+                     SELECT * FROM {table} AS x \
+                     WHERE x.{parent} = k.id AND x.organization_id = ${} {after}\
+                     ORDER BY {inner} LIMIT ${limit}) AS r ORDER BY {outer}",
+                    keys.join(", "),
+                    n + 1,
+                )
+            }
+            _ => {
+                let keys = vec!["(?)"; n].join(", ");
+                let after = if after.is_some() { "AND x.id > ? " } else { "" };
+                format!(
+                    "WITH k(id) AS (VALUES {keys}) \
+                     SELECT r.* FROM k JOIN {table} AS r ON r.id IN (\
+                     SELECT x.id FROM {table} AS x \
+                     WHERE x.{parent} = k.id AND x.organization_id = ? {after}\
+                     ORDER BY {inner} LIMIT ?) ORDER BY {outer}"
+                )
+            }
+        };
+        Statement::from_sql_and_values(backend, sql, values)
+    }
+
+    /// At most `limit` rows of each parent of the organization (ids of other organizations
+    /// give none), oldest first within each parent.
+    pub async fn first<M: FromQueryResult>(
+        self,
+        db: &impl ConnectionTrait,
+        organization_id: Uuid,
+        parents: &[Uuid],
+        limit: u64,
+    ) -> Result<Vec<M>, DbErr> {
+        if parents.is_empty() {
+            return Ok(Vec::new());
+        }
+        let backend = db.get_database_backend();
+        let statement = self.first_statement(backend, organization_id, parents, limit, None);
+        db.query_all_raw(statement)
+            .await?
+            .iter()
+            .map(|row| M::from_query_result(row, ""))
+            .collect()
+    }
 }
 
 /// `(connection, site)` pairs of these connections. The join rows carry no tenant, so the
@@ -83,19 +224,6 @@ pub async fn sites_of_connections(
         .column(connection_sites::Column::SiteId)
         .filter(connection_sites::Column::ConnectionId.in_subquery(owned))
         .into_tuple()
-        .all(db)
-        .await
-}
-
-/// The sites of these companies, oldest first.
-pub async fn sites_of_companies(
-    db: &impl ConnectionTrait,
-    organization_id: Uuid,
-    company_ids: &[Uuid],
-) -> Result<Vec<sites::Model>, DbErr> {
-    sites::Entity::find_in(organization_id)
-        .filter(sites::Column::CompanyId.is_in(company_ids.iter().copied()))
-        .order_by_asc(sites::Column::CreatedAt)
         .all(db)
         .await
 }

@@ -17,6 +17,7 @@ pub mod organization;
 pub mod outbox;
 pub mod positions;
 pub mod recipient;
+pub mod reseal;
 pub mod scope;
 pub mod webhook;
 pub mod work;

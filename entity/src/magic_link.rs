@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use crate::DomainError;
 use crate::company::{ConnectionDetails, create_connection};
-use crate::crypto::{Keyring, generate_token, hash_token};
+use crate::crypto::{Keyring, Slot, generate_token, hash_token};
 use crate::entities::{companies, connections};
 use crate::recipient::{Submission, reconnect};
 use crate::scope::find_owned;
@@ -47,15 +47,17 @@ pub async fn company_link(
     let company = find_owned::<companies::Entity>(db, organization_id, company_id).await?;
     if let Some(sealed) = &company.magic_link_secret_sealed {
         return Ok(MagicLink {
+            secret: keys.open_string(sealed, &Slot::company_magic_link(company.id))?,
             public_company_id: company.public_id,
-            secret: keys.open_string(sealed)?,
         });
     }
     let secret = generate_token();
     let public_company_id = company.public_id.clone();
     let mut active: companies::ActiveModel = company.into();
     active.magic_link_secret_hash = Set(Some(hash_token(&secret)));
-    active.magic_link_secret_sealed = Set(Some(keys.seal(secret.as_bytes())?));
+    active.magic_link_secret_sealed = Set(Some(
+        keys.seal(secret.as_bytes(), &Slot::company_magic_link(company_id))?,
+    ));
     active.update(db).await?;
     Ok(MagicLink {
         public_company_id,
@@ -76,13 +78,16 @@ pub async fn edit_link(
     if let Some(sealed) = &connection.edit_link_secret_sealed {
         return Ok(MagicLink {
             public_company_id: company.public_id,
-            secret: keys.open_string(sealed)?,
+            secret: keys.open_string(sealed, &Slot::connection_edit_link(connection.id))?,
         });
     }
     let secret = generate_token();
     let mut active: connections::ActiveModel = connection.into();
     active.edit_link_secret_hash = Set(Some(hash_token(&secret)));
-    active.edit_link_secret_sealed = Set(Some(keys.seal(secret.as_bytes())?));
+    active.edit_link_secret_sealed = Set(Some(keys.seal(
+        secret.as_bytes(),
+        &Slot::connection_edit_link(connection_id),
+    )?));
     active.update(db).await?;
     Ok(MagicLink {
         public_company_id: company.public_id,

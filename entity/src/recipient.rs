@@ -19,8 +19,15 @@ pub use submit::{Submission, Submit, Submitted, reconnect};
 
 /// How long a verification code is valid.
 pub const CODE_TTL_MINUTES: i64 = 10;
-/// Wrong codes allowed before a code is void.
+/// Guesses allowed on one code before it is void.
 pub const MAX_CODE_ATTEMPTS: i32 = 5;
+/// The window over which guesses add up across codes; an address (or invitation) that used
+/// its share is refused (`TOO_MANY_ATTEMPTS`) until its codes of that window are this old.
+pub const GUESS_WINDOW_MINUTES: i64 = 60;
+/// Guesses per invitation and address in [`GUESS_WINDOW_MINUTES`], whatever the codes.
+pub const MAX_GUESSES_PER_EMAIL: i64 = 10;
+/// Guesses per invitation in [`GUESS_WINDOW_MINUTES`], all addresses together.
+pub const MAX_GUESSES_PER_INVITATION: i64 = 50;
 /// How long a verification grant is valid.
 pub const GRANT_TTL_MINUTES: i64 = 30;
 

@@ -17,15 +17,19 @@ pub use lettre::message::Mailbox;
 pub enum Mailer {
     /// Pooled SMTP; clones share the pool.
     Smtp(AsyncSmtpTransport<Tokio1Executor>),
-    /// Writes each message as `<uuid>.eml` into a folder (the embedded default).
-    File(AsyncFileTransport<Tokio1Executor>),
+    /// Writes each message as `<uuid>.eml` into `dir` (the embedded default), readable by the
+    /// owner only: a message holds a live link or code.
+    File {
+        transport: AsyncFileTransport<Tokio1Executor>,
+        dir: PathBuf,
+    },
 }
 
 impl std::fmt::Debug for Mailer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Smtp(_) => f.write_str("Mailer::Smtp"),
-            Self::File(_) => f.write_str("Mailer::File"),
+            Self::File { .. } => f.write_str("Mailer::File"),
         }
     }
 }
@@ -77,12 +81,20 @@ impl Mailer {
                 Ok(Self::Smtp(transport))
             }
             None => {
-                std::fs::create_dir_all(outbox).map_err(|source| MailerConfigError::Outbox {
+                create_private_dir(outbox).map_err(|source| MailerConfigError::Outbox {
                     path: outbox.to_owned(),
                     source,
                 })?;
-                Ok(Self::File(AsyncFileTransport::new(outbox)))
+                Ok(Self::file(outbox))
             }
+        }
+    }
+
+    /// Writes `.eml` files into `dir`, which must exist.
+    pub fn file(dir: &Path) -> Self {
+        Self::File {
+            transport: AsyncFileTransport::new(dir),
+            dir: dir.to_owned(),
         }
     }
 
@@ -96,11 +108,14 @@ impl Mailer {
                     SendError::Transient(text)
                 }
             }),
-            Self::File(t) => t
-                .send(message)
-                .await
-                .map(|_| ())
-                .map_err(|e| SendError::Transient(e.to_string())),
+            Self::File { transport, dir } => {
+                let id = transport
+                    .send(message)
+                    .await
+                    .map_err(|e| SendError::Transient(e.to_string()))?;
+                owner_only(&dir.join(format!("{id}.eml")))
+                    .map_err(|e| SendError::Transient(e.to_string()))
+            }
         }
     }
 }
@@ -152,4 +167,31 @@ impl SendGate {
         }
         Some(permit)
     }
+}
+
+#[cfg(unix)]
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
+#[cfg(not(unix))]
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)
+}
+
+/// lettre writes with the process umask's mode; the folder is already 0700, and the file
+/// follows so a copied or re-permissioned folder does not expose it.
+#[cfg(unix)]
+fn owner_only(file: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o600))
+}
+
+#[cfg(not(unix))]
+fn owner_only(_: &Path) -> std::io::Result<()> {
+    Ok(())
 }

@@ -78,6 +78,12 @@ pub struct EmailSettings {
         deserialize_with = "crate::conf::de::number::<_, _, 0, 100_000>"
     )]
     pub rate_limit: u32,
+    /// Invitation emails (initial and resent) one organization may queue per hour.
+    #[serde(
+        rename = "EMAIL_ORGANIZATION_HOURLY_LIMIT",
+        deserialize_with = "crate::conf::de::number::<_, _, 1, 100_000_000>"
+    )]
+    pub organization_hourly_limit: u64,
 }
 
 /// Wait after the first failed send; each further failure doubles it.
@@ -96,11 +102,19 @@ impl Default for EmailSettings {
             // limits common ones set (Postfix allows 50, Amazon SES and SendGrid far more).
             concurrency: 8,
             rate_limit: 0,
+            organization_hourly_limit: 2000,
         }
     }
 }
 
 impl EmailSettings {
+    /// The per-organization send limit the API applies when it queues invitation emails.
+    pub fn quota(&self) -> entity::outbox::email::SendQuota {
+        entity::outbox::email::SendQuota {
+            per_hour: self.organization_hourly_limit,
+        }
+    }
+
     /// When a failed email is tried again, and when it is given up.
     pub fn retry(&self) -> RetrySchedule {
         RetrySchedule {
@@ -121,12 +135,58 @@ pub struct MailSettings {
     /// The sender of every message.
     #[serde(rename = "MAIL_FROM", deserialize_with = "mail_from")]
     pub from: Mailbox,
+    /// Admit plain `smtp://` (no TLS) to a host that is not loopback: credentials, links and
+    /// codes then cross the network in clear.
+    #[serde(
+        rename = "SMTP_ALLOW_INSECURE_PLAINTEXT",
+        deserialize_with = "crate::conf::de::flag"
+    )]
+    pub allow_insecure_plaintext: bool,
+}
+
+impl MailSettings {
+    /// Refuses plain SMTP beyond this machine unless explicitly allowed: `smtps://`, or
+    /// `smtp://` with `?tls=required`, is encrypted; `tls=opportunistic` is not counted, as
+    /// anyone on the path can strip STARTTLS.
+    pub fn check(&self) -> Result<(), crate::conf::ConfigError> {
+        use crate::conf::ExposeSecret;
+        let Some(raw) = &self.smtp_url else {
+            return Ok(());
+        };
+        let Ok(url) = url::Url::parse(raw.expose_secret()) else {
+            return Ok(());
+        };
+        let encrypted = url.scheme() == "smtps"
+            || url
+                .query_pairs()
+                .any(|(k, v)| k == "tls" && v.eq_ignore_ascii_case("required"));
+        let loopback = match url.host() {
+            // `smtp:` is not a special scheme to the URL parser: IPv4 hosts stay text.
+            Some(url::Host::Domain(name)) => {
+                name.eq_ignore_ascii_case("localhost")
+                    || name
+                        .parse::<std::net::IpAddr>()
+                        .is_ok_and(|ip| ip.is_loopback())
+            }
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            None => false,
+        };
+        if encrypted || loopback || self.allow_insecure_plaintext {
+            return Ok(());
+        }
+        Err(crate::conf::ConfigError::new(
+            "SMTP_URL",
+            "plain smtp:// to a host that is not loopback would send credentials, links and codes in clear; use smtps://, add ?tls=required, or set SMTP_ALLOW_INSECURE_PLAINTEXT=true",
+        ))
+    }
 }
 
 impl Default for MailSettings {
     fn default() -> Self {
         Self {
             smtp_url: None,
+            allow_insecure_plaintext: false,
             // The literal is a valid address (tested below).
             from: Mailbox::new(
                 Some("Invitations".into()),
@@ -246,6 +306,34 @@ mod tests {
     fn default_sender_is_a_valid_mailbox() {
         let parsed: Mailbox = "Invitations <invitations@localhost>".parse().unwrap();
         assert_eq!(MailSettings::default().from, parsed);
+    }
+
+    #[test]
+    fn plain_smtp_only_to_loopback_unless_allowed() {
+        let with = |url: &str, allow: bool| MailSettings {
+            smtp_url: Some(SecretString::from(url)),
+            allow_insecure_plaintext: allow,
+            ..MailSettings::default()
+        };
+        for ok in [
+            "smtp://127.0.0.1:2525",
+            "smtp://localhost:25",
+            "smtp://[::1]:25",
+            "smtps://mail.example.com",
+            "smtp://mail.example.com:587?tls=required",
+        ] {
+            assert!(with(ok, false).check().is_ok(), "{ok}");
+        }
+        for refused in [
+            "smtp://mail.example.com:25",
+            "smtp://u:p@10.0.0.5:587?tls=opportunistic",
+            "smtp://127.0.0.1.example.com:25",
+        ] {
+            let err = with(refused, false).check().unwrap_err();
+            assert_eq!(err.key, "SMTP_URL");
+            assert!(!err.to_string().contains(":p@"), "{err}");
+            assert!(with(refused, true).check().is_ok(), "{refused}");
+        }
     }
 
     #[test]

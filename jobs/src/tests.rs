@@ -317,6 +317,7 @@ async fn sends_each_delivery_once_and_records_it(queue: Queue) {
         .await;
     let code = VerificationCodePayload::new(
         &env.keys,
+        &entity::crypto::Slot::verification_code(env.invitation.id, "ann@example.com"),
         "123456",
         entity::now() + chrono::Duration::minutes(10),
     )
@@ -489,7 +490,7 @@ async fn a_transient_failure_is_retried_on_the_rows_schedule(queue: Queue) {
     let env = env(queue).await;
     let outbox = broken_outbox(&env);
     let mut ctx = env.context(&env.outbox);
-    ctx.mailer = Mailer::File(lettre::AsyncFileTransport::new(&outbox));
+    ctx.mailer = Mailer::file(&outbox);
     ctx.retry = quick_retries(3);
     let rows = env
         .enqueue(DeliveryKind::Invitation, &["ann@example.com"], json!({}))
@@ -538,7 +539,7 @@ async fn a_transient_failure_is_retried_on_the_rows_schedule(queue: Queue) {
 async fn the_last_failed_attempt_fails_the_delivery_with_the_reply() {
     let env = env(Queue::Sqlite).await;
     let mut ctx = env.context(&env.outbox);
-    ctx.mailer = Mailer::File(lettre::AsyncFileTransport::new(broken_outbox(&env)));
+    ctx.mailer = Mailer::file(&broken_outbox(&env));
     ctx.retry = quick_retries(2);
     let rows = env
         .enqueue(DeliveryKind::Invitation, &["ann@example.com"], json!({}))

@@ -3,6 +3,7 @@
 //! runs on both backends (`both!`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod abuse;
 mod app;
 mod email;
 mod foundation;

@@ -133,7 +133,8 @@ both!(open_invitation_end_to_end, |backend| async move {
     assert!(!sealed.contains("correct horse"));
     let keys = entity::crypto::Keyring::new(app::SECRET_KEY.as_bytes());
     assert_eq!(
-        keys.open_string(&sealed).unwrap(),
+        keys.open_string(&sealed, &entity::crypto::Slot::connection_password(row.id))
+            .unwrap(),
         "correct horse battery staple"
     );
     assert_eq!(events_of(&app, &id, entity::EventType::Submitted).await, 2);

@@ -19,8 +19,8 @@ use url::Url;
 
 pub use jobs::conf::ConfigError;
 pub use sections::{
-    DEFAULT_BIND_ADDR, DatabaseUrl, GraphqlSettings, LogFilter, LogFormat, LogSettings,
-    RedisSettings,
+    DEFAULT_BIND_ADDR, DatabaseUrl, GraphqlSettings, HttpSettings, LogFilter, LogFormat,
+    LogSettings, RedisSettings,
 };
 
 use sections::Core;
@@ -40,6 +40,7 @@ pub struct Settings {
     pub secret_key: Option<SecretString>,
     pub log: LogSettings,
     pub graphql: GraphqlSettings,
+    pub http: HttpSettings,
     /// How long a verified API key is trusted without asking the database; also the longest
     /// time a revoked key keeps working.
     pub api_key_cache_ttl: Duration,
@@ -59,6 +60,7 @@ impl Settings {
             jobs::conf::keys::<MailSettings>(),
             jobs::conf::keys::<LogSettings>(),
             jobs::conf::keys::<GraphqlSettings>(),
+            jobs::conf::keys::<HttpSettings>(),
             jobs::conf::keys::<WorkerSettings>(),
             jobs::conf::keys::<EmailSettings>(),
             jobs::conf::keys::<WebhookSettings>(),
@@ -87,17 +89,20 @@ impl Settings {
                 ConfigError::caused("PUBLIC_BASE_URL", "cannot be derived from BIND_ADDR", e)
             })?,
         };
+        let mail: MailSettings = vars.section()?;
+        mail.check()?;
         Ok(Self {
             data_dir: core.data_dir,
             database_url,
             database_max_connections: core.database_max_connections,
             redis: vars.section()?,
-            mail: vars.section()?,
+            mail,
             public_base_url,
             bind_addr: core.bind_addr,
             secret_key: core.secret_key,
             log: vars.section()?,
             graphql: vars.section()?,
+            http: vars.section()?,
             api_key_cache_ttl: core.api_key_cache_ttl,
             workers: vars.section()?,
             email: vars.section()?,
@@ -109,7 +114,11 @@ impl Settings {
         self.database_url.is_sqlite()
     }
 
-    /// Creates the data folder and checks that it is writable.
+    /// Creates the data folder (0700) and checks that it is writable; creates the SQLite files
+    /// this process will open there as 0600 before a driver can create them with the umask's
+    /// mode (SQLite gives its `-wal` and `-shm` files the database file's mode). The outbox
+    /// holds live links and codes, and the databases sealed credentials: no other local user
+    /// may read them. Existing entries that are looser are reported, not changed.
     pub fn prepare_data_dir(&self) -> Result<(), ConfigError> {
         let fail = |e: std::io::Error| {
             ConfigError::caused(
@@ -118,10 +127,28 @@ impl Settings {
                 e,
             )
         };
-        std::fs::create_dir_all(&self.data_dir).map_err(fail)?;
+        for loose in private::looser_than_owner(&self.data_dir) {
+            tracing::warn!(
+                path = %loose.display(),
+                "readable or writable by other users; the data folder should be 0700 and its files 0600"
+            );
+        }
+        private::create_dir(&self.data_dir).map_err(fail)?;
         let probe = self.data_dir.join(".write-test");
         std::fs::write(&probe, b"ok").map_err(fail)?;
         std::fs::remove_file(&probe).map_err(fail)?;
+        if self.redis.url.is_none() {
+            private::create_file(&self.queue_db_path()).map_err(fail)?;
+        }
+        if let Some(path) = self.database_url.sqlite_file() {
+            private::create_file(&path).map_err(|e| {
+                ConfigError::caused(
+                    "DATABASE_URL",
+                    format!("cannot create {}", path.display()),
+                    e,
+                )
+            })?;
+        }
         Ok(())
     }
 
@@ -169,6 +196,78 @@ fn read_or_create_key(path: &Path) -> std::io::Result<SecretString> {
     let key = SecretString::from(entity::crypto::generate_token());
     write_private(path, key.expose_secret().as_bytes())?;
     Ok(key)
+}
+
+/// Files and folders only their owner may use.
+#[cfg(unix)]
+pub mod private {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+    use std::path::{Path, PathBuf};
+
+    /// Creates `path` (and missing parents) as 0700; an existing folder is left as it is.
+    pub fn create_dir(path: &Path) -> std::io::Result<()> {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(path)
+    }
+
+    /// Creates `path` empty as 0600 unless it exists.
+    pub fn create_file(path: &Path) -> std::io::Result<()> {
+        std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .mode(0o600)
+            .open(path)
+            .map(drop)
+    }
+
+    /// `path` and the entries directly inside it (and inside `outbox/`, first entries only)
+    /// that other users may read or write.
+    pub fn looser_than_owner(path: &Path) -> Vec<PathBuf> {
+        let loose = |p: &Path| {
+            std::fs::symlink_metadata(p).is_ok_and(|m| m.permissions().mode() & 0o077 != 0)
+        };
+        let mut found: Vec<PathBuf> = Vec::new();
+        let mut look = |dir: &Path, limit: usize| {
+            if let Ok(entries) = std::fs::read_dir(dir) {
+                found.extend(
+                    entries
+                        .filter_map(Result::ok)
+                        .map(|e| e.path())
+                        .filter(|p| loose(p))
+                        .take(limit),
+                );
+            }
+        };
+        look(path, usize::MAX);
+        look(&path.join("outbox"), 10);
+        if loose(path) {
+            found.insert(0, path.to_owned());
+        }
+        found
+    }
+}
+
+#[cfg(not(unix))]
+pub mod private {
+    use std::path::{Path, PathBuf};
+
+    pub fn create_dir(path: &Path) -> std::io::Result<()> {
+        std::fs::create_dir_all(path)
+    }
+
+    pub fn create_file(path: &Path) -> std::io::Result<()> {
+        std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(path)
+            .map(drop)
+    }
+
+    pub fn looser_than_owner(_: &Path) -> Vec<PathBuf> {
+        Vec::new()
+    }
 }
 
 #[cfg(unix)]

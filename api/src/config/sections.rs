@@ -115,6 +115,17 @@ impl DatabaseUrl {
     pub fn is_sqlite(&self) -> bool {
         matches!(self, Self::Sqlite(_))
     }
+
+    /// The file a SQLite URL names (not for `:memory:`).
+    pub fn sqlite_file(&self) -> Option<PathBuf> {
+        let Self::Sqlite(url) = self else {
+            return None;
+        };
+        let rest = url.strip_prefix("sqlite:")?;
+        let path = rest.strip_prefix("//").unwrap_or(rest);
+        let path = path.split('?').next().unwrap_or_default();
+        (!path.is_empty() && !path.starts_with(':')).then(|| PathBuf::from(path))
+    }
 }
 
 impl FromStr for DatabaseUrl {
@@ -277,6 +288,55 @@ impl Default for GraphqlSettings {
             graphiql: true,
             ws_init_timeout: Duration::from_secs(10),
             document_cache_bytes: 2 * 1024 * 1024,
+        }
+    }
+}
+
+/// The HTTP server's own limits, and whose forwarding headers it believes.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct HttpSettings {
+    /// Time a client has to send a request's headers; also how long a keep-alive connection
+    /// may sit idle between requests.
+    #[serde(
+        rename = "HTTP_HEADER_TIMEOUT_SECONDS",
+        deserialize_with = "jobs::conf::de::seconds::<_, 1, 300>"
+    )]
+    pub header_timeout: Duration,
+    /// Longest time from the end of the headers to the response (body upload included).
+    #[serde(
+        rename = "HTTP_REQUEST_TIMEOUT_SECONDS",
+        deserialize_with = "jobs::conf::de::seconds::<_, 1, 3600>"
+    )]
+    pub request_timeout: Duration,
+    /// Open HTTP connections at once; further clients wait in the listen backlog.
+    #[serde(
+        rename = "HTTP_MAX_CONNECTIONS",
+        deserialize_with = "jobs::conf::de::number::<_, _, 1, 1_000_000>"
+    )]
+    pub max_connections: usize,
+    /// Proxies whose `Forwarded` / `X-Forwarded-For` name the client; empty: nobody's.
+    #[serde(
+        rename = "TRUSTED_PROXIES",
+        deserialize_with = "jobs::conf::de::parsed"
+    )]
+    pub trusted_proxies: crate::client::TrustedProxies,
+    /// Counters each in-process rate limit keeps before evicting the least recently used.
+    #[serde(
+        rename = "RATE_LIMIT_MAX_KEYS",
+        deserialize_with = "jobs::conf::de::number::<_, _, 100, 100_000_000>"
+    )]
+    pub rate_limit_max_keys: u64,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            header_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            max_connections: 4096,
+            trusted_proxies: crate::client::TrustedProxies::default(),
+            rate_limit_max_keys: 100_000,
         }
     }
 }

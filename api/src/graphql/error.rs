@@ -84,6 +84,7 @@ pub fn into_gql(e: DomainError) -> Error {
                 e.set("code", code::EMAIL_NOT_VERIFIED);
                 e.set("reason", reason);
             }),
+        DomainError::RateLimited { retry_after } => rate_limited(retry_after),
         DomainError::Db(e) => internal(&e),
         DomainError::Crypto => internal(&"sealed value could not be opened"),
     }

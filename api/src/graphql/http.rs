@@ -89,8 +89,8 @@ pub async fn graphiql_or_get(
     client: ConnectInfo<SocketAddr>,
     request: axum::extract::Request,
 ) -> Response {
-    let client = client_addr(client);
     let (mut parts, _) = request.into_parts();
+    let client = client_addr(&endpoint, client, &parts.headers);
     let headers = parts.headers.clone();
     let is_upgrade = headers
         .get(header::UPGRADE)
@@ -186,7 +186,7 @@ pub async fn post(
     };
     execute(
         &endpoint,
-        client_addr(client),
+        client_addr(&endpoint, client, &headers),
         &headers,
         Method::POST,
         body,
@@ -195,8 +195,13 @@ pub async fn post(
     .await
 }
 
-fn client_addr(ConnectInfo(addr): ConnectInfo<SocketAddr>) -> ClientAddr {
-    ClientAddr(addr.ip())
+fn client_addr(
+    endpoint: &GraphqlEndpoint,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: &HeaderMap,
+) -> ClientAddr {
+    let proxies = &endpoint.state.settings.http.trusted_proxies;
+    ClientAddr(proxies.client(peer.ip(), headers))
 }
 
 async fn execute(

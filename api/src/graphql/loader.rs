@@ -32,21 +32,21 @@ pub struct CompanyById(pub Uuid);
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct EventsPage(pub Uuid, pub EventWindow);
 
-/// Key: an invitation id → connections created through it.
+/// Key: an invitation id and how many → the first connections created through it.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct ConnectionsCreatedBy(pub Uuid);
+pub struct ConnectionsCreatedBy(pub Uuid, pub u64);
 
-/// Key: an invitation id → its email deliveries.
+/// Key: an invitation id and how many → its first email deliveries.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct DeliveriesOf(pub Uuid);
+pub struct DeliveriesOf(pub Uuid, pub u64);
 
 /// Key: a connection id → ids of its sites.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct SitesOfConnection(pub Uuid);
 
-/// Key: a company id → its sites.
+/// Key: a company id and how many → its first sites.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct SitesOfCompany(pub Uuid);
+pub struct SitesOfCompany(pub Uuid, pub u64);
 
 fn group<K: Eq + std::hash::Hash, V>(rows: Vec<V>, key: impl Fn(&V) -> K) -> HashMap<K, Vec<V>> {
     let mut map: HashMap<K, Vec<V>> = HashMap::new();
@@ -99,15 +99,22 @@ impl Loader<ConnectionsCreatedBy> for Loaders {
     type Value = Vec<connections::Model>;
     type Error = LoadError;
 
+    /// One statement per distinct size, however many invitations.
     async fn load(
         &self,
         keys: &[ConnectionsCreatedBy],
     ) -> Result<HashMap<ConnectionsCreatedBy, Self::Value>, Self::Error> {
-        let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
-        let rows = finders::connections_created_by(&self.db, self.organization_id, &ids).await?;
-        Ok(group(rows, |r| {
-            ConnectionsCreatedBy(r.created_by_invitation_id.unwrap_or_default())
-        }))
+        let mut out = HashMap::with_capacity(keys.len());
+        for (first, keys) in group(keys.to_vec(), |k| k.1) {
+            let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
+            let rows: Vec<connections::Model> = finders::CREATED_CONNECTIONS
+                .first(&self.db, self.organization_id, &ids, first)
+                .await?;
+            out.extend(group(rows, |r| {
+                ConnectionsCreatedBy(r.created_by_invitation_id.unwrap_or_default(), first)
+            }));
+        }
+        Ok(out)
     }
 }
 
@@ -115,13 +122,20 @@ impl Loader<DeliveriesOf> for Loaders {
     type Value = Vec<email_deliveries::Model>;
     type Error = LoadError;
 
+    /// One statement per distinct size, however many invitations.
     async fn load(
         &self,
         keys: &[DeliveriesOf],
     ) -> Result<HashMap<DeliveriesOf, Self::Value>, Self::Error> {
-        let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
-        let rows = finders::deliveries_of(&self.db, self.organization_id, &ids).await?;
-        Ok(group(rows, |r| DeliveriesOf(r.invitation_id)))
+        let mut out = HashMap::with_capacity(keys.len());
+        for (first, keys) in group(keys.to_vec(), |k| k.1) {
+            let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
+            let rows: Vec<email_deliveries::Model> = finders::DELIVERIES
+                .first(&self.db, self.organization_id, &ids, first)
+                .await?;
+            out.extend(group(rows, |r| DeliveriesOf(r.invitation_id, first)));
+        }
+        Ok(out)
     }
 }
 
@@ -147,12 +161,19 @@ impl Loader<SitesOfCompany> for Loaders {
     type Value = Vec<sites::Model>;
     type Error = LoadError;
 
+    /// One statement per distinct size, however many companies.
     async fn load(
         &self,
         keys: &[SitesOfCompany],
     ) -> Result<HashMap<SitesOfCompany, Self::Value>, Self::Error> {
-        let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
-        let rows = finders::sites_of_companies(&self.db, self.organization_id, &ids).await?;
-        Ok(group(rows, |r| SitesOfCompany(r.company_id)))
+        let mut out = HashMap::with_capacity(keys.len());
+        for (first, keys) in group(keys.to_vec(), |k| k.1) {
+            let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
+            let rows: Vec<sites::Model> = finders::SITES
+                .first(&self.db, self.organization_id, &ids, first)
+                .await?;
+            out.extend(group(rows, |r| SitesOfCompany(r.company_id, first)));
+        }
+        Ok(out)
     }
 }

@@ -11,6 +11,7 @@ pub mod inputs;
 pub mod loader;
 mod mutation;
 pub mod object;
+pub mod paging;
 pub mod public;
 mod query;
 mod subscription;
@@ -34,7 +35,8 @@ pub fn build_schema(limits: &GraphqlSettings, state: Option<AppState>) -> AppSch
         .limit_depth(limits.max_depth)
         .limit_complexity(limits.max_complexity);
     if !limits.introspection {
-        builder = builder.disable_introspection();
+        // "Did you mean …" in validation errors would name the fields introspection hides.
+        builder = builder.disable_introspection().disable_suggestions();
     }
     if let Some(state) = state {
         builder = builder.data(state);

@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use super::rules::check_input;
 use crate::activity::{self, Actor, EventExtra};
-use crate::crypto::{Keyring, generate_token, hash_token};
+use crate::crypto::{Keyring, Slot, generate_token, hash_token};
 use crate::entities::{companies, connections, invitations};
 use crate::scope::find_owned;
 use crate::work::{Command, Stored, Work};
@@ -15,6 +15,7 @@ use crate::{
 };
 
 use super::CreateInvitation;
+use crate::outbox::email::{SendQuota, check_quota};
 
 /// Creates invitations with their `CREATED` events and, where `sendEmail` asks for it, their
 /// invitation emails. A bulk batch names the failing item in errors (`inputs[3].maxUses`).
@@ -23,6 +24,7 @@ pub struct Create<'a> {
     pub actor: Actor,
     pub items: Vec<CreateInvitation>,
     pub bulk: bool,
+    pub email_quota: SendQuota,
 }
 
 impl Command for Create<'_> {
@@ -37,6 +39,11 @@ impl Command for Create<'_> {
                 Err(e) if self.bulk => return Err(e.within(&format!("inputs[{i}]."))),
                 Err(e) => return Err(e),
             });
+        }
+        if let Some(first) = created.first()
+            && self.items.iter().any(|i| i.send_email)
+        {
+            check_quota(work, first.organization_id, self.email_quota).await?;
         }
         Ok(created)
     }
@@ -124,15 +131,16 @@ pub async fn create(
     }
 
     let token = generate_token();
+    let id = Uuid::now_v7();
     let row = invitations::ActiveModel {
-        id: Set(Uuid::now_v7()),
+        id: Set(id),
         organization_id: Set(org),
         company_id: Set(company_id),
         connection_id: Set(connection_id),
         invitation_type: Set(invitation_type),
         status: Set(InvitationStatus::Active),
         token_hash: Set(hash_token(&token)),
-        token_sealed: Set(keys.seal(token.as_bytes())?),
+        token_sealed: Set(keys.seal(token.as_bytes(), &Slot::invitation_token(id))?),
         allowed_emails: Set(StringList(checked.allowed_emails)),
         expires_at: Set(checked.expires_at),
         max_uses: Set(checked.max_uses),

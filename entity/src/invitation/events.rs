@@ -4,11 +4,12 @@ use std::collections::HashMap;
 
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseBackend, DbErr, EntityTrait, FromQueryResult,
-    PaginatorTrait, QueryFilter, Statement, Value,
+    PaginatorTrait, QueryFilter, Statement,
 };
 use uuid::Uuid;
 
 use crate::entities::invitation_events;
+use crate::finders::Children;
 use crate::{DomainError, EventType};
 
 /// Which part of each log to read: the `first` events after the event id `after`, oldest first.
@@ -20,49 +21,30 @@ pub struct EventWindow {
 
 /// The statement behind [`event_pages`]: for each invitation at most `window.first + 1` events
 /// (the extra one tells the caller that another page follows), read through the
-/// `(invitation_id, id)` index and stopped at the limit, so no log is read whole. PostgreSQL
-/// runs a `LATERAL … LIMIT` per invitation; SQLite, which has no `LATERAL`, a correlated
-/// `IN (… LIMIT)` per invitation. Public so tests can `EXPLAIN` it.
+/// `(invitation_id, id)` index and stopped at the limit, so no log is read whole (see
+/// [`Children::first_statement`]). Public so tests can `EXPLAIN` it.
 pub fn event_pages_statement(
     backend: DatabaseBackend,
     organization_id: Uuid,
     invitation_ids: &[Uuid],
     window: EventWindow,
 ) -> Statement {
-    let limit = i64::try_from(window.first.saturating_add(1)).unwrap_or(i64::MAX);
     // Log ids start at 1, so 0 means "from the start".
-    let after = window.after.unwrap_or(0);
-    let mut values: Vec<Value> = Vec::with_capacity(invitation_ids.len() + 3);
-    values.extend(invitation_ids.iter().map(|id| Value::from(*id)));
-    values.extend([organization_id.into(), after.into(), limit.into()]);
-    let n = invitation_ids.len();
-    let sql = match backend {
-        DatabaseBackend::Postgres => {
-            let keys: Vec<String> = (1..=n).map(|i| format!("(${i}::uuid)")).collect();
-            format!(
-                "SELECT e.* FROM (VALUES {}) AS k(id) CROSS JOIN LATERAL (\
-                 SELECT * FROM invitation_events \
-                 WHERE invitation_id = k.id AND organization_id = ${} AND id > ${} \
-                 ORDER BY id LIMIT ${}) AS e",
-                keys.join(", "),
-                n + 1,
-                n + 2,
-                n + 3
-            )
-        }
-        _ => {
-            let keys = vec!["(?)"; n].join(", ");
-            format!(
-                "WITH k(id) AS (VALUES {keys}) \
-                 SELECT e.* FROM k JOIN invitation_events AS e ON e.id IN (\
-                 SELECT x.id FROM invitation_events AS x \
-                 WHERE x.invitation_id = k.id AND x.organization_id = ? AND x.id > ? \
-                 ORDER BY x.id LIMIT ?)"
-            )
-        }
-    };
-    Statement::from_sql_and_values(backend, sql, values)
+    LOGS.first_statement(
+        backend,
+        organization_id,
+        invitation_ids,
+        window.first.saturating_add(1),
+        Some(window.after.unwrap_or(0)),
+    )
 }
+
+/// Invitations' activity logs, in id order.
+const LOGS: Children = Children {
+    table: "invitation_events",
+    parent: "invitation_id",
+    order: &["id"],
+};
 
 /// A page of the log of each invitation of the organization (ids of other organizations give
 /// empty pages), oldest first, with one event more than `window.first` where more follow.

@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use super::rules::{MAX_EXPIRES_IN_SECONDS, MIN_EXPIRES_IN_SECONDS};
 use crate::activity::{self, Actor, EventExtra};
-use crate::crypto::{Keyring, generate_token, hash_token};
+use crate::crypto::{Keyring, Slot, generate_token, hash_token};
 use crate::entities::invitations;
 use crate::scope::find_owned;
 use crate::work::{Command, Work};
@@ -30,13 +30,16 @@ pub struct ResendInvitation<'a> {
     pub id: Uuid,
     pub request: Resend,
     pub actor: Actor,
+    pub email_quota: crate::outbox::email::SendQuota,
 }
 
 impl Command for ResendInvitation<'_> {
     type Output = Vec<invitations::Model>;
 
     async fn execute(&self, work: &Work) -> Result<Self::Output, DomainError> {
-        Ok(vec![resend(work, self).await?])
+        let row = resend(work, self).await?;
+        crate::outbox::email::check_quota(work, self.organization_id, self.email_quota).await?;
+        Ok(vec![row])
     }
 }
 
@@ -50,6 +53,7 @@ async fn resend(
         id,
         request,
         actor,
+        ..
     } = command;
     let (organization_id, id) = (*organization_id, *id);
     let txn = work.txn();
@@ -147,7 +151,7 @@ async fn resend(
             )
             .col_expr(
                 invitations::Column::TokenSealed,
-                Expr::value(keys.seal(token.as_bytes())?),
+                Expr::value(keys.seal(token.as_bytes(), &Slot::invitation_token(id))?),
             );
     }
     let Some(row) = update.exec_with_returning(txn).await?.into_iter().next() else {

@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use super::{RetrySchedule, pending_due, still_held, take_lease, take_leases, to_chrono};
 use crate::activity::{self, Actor, EventExtra};
-use crate::crypto::{Keyring, hash_token};
+use crate::crypto::{Keyring, Slot, hash_token};
 use crate::entities::{email_deliveries, invitations};
 use crate::work::{Command, Work};
 use crate::{DeliveryKind, DeliveryStatus, DomainError, EventType, email, now};
@@ -41,9 +41,15 @@ pub struct VerificationCodePayload {
 }
 
 impl VerificationCodePayload {
-    pub fn new(keys: &Keyring, code: &str, expires_at: DateTime<Utc>) -> Result<Self, DomainError> {
+    /// The code sealed for the invitation and address it is sent to.
+    pub fn new(
+        keys: &Keyring,
+        slot: &Slot,
+        code: &str,
+        expires_at: DateTime<Utc>,
+    ) -> Result<Self, DomainError> {
         Ok(Self {
-            sealed_code: keys.seal(code.as_bytes())?,
+            sealed_code: keys.seal(code.as_bytes(), slot)?,
             expires_at,
         })
     }
@@ -58,8 +64,10 @@ impl VerificationCodePayload {
         json!(self)
     }
 
-    pub fn code(&self, keys: &Keyring) -> Result<String, DomainError> {
-        keys.open_string(&self.sealed_code)
+    /// The code, sealed for `slot` ([`Slot::verification_code`] of the delivery's invitation
+    /// and recipient).
+    pub fn code(&self, keys: &Keyring, slot: &Slot) -> Result<String, DomainError> {
+        keys.open_string(&self.sealed_code, slot)
     }
 }
 
@@ -113,6 +121,50 @@ pub async fn enqueue(
         }
     }
     Ok(written)
+}
+
+/// How many invitation emails (initial and resent) one organization may have queued in the
+/// last hour, all its API keys together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SendQuota {
+    pub per_hour: u64,
+}
+
+const QUOTA_WINDOW_SECONDS: i64 = 3600;
+
+/// Checks, after a command queued its emails, that the organization is still within its
+/// quota; otherwise `RATE_LIMITED`, and the caller's unit of work rolls back with nothing
+/// queued. Reminders and verification codes do not count: the organization does not send them.
+pub async fn check_quota(
+    work: &Work,
+    organization_id: Uuid,
+    quota: SendQuota,
+) -> Result<(), DomainError> {
+    use sea_orm::{PaginatorTrait, QueryOrder};
+    let since = now() - chrono::Duration::seconds(QUOTA_WINDOW_SECONDS);
+    let recent = || {
+        email_deliveries::Entity::find()
+            .filter(email_deliveries::Column::OrganizationId.eq(organization_id))
+            .filter(email_deliveries::Column::CreatedAt.gt(since))
+            .filter(
+                email_deliveries::Column::Kind
+                    .is_in([DeliveryKind::Invitation, DeliveryKind::Resend]),
+            )
+    };
+    if recent().count(work.txn()).await? <= quota.per_hour {
+        return Ok(());
+    }
+    let oldest = recent()
+        .order_by_asc(email_deliveries::Column::CreatedAt)
+        .one(work.txn())
+        .await?
+        .map_or(since, |d| d.created_at);
+    let free_at = oldest + chrono::Duration::seconds(QUOTA_WINDOW_SECONDS);
+    Err(DomainError::RateLimited {
+        retry_after: u64::try_from((free_at - now()).num_seconds())
+            .unwrap_or(0)
+            .max(1),
+    })
 }
 
 /// A delivery whose send lease the caller holds, from [`claim`]. Its `next_attempt_at` is the
@@ -204,7 +256,12 @@ async fn mark_sent(work: &Work, claims: &[Claim]) -> Result<(), DomainError> {
             };
             let detail =
                 json!({ "deliveryId": row.id, "kind": row.kind, "messageId": row.message_id });
-            Some(entry(invitations.get(&row.invitation_id)?, row, event_type, detail))
+            Some(entry(
+                invitations.get(&row.invitation_id)?,
+                row,
+                event_type,
+                detail,
+            ))
         })
         .collect();
     activity::record_all(work, entries).await?;
@@ -419,12 +476,15 @@ mod tests {
     fn verification_payload_round_trips_and_keeps_the_code_sealed() {
         let keys = Keyring::new(&[3u8; 32]);
         let expires_at = now();
-        let payload = VerificationCodePayload::new(&keys, "123456", expires_at).unwrap();
+        let slot = Slot::verification_code(Uuid::now_v7(), "a@x.com");
+        let payload = VerificationCodePayload::new(&keys, &slot, "123456", expires_at).unwrap();
         let value = payload.to_json();
         assert!(!value.to_string().contains("123456"));
         let back = VerificationCodePayload::from_json(&value).unwrap();
         assert_eq!(back.expires_at, expires_at);
-        assert_eq!(back.code(&keys).unwrap(), "123456");
+        assert_eq!(back.code(&keys, &slot).unwrap(), "123456");
+        let elsewhere = Slot::verification_code(Uuid::now_v7(), "a@x.com");
+        assert!(back.code(&keys, &elsewhere).is_err());
         assert!(VerificationCodePayload::from_json(&json!({})).is_err());
     }
 }

@@ -5,13 +5,19 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Duration, Utc};
 use rand::Rng;
 use sea_orm::sea_query::{Expr, ExprTrait};
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set,
+};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{CODE_TTL_MINUTES, GRANT_TTL_MINUTES, MAX_CODE_ATTEMPTS, find_active};
+use super::{
+    CODE_TTL_MINUTES, GRANT_TTL_MINUTES, GUESS_WINDOW_MINUTES, MAX_CODE_ATTEMPTS,
+    MAX_GUESSES_PER_EMAIL, MAX_GUESSES_PER_INVITATION, find_active,
+};
 use crate::activity::{self, Actor, EventExtra};
-use crate::crypto::{Keyring, constant_time_eq};
+use crate::crypto::{Keyring, Slot, constant_time_eq};
 use crate::entities::{email_verifications, invitations};
 use crate::outbox::email as delivery;
 use crate::work::{Command, Work};
@@ -21,9 +27,12 @@ fn code_hash(keys: &Keyring, invitation_id: Uuid, email: &str, code: &str) -> St
     keys.keyed_hash(format!("code:{invitation_id}:{email}:{code}").as_bytes())
 }
 
-/// Starts the email gate for `email`. When the address is on the allow-list a code is stored
-/// (hashed) and an outbox row carries it (sealed) to the worker; otherwise nothing happens.
-/// Callers answer the same either way, so the list cannot be probed.
+/// Starts the email gate for `email`. A code row is stored either way: when the address is on
+/// the allow-list it holds the hash of a real code, which an outbox row carries (sealed) to the
+/// worker; otherwise it is a decoy whose hash no code matches and nothing is sent. So every
+/// later guess takes the same path, with the same answers in the same order (`INVALID_CODE`,
+/// then `TOO_MANY_ATTEMPTS`), whether or not the address is listed, and the list cannot be
+/// probed through the gate.
 pub struct RequestCode<'a> {
     pub keys: &'a Keyring,
     pub token: String,
@@ -47,17 +56,21 @@ async fn request_code(
     let txn = work.txn();
     let row = find_active(txn, token).await?;
     let email = email::normalize(raw_email).map_err(|m| DomainError::invalid("email", m))?;
-    if !row.allowed_emails.0.contains(&email) {
-        return Ok(());
-    }
+    let listed = row.allowed_emails.0.contains(&email);
     let code = format!("{:06}", rand::rng().random_range(0..1_000_000u32));
     let at = now();
     let expires_at = at + Duration::minutes(CODE_TTL_MINUTES);
+    let hash = if listed {
+        code_hash(keys, row.id, &email, &code)
+    } else {
+        // Keyed hashes are hex; this is not, so no guess can ever match a decoy.
+        format!("decoy:{}", &code_hash(keys, row.id, &email, &code)[6..])
+    };
     email_verifications::ActiveModel {
         id: Set(Uuid::now_v7()),
         invitation_id: Set(row.id),
         email: Set(email.clone()),
-        code_hash: Set(code_hash(keys, row.id, &email, &code)),
+        code_hash: Set(hash),
         attempts: Set(0),
         expires_at: Set(expires_at),
         created_at: Set(at),
@@ -65,7 +78,11 @@ async fn request_code(
     }
     .insert(txn)
     .await?;
-    let payload = delivery::VerificationCodePayload::new(keys, &code, expires_at)?;
+    let slot = Slot::verification_code(row.id, &email);
+    let payload = delivery::VerificationCodePayload::new(keys, &slot, &code, expires_at)?;
+    if !listed {
+        return Ok(());
+    }
     delivery::enqueue(
         work,
         &row,
@@ -122,13 +139,16 @@ async fn verify_code(
     if code.len() != 6 || !code.chars().all(|c| c.is_ascii_digit()) {
         return Err(DomainError::invalid("code", "must be 6 digits"));
     }
+    let at = now();
+    let since = at - Duration::minutes(GUESS_WINDOW_MINUTES);
+    let by_invitation = guesses_since(txn, row.id, None, since).await?;
+    let by_email = guesses_since(txn, row.id, Some(&email), since).await?;
     let latest = email_verifications::Entity::find()
         .filter(email_verifications::Column::InvitationId.eq(row.id))
         .filter(email_verifications::Column::Email.eq(email.as_str()))
         .order_by_desc(email_verifications::Column::CreatedAt)
         .one(txn)
         .await?;
-    let at = now();
     let (row_ref, email_ref) = (&row, &email);
     let fail = |reason: &'static str| async move {
         let detail = serde_json::json!({ "reason": reason });
@@ -146,6 +166,11 @@ async fn verify_code(
         .await?;
         Ok::<_, DomainError>(CodeCheck::Failed { reason })
     };
+    // Guesses add up across codes: a new code brings no new guesses once the address (or the
+    // invitation) has used its share of the window.
+    if by_email >= MAX_GUESSES_PER_EMAIL || by_invitation >= MAX_GUESSES_PER_INVITATION {
+        return fail("TOO_MANY_ATTEMPTS").await;
+    }
     let Some(v) = latest else {
         return fail("INVALID_CODE").await;
     };
@@ -155,14 +180,22 @@ async fn verify_code(
     if v.attempts >= MAX_CODE_ATTEMPTS {
         return fail("TOO_MANY_ATTEMPTS").await;
     }
-    // Count the attempt first, conditionally, so parallel guesses cannot exceed the limit.
+    // Count the attempt first, conditionally, so parallel guesses cannot exceed either limit:
+    // the code's own, and what the address has left in the window (its older codes are no
+    // longer guessed against, so their counts are settled).
+    let earlier = if v.created_at > since {
+        by_email - i64::from(v.attempts)
+    } else {
+        by_email
+    };
+    let left = i32::try_from(MAX_GUESSES_PER_EMAIL - earlier).unwrap_or(0);
     let counted = email_verifications::Entity::update_many()
         .col_expr(
             email_verifications::Column::Attempts,
             Expr::col(email_verifications::Column::Attempts).add(1),
         )
         .filter(email_verifications::Column::Id.eq(v.id))
-        .filter(email_verifications::Column::Attempts.lt(MAX_CODE_ATTEMPTS))
+        .filter(email_verifications::Column::Attempts.lt(std::cmp::min(MAX_CODE_ATTEMPTS, left)))
         .filter(email_verifications::Column::VerifiedAt.is_null())
         .exec(txn)
         .await?;
@@ -182,6 +215,28 @@ async fn verify_code(
         grant: issue_grant(keys, row.id, &email, at),
         email,
     }))
+}
+
+/// Guesses judged since `since` on the codes of an invitation (of one address, or of all).
+async fn guesses_since(
+    db: &impl ConnectionTrait,
+    invitation_id: Uuid,
+    email: Option<&str>,
+    since: DateTime<Utc>,
+) -> Result<i64, DomainError> {
+    let mut query = email_verifications::Entity::find()
+        .select_only()
+        .column_as(
+            Expr::col(email_verifications::Column::Attempts).sum(),
+            "guesses",
+        )
+        .filter(email_verifications::Column::InvitationId.eq(invitation_id))
+        .filter(email_verifications::Column::CreatedAt.gt(since));
+    if let Some(email) = email {
+        query = query.filter(email_verifications::Column::Email.eq(email));
+    }
+    let sum: Option<Option<i64>> = query.into_tuple().one(db).await?;
+    Ok(sum.flatten().unwrap_or(0))
 }
 
 /// `EMAIL_VERIFIED`, saying how (`code` or `link`).
@@ -210,6 +265,9 @@ async fn record_verified(
 /// Accepts the signed parameter of a link we emailed as a verified address.
 pub struct VerifyLink<'a> {
     pub keys: &'a Keyring,
+    /// Whether to add `EMAIL_VERIFIED` to the log (the caller bounds how often a link holder
+    /// may add events).
+    pub record: bool,
     pub token: String,
     pub email: String,
     pub signature: String,
@@ -228,7 +286,9 @@ impl Command for VerifyLink<'_> {
         {
             return Err(DomainError::EmailNotVerified("GRANT_INVALID"));
         }
-        record_verified(work, &row, &email, "link").await?;
+        if self.record {
+            record_verified(work, &row, &email, "link").await?;
+        }
         Ok(Verified {
             grant: issue_grant(keys, row.id, &email, now()),
             email,

@@ -213,7 +213,12 @@ pub async fn reconnect(
 ) -> Result<connections::Model, DomainError> {
     let txn = work.txn();
     let existing = find_owned::<connections::Entity>(txn, organization_id, connection_id).await?;
-    let credentials = seal_credentials(keys, &input.utility_username, &input.utility_password)?;
+    let credentials = seal_credentials(
+        keys,
+        connection_id,
+        &input.utility_username,
+        &input.utility_password,
+    )?;
     let mut active: connections::ActiveModel = existing.clone().into();
     active.utility_username = Set(Some(credentials.username));
     active.password_sealed = Set(Some(credentials.password_sealed));

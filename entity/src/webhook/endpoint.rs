@@ -14,7 +14,7 @@ use super::events::event_types;
 use super::signing::generate_secret;
 use super::target::TargetPolicy;
 use crate::company::{MAX_TEXT_LEN, optional_text};
-use crate::crypto::Keyring;
+use crate::crypto::{Keyring, Slot};
 use crate::entities::webhook_endpoints;
 use crate::scope::{Owned, find_owned};
 use crate::{DisabledReason, DomainError, EndpointStatus, StringList, now};
@@ -61,8 +61,9 @@ pub async fn create(
     }
     let secret = generate_secret();
     let at = now();
+    let id = Uuid::now_v7();
     let row = webhook_endpoints::ActiveModel {
-        id: Set(Uuid::now_v7()),
+        id: Set(id),
         organization_id: Set(organization_id),
         url: Set(url.to_string()),
         description: Set(description),
@@ -70,7 +71,7 @@ pub async fn create(
         status: Set(EndpointStatus::Enabled),
         disabled_reason: Set(None),
         disabled_at: Set(None),
-        secret_sealed: Set(keys.seal(secret.as_bytes())?),
+        secret_sealed: Set(keys.seal(secret.as_bytes(), &Slot::webhook_secret(id))?),
         previous_secret_sealed: Set(None),
         previous_secret_expires_at: Set(None),
         failing_since: Set(None),
@@ -149,9 +150,13 @@ pub async fn rotate_secret(
     let at = now();
     let overlap = chrono::TimeDelta::from_std(SECRET_OVERLAP).unwrap_or(chrono::TimeDelta::MAX);
     let mut row = existing.clone().into_active_model();
-    row.previous_secret_sealed = Set(Some(existing.secret_sealed));
+    // Sealed values are bound to their column: the current secret moves by being sealed again.
+    let current = keys.open(&existing.secret_sealed, &Slot::webhook_secret(id))?;
+    row.previous_secret_sealed = Set(Some(
+        keys.seal(&current, &Slot::webhook_previous_secret(id))?,
+    ));
     row.previous_secret_expires_at = Set(Some(at + overlap));
-    row.secret_sealed = Set(keys.seal(secret.as_bytes())?);
+    row.secret_sealed = Set(keys.seal(secret.as_bytes(), &Slot::webhook_secret(id))?);
     row.updated_at = Set(at);
     Ok((row.update(db).await?, secret))
 }
@@ -198,13 +203,14 @@ pub fn signing_secrets(
     endpoint: &webhook_endpoints::Model,
     at: DateTime<Utc>,
 ) -> Result<Vec<String>, DomainError> {
-    let mut secrets = vec![keys.open_string(&endpoint.secret_sealed)?];
+    let mut secrets =
+        vec![keys.open_string(&endpoint.secret_sealed, &Slot::webhook_secret(endpoint.id))?];
     if let (Some(sealed), Some(until)) = (
         &endpoint.previous_secret_sealed,
         endpoint.previous_secret_expires_at,
     ) && at < until
     {
-        secrets.push(keys.open_string(sealed)?);
+        secrets.push(keys.open_string(sealed, &Slot::webhook_previous_secret(endpoint.id))?);
     }
     Ok(secrets)
 }
@@ -269,8 +275,13 @@ mod tests {
             status: EndpointStatus::Enabled,
             disabled_reason: None,
             disabled_at: None,
-            secret_sealed: keys.seal(b"whsec_new").unwrap(),
-            previous_secret_sealed: Some(keys.seal(b"whsec_old").unwrap()),
+            secret_sealed: keys
+                .seal(b"whsec_new", &Slot::webhook_secret(Uuid::nil()))
+                .unwrap(),
+            previous_secret_sealed: Some(
+                keys.seal(b"whsec_old", &Slot::webhook_previous_secret(Uuid::nil()))
+                    .unwrap(),
+            ),
             previous_secret_expires_at: Some(at + chrono::TimeDelta::hours(1)),
             failing_since: None,
             created_at: at,

@@ -133,7 +133,10 @@ pub async fn emit_all(work: &Work, messages: Vec<Message>) -> Result<usize, Doma
     let mut chunks = rows.into_iter().peekable();
     while chunks.peek().is_some() {
         let chunk: Vec<_> = chunks.by_ref().take(INSERT_CHUNK).collect();
-        let ids: Vec<Uuid> = chunk.iter().filter_map(|row| row.id.try_as_ref().copied()).collect();
+        let ids: Vec<Uuid> = chunk
+            .iter()
+            .filter_map(|row| row.id.try_as_ref().copied())
+            .collect();
         webhook_deliveries::Entity::insert_many(chunk)
             .exec_without_returning(work.txn())
             .await?;
@@ -165,7 +168,10 @@ pub async fn invitation_events(
     emit_all(work, messages).await
 }
 
-fn invitation_event_data(invitation: &invitations::Model, event: &invitation_events::Model) -> Value {
+fn invitation_event_data(
+    invitation: &invitations::Model,
+    event: &invitation_events::Model,
+) -> Value {
     json!({
         "eventId": event.id.to_string(),
         "invitationId": invitation.id,

@@ -131,6 +131,11 @@ fn v6_range(ip: Ipv6Addr) -> Option<&'static str> {
         _ if first & 0xffc0 == 0xfe80 => "link-local",
         _ if first & 0xffc0 == 0xfec0 => "site-local",
         0x2001 if ip.segments()[1] == 0x0db8 => "documentation",
+        // Teredo (2001::/32) tunnels to an IPv4 address carried in the address itself.
+        0x2001 if ip.segments()[1] == 0 => "Teredo",
+        // Local-use NAT64 (64:ff9b:1::/48, RFC 8215) reaches whatever IPv4 network the
+        // operator's translator serves, private ones included.
+        0x64 if ip.segments()[1] == 0xff9b && ip.segments()[2] == 1 => "local-use NAT64",
         // IPv4-compatible (deprecated) and 6to4 addresses embed an IPv4 address we would
         // otherwise have to judge too; nothing legitimate needs them for webhooks.
         0 => "IPv4-compatible",
@@ -170,6 +175,10 @@ mod tests {
             "::ffff:169.254.169.254",
             "64:ff9b::a00:1",
             "2002:a00:1::",
+            "2001::1",
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+            "64:ff9b:1::a00:1",
+            "64:ff9b:1:ffff::1",
             "ff02::1",
         ] {
             let ip: IpAddr = ip.parse().unwrap();

@@ -90,7 +90,10 @@ impl Composer {
     ) -> Result<Letter, ComposeError> {
         let token = self
             .keys
-            .open_string(&invitation.token_sealed)
+            .open_string(
+                &invitation.token_sealed,
+                &entity::crypto::Slot::invitation_token(invitation.id),
+            )
             .map_err(|_| ComposeError::Token)?;
         let link = self.invitation_link(invitation.id, &token, &delivery.recipient);
         let (headline, why) = match invitation.invitation_type {
@@ -141,7 +144,13 @@ impl Composer {
             return Err(ComposeError::CodeExpired);
         }
         let code = payload
-            .code(&self.keys)
+            .code(
+                &self.keys,
+                &entity::crypto::Slot::verification_code(
+                    delivery.invitation_id,
+                    &delivery.recipient,
+                ),
+            )
             .map_err(|_| ComposeError::Payload("the sealed code cannot be opened".into()))?;
         let expiry = expiry_in_words(Some(payload.expires_at), at);
         let vars = Code {

@@ -63,15 +63,21 @@ fn composer(keys: &Keyring) -> Composer {
 }
 
 fn invitation(keys: &Keyring, token: &str) -> invitations::Model {
+    let id = Uuid::now_v7();
     invitations::Model {
-        id: Uuid::now_v7(),
+        id,
         organization_id: Uuid::now_v7(),
         company_id: Uuid::now_v7(),
         connection_id: None,
         invitation_type: InvitationType::CreateConnection,
         status: InvitationStatus::Active,
         token_hash: String::new(),
-        token_sealed: keys.seal(token.as_bytes()).unwrap(),
+        token_sealed: keys
+            .seal(
+                token.as_bytes(),
+                &entity::crypto::Slot::invitation_token(id),
+            )
+            .unwrap(),
         allowed_emails: StringList(vec!["ann+x@example.com".into()]),
         expires_at: Some(at() + Duration::days(3)),
         max_uses: None,
@@ -204,8 +210,9 @@ fn verification_code_message_shows_the_code_and_its_validity() {
     let keys = Keyring::new(&[9u8; 32]);
     let c = composer(&keys);
     let inv = invitation(&keys, "tok");
+    let slot = entity::crypto::Slot::verification_code(inv.id, "ann+x@example.com");
     let payload =
-        VerificationCodePayload::new(&keys, "042917", at() + Duration::minutes(10)).unwrap();
+        VerificationCodePayload::new(&keys, &slot, "042917", at() + Duration::minutes(10)).unwrap();
     let d = delivery(&inv, DeliveryKind::VerificationCode, payload.to_json());
     let raw = formatted(&c.compose(&d, &inv, "Acme", at()).unwrap());
     let mail = Mail::parse(&raw);

@@ -58,6 +58,7 @@ async fn create(
         actor: actor(ctx)?,
         items,
         bulk,
+        email_quota: state.settings.email.quota(),
     };
     let key = idempotency(ctx, scope, key, request)?;
     state.run_idempotent(&command, key).await.gql()
@@ -187,6 +188,7 @@ impl InvitationMutation {
             id: parse_id("id", &id)?,
             request: input.into(),
             actor: actor(ctx)?,
+            email_quota: state.settings.email.quota(),
         };
         let key = idempotency(ctx, "resendInvitation", key.as_deref(), &request)?;
         single(state.run_idempotent(&command, key).await.gql()?)

@@ -10,7 +10,7 @@ use crate::graphql::context::{state, viewer};
 use crate::graphql::enums::InvitationStatus;
 use crate::graphql::error::{GqlResult, into_gql};
 use crate::graphql::ids::{id, parse_id};
-use crate::graphql::public::{ConnectionInput, RateLimited};
+use crate::graphql::public::{ConnectionInput, RateLimited, may_record};
 
 #[derive(Default)]
 pub struct PublicMutation;
@@ -64,12 +64,20 @@ impl PublicMutation {
     /// scanners that prefetch links do not count as views).
     #[graphql(guard = "RateLimited::token(&token)")]
     async fn record_invitation_view(&self, ctx: &Context<'_>, token: String) -> Result<bool> {
-        state(ctx)?.run(&RecordView { token }).await.gql()?;
+        let state = state(ctx)?;
+        if may_record(ctx, &token).await? {
+            state.run(&RecordView { token }).await.gql()?;
+        } else {
+            entity::recipient::find_active(&state.db, &token)
+                .await
+                .gql()?;
+        }
         Ok(true)
     }
 
-    /// Emails a 6-digit code (valid 10 minutes) if the address is on the allow-list. The answer
-    /// is `true` either way, so the list cannot be probed.
+    /// Emails a 6-digit code (valid 10 minutes) if the address is on the allow-list. The answer,
+    /// and how later guesses are answered, are the same either way, so the list cannot be
+    /// probed.
     #[graphql(guard = "RateLimited::code_request(&token, &email)")]
     async fn request_email_verification(
         &self,
@@ -83,12 +91,13 @@ impl PublicMutation {
             token,
             email,
         };
-        state.run(&command).await.gql()?;
+        state.run_detached(&command).await.gql()?;
         Ok(true)
     }
 
-    /// Checks a code. At most 5 attempts per code; a wrong one is `EMAIL_NOT_VERIFIED` with a
-    /// `reason` (`INVALID_CODE`, `CODE_EXPIRED`, `TOO_MANY_ATTEMPTS`).
+    /// Checks a code. At most 5 guesses per code, and 10 per hour for the address whatever the
+    /// codes; a wrong one is `EMAIL_NOT_VERIFIED` with a `reason` (`INVALID_CODE`,
+    /// `CODE_EXPIRED`, `TOO_MANY_ATTEMPTS`).
     #[graphql(guard = "RateLimited::token(&token)")]
     async fn verify_email(
         &self,
@@ -124,6 +133,7 @@ impl PublicMutation {
         let state = state(ctx)?;
         let command = VerifyLink {
             keys: &state.keys,
+            record: may_record(ctx, &token).await?,
             token,
             email,
             signature,
@@ -218,7 +228,7 @@ impl PublicMutation {
     /// link). A wrong secret is `NOT_FOUND`.
     #[graphql(
         deprecation = "Magic links are deprecated; use submitInvitation",
-        guard = "RateLimited::token(&secret)"
+        guard = "RateLimited::magic_link(&public_company_id, &secret, edit)"
     )]
     async fn submit_magic_link(
         &self,

@@ -6,6 +6,7 @@ use crate::graphql::context::load;
 use crate::graphql::enums::{ConnectionStatus, UtilityType};
 use crate::graphql::ids::id;
 use crate::graphql::loader::{CompanyById, SitesOfCompany, SitesOfConnection};
+use crate::graphql::paging::{NESTED_LIST_DEFAULT, nested_complexity, page_size};
 
 /// A customer of the organization; owns sites and connections.
 pub struct Company(pub companies::Model);
@@ -30,8 +31,15 @@ impl Company {
     async fn public_company_id(&self) -> &str {
         &self.0.public_id
     }
-    async fn sites(&self, ctx: &Context<'_>) -> Result<Vec<Site>> {
-        let rows = load(ctx, SitesOfCompany(self.0.id))
+    /// The company's sites, oldest first (the first `first` of them).
+    #[graphql(complexity = "nested_complexity(first, child_complexity)")]
+    async fn sites(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "How many, 1 to 100 (default 10).")] first: Option<i32>,
+    ) -> Result<Vec<Site>> {
+        let first = page_size(first, NESTED_LIST_DEFAULT)?;
+        let rows = load(ctx, SitesOfCompany(self.0.id, first as u64))
             .await?
             .unwrap_or_default();
         Ok(rows.into_iter().map(Site).collect())

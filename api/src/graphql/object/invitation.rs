@@ -1,6 +1,7 @@
 use async_graphql::connection::{Connection as Page, Edge, EmptyFields};
 use async_graphql::{Context, ID, Json, Object, Result, SimpleObject};
 use chrono::{DateTime, NaiveDate, Utc};
+use entity::crypto::Slot;
 use entity::entities::{email_deliveries, invitation_events, invitations};
 use entity::invitation::EventWindow;
 use entity::scope::find_owned;
@@ -14,9 +15,7 @@ use crate::graphql::enums::{
 use crate::graphql::error::{GqlResult, bad_input};
 use crate::graphql::ids::id;
 use crate::graphql::loader::{CompanyById, ConnectionsCreatedBy, DeliveriesOf, EventsPage};
-
-/// Largest page of events.
-pub const MAX_EVENTS_PAGE: usize = 100;
+use crate::graphql::paging::{NESTED_LIST_DEFAULT, nested_complexity, page_size};
 
 /// An invitation: a link that lets an outside person connect or repair a utility account.
 pub struct Invitation(pub invitations::Model);
@@ -61,12 +60,18 @@ impl Invitation {
     }
     /// The opaque token carried by the link.
     async fn token(&self, ctx: &Context<'_>) -> Result<String> {
-        state(ctx)?.keys.open_string(&self.0.token_sealed).gql()
+        state(ctx)?
+            .keys
+            .open_string(&self.0.token_sealed, &Slot::invitation_token(self.0.id))
+            .gql()
     }
     /// `{PUBLIC_BASE_URL}/p/i/{token}`.
     async fn invitation_url(&self, ctx: &Context<'_>) -> Result<String> {
         let state = state(ctx)?;
-        let token = state.keys.open_string(&self.0.token_sealed).gql()?;
+        let token = state
+            .keys
+            .open_string(&self.0.token_sealed, &Slot::invitation_token(self.0.id))
+            .gql()?;
         Ok(state.invitation_url(&token))
     }
     async fn company_id(&self) -> ID {
@@ -143,16 +148,28 @@ impl Invitation {
             .filter_map(|f| PrefillField::from_api_name(f))
             .collect()
     }
-    /// Connections created through this invitation.
-    async fn created_connections(&self, ctx: &Context<'_>) -> Result<Vec<Connection>> {
-        let rows = load(ctx, ConnectionsCreatedBy(self.0.id))
+    /// Connections created through this invitation, oldest first (the first `first` of them).
+    #[graphql(complexity = "nested_complexity(first, child_complexity)")]
+    async fn created_connections(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "How many, 1 to 100 (default 10).")] first: Option<i32>,
+    ) -> Result<Vec<Connection>> {
+        let first = page_size(first, NESTED_LIST_DEFAULT)?;
+        let rows = load(ctx, ConnectionsCreatedBy(self.0.id, first as u64))
             .await?
             .unwrap_or_default();
         Ok(rows.into_iter().map(Connection).collect())
     }
-    /// Email deliveries of this invitation, oldest first.
-    async fn deliveries(&self, ctx: &Context<'_>) -> Result<Vec<Delivery>> {
-        let rows = load(ctx, DeliveriesOf(self.0.id))
+    /// Email deliveries of this invitation, oldest first (the first `first` of them).
+    #[graphql(complexity = "nested_complexity(first, child_complexity)")]
+    async fn deliveries(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "How many, 1 to 100 (default 10).")] first: Option<i32>,
+    ) -> Result<Vec<Delivery>> {
+        let first = page_size(first, NESTED_LIST_DEFAULT)?;
+        let rows = load(ctx, DeliveriesOf(self.0.id, first as u64))
             .await?
             .unwrap_or_default();
         Ok(rows.into_iter().map(Delivery).collect())
@@ -193,18 +210,6 @@ pub fn event_window(first: Option<i32>, after: Option<&str>) -> Result<EventWind
         first: first as u64,
         after,
     })
-}
-
-/// Checks a `first` argument: 1 to 100.
-pub fn page_size(first: Option<i32>, default: i32) -> Result<usize> {
-    let first = first.unwrap_or(default);
-    if !(1..=MAX_EVENTS_PAGE as i32).contains(&first) {
-        return Err(bad_input(
-            "first",
-            format!("must be between 1 and {MAX_EVENTS_PAGE}"),
-        ));
-    }
-    Ok(first as usize)
 }
 
 /// One entry of an invitation's activity log.

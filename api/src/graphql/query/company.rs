@@ -6,6 +6,10 @@ use crate::graphql::context::{state, viewer};
 use crate::graphql::error::GqlResult;
 use crate::graphql::ids::parse_id;
 use crate::graphql::object::{Company, Connection};
+use crate::graphql::paging::{list_complexity, page_size};
+
+/// Default page of a top-level list.
+const TOP_LIST_DEFAULT: i32 = 100;
 
 #[derive(Default)]
 pub struct CompanyQuery;
@@ -22,10 +26,19 @@ impl CompanyQuery {
         Ok(Company(row))
     }
 
-    /// All companies of the organization, oldest first.
-    async fn companies(&self, ctx: &Context<'_>) -> Result<Vec<Company>> {
+    /// The companies of the organization, oldest first, a page at a time: `first` of them
+    /// after the company `after` (the last `id` of the previous page).
+    #[graphql(complexity = "list_complexity(first, TOP_LIST_DEFAULT, child_complexity)")]
+    async fn companies(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Page size, 1 to 100 (default 100).")] first: Option<i32>,
+        #[graphql(desc = "The last company id of the previous page.")] after: Option<ID>,
+    ) -> Result<Vec<Company>> {
         let org = viewer(ctx)?.organization_id;
-        let rows = entity::company::list_companies(&state(ctx)?.db, org)
+        let first = page_size(first, TOP_LIST_DEFAULT)?;
+        let after = after.map(|a| parse_id("after", &a)).transpose()?;
+        let rows = entity::company::list_companies(&state(ctx)?.db, org, after, first as u64)
             .await
             .gql()?;
         Ok(rows.into_iter().map(Company).collect())
@@ -41,17 +54,28 @@ impl CompanyQuery {
         Ok(Connection(row))
     }
 
-    /// The connections of one company, oldest first.
-    async fn connections(&self, ctx: &Context<'_>, company_id: ID) -> Result<Vec<Connection>> {
+    /// The connections of one company, oldest first, a page at a time: `first` of them after
+    /// the connection `after` (the last `id` of the previous page).
+    #[graphql(complexity = "list_complexity(first, TOP_LIST_DEFAULT, child_complexity)")]
+    async fn connections(
+        &self,
+        ctx: &Context<'_>,
+        company_id: ID,
+        #[graphql(desc = "Page size, 1 to 100 (default 100).")] first: Option<i32>,
+        #[graphql(desc = "The last connection id of the previous page.")] after: Option<ID>,
+    ) -> Result<Vec<Connection>> {
         let org = viewer(ctx)?.organization_id;
         let company_id = parse_id("companyId", &company_id)?;
+        let first = page_size(first, TOP_LIST_DEFAULT)?;
+        let after = after.map(|a| parse_id("after", &a)).transpose()?;
         let db = &state(ctx)?.db;
         find_owned::<companies::Entity>(db, org, company_id)
             .await
             .gql()?;
-        let rows = entity::finders::connections_of_company(db, org, company_id)
-            .await
-            .gql()?;
+        let rows =
+            entity::finders::connections_of_company(db, org, company_id, after, first as u64)
+                .await
+                .gql()?;
         Ok(rows.into_iter().map(Connection).collect())
     }
 }

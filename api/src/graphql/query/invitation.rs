@@ -13,7 +13,8 @@ use crate::graphql::error::{GqlResult, bad_input};
 use crate::graphql::ids::parse_id;
 use crate::graphql::loader::{CompanyById, ConnectionsCreatedBy, DeliveriesOf, EventsPage};
 use crate::graphql::object::Invitation;
-use crate::graphql::object::invitation::{event_window, page_size};
+use crate::graphql::object::invitation::event_window;
+use crate::graphql::paging::{NESTED_LIST_DEFAULT, page_size};
 
 #[derive(Default)]
 pub struct InvitationQuery;
@@ -91,6 +92,28 @@ fn event_windows(node: &async_graphql::Lookahead<'_>) -> Vec<EventWindow> {
     windows
 }
 
+/// The sizes (`first`) that the page's selections of a nested list (aliases included) ask for;
+/// one that does not parse is left to the resolver, which reports it.
+fn list_sizes(node: &async_graphql::Lookahead<'_>, name: &str) -> Vec<u64> {
+    let mut sizes = Vec::new();
+    for field in node.field(name).selection_fields() {
+        let Ok(arguments) = field.arguments() else {
+            continue;
+        };
+        let first = match arguments.iter().find(|(n, _)| n.as_str() == "first") {
+            None | Some((_, Value::Null)) => None,
+            Some((_, Value::Number(n))) => n.as_i64().and_then(|n| i32::try_from(n).ok()),
+            Some(_) => continue,
+        };
+        if let Ok(first) = page_size(first, NESTED_LIST_DEFAULT)
+            && !sizes.contains(&(first as u64))
+        {
+            sizes.push(first as u64);
+        }
+    }
+    sizes
+}
+
 /// Loads the nested fields a page asks for, one query per field for the whole page.
 async fn prime_page(ctx: &Context<'_>, rows: &[invitations::Model]) -> Result<()> {
     let node = ctx.look_ahead().field("edges").field("node");
@@ -98,11 +121,15 @@ async fn prime_page(ctx: &Context<'_>, rows: &[invitations::Model]) -> Result<()
     for window in event_windows(&node) {
         prime(ctx, ids().map(|id| EventsPage(id, window)).collect()).await?;
     }
-    if node.field("createdConnections").exists() {
-        prime(ctx, ids().map(ConnectionsCreatedBy).collect()).await?;
+    for first in list_sizes(&node, "createdConnections") {
+        prime(
+            ctx,
+            ids().map(|id| ConnectionsCreatedBy(id, first)).collect(),
+        )
+        .await?;
     }
-    if node.field("deliveries").exists() {
-        prime(ctx, ids().map(DeliveriesOf).collect()).await?;
+    for first in list_sizes(&node, "deliveries") {
+        prime(ctx, ids().map(|id| DeliveriesOf(id, first)).collect()).await?;
     }
     if node.field("company").exists() {
         // Every row of the page belongs to the one company of the query.

@@ -98,7 +98,7 @@ impl PublicQuery {
     /// The public view of a legacy magic link; `NOT_FOUND` for a wrong secret.
     #[graphql(
         deprecation = "Magic links are replaced by invitations; use publicInvitation",
-        guard = "RateLimited::token(&secret)"
+        guard = "RateLimited::magic_link(&public_company_id, &secret, edit)"
     )]
     async fn public_magic_link(
         &self,

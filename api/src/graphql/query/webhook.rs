@@ -10,8 +10,8 @@ use crate::graphql::context::{state, viewer};
 use crate::graphql::enums::WebhookDeliveryStatus;
 use crate::graphql::error::GqlResult;
 use crate::graphql::ids::parse_id;
-use crate::graphql::object::invitation::page_size;
 use crate::graphql::object::{WebhookDelivery, WebhookEndpoint};
+use crate::graphql::paging::page_size;
 
 #[derive(Default)]
 pub struct WebhookQuery;
