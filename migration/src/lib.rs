@@ -21,6 +21,8 @@ mod m20261130_000015_invitation_list_indexes;
 mod m20261130_000016_invitation_emails;
 mod m20261130_000017_invitation_counts;
 mod m20261130_000018_event_positions;
+mod m20261201_000019_embed_origins;
+mod m20261201_000020_magic_link_events;
 
 pub struct Migrator;
 
@@ -46,6 +48,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000016_invitation_emails::Migration),
             Box::new(m20261130_000017_invitation_counts::Migration),
             Box::new(m20261130_000018_event_positions::Migration),
+            Box::new(m20261201_000019_embed_origins::Migration),
+            Box::new(m20261201_000020_magic_link_events::Migration),
         ]
     }
 }

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod app;
+mod browser;
 mod email;
 mod foundation;
 mod live;
