@@ -408,7 +408,8 @@ fn host_page(gateway: &str, invitation_url: &str) -> String {
     li.setAttribute("data-type", e.type); li.setAttribute("data-handler", kind);
     li.textContent = JSON.stringify(e); document.getElementById("events").appendChild(li);
   }}; }}
-  var handle = InvitationsEmbed.open({{ url: "{invitation_url}", container: document.getElementById("slot"),
+  var modal = window.location.search.indexOf("modal") >= 0;
+  var handle = InvitationsEmbed.open({{ url: "{invitation_url}", container: modal ? null : document.getElementById("slot"),
     onLoaded: log("onLoaded"), onSubmitted: log("onSubmitted"), onExit: log("onExit"), onError: log("onError") }});
   handle.iframe.addEventListener("load", function () {{
     var p = document.createElement("p"); p.id = "frame-loaded"; document.body.appendChild(p);
@@ -502,7 +503,21 @@ both!(embedded_in_an_allowed_origin_only, |backend| async move {
         .unwrap();
     assert_eq!(handler.as_deref(), Some("onSubmitted"));
 
-    // A used-up invitation opened in the frame reports an error with its reason.
+    // As a modal dialog: the same page; its close button ends it and reports the exit.
+    browser.goto(&format!("{allowed}/?modal")).await;
+    host_event(&browser, "invitation.loaded").await;
+    assert_eq!(browser.find_all("[role=dialog] iframe").await.len(), 1);
+    browser
+        .click("[role=dialog] button[aria-label=Close]")
+        .await;
+    let exit = host_event(&browser, "invitation.exit").await;
+    assert_eq!(exit["reason"], "CLOSED");
+    assert!(
+        browser.find_all("[role=dialog]").await.is_empty(),
+        "the dialog is gone"
+    );
+
+    // A revoked invitation opened in the frame reports an error with its reason.
     gql.query(
         "mutation($id: ID!) { revokeInvitation(id: $id) { id } }",
         json!({ "id": id }),
