@@ -9,7 +9,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use crate::entities::{companies, connection_sites, connections, invitation_events};
+use crate::entities::{companies, connection_sites, connections, invitation_events, sites};
 use crate::scope::Owned;
 
 pub async fn companies(
@@ -203,6 +203,21 @@ impl Children {
             .map(|row| M::from_query_result(row, ""))
             .collect()
     }
+}
+
+/// The first `limit` sites of one company, oldest first (the recipient's site picker).
+pub async fn sites_of_company(
+    db: &impl ConnectionTrait,
+    organization_id: Uuid,
+    company_id: Uuid,
+    limit: u64,
+) -> Result<Vec<sites::Model>, DbErr> {
+    sites::Entity::find_in(organization_id)
+        .filter(sites::Column::CompanyId.eq(company_id))
+        .order_by_asc(sites::Column::CreatedAt)
+        .limit(limit)
+        .all(db)
+        .await
 }
 
 /// `(connection, site)` pairs of these connections. The join rows carry no tenant, so the

@@ -24,8 +24,8 @@ pub mod work;
 
 pub use entities::enums::{
     AttemptOutcome, ConnectionStatus, DeliveryKind, DeliveryStatus, DisabledReason, EndpointStatus,
-    EventType, InvitationStatus, InvitationType, Prefill, StringList, UtilityType, UtilityTypes,
-    WebhookDeliveryStatus,
+    EventType, InvitationStatus, InvitationType, MagicLinkEventType, MagicLinkType, Prefill,
+    StringList, UtilityType, UtilityTypes, WebhookDeliveryStatus,
 };
 pub use error::DomainError;
 

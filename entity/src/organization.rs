@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use crate::crypto::{constant_time_eq, generate_token, hash_token};
 use crate::entities::{api_keys, organizations};
-use crate::{DomainError, now};
+use crate::{DomainError, StringList, now};
 
 /// Every API key starts with this, so secret scanners and people recognise one.
 pub const API_KEY_PREFIX: &str = "igw_";
@@ -37,6 +37,7 @@ pub async fn create(
     Ok(organizations::ActiveModel {
         id: Set(Uuid::now_v7()),
         name: Set(name),
+        allowed_embed_origins: Set(StringList::default()),
         created_at: Set(now()),
     }
     .insert(db)
@@ -51,6 +52,61 @@ pub async fn find(
         .one(db)
         .await?
         .ok_or(DomainError::NotFound)
+}
+
+/// Most origins one organization may allow to frame its pages (each is in every page's
+/// `Content-Security-Policy`, so the list stays short).
+pub const MAX_EMBED_ORIGINS: usize = 20;
+
+/// Checks one origin that may frame the hosted pages: exactly `https://host[:port]` as a browser
+/// serializes it (lower-case host, no default port, no path, no trailing slash), because
+/// `frame-ancestors` and `postMessage` compare origins exactly. Plain `http` is admitted only for
+/// loopback hosts (`localhost`, `127.0.0.1`, `[::1]`), which browsers treat as secure, so an
+/// integration can be tried on a developer's machine.
+pub fn check_embed_origin(field: &str, value: &str) -> Result<String, DomainError> {
+    let invalid = |m: String| DomainError::invalid(field, m);
+    let url = url::Url::parse(value.trim())
+        .map_err(|_| invalid("must be an origin such as https://app.example.com".into()))?;
+    let loopback = matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
+    match url.scheme() {
+        "https" => {}
+        "http" if loopback => {}
+        _ => return Err(invalid("must use https (http only for localhost)".into())),
+    }
+    if url.host_str().is_none_or(|h| h.contains('*')) {
+        return Err(invalid("must name one host (no wildcards)".into()));
+    }
+    let origin = url.origin().ascii_serialization();
+    if value.trim() != origin {
+        return Err(invalid(format!(
+            "must be an exact origin without path, credentials or trailing slash: {origin}"
+        )));
+    }
+    Ok(origin)
+}
+
+/// Replaces the organization's embed origins (validated, de-duplicated, in the order given).
+pub async fn set_embed_origins(
+    db: &impl ConnectionTrait,
+    organization_id: Uuid,
+    origins: &[String],
+) -> Result<organizations::Model, DomainError> {
+    if origins.len() > MAX_EMBED_ORIGINS {
+        return Err(DomainError::invalid(
+            "allowedEmbedOrigins",
+            format!("at most {MAX_EMBED_ORIGINS} origins"),
+        ));
+    }
+    let mut checked: Vec<String> = Vec::with_capacity(origins.len());
+    for (i, origin) in origins.iter().enumerate() {
+        let origin = check_embed_origin(&format!("allowedEmbedOrigins[{i}]"), origin)?;
+        if !checked.contains(&origin) {
+            checked.push(origin);
+        }
+    }
+    let mut active: organizations::ActiveModel = find(db, organization_id).await?.into();
+    active.allowed_embed_origins = Set(StringList(checked));
+    Ok(active.update(db).await?)
 }
 
 /// A new API key: the stored row and the key itself, which is shown once and never stored.
@@ -142,4 +198,37 @@ pub async fn authenticate(
         .one(db)
         .await?;
     Ok(row.filter(|r| r.revoked_at.is_none() && constant_time_eq(&r.key_hash, &hash)))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::check_embed_origin;
+
+    #[test]
+    fn embed_origins_are_exact() {
+        for ok in [
+            "https://app.example.com",
+            "https://app.example.com:8443",
+            "http://localhost:3000",
+            "http://127.0.0.1:9000",
+        ] {
+            assert_eq!(check_embed_origin("o", ok).unwrap(), ok);
+        }
+        for bad in [
+            "app.example.com",
+            "http://app.example.com",
+            "https://app.example.com/",
+            "https://app.example.com/path",
+            "https://APP.example.com",
+            "https://app.example.com:443",
+            "https://user:pw@app.example.com",
+            "https://*.example.com",
+            "javascript:alert(1)",
+            "'none'",
+            "https://a.example.com https://b.example.com",
+        ] {
+            assert!(check_embed_origin("o", bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -23,6 +23,8 @@ mod m20261130_000017_invitation_counts;
 mod m20261130_000018_event_positions;
 mod m20261130_000019_email_delivery_org_index;
 mod m20261130_000020_maintenance;
+mod m20261201_000021_embed_origins;
+mod m20261201_000022_magic_link_events;
 
 pub struct Migrator;
 
@@ -50,6 +52,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000018_event_positions::Migration),
             Box::new(m20261130_000019_email_delivery_org_index::Migration),
             Box::new(m20261130_000020_maintenance::Migration),
+            Box::new(m20261201_000021_embed_origins::Migration),
+            Box::new(m20261201_000022_magic_link_events::Migration),
         ]
     }
 }

@@ -6,6 +6,7 @@
 //! Every helper fails loudly (panics with a clear message) when a service it needs is missing,
 //! so a test can never pass silently without PostgreSQL or Redis.
 
+pub mod browser;
 pub mod graphql;
 pub mod pg;
 pub mod poll;

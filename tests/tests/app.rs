@@ -222,6 +222,21 @@ pub async fn reconnect_invite(gql: &Gql, connection: &str) -> (String, String) {
     )
 }
 
+/// A connection of `company` at "Gridco" signed in as `old` (with `mfa` forwarding), registered
+/// by the organization; returns its id.
+pub async fn gridco_connection(gql: &Gql, company: &str, mfa: bool) -> String {
+    let r = gql
+        .query(
+            "mutation($c: ID!, $m: Boolean) { createConnection(companyId: $c, input: { providerName: \"Gridco\", utilityUsername: \"old\", utilityPassword: \"old-pass\", mfaForwarding: $m }) { id } }",
+            json!({ "c": company, "m": mfa }),
+        )
+        .await;
+    r.data()["createConnection"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
 /// The password every test submission uses.
 pub const PASSWORD: &str = "correct horse battery staple";
 

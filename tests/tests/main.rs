@@ -5,6 +5,7 @@
 
 mod abuse;
 mod app;
+mod browser;
 mod email;
 mod foundation;
 mod live;

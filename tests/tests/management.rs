@@ -627,6 +627,10 @@ both!(tenants_cannot_see_each_other, |backend| async move {
         "mutation($inv: ID!) { resendInvitation(id: $inv) { id } }",
         "mutation($company: ID!) { createCompanyMagicLink(companyId: $company) { magicLinkUrl } }",
         "mutation($connection: ID!) { createConnectionEditLink(connectionId: $connection) { magicLinkUrl } }",
+        "mutation($company: ID!) { rotateCompanyMagicLink(companyId: $company) { magicLinkUrl } }",
+        "mutation($company: ID!) { revokeCompanyMagicLink(companyId: $company) }",
+        "mutation($connection: ID!) { rotateConnectionEditLink(connectionId: $connection) { magicLinkUrl } }",
+        "mutation($connection: ID!) { revokeConnectionEditLink(connectionId: $connection) }",
     ];
     for op in operations {
         let r = other.query(op, vars.clone()).await;

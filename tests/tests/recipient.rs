@@ -6,7 +6,7 @@ use std::time::Duration;
 use entity::entities::{connections, invitation_events};
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::app::{self, TestApp, details, invite};
 use crate::both;
@@ -16,7 +16,7 @@ const SUBMIT: &str = "mutation($t: String!, $g: String, $i: ConnectionInput!) {
 const PUBLIC: &str = "query($t: String!) { publicInvitation(token: $t) { invitationType companyName
     emailVerificationRequired lockedFields prefill { country url utilityTypes initialSites } } }";
 
-async fn events_of(app: &TestApp, invitation: &str, kind: entity::EventType) -> u64 {
+pub(crate) async fn events_of(app: &TestApp, invitation: &str, kind: entity::EventType) -> u64 {
     invitation_events::Entity::find()
         .filter(
             invitation_events::Column::InvitationId.eq(invitation.parse::<uuid::Uuid>().unwrap()),
@@ -223,7 +223,7 @@ both!(reason_coded_answers, |backend| async move {
 });
 
 /// The 6-digit code of the newest verification email to `to`.
-fn code_in(messages: &[tests::smtp::Captured], to: &str) -> Option<String> {
+pub(crate) fn code_in(messages: &[tests::smtp::Captured], to: &str) -> Option<String> {
     messages.iter().rev().filter(|m| m.is_to(to)).find_map(|m| {
         let text = m.mail().text()?;
         text.split(|c: char| !c.is_ascii_digit())
@@ -385,16 +385,7 @@ both!(
         let app = app::spawn(backend).await;
         let gql = app.gql();
         let c = app::create_company(&gql, "Acme Co").await;
-        let r = gql
-        .query(
-            "mutation($c: ID!) { createConnection(companyId: $c, input: { providerName: \"Gridco\", utilityUsername: \"old\", utilityPassword: \"old-pass\" }) { id } }",
-            json!({ "c": c }),
-        )
-        .await;
-        let connection = r.data()["createConnection"]["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let connection = app::gridco_connection(&gql, &c, false).await;
         let (_, token) = app::reconnect_invite(&gql, &connection).await;
         let public = app.anon();
         let view = public
@@ -685,3 +676,306 @@ async fn public_operations_are_rate_limited() {
     );
     app.stop().await;
 }
+
+both!(locked_values_and_omitted_choices, |backend| async move {
+    let app = app::spawn(backend).await;
+    let gql = app.gql();
+    let public = app.anon();
+    let c = app::create_company(&gql, "Acme Co").await;
+
+    // Locked utility types compare as a set: another order is the same value.
+    let (_, token) = invite(
+        &gql,
+        &c,
+        json!({ "prefill": { "utilityTypes": ["GAS", "ELECTRICITY"] }, "lockedFields": ["UTILITY_TYPES"] }),
+    )
+    .await;
+    let mut input = details("holder");
+    input["utilityTypes"] = json!(["ELECTRICITY", "GAS", "GAS"]);
+    let r = public
+        .query(SUBMIT, json!({ "t": token, "i": input }))
+        .await;
+    let id = r.data()["submitInvitation"]["connectionId"].clone();
+    let r = gql
+        .query(
+            "query($id: ID!) { connection(id: $id) { utilityTypes } }",
+            json!({ "id": id }),
+        )
+        .await;
+    assert_eq!(
+        r.data()["connection"]["utilityTypes"],
+        json!(["GAS", "ELECTRICITY"])
+    );
+    let mut input = details("holder");
+    input["utilityTypes"] = json!(["GAS"]);
+    public
+        .query(SUBMIT, json!({ "t": token, "i": input }))
+        .await
+        .assert_error("BAD_USER_INPUT", Some("utilityTypes"));
+
+    // A lock needs a value to lock: refused at create time, naming the field.
+    let r = gql
+        .query(
+            "mutation($c: ID!, $i: InvitationInput!) { createContributorInvitation(companyId: $c, input: $i) { id } }",
+            json!({ "c": c, "i": { "prefill": { "url": "https://grid.example.com" }, "lockedFields": ["URL", "COUNTRY"] } }),
+        )
+        .await;
+    r.assert_error("BAD_USER_INPUT", Some("lockedFields[1]"));
+    assert!(
+        r.body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("country")
+    );
+
+    // A reconnect submit that does not mention MFA keeps the connection's choice.
+    let connection = app::gridco_connection(&gql, &c, true).await;
+    let (_, token) = app::reconnect_invite(&gql, &connection).await;
+    let view = public
+        .query(
+            "query($t: String!) { publicInvitation(token: $t) { connectionMfaForwarding sites { id } } }",
+            json!({ "t": token }),
+        )
+        .await;
+    assert_eq!(
+        view.data()["publicInvitation"],
+        json!({ "connectionMfaForwarding": true, "sites": [] })
+    );
+    public
+        .query(
+            SUBMIT,
+            json!({ "t": token, "i": { "utilityUsername": "new", "utilityPassword": "new-pass" } }),
+        )
+        .await
+        .data();
+    let r = gql
+        .query(
+            "query($id: ID!) { connection(id: $id) { utilityUsername mfaForwarding } }",
+            json!({ "id": connection }),
+        )
+        .await;
+    assert_eq!(
+        r.data()["connection"],
+        json!({ "utilityUsername": "new", "mfaForwarding": true })
+    );
+    app.stop().await;
+});
+
+both!(legacy_links_rotate_revoke_and_log, |backend| async move {
+    let app = app::spawn(backend).await;
+    let gql = app.gql();
+    let public = app.anon();
+    let c = app::create_company(&gql, "Acme Co").await;
+    let create = "mutation($c: ID!) { createCompanyMagicLink(companyId: $c) { publicCompanyId companyMagicLinkSecret magicLinkUrl } }";
+    let first = gql.query(create, json!({ "c": c })).await.data()["createCompanyMagicLink"].clone();
+    let rotated = gql
+        .query(
+            "mutation($c: ID!) { rotateCompanyMagicLink(companyId: $c) { publicCompanyId companyMagicLinkSecret magicLinkUrl } }",
+            json!({ "c": c }),
+        )
+        .await
+        .data()["rotateCompanyMagicLink"]
+        .clone();
+    assert_ne!(
+        first["companyMagicLinkSecret"],
+        rotated["companyMagicLinkSecret"]
+    );
+    let status = |url: &Value| {
+        let url = url.as_str().unwrap().to_owned();
+        async move { reqwest::get(url).await.unwrap().status().as_u16() }
+    };
+    assert_eq!(
+        status(&first["magicLinkUrl"]).await,
+        404,
+        "the old link is dead"
+    );
+    assert_eq!(status(&rotated["magicLinkUrl"]).await, 200);
+    let again = gql.query(create, json!({ "c": c })).await.data()["createCompanyMagicLink"].clone();
+    assert_eq!(again, rotated, "asking again returns the rotated link");
+
+    let submit = "mutation($p: String!, $s: String!, $e: Boolean!, $i: ConnectionInput!) {
+        submitMagicLink(publicCompanyId: $p, secret: $s, edit: $e, input: $i) { connectionId } }";
+    let r = public
+        .query(
+            submit,
+            json!({ "p": rotated["publicCompanyId"], "s": rotated["companyMagicLinkSecret"], "e": false, "i": details("old-login") }),
+        )
+        .await;
+    let connection = r.data()["submitMagicLink"]["connectionId"].clone();
+
+    // An edit link: its use records what it overwrote.
+    let edit = gql
+        .query(
+            "mutation($c: ID!) { createConnectionEditLink(connectionId: $c) { publicCompanyId connectionMagicLinkSecret magicLinkUrl } }",
+            json!({ "c": connection }),
+        )
+        .await
+        .data()["createConnectionEditLink"]
+        .clone();
+    public
+        .query(
+            submit,
+            json!({ "p": edit["publicCompanyId"], "s": edit["connectionMagicLinkSecret"], "e": true,
+                    "i": { "utilityUsername": "new-login", "utilityPassword": "pw2" } }),
+        )
+        .await
+        .data();
+    let revoke_edit = "mutation($c: ID!) { revokeConnectionEditLink(connectionId: $c) }";
+    assert_eq!(
+        gql.query(revoke_edit, json!({ "c": connection }))
+            .await
+            .data()["revokeConnectionEditLink"],
+        true
+    );
+    assert_eq!(status(&edit["magicLinkUrl"]).await, 404);
+    gql.query(revoke_edit, json!({ "c": connection }))
+        .await
+        .assert_error("CONFLICT", None);
+    public
+        .query(
+            submit,
+            json!({ "p": edit["publicCompanyId"], "s": edit["connectionMagicLinkSecret"], "e": true,
+                    "i": { "utilityUsername": "late", "utilityPassword": "pw3" } }),
+        )
+        .await
+        .assert_error("NOT_FOUND", None);
+
+    let revoke = "mutation($c: ID!) { revokeCompanyMagicLink(companyId: $c) }";
+    gql.query(revoke, json!({ "c": c })).await.data();
+    assert_eq!(status(&rotated["magicLinkUrl"]).await, 404);
+    // Another organization cannot touch the links.
+    let (_, other) = app.other_org().await;
+    other
+        .query(revoke, json!({ "c": c }))
+        .await
+        .assert_error("NOT_FOUND", None);
+
+    let r = gql
+        .query(
+            "query($c: ID!) { company(id: $c) { magicLinkEvents(first: 20) { edges { node { linkType eventType actor connectionId detail } } } } }",
+            json!({ "c": c }),
+        )
+        .await;
+    let events: Vec<Value> = r.data()["company"]["magicLinkEvents"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["node"].clone())
+        .collect();
+    let kinds: Vec<(&str, &str, &str)> = events
+        .iter()
+        .map(|e| {
+            (
+                e["linkType"].as_str().unwrap(),
+                e["eventType"].as_str().unwrap(),
+                e["actor"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("COMPANY_LINK", "CREATED", "test-key"),
+            ("COMPANY_LINK", "ROTATED", "test-key"),
+            ("COMPANY_LINK", "SUBMITTED", "recipient"),
+            ("EDIT_LINK", "CREATED", "test-key"),
+            ("EDIT_LINK", "SUBMITTED", "recipient"),
+            ("EDIT_LINK", "REVOKED", "test-key"),
+            ("COMPANY_LINK", "REVOKED", "test-key"),
+        ]
+    );
+    assert_eq!(events[4]["connectionId"], connection);
+    assert_eq!(
+        events[4]["detail"]["previousValues"]["utilityUsername"],
+        "old-login"
+    );
+    assert!(
+        events[4]["detail"]["changedFields"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("utilityUsername"))
+    );
+    assert!(!r.body.to_string().contains("pw2"));
+    app.stop().await;
+});
+
+both!(
+    embed_origins_set_the_frame_ancestors,
+    |backend| async move {
+        let app = app::spawn(backend).await;
+        let gql = app.gql();
+        let c = app::create_company(&gql, "Acme Co").await;
+        let (_, token) = invite(&gql, &c, json!({})).await;
+        let csp = |url: String| async move {
+            let r = reqwest::get(url).await.unwrap();
+            r.headers()["content-security-policy"]
+                .to_str()
+                .unwrap()
+                .to_owned()
+        };
+        let page = format!("{}/p/i/{token}", app.url);
+        assert!(csp(page.clone()).await.ends_with("frame-ancestors 'none'"));
+        let update = "mutation($o: [String!]) { updateOrganization(input: { allowedEmbedOrigins: $o }) { allowedEmbedOrigins } }";
+        gql.query(
+            update,
+            json!({ "o": ["https://app.example.com", "https://app.example.com/path"] }),
+        )
+        .await
+        .assert_error("BAD_USER_INPUT", Some("allowedEmbedOrigins[1]"));
+        let r = gql
+        .query(
+            update,
+            json!({ "o": ["https://app.example.com", "http://localhost:3000", "https://app.example.com"] }),
+        )
+        .await;
+        assert_eq!(
+            r.data()["updateOrganization"]["allowedEmbedOrigins"],
+            json!(["https://app.example.com", "http://localhost:3000"])
+        );
+        let r = gql
+            .query(
+                "{ viewer { organization { allowedEmbedOrigins } } }",
+                json!({}),
+            )
+            .await;
+        assert_eq!(
+            r.data()["viewer"]["organization"]["allowedEmbedOrigins"],
+            json!(["https://app.example.com", "http://localhost:3000"])
+        );
+        assert!(
+            csp(page.clone())
+                .await
+                .ends_with("frame-ancestors https://app.example.com http://localhost:3000")
+        );
+        // Another organization's setting does not apply to this one's pages.
+        let (_, other) = app.other_org().await;
+        other
+            .query(update, json!({ "o": ["https://evil.example.com"] }))
+            .await
+            .data();
+        assert!(!csp(page.clone()).await.contains("evil"));
+        // Unknown links belong to no organization: nothing may frame them.
+        assert!(
+            csp(format!("{}/p/i/unknown", app.url))
+                .await
+                .ends_with("frame-ancestors 'none'")
+        );
+        for (path, kind) in [
+            ("/p/embed.js", "text/javascript"),
+            ("/favicon.ico", "image/x-icon"),
+        ] {
+            let r = reqwest::get(format!("{}{path}", app.url)).await.unwrap();
+            assert_eq!(r.status(), 200, "{path}");
+            assert!(
+                r.headers()["content-type"]
+                    .to_str()
+                    .unwrap()
+                    .starts_with(kind),
+                "{path}"
+            );
+        }
+        gql.query(update, json!({ "o": [] })).await.data();
+        assert!(csp(page).await.ends_with("frame-ancestors 'none'"));
+        app.stop().await;
+    }
+);

@@ -18,6 +18,13 @@ pub fn viewer<'a>(ctx: &'a Context<'_>) -> Result<&'a Viewer> {
         .ok_or_else(unauthenticated)
 }
 
+/// Who a management operation is recorded as: the API key, by name.
+pub fn actor(ctx: &Context<'_>) -> Result<entity::activity::Actor> {
+    Ok(entity::activity::Actor::ApiKey(
+        viewer(ctx)?.api_key_name.clone(),
+    ))
+}
+
 /// The request's loaders; present only for authenticated requests.
 pub fn loader<'a>(ctx: &'a Context<'_>) -> Result<&'a RequestLoader> {
     viewer(ctx)?;

@@ -128,6 +128,31 @@ impl PrefillField {
     }
 }
 
+/// Which legacy link an event concerns.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(remote = "entity::MagicLinkType")]
+pub enum MagicLinkType {
+    /// The company link (`/p/connect/{publicCompanyId}/{secret}`).
+    CompanyLink,
+    /// A connection's edit link (`/p/connect/{publicCompanyId}/workflow/{secret}`).
+    EditLink,
+}
+
+/// What happened to or through a legacy link.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(remote = "entity::MagicLinkEventType")]
+pub enum MagicLinkEventType {
+    /// The organization asked for the link and there was none, so one was issued.
+    Created,
+    /// The organization replaced the secret; the old link stopped working.
+    Rotated,
+    /// The organization revoked the link.
+    Revoked,
+    /// A recipient submitted through the link (`connectionId` is the connection created or
+    /// updated; `detail` says what an edit link changed).
+    Submitted,
+}
+
 /// Whether an endpoint receives events.
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
 #[graphql(remote = "entity::EndpointStatus")]

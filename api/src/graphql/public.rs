@@ -174,7 +174,8 @@ pub struct ConnectionInput {
     /// Encrypted at rest, never returned, never logged.
     #[graphql(secret)]
     pub utility_password: String,
-    /// Forward MFA prompts to the account holder.
+    /// Forward MFA prompts to the account holder. Omitted: a reconnect keeps the connection's
+    /// current choice; a new connection does not forward.
     pub mfa_forwarding: Option<bool>,
 }
 
@@ -199,7 +200,7 @@ impl ConnectionInput {
             )?,
             utility_username: self.utility_username,
             utility_password: self.utility_password,
-            mfa_forwarding: self.mfa_forwarding.unwrap_or(false),
+            mfa_forwarding: self.mfa_forwarding,
         })
     }
 }

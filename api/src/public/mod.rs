@@ -2,6 +2,12 @@
 //! plus one small script (no build step, no third-party origin) that calls the public GraphQL
 //! operations. `VIEWED` is recorded by the script, never by the GET, so link scanners that
 //! prefetch URLs do not count as views.
+//!
+//! Embedding: a page may be framed by exactly the origins its organization allows
+//! (`allowedEmbedOrigins`, sent as `frame-ancestors`), and, when framed, the script posts its
+//! events to the parent (`invitation.loaded`, `.submitted`, `.exit`, `.error`) with one of those
+//! origins as the target, so no other page can read them. `/p/embed.js` is the integrator's
+//! side.
 
 use askama::Template;
 use axum::Router;
@@ -9,16 +15,29 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use entity::magic_link::Target;
 use entity::{DomainError, InvitationStatus};
 
 use crate::state::AppState;
 
 const PAGE_JS: &str = include_str!("assets/page.js");
 const PAGE_CSS: &str = include_str!("assets/page.css");
+const EMBED_JS: &str = include_str!("assets/embed.js");
+const FAVICON: &[u8] = include_bytes!("assets/favicon.ico");
 
-/// Only our own origin may load scripts, styles and data; nothing may frame the page.
-const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; \
-                   img-src 'self'; form-action 'none'; base-uri 'none'; frame-ancestors 'none'";
+/// Only our own origin may load scripts, styles and data; only the organization's allowed
+/// origins may frame the page (none for a page that belongs to no organization).
+fn csp(frame_ancestors: &[String]) -> String {
+    let ancestors = if frame_ancestors.is_empty() {
+        "'none'".to_owned()
+    } else {
+        frame_ancestors.join(" ")
+    };
+    format!(
+        "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; \
+         img-src 'self'; form-action 'none'; base-uri 'none'; frame-ancestors {ancestors}"
+    )
+}
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -36,9 +55,17 @@ pub fn routes() -> Router<AppState> {
             "/p/assets/page.css",
             get(|| async { asset(PAGE_CSS, "text/css; charset=utf-8") }),
         )
+        .route(
+            "/p/embed.js",
+            get(|| async { asset(EMBED_JS, "text/javascript; charset=utf-8") }),
+        )
+        .route(
+            "/favicon.ico",
+            get(|| async { asset(FAVICON, "image/x-icon") }),
+        )
 }
 
-fn asset(body: &'static str, content_type: &'static str) -> Response {
+fn asset(body: impl IntoResponse, content_type: &'static str) -> Response {
     (
         [
             (header::CONTENT_TYPE, content_type),
@@ -71,8 +98,25 @@ enum Body {
     Used,
 }
 
-fn page(status: StatusCode, title: &str, data: &[(&str, &str)], body: Body) -> Response {
-    let html = match (Page { title, data, body }).render() {
+/// Renders a page; `frame_ancestors` are the origins that may frame it, which its script also
+/// gets (`data-embed-origins`) as the only targets of its messages to a parent.
+fn page(
+    status: StatusCode,
+    title: &str,
+    data: &[(&str, &str)],
+    body: Body,
+    frame_ancestors: &[String],
+) -> Response {
+    let origins = frame_ancestors.join(" ");
+    let mut data = data.to_vec();
+    data.push(("embed-origins", &origins));
+    let html = match (Page {
+        title,
+        data: &data,
+        body,
+    })
+    .render()
+    {
         Ok(html) => html,
         Err(e) => {
             tracing::error!(error = %e, "recipient page rendering failed");
@@ -85,10 +129,14 @@ fn page(status: StatusCode, title: &str, data: &[(&str, &str)], body: Body) -> R
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/html; charset=utf-8"),
     );
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CSP),
-    );
+    match HeaderValue::from_str(&csp(frame_ancestors)) {
+        Ok(value) => headers.insert(header::CONTENT_SECURITY_POLICY, value),
+        // Origins are validated when saved; should one still not fit a header, frame nothing.
+        Err(_) => headers.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
+        ),
+    };
     headers.insert(
         header::REFERRER_POLICY,
         HeaderValue::from_static("no-referrer"),
@@ -101,12 +149,14 @@ fn page(status: StatusCode, title: &str, data: &[(&str, &str)], body: Body) -> R
     response
 }
 
+/// An unknown link belongs to no organization, so nothing may frame its page.
 fn not_found() -> Response {
     page(
         StatusCode::NOT_FOUND,
         "Link not found",
         &[("kind", "not-found")],
         Body::NotFound,
+        &[],
     )
 }
 
@@ -116,10 +166,22 @@ fn failed() -> Response {
         "Something went wrong",
         &[("kind", "error")],
         Body::Failed,
+        &[],
     )
 }
 
-fn not_active(status: InvitationStatus, token: &str) -> Response {
+/// The origins that may frame the pages of `organization_id`.
+async fn embed_origins(
+    state: &AppState,
+    organization_id: uuid::Uuid,
+) -> Result<Vec<String>, DomainError> {
+    Ok(entity::organization::find(&state.db, organization_id)
+        .await?
+        .allowed_embed_origins
+        .0)
+}
+
+fn not_active(status: InvitationStatus, token: &str, origins: &[String]) -> Response {
     let (title, body, kind) = match status {
         InvitationStatus::Expired => ("This invitation has expired", Body::Expired, "expired"),
         InvitationStatus::Revoked => ("This invitation was withdrawn", Body::Revoked, "revoked"),
@@ -130,19 +192,26 @@ fn not_active(status: InvitationStatus, token: &str) -> Response {
         title,
         &[("kind", kind), ("token", token)],
         body,
+        origins,
     )
 }
 
 async fn invitation_page(State(state): State<AppState>, Path(token): Path<String>) -> Response {
-    match entity::recipient::find_by_token(&state.db, &token).await {
-        Ok(row) => match row.effective_status(entity::now()) {
+    let found = async {
+        let row = entity::recipient::find_by_token(&state.db, &token).await?;
+        let origins = embed_origins(&state, row.organization_id).await?;
+        Ok::<_, DomainError>((row, origins))
+    };
+    match found.await {
+        Ok((row, origins)) => match row.effective_status(entity::now()) {
             InvitationStatus::Active => page(
                 StatusCode::OK,
                 "Connect your utility account",
                 &[("kind", "invitation"), ("token", &token)],
                 Body::Loading,
+                &origins,
             ),
-            other => not_active(other, &token),
+            other => not_active(other, &token, &origins),
         },
         Err(DomainError::NotFound) => not_found(),
         Err(e) => {
@@ -153,8 +222,15 @@ async fn invitation_page(State(state): State<AppState>, Path(token): Path<String
 }
 
 async fn link_page(state: &AppState, public_id: &str, secret: &str, edit: bool) -> Response {
-    match entity::magic_link::resolve(&state.db, public_id, secret, edit).await {
-        Ok(_) => page(
+    let found = async {
+        let target = entity::magic_link::resolve(&state.db, public_id, secret, edit).await?;
+        let company = match target {
+            Target::Company(c) | Target::Connection(c, _) => c,
+        };
+        embed_origins(state, company.organization_id).await
+    };
+    match found.await {
+        Ok(origins) => page(
             StatusCode::OK,
             "Connect your utility account",
             &[
@@ -163,6 +239,7 @@ async fn link_page(state: &AppState, public_id: &str, secret: &str, edit: bool) 
                 ("secret", secret),
             ],
             Body::Loading,
+            &origins,
         ),
         Err(DomainError::NotFound) => not_found(),
         Err(e) => {
@@ -229,5 +306,18 @@ mod tests {
             "{html}"
         );
         assert!(!html.contains("<script>alert"));
+    }
+
+    #[test]
+    fn frame_ancestors_are_exactly_the_allowed_origins() {
+        assert!(csp(&[]).ends_with("frame-ancestors 'none'"));
+        let origins = [
+            "https://app.example.com".to_owned(),
+            "http://localhost:3000".to_owned(),
+        ];
+        assert!(
+            csp(&origins)
+                .ends_with("frame-ancestors https://app.example.com http://localhost:3000")
+        );
     }
 }

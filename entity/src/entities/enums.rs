@@ -253,3 +253,35 @@ pub enum AttemptOutcome {
     #[sea_orm(string_value = "TARGET_FORBIDDEN")]
     TargetForbidden,
 }
+
+/// Which legacy link an activity event concerns.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize,
+)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::N(32))")]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum MagicLinkType {
+    /// The company link (`/p/connect/{publicCompanyId}/{secret}`).
+    #[sea_orm(string_value = "COMPANY_LINK")]
+    CompanyLink,
+    /// A connection's edit link (`/p/connect/{publicCompanyId}/workflow/{secret}`).
+    #[sea_orm(string_value = "EDIT_LINK")]
+    EditLink,
+}
+
+/// What happened to or through a legacy link.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize,
+)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::N(32))")]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum MagicLinkEventType {
+    #[sea_orm(string_value = "CREATED")]
+    Created,
+    #[sea_orm(string_value = "ROTATED")]
+    Rotated,
+    #[sea_orm(string_value = "REVOKED")]
+    Revoked,
+    #[sea_orm(string_value = "SUBMITTED")]
+    Submitted,
+}

@@ -12,6 +12,7 @@ pub mod invitation_counts;
 pub mod invitation_emails;
 pub mod invitation_events;
 pub mod invitations;
+pub mod magic_link_events;
 pub mod maintenance;
 pub mod organizations;
 pub mod sites;

@@ -136,6 +136,15 @@ pub(super) fn check_input(
                 format!("unknown field; one of {}", LOCKABLE_FIELDS.join(", ")),
             ));
         }
+        // A lock on nothing would only ever refuse the recipient: name it instead.
+        if !is_prefilled(&prefill, field) {
+            return Err(DomainError::invalid(
+                format!("lockedFields[{i}]"),
+                format!(
+                    "{field} is locked but has no prefilled value: give prefill.{field} or do not lock it"
+                ),
+            ));
+        }
         if !locked_fields.contains(field) {
             locked_fields.push(field.clone());
         }
@@ -148,6 +157,20 @@ pub(super) fn check_input(
         locked_fields,
         remind_before_expiry_seconds: input.remind_before_expiry_seconds,
     })
+}
+
+/// Whether `prefill` has a value for the lockable field `field` (API spelling).
+fn is_prefilled(prefill: &Prefill, field: &str) -> bool {
+    match field {
+        "datasourceId" => prefill.datasource_id.is_some(),
+        "url" => prefill.url.is_some(),
+        "country" => prefill.country.is_some(),
+        "initialSites" => !prefill.initial_sites.is_empty(),
+        "utilityTypes" => !prefill.utility_types.is_empty(),
+        "connectionOwnerEmail" => prefill.connection_owner_email.is_some(),
+        "dataCollectionStartDate" => prefill.data_collection_start_date.is_some(),
+        _ => false,
+    }
 }
 
 fn check_prefill(prefill: &Prefill) -> Result<(), DomainError> {
@@ -290,6 +313,22 @@ mod tests {
                 t
             )),
             "remindBeforeExpirySeconds"
+        );
+        // A locked field needs a prefilled value (here the second lock has none).
+        let country_only = Prefill {
+            country: Some("FR".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            field_of(check_input(
+                &case(&|i| {
+                    i.prefill = Some(country_only.clone());
+                    i.locked_fields = Some(vec!["country".into(), "utilityTypes".into()]);
+                }),
+                c,
+                t
+            )),
+            "lockedFields[1]"
         );
         let bad_country = Prefill {
             country: Some("usa".into()),

@@ -28,7 +28,8 @@ pub struct Submission {
     pub data_collection_start_date: Option<chrono::NaiveDate>,
     pub utility_username: String,
     pub utility_password: String,
-    pub mfa_forwarding: bool,
+    /// `None` keeps what the connection has (reconnect) or leaves it off (new connection).
+    pub mfa_forwarding: Option<bool>,
 }
 
 /// A submission taken as it is (no invitation prefill to merge): legacy links and connections
@@ -46,27 +47,61 @@ impl From<Submission> for ConnectionDetails {
             data_collection_start_date: input.data_collection_start_date,
             utility_username: input.utility_username,
             utility_password: input.utility_password,
-            mfa_forwarding: input.mfa_forwarding,
+            mfa_forwarding: input.mfa_forwarding.unwrap_or(false),
         }
     }
 }
 
-/// Merges one field: a locked prefilled value wins and may not be changed; otherwise the
-/// submitted value, else the prefilled one.
-fn merge<T: PartialEq + Clone>(
+/// Merges one field: a locked field keeps its prefilled value, and a submitted value that
+/// differs from it (or any value, when the organization locked the field empty) is refused;
+/// otherwise the submitted value wins, else the prefilled one.
+fn merge<T: PartialEq>(
     field: &str,
     locked: &[String],
     prefilled: Option<T>,
     submitted: Option<T>,
 ) -> Result<Option<T>, DomainError> {
-    match (locked.iter().any(|l| l == field), prefilled, submitted) {
-        (true, Some(p), Some(s)) if p != s => Err(DomainError::invalid(
+    merge_by(field, locked, prefilled, submitted, |a, b| a == b)
+}
+
+fn merge_by<T>(
+    field: &str,
+    locked: &[String],
+    prefilled: Option<T>,
+    submitted: Option<T>,
+    same: impl Fn(&T, &T) -> bool,
+) -> Result<Option<T>, DomainError> {
+    if !locked.iter().any(|l| l == field) {
+        return Ok(submitted.or(prefilled));
+    }
+    match (prefilled, submitted) {
+        (Some(p), Some(s)) if !same(&p, &s) => Err(DomainError::invalid(
             field,
             "this field is locked by the organization",
         )),
-        (true, Some(p), _) => Ok(Some(p)),
-        (_, p, s) => Ok(s.or(p)),
+        (None, Some(_)) => Err(DomainError::invalid(
+            field,
+            "this field is locked by the organization and must stay empty",
+        )),
+        (p, _) => Ok(p),
     }
+}
+
+/// [`merge`] for a list that is a set (utility types, sites): order and repeats do not count,
+/// so a locked `[GAS, ELECTRICITY]` accepts `[ELECTRICITY, GAS]`. An empty list counts as no
+/// value, so a form that sends every list (empty or not) passes a field locked empty.
+fn merge_set<T: PartialEq + Clone>(
+    field: &str,
+    locked: &[String],
+    prefilled: &[T],
+    submitted: Option<Vec<T>>,
+) -> Result<Vec<T>, DomainError> {
+    let is_locked = locked.iter().any(|l| l == field);
+    let submitted = submitted.filter(|s| !is_locked || !s.is_empty());
+    let prefilled = (!prefilled.is_empty()).then(|| prefilled.to_vec());
+    let same =
+        |a: &Vec<T>, b: &Vec<T>| a.iter().all(|x| b.contains(x)) && b.iter().all(|x| a.contains(x));
+    Ok(merge_by(field, locked, prefilled, submitted, same)?.unwrap_or_default())
 }
 
 /// The result of a submit: the invitation after the use, and the connection.
@@ -116,16 +151,11 @@ async fn submit(
         InvitationType::CreateConnection => {
             let p = &row.prefill;
             let locked = &row.locked_fields.0;
-            let sites = merge(
-                "initialSites",
-                locked,
-                (!p.initial_sites.is_empty()).then(|| p.initial_sites.clone()),
-                input.site_ids,
-            )?;
-            let types = merge(
+            let sites = merge_set("initialSites", locked, &p.initial_sites, input.site_ids)?;
+            let types = merge_set(
                 "utilityTypes",
                 locked,
-                (!p.utility_types.is_empty()).then(|| p.utility_types.clone()),
+                &p.utility_types,
                 input.utility_types,
             )?;
             let details = ConnectionDetails {
@@ -143,8 +173,8 @@ async fn submit(
                     p.country.clone(),
                     input.country.map(|c| c.trim().to_ascii_uppercase()),
                 )?,
-                utility_types: types.unwrap_or_default(),
-                site_ids: sites.unwrap_or_default(),
+                utility_types: types,
+                site_ids: sites,
                 owner_email: merge(
                     "connectionOwnerEmail",
                     locked,
@@ -164,7 +194,7 @@ async fn submit(
                 )?,
                 utility_username: input.utility_username,
                 utility_password: input.utility_password,
-                mfa_forwarding: input.mfa_forwarding,
+                mfa_forwarding: input.mfa_forwarding.unwrap_or(false),
             };
             create_connection(
                 work,
@@ -222,7 +252,10 @@ pub async fn reconnect(
     let mut active: connections::ActiveModel = existing.clone().into();
     active.utility_username = Set(Some(credentials.username));
     active.password_sealed = Set(Some(credentials.password_sealed));
-    active.mfa_forwarding = Set(input.mfa_forwarding);
+    // A submit that does not mention MFA keeps the connection's choice.
+    if let Some(mfa) = input.mfa_forwarding {
+        active.mfa_forwarding = Set(mfa);
+    }
     active.status = Set(ConnectionStatus::Pending);
     if invitation_id.is_some() {
         active.last_invitation_id = Set(invitation_id);
@@ -255,5 +288,53 @@ mod tests {
             Some("b")
         );
         assert_eq!(merge::<&str>("url", &locked, None, None).unwrap(), None);
+    }
+
+    #[test]
+    fn a_field_locked_empty_stays_empty() {
+        let locked = vec!["country".to_owned(), "utilityTypes".to_owned()];
+        assert!(merge::<&str>("country", &locked, None, Some("FR")).is_err());
+        assert_eq!(merge::<&str>("country", &locked, None, None).unwrap(), None);
+        assert!(merge_set("utilityTypes", &locked, &[], Some(vec![UtilityType::Gas])).is_err());
+        assert_eq!(
+            merge_set::<UtilityType>("utilityTypes", &locked, &[], Some(vec![])).unwrap(),
+            vec![]
+        );
+    }
+
+    #[test]
+    fn locked_lists_compare_as_sets() {
+        use UtilityType::{Electricity, Gas, Water};
+        let locked = vec!["utilityTypes".to_owned()];
+        let prefilled = [Gas, Electricity];
+        assert_eq!(
+            merge_set(
+                "utilityTypes",
+                &locked,
+                &prefilled,
+                Some(vec![Electricity, Gas])
+            )
+            .unwrap(),
+            vec![Gas, Electricity]
+        );
+        assert_eq!(
+            merge_set("utilityTypes", &locked, &prefilled, None).unwrap(),
+            vec![Gas, Electricity]
+        );
+        assert!(merge_set("utilityTypes", &locked, &prefilled, Some(vec![Gas])).is_err());
+        assert!(
+            merge_set(
+                "utilityTypes",
+                &locked,
+                &prefilled,
+                Some(vec![Gas, Electricity, Water])
+            )
+            .is_err()
+        );
+        // Unlocked: the recipient's choice, even none at all.
+        assert_eq!(
+            merge_set("utilityTypes", &[], &prefilled, Some(vec![])).unwrap(),
+            Vec::<UtilityType>::new()
+        );
     }
 }

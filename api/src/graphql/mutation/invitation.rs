@@ -1,11 +1,10 @@
 use async_graphql::{Context, ID, Object, Result};
 use entity::DomainError;
-use entity::activity::Actor;
 use entity::invitation::{self, CreateInvitation, ResendInvitation, Revoke};
 use entity::work::IdempotencyKey;
 use serde_json::{Value, json};
 
-use crate::graphql::context::{state, viewer};
+use crate::graphql::context::{actor, state, viewer};
 use crate::graphql::error::{GqlResult, bad_input, into_gql};
 use crate::graphql::ids::parse_id;
 use crate::graphql::inputs::{InvitationInput, ResendInvitationInput};
@@ -37,10 +36,6 @@ fn idempotency<'a>(
         key,
         request,
     }))
-}
-
-fn actor(ctx: &Context<'_>) -> Result<Actor> {
-    Ok(Actor::ApiKey(viewer(ctx)?.api_key_name.clone()))
 }
 
 /// Creates invitations (one, or a bulk batch) through the unit of work.

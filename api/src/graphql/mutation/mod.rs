@@ -2,6 +2,8 @@
 
 mod company;
 mod invitation;
+mod magic_link;
+mod organization;
 mod public;
 mod webhook;
 
@@ -12,6 +14,8 @@ use async_graphql::MergedObject;
 pub struct Mutation(
     company::CompanyMutation,
     invitation::InvitationMutation,
+    magic_link::MagicLinkMutation,
+    organization::OrganizationMutation,
     public::PublicMutation,
     webhook::WebhookMutation,
 );

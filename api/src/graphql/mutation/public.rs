@@ -6,10 +6,10 @@ use entity::recipient::{
 };
 use entity::{DomainError, magic_link};
 
-use crate::graphql::context::{state, viewer};
+use crate::graphql::context::state;
 use crate::graphql::enums::InvitationStatus;
 use crate::graphql::error::{GqlResult, into_gql};
-use crate::graphql::ids::{id, parse_id};
+use crate::graphql::ids::id;
 use crate::graphql::public::{ConnectionInput, RateLimited, may_record};
 
 #[derive(Default)]
@@ -30,22 +30,6 @@ pub struct SubmitResult {
     pub connection_id: ID,
     /// The invitation's status after this use (FULFILLED when it was the last one).
     pub invitation_status: Option<InvitationStatus>,
-}
-
-/// A legacy company link.
-#[derive(SimpleObject)]
-pub struct CompanyMagicLink {
-    pub public_company_id: String,
-    pub company_magic_link_secret: String,
-    pub magic_link_url: String,
-}
-
-/// A legacy connection edit link.
-#[derive(SimpleObject)]
-pub struct ConnectionEditLink {
-    pub public_company_id: String,
-    pub connection_magic_link_secret: String,
-    pub magic_link_url: String,
 }
 
 impl From<Verified> for VerificationGrant {
@@ -182,46 +166,6 @@ impl PublicMutation {
             .await
             .gql()?;
         Ok(true)
-    }
-
-    /// The legacy company link (the same link on every call).
-    #[graphql(deprecation = "Magic links are deprecated; use createContributorInvitation")]
-    async fn create_company_magic_link(
-        &self,
-        ctx: &Context<'_>,
-        company_id: ID,
-    ) -> Result<CompanyMagicLink> {
-        let org = viewer(ctx)?.organization_id;
-        let company_id = parse_id("companyId", &company_id)?;
-        let state = state(ctx)?;
-        let link = magic_link::company_link(&state.db, &state.keys, org, company_id)
-            .await
-            .gql()?;
-        Ok(CompanyMagicLink {
-            magic_link_url: state.magic_link_url(&link.public_company_id, &link.secret, false),
-            public_company_id: link.public_company_id,
-            company_magic_link_secret: link.secret,
-        })
-    }
-
-    /// The legacy edit link of a connection (the same link on every call).
-    #[graphql(deprecation = "Magic links are deprecated; use createReconnectInvitation")]
-    async fn create_connection_edit_link(
-        &self,
-        ctx: &Context<'_>,
-        connection_id: ID,
-    ) -> Result<ConnectionEditLink> {
-        let org = viewer(ctx)?.organization_id;
-        let connection_id = parse_id("connectionId", &connection_id)?;
-        let state = state(ctx)?;
-        let link = magic_link::edit_link(&state.db, &state.keys, org, connection_id)
-            .await
-            .gql()?;
-        Ok(ConnectionEditLink {
-            magic_link_url: state.magic_link_url(&link.public_company_id, &link.secret, true),
-            public_company_id: link.public_company_id,
-            connection_magic_link_secret: link.secret,
-        })
     }
 
     /// Submits through a legacy link: a new connection (company link) or new credentials (edit

@@ -1,9 +1,12 @@
-use async_graphql::{Context, ID, Object, Result};
+use async_graphql::connection::{Connection as Page, EmptyFields};
+use async_graphql::{Context, ID, Json, Object, Result};
 use chrono::{DateTime, NaiveDate, Utc};
-use entity::entities::{companies, connections, sites};
+use entity::entities::{companies, connections, magic_link_events, sites};
 
-use crate::graphql::context::load;
-use crate::graphql::enums::{ConnectionStatus, UtilityType};
+use super::page::{event_page, event_window};
+use crate::graphql::context::{load, state, viewer};
+use crate::graphql::enums::{ConnectionStatus, MagicLinkEventType, MagicLinkType, UtilityType};
+use crate::graphql::error::GqlResult;
 use crate::graphql::ids::id;
 use crate::graphql::loader::{CompanyById, SitesOfCompany, SitesOfConnection};
 use crate::graphql::paging::{NESTED_LIST_DEFAULT, nested_complexity, page_size};
@@ -43,6 +46,53 @@ impl Company {
             .await?
             .unwrap_or_default();
         Ok(rows.into_iter().map(Site).collect())
+    }
+    /// The activity of the company's legacy magic links (issued, rotated, revoked, and every
+    /// submit through the company link or an edit link), oldest first.
+    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity + 1")]
+    async fn magic_link_events(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Page size, 1 to 100 (default 20).")] first: Option<i32>,
+        #[graphql(desc = "Cursor of the last event already seen.")] after: Option<String>,
+    ) -> Result<Page<String, MagicLinkEvent, EmptyFields, EmptyFields>> {
+        let window = event_window(first, after.as_deref())?;
+        let org = viewer(ctx)?.organization_id;
+        let rows = entity::magic_link::events(&state(ctx)?.db, org, self.0.id, window)
+            .await
+            .gql()?;
+        Ok(event_page(window, rows, |e| e.id, MagicLinkEvent))
+    }
+}
+
+/// One event of a company's legacy magic links.
+pub struct MagicLinkEvent(pub magic_link_events::Model);
+
+#[Object]
+impl MagicLinkEvent {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    async fn link_type(&self) -> MagicLinkType {
+        self.0.link_type.into()
+    }
+    async fn event_type(&self) -> MagicLinkEventType {
+        self.0.event_type.into()
+    }
+    /// The edit link's connection, or the connection a company link created.
+    async fn connection_id(&self) -> Option<ID> {
+        self.0.connection_id.map(id)
+    }
+    /// API key name, or `recipient`.
+    async fn actor(&self) -> &str {
+        &self.0.actor
+    }
+    /// For an edit-link submit: `changedFields` and `previousValues` (never a password).
+    async fn detail(&self) -> Json<serde_json::Value> {
+        Json(self.0.detail.clone())
+    }
+    async fn occurred_at(&self) -> DateTime<Utc> {
+        self.0.occurred_at
     }
 }
 

@@ -1,18 +1,18 @@
-use async_graphql::connection::{Connection as Page, Edge, EmptyFields};
+use async_graphql::connection::{Connection as Page, EmptyFields};
 use async_graphql::{Context, ID, Json, Object, Result, SimpleObject};
 use chrono::{DateTime, NaiveDate, Utc};
 use entity::crypto::Slot;
 use entity::entities::{email_deliveries, invitation_events, invitations};
-use entity::invitation::EventWindow;
 use entity::scope::find_owned;
 
+pub use super::page::{event_page, event_window};
 use super::{Company, Connection};
 use crate::graphql::context::{load, state, viewer};
 use crate::graphql::enums::{
     DeliveryKind, DeliveryStatus, EventType, InvitationStatus, InvitationType, PrefillField,
     UtilityType,
 };
-use crate::graphql::error::{GqlResult, bad_input};
+use crate::graphql::error::GqlResult;
 use crate::graphql::ids::id;
 use crate::graphql::loader::{CompanyById, ConnectionsCreatedBy, DeliveriesOf, EventsPage};
 use crate::graphql::paging::{NESTED_LIST_DEFAULT, nested_complexity, page_size};
@@ -183,33 +183,11 @@ impl Invitation {
         #[graphql(desc = "Cursor of the last event already seen.")] after: Option<String>,
     ) -> Result<Page<String, InvitationEvent, EmptyFields, EmptyFields>> {
         let window = event_window(first, after.as_deref())?;
-        let mut page = load(ctx, EventsPage(self.0.id, window))
+        let rows = load(ctx, EventsPage(self.0.id, window))
             .await?
             .unwrap_or_default();
-        let has_next = page.len() as u64 > window.first;
-        page.truncate(window.first as usize);
-        let mut connection = Page::new(window.after.is_some(), has_next);
-        connection.edges.extend(
-            page.into_iter()
-                .map(|e| Edge::new(e.id.to_string(), InvitationEvent(e))),
-        );
-        Ok(connection)
+        Ok(event_page(window, rows, |e| e.id, InvitationEvent))
     }
-}
-
-/// The window of the log that `events(first, after)` asks for.
-pub fn event_window(first: Option<i32>, after: Option<&str>) -> Result<EventWindow> {
-    let first = page_size(first, 20)?;
-    let after = after
-        .map(|a| {
-            a.parse::<i64>()
-                .map_err(|_| bad_input("after", "not a valid cursor"))
-        })
-        .transpose()?;
-    Ok(EventWindow {
-        first: first as u64,
-        after,
-    })
 }
 
 /// One entry of an invitation's activity log.

@@ -2,8 +2,11 @@
 
 mod company;
 pub mod invitation;
+mod organization;
+mod page;
 pub mod webhook;
 
 pub use company::{Company, Connection, Site};
 pub use invitation::{Delivery, Invitation, InvitationEvent, Prefill};
+pub use organization::Organization;
 pub use webhook::{WebhookDelivery, WebhookEndpoint, WebhookEndpointWithSecret};

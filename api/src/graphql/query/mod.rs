@@ -5,10 +5,12 @@ mod invitation;
 mod public;
 mod webhook;
 
-use async_graphql::{Context, ID, MergedObject, Object, Result, SimpleObject};
+use async_graphql::{ComplexObject, Context, ID, MergedObject, Object, Result, SimpleObject};
 
-use super::context::viewer;
+use super::context::{state, viewer};
+use super::error::GqlResult;
 use super::ids::id;
+use super::object::Organization;
 
 /// Read operations.
 #[derive(MergedObject, Default)]
@@ -25,11 +27,24 @@ pub struct ViewerQuery;
 
 /// The organization the API key belongs to.
 #[derive(SimpleObject)]
+#[graphql(complex)]
 pub struct ViewerInfo {
     /// Organization id.
     pub organization_id: ID,
     /// Name of the API key used for this request.
     pub api_key_name: String,
+}
+
+#[ComplexObject]
+impl ViewerInfo {
+    /// The organization itself, with its settings.
+    async fn organization(&self, ctx: &Context<'_>) -> Result<Organization> {
+        let org = viewer(ctx)?.organization_id;
+        let row = entity::organization::find(&state(ctx)?.db, org)
+            .await
+            .gql()?;
+        Ok(Organization(row))
+    }
 }
 
 #[Object]

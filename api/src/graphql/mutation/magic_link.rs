@@ -1,0 +1,145 @@
+//! Legacy magic links on the organization's side: issue (deprecated), rotate and revoke.
+
+use async_graphql::{Context, ID, Object, Result, SimpleObject};
+use entity::magic_link::{IssueLink, LinkChange, LinkOf, MagicLink, RevokeLink};
+
+use crate::graphql::context::{actor, state, viewer};
+use crate::graphql::error::GqlResult;
+use crate::graphql::ids::parse_id;
+use crate::state::AppState;
+
+#[derive(Default)]
+pub struct MagicLinkMutation;
+
+/// A legacy company link.
+#[derive(SimpleObject)]
+pub struct CompanyMagicLink {
+    pub public_company_id: String,
+    pub company_magic_link_secret: String,
+    pub magic_link_url: String,
+}
+
+/// A legacy connection edit link.
+#[derive(SimpleObject)]
+pub struct ConnectionEditLink {
+    pub public_company_id: String,
+    pub connection_magic_link_secret: String,
+    pub magic_link_url: String,
+}
+
+impl CompanyMagicLink {
+    fn new(state: &AppState, link: MagicLink) -> Self {
+        Self {
+            magic_link_url: state.magic_link_url(&link.public_company_id, &link.secret, false),
+            public_company_id: link.public_company_id,
+            company_magic_link_secret: link.secret,
+        }
+    }
+}
+
+impl ConnectionEditLink {
+    fn new(state: &AppState, link: MagicLink) -> Self {
+        Self {
+            magic_link_url: state.magic_link_url(&link.public_company_id, &link.secret, true),
+            public_company_id: link.public_company_id,
+            connection_magic_link_secret: link.secret,
+        }
+    }
+}
+
+/// Which link an argument names.
+fn company(id: &ID) -> Result<LinkOf> {
+    Ok(LinkOf::Company(parse_id("companyId", id)?))
+}
+
+fn connection(id: &ID) -> Result<LinkOf> {
+    Ok(LinkOf::Connection(parse_id("connectionId", id)?))
+}
+
+async fn issue<'a>(
+    ctx: &'a Context<'_>,
+    of: LinkOf,
+    change: LinkChange,
+) -> Result<(MagicLink, &'a AppState)> {
+    let state = state(ctx)?;
+    let command = IssueLink {
+        keys: &state.keys,
+        actor: actor(ctx)?,
+        organization_id: viewer(ctx)?.organization_id,
+        of,
+        change,
+    };
+    Ok((state.run(&command).await.gql()?, state))
+}
+
+async fn revoke(ctx: &Context<'_>, of: LinkOf) -> Result<bool> {
+    let command = RevokeLink {
+        actor: actor(ctx)?,
+        organization_id: viewer(ctx)?.organization_id,
+        of,
+    };
+    state(ctx)?.run(&command).await.gql()?;
+    Ok(true)
+}
+
+#[Object]
+impl MagicLinkMutation {
+    /// The legacy company link (the same link on every call, until rotated or revoked).
+    #[graphql(deprecation = "Magic links are deprecated; use createContributorInvitation")]
+    async fn create_company_magic_link(
+        &self,
+        ctx: &Context<'_>,
+        company_id: ID,
+    ) -> Result<CompanyMagicLink> {
+        let (link, state) = issue(ctx, company(&company_id)?, LinkChange::Get).await?;
+        Ok(CompanyMagicLink::new(state, link))
+    }
+
+    /// The legacy edit link of a connection (the same link on every call, until rotated or
+    /// revoked).
+    #[graphql(deprecation = "Magic links are deprecated; use createReconnectInvitation")]
+    async fn create_connection_edit_link(
+        &self,
+        ctx: &Context<'_>,
+        connection_id: ID,
+    ) -> Result<ConnectionEditLink> {
+        let (link, state) = issue(ctx, connection(&connection_id)?, LinkChange::Get).await?;
+        Ok(ConnectionEditLink::new(state, link))
+    }
+
+    /// A new secret for the company's legacy link: the old link stops working at once.
+    /// Recorded in the company's `magicLinkEvents` (`ROTATED`).
+    async fn rotate_company_magic_link(
+        &self,
+        ctx: &Context<'_>,
+        company_id: ID,
+    ) -> Result<CompanyMagicLink> {
+        let (link, state) = issue(ctx, company(&company_id)?, LinkChange::Rotate).await?;
+        Ok(CompanyMagicLink::new(state, link))
+    }
+
+    /// Revokes the company's legacy link: it answers 404 from now on (`REVOKED` in
+    /// `magicLinkEvents`). `CONFLICT` when the company has no link.
+    async fn revoke_company_magic_link(&self, ctx: &Context<'_>, company_id: ID) -> Result<bool> {
+        revoke(ctx, company(&company_id)?).await
+    }
+
+    /// A new secret for a connection's legacy edit link: the old link stops working at once.
+    async fn rotate_connection_edit_link(
+        &self,
+        ctx: &Context<'_>,
+        connection_id: ID,
+    ) -> Result<ConnectionEditLink> {
+        let (link, state) = issue(ctx, connection(&connection_id)?, LinkChange::Rotate).await?;
+        Ok(ConnectionEditLink::new(state, link))
+    }
+
+    /// Revokes a connection's legacy edit link. `CONFLICT` when the connection has none.
+    async fn revoke_connection_edit_link(
+        &self,
+        ctx: &Context<'_>,
+        connection_id: ID,
+    ) -> Result<bool> {
+        revoke(ctx, connection(&connection_id)?).await
+    }
+}
