@@ -117,18 +117,33 @@ fn describe(e: &sea_orm::DbErr) -> String {
     }
 }
 
-/// Applies pending migrations. On PostgreSQL it holds a transaction-scoped advisory lock, so
-/// replicas starting together migrate once and the others wait, then find nothing to do.
+/// Applies pending migrations in one transaction that holds the database's write lock from the
+/// start: on PostgreSQL a transaction-scoped advisory lock, on SQLite an `IMMEDIATE`
+/// transaction. Processes starting together migrate once; the others wait, then find nothing
+/// to do.
 pub async fn migrate(db: &DatabaseConnection) -> Result<(), sea_orm::DbErr> {
-    use sea_orm::{DatabaseBackend, TransactionTrait};
-    if db.get_database_backend() != DatabaseBackend::Postgres {
-        return Migrator::up(db, None).await;
-    }
-    let txn = db.begin().await?;
-    txn.execute_unprepared("SELECT pg_advisory_xact_lock(7466915301)")
-        .await?;
+    let txn = write_locked(db).await?;
     Migrator::up(&txn, None).await?;
     txn.commit().await
+}
+
+/// A transaction that holds the database's write lock (see [`migrate`]); start-up work that
+/// must happen once however many processes start runs inside one.
+pub async fn write_locked(
+    db: &DatabaseConnection,
+) -> Result<sea_orm::DatabaseTransaction, sea_orm::DbErr> {
+    use sea_orm::{DatabaseBackend, TransactionTrait};
+    let txn = db
+        .begin_with_options(sea_orm::TransactionOptions {
+            sqlite_transaction_mode: Some(sea_orm::SqliteTransactionMode::Immediate),
+            ..Default::default()
+        })
+        .await?;
+    if db.get_database_backend() == DatabaseBackend::Postgres {
+        txn.execute_unprepared("SELECT pg_advisory_xact_lock(7466915301)")
+            .await?;
+    }
+    Ok(txn)
 }
 
 #[cfg(test)]

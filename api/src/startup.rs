@@ -132,18 +132,21 @@ pub async fn prepare(mut settings: Settings) -> Result<AppState, StartupError> {
 }
 
 /// Creates a first organization and API key when the database has none (a fresh install).
+/// Under the start-up write lock, so of processes starting together on a fresh database one
+/// creates them.
 pub async fn bootstrap(db: &DatabaseConnection) -> Result<Option<NewApiKey>, StartupError> {
+    let txn = crate::db::write_locked(db).await?;
     if entity::entities::organizations::Entity::find()
-        .count(db)
+        .count(&txn)
         .await?
         > 0
     {
         return Ok(None);
     }
-    let org = entity::organization::create(db, "default").await?;
-    Ok(Some(
-        entity::organization::create_api_key(db, org.id, "bootstrap").await?,
-    ))
+    let org = entity::organization::create(&txn, "default").await?;
+    let key = entity::organization::create_api_key(&txn, org.id, "bootstrap").await?;
+    txn.commit().await?;
+    Ok(Some(key))
 }
 
 pub async fn build(

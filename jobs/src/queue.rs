@@ -352,11 +352,26 @@ async fn connect_sqlite(path: &std::path::Path) -> Result<sqlx_pool::SqlitePool,
         .connect_with(options)
         .await
         .map_err(|e| fail(&e))?;
-    SqliteStorage::<()>::migrations()
-        .run(&pool)
-        .await
-        .map_err(|e| fail(&e))?;
+    // sqlx takes no lock around migrations on SQLite, so processes starting together on one
+    // file would apply apalis' migrations twice (and fail): a lock file beside the queue makes
+    // them take turns.
+    let lock = migration_lock(path).await.map_err(|e| fail(&e))?;
+    let migrated = SqliteStorage::<()>::migrations().run(&pool).await;
+    drop(lock);
+    migrated.map_err(|e| fail(&e))?;
     Ok(pool)
+}
+
+/// Holds an exclusive lock on `<queue file>.lock` until dropped.
+async fn migration_lock(queue: &std::path::Path) -> std::io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.create(true).truncate(false).write(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let file = options.open(queue.with_extension("db.lock"))?;
+    tokio::task::spawn_blocking(move || file.lock().map(|()| file))
+        .await
+        .map_err(std::io::Error::other)?
 }
 
 fn sqlite_storage<T>(pool: &sqlx_pool::SqlitePool, queue: &str) -> SqliteStorage<T> {

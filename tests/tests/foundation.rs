@@ -603,3 +603,92 @@ async fn oversized_bodies_are_refused() {
     assert_eq!(r.status(), 413);
     app.stop().await;
 }
+
+/// Processes started at the same moment on one fresh `DATA_DIR` (the embedded default: SQLite
+/// database, queue file, generated secret key) all come up, share one key, and bootstrap one
+/// organization between them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn processes_starting_together_on_one_data_dir_all_come_up() {
+    use std::process::{Child, Command, Stdio};
+    for round in 0..3 {
+        let data_dir = std::env::temp_dir().join(format!(
+            "invitations-together-{}",
+            uuid::Uuid::new_v4().simple()
+        ));
+        let spawn = |args: &[&str], port: Option<u16>| -> Child {
+            let mut command = Command::new(app::binary());
+            command
+                .args(args)
+                .env_clear()
+                .env("PATH", std::env::var("PATH").unwrap_or_default())
+                .env("DATA_DIR", &data_dir)
+                .env("LOG_LEVEL", "error")
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+            if let Some(port) = port {
+                command
+                    .env("BIND_ADDR", format!("127.0.0.1:{port}"))
+                    .env("PUBLIC_BASE_URL", format!("http://127.0.0.1:{port}"));
+            }
+            command.spawn().unwrap()
+        };
+        let ports: Vec<u16> = (0..4).map(|_| tests::release::free_port()).collect();
+        let mut children: Vec<Child> = ports.iter().map(|p| spawn(&["serve"], Some(*p))).collect();
+        children.extend((0..2).map(|_| spawn(&["worker"], None)));
+        for port in &ports {
+            let url = format!("http://127.0.0.1:{port}/readyz");
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+            loop {
+                let ready = reqwest::get(&url).await.is_ok_and(|r| r.status() == 200);
+                if ready {
+                    break;
+                }
+                if let Some((i, status)) = children
+                    .iter_mut()
+                    .enumerate()
+                    .find_map(|(i, c)| c.try_wait().unwrap().map(|s| (i, s)))
+                {
+                    let output = children.remove(i).wait_with_output().unwrap();
+                    panic!(
+                        "round {round}: a process exited ({status}): {}",
+                        String::from_utf8_lossy(&output.stderr)
+                    );
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "round {round}: {url} not ready"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
+        for child in &mut children {
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "round {round}: every process keeps running"
+            );
+            child.kill().unwrap();
+        }
+        let mut bootstrapped = 0;
+        for child in children {
+            let output = child.wait_with_output().unwrap();
+            let stdout = String::from_utf8_lossy(&output.stdout);
+            bootstrapped += stdout.matches("Bootstrap API key").count();
+        }
+        assert_eq!(
+            bootstrapped, 1,
+            "round {round}: one organization bootstrapped"
+        );
+        let key = std::fs::read_to_string(data_dir.join("secret.key")).unwrap();
+        assert!(key.trim().len() >= 32, "round {round}: a whole key");
+        let leftovers: Vec<_> = std::fs::read_dir(&data_dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(".write-test") || n.contains(".new-"))
+            .collect();
+        assert!(
+            leftovers.is_empty(),
+            "round {round}: left behind {leftovers:?}"
+        );
+        let _ = std::fs::remove_dir_all(&data_dir);
+    }
+}

@@ -134,7 +134,11 @@ impl Settings {
             );
         }
         private::create_dir(&self.data_dir).map_err(fail)?;
-        let probe = self.data_dir.join(".write-test");
+        // A name of its own: processes starting together on one folder must not remove each
+        // other's probe.
+        let probe = self
+            .data_dir
+            .join(format!(".write-test-{}", unique_suffix()));
         std::fs::write(&probe, b"ok").map_err(fail)?;
         std::fs::remove_file(&probe).map_err(fail)?;
         if self.redis.url.is_none() {
@@ -180,6 +184,27 @@ impl Settings {
 }
 
 fn read_or_create_key(path: &Path) -> std::io::Result<SecretString> {
+    if let Some(existing) = read_key(path)? {
+        return Ok(existing);
+    }
+    // Written whole under a name of its own, then linked into place: a process starting at the
+    // same moment either wins the link or reads the complete key of the one that did, never a
+    // half-written file.
+    let key = SecretString::from(entity::crypto::generate_token());
+    let draft = path.with_extension(format!("new-{}", unique_suffix()));
+    write_private(&draft, key.expose_secret().as_bytes())?;
+    let linked = std::fs::hard_link(&draft, path);
+    std::fs::remove_file(&draft)?;
+    match linked {
+        Ok(()) => Ok(key),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => read_key(path)?
+            .ok_or_else(|| std::io::Error::other("the key file vanished while it was read")),
+        Err(e) => Err(e),
+    }
+}
+
+/// The key in `path`, `None` when there is no such file.
+fn read_key(path: &Path) -> std::io::Result<Option<SecretString>> {
     match std::fs::read_to_string(path).map(SecretString::from) {
         Ok(existing) => {
             let key = existing.expose_secret().trim();
@@ -188,17 +213,18 @@ fn read_or_create_key(path: &Path) -> std::io::Result<SecretString> {
                     "the file holds a key that is too short",
                 ));
             }
-            return Ok(SecretString::from(key));
+            Ok(Some(SecretString::from(key)))
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
     }
-    let key = SecretString::from(entity::crypto::generate_token());
-    write_private(path, key.expose_secret().as_bytes())?;
-    Ok(key)
 }
 
-/// Files and folders only their owner may use.
+/// `pid-random`, for file names no other process uses.
+fn unique_suffix() -> String {
+    format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple())
+}
+
 #[cfg(unix)]
 pub mod private {
     use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
@@ -279,7 +305,8 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         .create_new(true)
         .mode(0o600)
         .open(path)?;
-    file.write_all(bytes)
+    file.write_all(bytes)?;
+    file.sync_all()
 }
 
 #[cfg(not(unix))]
