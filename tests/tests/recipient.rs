@@ -523,7 +523,7 @@ both!(
                 r.body
             );
         }
-        let r = gql.query("query($id: ID!) { invitation(id: $id) { useCount status createdConnections { id } } }", json!({ "id": id })).await;
+        let r = gql.query("query($id: ID!) { invitation(id: $id) { useCount status createdConnections(first: 100) { id } } }", json!({ "id": id })).await;
         let inv = &r.data()["invitation"];
         assert_eq!(inv["status"], "REVOKED");
         assert_eq!(
