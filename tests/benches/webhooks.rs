@@ -4,8 +4,10 @@
 //! a backlog of `invitation.created` deliveries to one endpoint, a loopback HTTP receiver (also
 //! in this process) answers 200, then release `invitations worker` processes are started and
 //! drain it. Reported: deliveries/s from the first to the last success, with one and with two
-//! worker processes (16 requests in flight each, the default). Everything, receiver included,
-//! shares this machine's cores. Needs PostgreSQL and Redis (`TEST_DATABASE_URL`,
+//! worker processes (16 requests in flight each, the default), beside a plain HTTP client
+//! (reqwest, 16 requests in flight, bodies and headers of the same size) posting as many
+//! requests to the same receiver in the same run. Everything, receiver included, shares this
+//! machine's cores. Needs PostgreSQL and Redis (`TEST_DATABASE_URL`,
 //! `TEST_REDIS_URL`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
@@ -105,6 +107,41 @@ async fn drain(db: &DatabaseConnection, endpoint: Uuid) -> f64 {
     (times.len() - 1) as f64 / (span.num_microseconds().unwrap() as f64 / 1e6)
 }
 
+/// The plain client: `DELIVERIES` signed-looking POSTs to the receiver, 16 in flight. Returns
+/// requests/s.
+async fn plain_client(receiver: &Receiver) -> f64 {
+    use futures::StreamExt;
+    let client = reqwest::Client::new();
+    let body = json!({
+        "type": "invitation.created",
+        "timestamp": "2026-11-30T00:00:00.000000Z",
+        "data": { "eventId": "1", "invitationId": Uuid::nil(), "companyId": Uuid::nil(),
+                  "invitationType": "CREATE_CONNECTION", "invitationStatus": "ACTIVE",
+                  "connectionId": null, "email": null, "actor": "bench", "detail": {},
+                  "occurredAt": "2026-11-30T00:00:00Z" }
+    })
+    .to_string();
+    let before = receiver.count();
+    let started = Instant::now();
+    futures::stream::iter(0..DELIVERIES)
+        .map(|i| {
+            let request = client
+                .post(&receiver.url)
+                .header("content-type", "application/json")
+                .header("webhook-id", format!("msg_{i:032}"))
+                .header("webhook-timestamp", "1796000000")
+                .header("webhook-signature", format!("v1,{}", "A".repeat(44)))
+                .body(body.clone());
+            async move { request.send().await.unwrap().status() }
+        })
+        .buffer_unordered(16)
+        .for_each(|status| async move { assert!(status.is_success()) })
+        .await;
+    let elapsed = started.elapsed();
+    assert_eq!(receiver.count() - before, DELIVERIES);
+    DELIVERIES as f64 / elapsed.as_secs_f64()
+}
+
 #[tokio::main]
 async fn main() {
     let database = TestDatabase::postgres().await;
@@ -152,8 +189,8 @@ async fn main() {
     println!(
         "\nWebhook delivery, PostgreSQL + Redis, {DELIVERIES} deliveries drained from a backlog\n"
     );
-    println!("| worker processes | deliveries/s |");
-    println!("|------------------|--------------|");
+    println!("| worker processes | deliveries/s | plain client requests/s | ratio |");
+    println!("|---|---|---|---|");
     let mut previous: Option<Uuid> = None;
     for (round, workers) in [1usize, 2].into_iter().enumerate() {
         if let Some(endpoint) = previous {
@@ -166,14 +203,18 @@ async fn main() {
             .data();
         }
         let endpoint = seed(&gql, &receiver, round).await;
+        let plain = plain_client(&receiver).await;
         let mut children: Vec<Child> = (0..workers).map(|_| start_worker(&env)).collect();
         let rate = drain(&db, endpoint).await;
-        println!("| {workers:>16} | {rate:>12.0} |");
+        println!(
+            "| {workers} | {rate:.0} | {plain:.0} | {:.0}% |",
+            100.0 * rate / plain
+        );
         for child in &mut children {
             child.kill().unwrap();
             child.wait().unwrap();
         }
         previous = Some(endpoint);
     }
-    assert!(receiver.count() >= 2 * DELIVERIES);
+    assert!(receiver.count() >= 4 * DELIVERIES);
 }
