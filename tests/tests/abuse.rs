@@ -94,6 +94,56 @@ both!(
     }
 );
 
+both!(guesses_add_up_per_invitation, |backend| async move {
+    let app = app::spawn(backend).await;
+    let c = app::create_company(&app.gql(), "Acme Co").await;
+    let listed: Vec<String> = (0..6).map(|i| format!("a{i}@example.com")).collect();
+    let token = invite(&app.gql(), &c, json!({ "allowedEmails": listed }))
+        .await
+        .1;
+    let public = app.anon();
+    let mut emails = 0;
+    let mut judged = 0;
+    // Five addresses use up their ten guesses each, over two codes apiece: fifty in all.
+    for address in &listed[..5] {
+        for _ in 0..2 {
+            public
+                .query(REQUEST_CODE, json!({ "t": token, "e": address }))
+                .await
+                .data();
+            emails += 1;
+            let code = code_for(&app, emails, address).await;
+            loop {
+                let r = public
+                    .query(
+                        VERIFY,
+                        json!({ "t": token, "e": address, "c": wrong(&code) }),
+                    )
+                    .await;
+                match reason(&r).as_str() {
+                    "EMAIL_NOT_VERIFIED/INVALID_CODE" => judged += 1,
+                    "EMAIL_NOT_VERIFIED/TOO_MANY_ATTEMPTS" => break,
+                    other => panic!("unexpected {other}: {}", r.body),
+                }
+                assert!(judged <= 50, "more than 50 wrong guesses judged");
+            }
+        }
+    }
+    assert_eq!(judged, 50, "ten guesses for each of five addresses");
+    // The invitation has had its fifty: a sixth address's right code is refused too.
+    let address = &listed[5];
+    public
+        .query(REQUEST_CODE, json!({ "t": token, "e": address }))
+        .await
+        .data();
+    let code = code_for(&app, emails + 1, address).await;
+    let r = public
+        .query(VERIFY, json!({ "t": token, "e": address, "c": code }))
+        .await;
+    assert_eq!(reason(&r), "EMAIL_NOT_VERIFIED/TOO_MANY_ATTEMPTS");
+    app.stop().await;
+});
+
 both!(guesses_add_up_across_codes, |backend| async move {
     let app = app::spawn(backend).await;
     let token = gated_invitation(&app).await;
@@ -328,6 +378,42 @@ async fn trickling_clients_are_cut_off() {
         .query("{ viewer { organizationId } }", json!({}))
         .await
         .data();
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn connections_past_the_cap_wait() {
+    let app = app::spawn_with(tests::pg::Backend::Sqlite, |env| {
+        env.insert("HTTP_MAX_CONNECTIONS".into(), "2".into());
+    })
+    .await;
+    let address = app.url.trim_start_matches("http://").to_owned();
+    // Two connections that have started a request take both places.
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut socket = tokio::net::TcpStream::connect(&address).await.unwrap();
+        socket
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .unwrap();
+        held.push(socket);
+    }
+    let mut third = tokio::net::TcpStream::connect(&address).await.unwrap();
+    third
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buffer = [0u8; 1024];
+    // No answer while both places are taken (a slow machine can only make this wait longer).
+    let early = tokio::time::timeout(Duration::from_millis(500), third.read(&mut buffer)).await;
+    assert!(early.is_err(), "a third connection was served past the cap");
+    drop(held);
+    let n = tokio::time::timeout(Duration::from_secs(30), third.read(&mut buffer))
+        .await
+        .expect("served once a place is free")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&buffer[..n]);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     app.stop().await;
 }
 
