@@ -151,7 +151,8 @@ impl SendGate {
     }
 
     /// Waits for a free slot (and, with a rate cap, for this send's turn); the send holds the
-    /// returned permit until it is done.
+    /// returned permit until it is done. `None` only if the gate were closed, which nothing
+    /// does.
     pub async fn enter(&self) -> Option<OwnedSemaphorePermit> {
         let permit = Arc::clone(&self.slots).acquire_owned().await.ok()?;
         if let Some((period, next)) = &self.pace {
