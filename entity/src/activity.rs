@@ -67,10 +67,6 @@ pub struct Entry<'a> {
     pub extra: EventExtra,
 }
 
-/// Events per INSERT: 10 values a row stays well inside the bind-parameter limits of both
-/// databases (SQLite 32,766, PostgreSQL 65,535).
-const INSERT_CHUNK: usize = 1000;
-
 /// [`record`] for many events at once: one multi-row INSERT (per thousand events) and one
 /// webhook fan-out for all of them, so a batch job (expiry, a run of sent emails) costs a few
 /// statements instead of a few per event. Returns the events in log order.
@@ -80,7 +76,7 @@ pub async fn record_all(
 ) -> Result<Vec<invitation_events::Model>, DomainError> {
     let at = now();
     let mut events = Vec::with_capacity(entries.len());
-    for chunk in entries.chunks(INSERT_CHUNK) {
+    for chunk in entries.chunks(crate::work::INSERT_CHUNK) {
         let mut rows = Vec::with_capacity(chunk.len());
         for entry in chunk {
             let extra = entry.extra.clone();

@@ -2,7 +2,7 @@
 //! email, a webhook call) and drained by the workers. Both follow one discipline.
 //!
 //! The row is the source of truth; a queued job only says "look at delivery X". Whoever works
-//! on a row first takes its lease ([`email::claim`], [`webhook::claim`]: one conditional update
+//! on a row first takes its lease ([`email::claim_all`], [`webhook::claim`]: one conditional update
 //! that moves `next_attempt_at` into the future), so two copies of one job never both send, and
 //! a job lost from the queue is found again by `due_pending`. Every change after that is one
 //! conditional `UPDATE … WHERE status = 'PENDING'` fenced by the lease, so a duplicate run

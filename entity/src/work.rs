@@ -48,6 +48,11 @@ pub trait Dispatch: Sync {
     fn dispatch(&self, outbox: Outbox) -> impl Future<Output = ()> + Send;
 }
 
+/// Rows per multi-row INSERT in a unit of work (activity events, webhook deliveries): at up to
+/// 16 values a row, well inside the bind-parameter limits of both databases (SQLite 32,766,
+/// PostgreSQL 65,535).
+pub(crate) const INSERT_CHUNK: usize = 1000;
+
 /// A write transaction and the outbox its commands filled.
 pub struct Work {
     txn: DatabaseTransaction,

@@ -64,10 +64,12 @@ pub const SEND_TIMEOUT: Duration = Duration::from_secs(60);
 /// finish, without waiting for the slowest of them.
 const SETTLE_BATCH: usize = 64;
 
-/// What one attempt came to, before it is recorded.
-enum Outcome {
-    Sent,
-    /// Not sent, and it never will be: the invitation can no longer be used.
+/// What one attempt came to, before it is recorded: sent, or why not.
+type Outcome = Result<(), Unsent>;
+
+/// Why a message did not go out.
+enum Unsent {
+    /// Not sent, and it never will be: the invitation (or its company) can no longer be used.
     Moot(String),
     Unsendable(ComposeError),
     Failed(SendError),
@@ -176,29 +178,36 @@ async fn attempt_send<'a>(
 async fn try_send(ctx: &JobContext, sources: &Sources, claim: &Claim) -> Outcome {
     let row = &claim.delivery;
     let Some(invitation) = sources.invitations.get(&row.invitation_id) else {
-        return Outcome::Moot("not sent: the invitation no longer exists".to_owned());
+        return Err(Unsent::Moot(
+            "not sent: the invitation no longer exists".to_owned(),
+        ));
     };
     let at = entity::now();
     let status = invitation.effective_status(at);
     if row.kind != DeliveryKind::VerificationCode && status != InvitationStatus::Active {
-        return Outcome::Moot(format!("not sent: the invitation is {}", status.as_str()));
+        return Err(Unsent::Moot(format!(
+            "not sent: the invitation is {}",
+            status.as_str()
+        )));
     }
     let Some(company_name) = sources.companies.get(&invitation.company_id) else {
-        return Outcome::Moot("not sent: the company no longer exists".to_owned());
+        return Err(Unsent::Moot(
+            "not sent: the company no longer exists".to_owned(),
+        ));
     };
     let message = match ctx.composer.compose(row, invitation, company_name, at) {
         Ok(message) => message,
-        Err(e) => return Outcome::Unsendable(e),
+        Err(e) => return Err(Unsent::Unsendable(e)),
     };
     // Held until the server has answered: the gate bounds messages in flight.
     let _turn = ctx.gate.enter().await;
     match tokio::time::timeout(SEND_TIMEOUT, ctx.mailer.send(message)).await {
-        Ok(Ok(())) => Outcome::Sent,
-        Ok(Err(e)) => Outcome::Failed(e),
-        Err(_) => Outcome::Failed(SendError::Transient(format!(
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(Unsent::Failed(e)),
+        Err(_) => Err(Unsent::Failed(SendError::Transient(format!(
             "no answer from the mail server within {} s",
             SEND_TIMEOUT.as_secs()
-        ))),
+        )))),
     }
 }
 
@@ -213,9 +222,9 @@ async fn settle(
     let mut result = Ok(());
     for (claim, outcome) in outcomes {
         match outcome {
-            Outcome::Sent => sent.push(claim.clone()),
-            other => {
-                if let Err(e) = settle_one(ctx, queues, claim, other).await {
+            Ok(()) => sent.push(claim.clone()),
+            Err(unsent) => {
+                if let Err(e) = settle_one(ctx, queues, claim, unsent).await {
                     tracing::error!(delivery_id = %claim.delivery.id, error = %e, "cannot record the outcome of a send");
                     result = result.and(Err(e));
                 }
@@ -232,25 +241,25 @@ async fn settle(
     result
 }
 
+/// Records an outcome other than SENT: the delivery dropped (FAILED with the reason), or the
+/// failed attempt counted and its retry queued.
 async fn settle_one(
     ctx: &JobContext,
     queues: &Queues,
     claim: &Claim,
-    outcome: Outcome,
+    outcome: Unsent,
 ) -> Result<(), DomainError> {
     let row = &claim.delivery;
     match outcome {
-        Outcome::Sent => record_sent(ctx, std::slice::from_ref(claim)).await,
-        Outcome::Moot(reason) => {
+        Unsent::Moot(reason) => {
             ctx.run(&Cancel {
                 claim,
                 reason: &reason,
             })
             .await?;
             tracing::info!(delivery_id = %row.id, %reason, "email dropped");
-            Ok(())
         }
-        Outcome::Unsendable(e) => {
+        Unsent::Unsendable(e) => {
             let reason = e.to_string();
             ctx.run(&Cancel {
                 claim,
@@ -258,9 +267,8 @@ async fn settle_one(
             })
             .await?;
             tracing::error!(delivery_id = %row.id, error = %e, "email cannot be built");
-            Ok(())
         }
-        Outcome::Failed(e) => {
+        Unsent::Failed(e) => {
             let (reply, permanent) = match &e {
                 SendError::Transient(reply) => (reply, false),
                 SendError::Permanent(reply) => (reply, true),
@@ -284,9 +292,9 @@ async fn settle_one(
                 }
                 FailureOutcome::Superseded => {}
             }
-            Ok(())
         }
     }
+    Ok(())
 }
 
 /// The messages are out: recording it is worth a few quick tries, because each failure here

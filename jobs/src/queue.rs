@@ -438,3 +438,24 @@ fn redis_storage<T>(conn: ConnectionManager, prefix: &str, queue: &str) -> Redis
         .idempotency_ttl(Some(REDIS_IDEMPOTENCY_TTL));
     RedisStorage::new(conn).with_config(config)
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn send_email_jobs_of_either_shape_decode() {
+        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+        let batch: SendEmail =
+            serde_json::from_value(serde_json::json!({ "delivery_ids": [a, b] })).unwrap();
+        assert_eq!(batch.delivery_ids, [a, b]);
+        // Queued before jobs carried batches.
+        let single: SendEmail =
+            serde_json::from_value(serde_json::json!({ "delivery_id": a })).unwrap();
+        assert_eq!(single.delivery_ids, [a]);
+        let round_trip: SendEmail =
+            serde_json::from_value(serde_json::to_value(&batch).unwrap()).unwrap();
+        assert_eq!(round_trip, batch);
+    }
+}

@@ -566,17 +566,17 @@ async fn only_one_of_concurrent_claims_wins() {
         .enqueue(DeliveryKind::Invitation, &["ann@example.com"], json!({}))
         .await;
     let lease = EmailSettings::default().send_lease;
+    let ids = [rows[0].id];
     let claims =
-        futures::future::join_all((0..8).map(|_| delivery::claim(&env.db, rows[0].id, lease)))
-            .await;
-    let won: Vec<_> = claims.into_iter().filter_map(Result::unwrap).collect();
+        futures::future::join_all((0..8).map(|_| delivery::claim_all(&env.db, &ids, lease))).await;
+    let won: Vec<_> = claims.into_iter().flat_map(Result::unwrap).collect();
     assert_eq!(won.len(), 1);
     // Leased: neither another claim nor the sweeper touches it until the lease ends.
     assert!(
-        delivery::claim(&env.db, rows[0].id, lease)
+        delivery::claim_all(&env.db, &ids, lease)
             .await
             .unwrap()
-            .is_none()
+            .is_empty()
     );
     assert!(
         delivery::due_pending(&env.db, Duration::ZERO, 10)

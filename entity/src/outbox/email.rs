@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::{RetrySchedule, pending_due, still_held, take_lease, take_leases, to_chrono};
+use super::{RetrySchedule, pending_due, still_held, take_leases, to_chrono};
 use crate::activity::{self, Actor, EventExtra};
 use crate::crypto::{Keyring, Slot, hash_token};
 use crate::entities::{email_deliveries, invitations};
@@ -167,7 +167,7 @@ pub async fn check_quota(
     })
 }
 
-/// A delivery whose send lease the caller holds, from [`claim`]. Its `next_attempt_at` is the
+/// A delivery whose send lease the caller holds, from [`claim_all`]. Its `next_attempt_at` is the
 /// lease expiry, which [`record_failure`] and [`cancel`] check so that a holder whose lease ran
 /// out cannot overwrite the state of the one that took over.
 #[derive(Debug, Clone)]
@@ -175,22 +175,11 @@ pub struct Claim {
     pub delivery: email_deliveries::Model,
 }
 
-/// Takes the send lease of a due PENDING delivery for `lease` (see [`take_lease`]).
+/// Takes the send leases of those of `ids` that are PENDING, due and not held by anyone else,
+/// for `lease`, in one statement (see [`take_leases`]).
 ///
 /// Choose `lease` longer than a send can take (mailer timeout plus the write that records it);
 /// if the holder dies, the delivery becomes due again when the lease ends.
-pub async fn claim(
-    db: &impl ConnectionTrait,
-    id: Uuid,
-    lease: Duration,
-) -> Result<Option<Claim>, DomainError> {
-    Ok(take_lease::<email_deliveries::Entity>(db, id, lease)
-        .await?
-        .map(|delivery| Claim { delivery }))
-}
-
-/// [`claim`] for many deliveries in one statement: the claims of those of `ids` that were due
-/// and not held by anyone else.
 pub async fn claim_all(
     db: &impl ConnectionTrait,
     ids: &[Uuid],

@@ -63,9 +63,6 @@ pub struct Message {
     pub data: Value,
 }
 
-/// Deliveries per INSERT, inside the bind-parameter limits of both databases.
-const INSERT_CHUNK: usize = 1000;
-
 /// [`emit`] for many messages, possibly of several organizations: one query for the endpoints
 /// of all of them and one multi-row INSERT (per thousand deliveries). Each message only goes
 /// to endpoints of its own organization.
@@ -132,7 +129,7 @@ pub async fn emit_all(work: &Work, messages: Vec<Message>) -> Result<usize, Doma
     let written = rows.len();
     let mut chunks = rows.into_iter().peekable();
     while chunks.peek().is_some() {
-        let chunk: Vec<_> = chunks.by_ref().take(INSERT_CHUNK).collect();
+        let chunk: Vec<_> = chunks.by_ref().take(crate::work::INSERT_CHUNK).collect();
         let ids: Vec<Uuid> = chunk
             .iter()
             .filter_map(|row| row.id.try_as_ref().copied())
