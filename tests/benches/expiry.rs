@@ -185,9 +185,10 @@ async fn run(backend: Backend) -> (Duration, Duration, (i64, i64)) {
     seed(&db).await;
     let queue_dir = std::env::temp_dir().join(format!("invitations-expiry-{}", Uuid::now_v7()));
     let redis_url = (backend == Backend::Postgres).then(tests::redis_env::redis_url);
+    let prefix = tests::redis_env::unique_prefix();
     let queues = Queues::connect(QueueConfig {
-        redis_url,
-        redis_prefix: tests::redis_env::unique_prefix(),
+        redis_url: redis_url.clone(),
+        redis_prefix: prefix.clone(),
         sqlite_path: queue_dir.join("queue.db"),
     })
     .await
@@ -210,6 +211,9 @@ async fn run(backend: Backend) -> (Duration, Duration, (i64, i64)) {
     let counted = events(&db).await;
     assert_eq!(counted, (DUE as i64, DUE as i64), "one EXPIRED event each");
     let _ = std::fs::remove_dir_all(queue_dir);
+    if let Some(url) = redis_url {
+        tests::redis_env::delete_prefix(&url, &prefix).await;
+    }
     (median(bares), median(sweeps), counted)
 }
 

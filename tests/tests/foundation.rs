@@ -292,11 +292,8 @@ async fn reload(app: &TestApp, id: uuid::Uuid) -> invitations::Model {
 }
 
 both!(status_rules_hold_on_the_database, |backend| async move {
-    let app = app::spawn_with(backend, |env| {
-        // Keep the periodic sweep out of the way: this test drives expiry itself.
-        env.insert("EXPIRY_INTERVAL_SECONDS".into(), "3600".into());
-    })
-    .await;
+    // No workers: this test drives expiry itself, and a worker sweeps at start.
+    let app = app::spawn_api_only(backend, |_| {}).await;
     let actor = Actor::System;
 
     // Read-time expiry: past its deadline an ACTIVE row reads EXPIRED before any job ran.
