@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use jobs::metrics::{LimitLabel, Metrics};
 use moka::policy::EvictionPolicy;
 use moka::sync::Cache;
 
@@ -89,6 +90,7 @@ pub struct RateLimiter {
     prefix: String,
     /// One store per limit, in the order of [`LIMITS`].
     local: Vec<Cache<String, Counter>>,
+    metrics: Arc<Metrics>,
 }
 
 impl RateLimiter {
@@ -97,6 +99,7 @@ impl RateLimiter {
         redis: Option<redis::aio::ConnectionManager>,
         prefix: String,
         max_keys: u64,
+        metrics: Arc<Metrics>,
     ) -> Self {
         let local = LIMITS
             .iter()
@@ -113,6 +116,7 @@ impl RateLimiter {
             redis,
             prefix,
             local,
+            metrics,
         }
     }
 
@@ -149,6 +153,10 @@ impl RateLimiter {
             None => self.local_hit(full_key, limit),
         };
         if count > limit.max {
+            self.metrics
+                .rate_limited
+                .get_or_create(&LimitLabel { limit: limit.name })
+                .inc();
             Err(retry_after)
         } else {
             Ok(())
@@ -183,7 +191,7 @@ mod tests {
 
     #[tokio::test]
     async fn local_counter_refuses_past_the_limit() {
-        let limiter = RateLimiter::new(None, "t:".into(), 1000);
+        let limiter = RateLimiter::new(None, "t:".into(), 1000, Arc::default());
         for _ in 0..3 {
             assert!(limiter.hit("k", TEST).await.is_ok());
         }
@@ -194,7 +202,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_flood_of_other_keys_does_not_reset_a_counter() {
-        let limiter = RateLimiter::new(None, "t:".into(), 100);
+        let limiter = RateLimiter::new(None, "t:".into(), 100, Arc::default());
         for _ in 0..3 {
             limiter.hit("victim", TEST).await.unwrap();
         }

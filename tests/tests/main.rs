@@ -10,6 +10,7 @@ mod email;
 mod foundation;
 mod live;
 mod management;
+mod observability;
 mod read_path;
 mod recipient;
 mod socket;

@@ -321,11 +321,6 @@ async fn execute(
     }
     request = request.data(viewer);
     request = request.data(client);
-    endpoint
-        .state
-        .metrics
-        .graphql_requests
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let response = endpoint.schema.execute(request).await;
     let request_error = is_request_error(&response);
     if let Some((query, doc)) = unseen

@@ -11,6 +11,7 @@ pub mod inputs;
 pub mod loader;
 mod mutation;
 pub mod object;
+mod observe;
 pub mod paging;
 pub mod public;
 mod query;
@@ -39,7 +40,9 @@ pub fn build_schema(limits: &GraphqlSettings, state: Option<AppState>) -> AppSch
         builder = builder.disable_introspection().disable_suggestions();
     }
     if let Some(state) = state {
-        builder = builder.data(state);
+        builder = builder
+            .extension(observe::Observe(state.metrics.clone()))
+            .data(state);
     }
     builder.finish()
 }
