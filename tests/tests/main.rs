@@ -13,4 +13,5 @@ mod management;
 mod read_path;
 mod recipient;
 mod socket;
+mod tooling;
 mod webhook;
