@@ -14,4 +14,5 @@ mod observability;
 mod read_path;
 mod recipient;
 mod socket;
+mod tooling;
 mod webhook;
