@@ -68,18 +68,25 @@ const LIMITS: [Limit; 6] = [
     RECIPIENT_EVENTS,
 ];
 
-/// The counter key of a client address: IPv4 as is, IPv6 by its /64 (one subscriber's
+/// The network a client address counts as: IPv4 as is, IPv6 by its /64 (one subscriber's
 /// network; a host picks freely among its 2^64 addresses). IPv4-mapped IPv6 counts as IPv4.
-pub fn client_key(ip: IpAddr) -> String {
+pub fn client_network(ip: IpAddr) -> IpAddr {
     match ip {
-        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V4(_) => ip,
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => v4.to_string(),
-            None => {
-                let s = v6.segments();
-                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
-            }
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(std::net::Ipv6Addr::from(
+                v6.to_bits() & !((1u128 << 64) - 1),
+            )),
         },
+    }
+}
+
+/// The counter key of a client address: its [`client_network`], an IPv6 one written `…::/64`.
+pub fn client_key(ip: IpAddr) -> String {
+    match client_network(ip) {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => format!("{v6}/64"),
     }
 }
 
