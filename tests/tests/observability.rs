@@ -3,6 +3,7 @@
 //! over OTLP received by a collector in the test.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -21,32 +22,60 @@ use crate::both;
 const WAIT: Duration = Duration::from_secs(30);
 const SENT: &str = "invitations_emails_sent_total";
 
-/// A child process killed when the test ends, whatever way it ends.
-struct Process(Child);
+/// A child process killed when the test ends, whatever way it ends; its stderr is kept in a
+/// file to show when it does not come up.
+struct Process {
+    child: Child,
+    stderr: PathBuf,
+}
 
 impl Drop for Process {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
 /// Runs the `invitations` binary with exactly `env` (plus PATH).
 fn start(args: &[&str], env: &HashMap<String, String>) -> Process {
-    Process(
-        Command::new(app::binary())
-            .args(args)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .envs(env)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    )
+    let stderr = app::temp_dir().join("stderr.log");
+    let child = Command::new(app::binary())
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(env)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&stderr).unwrap())
+        .spawn()
+        .unwrap();
+    Process { child, stderr }
 }
 
-/// `GET url` once it answers 200; its JSON body.
+impl Process {
+    /// `GET url` once it answers 200; its JSON body. Panics with the process's stderr if it
+    /// exits first.
+    async fn ready(&mut self, url: &str) -> Value {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+        loop {
+            if let Ok(r) = reqwest::get(url).await
+                && r.status() == 200
+                && let Ok(body) = r.json::<Value>().await
+            {
+                return body;
+            }
+            let exited = self.child.try_wait().unwrap();
+            if exited.is_some() || tokio::time::Instant::now() > deadline {
+                panic!(
+                    "{url} never answered 200 (process: {exited:?}); its stderr:\n{}",
+                    std::fs::read_to_string(&self.stderr).unwrap_or_default()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// `GET url` once it answers 200 (a listener of an app in this process); its JSON body.
 async fn ready(url: &str) -> Value {
     eventually(
         &format!("{url} answers 200"),
@@ -304,8 +333,8 @@ both!(
         let ops = format!("http://127.0.0.1:{port}");
         let mut env = app.env.clone();
         env.insert("METRICS_ADDR".into(), format!("127.0.0.1:{port}"));
-        let _worker = start(&["worker"], &env);
-        let health = ready(&format!("{ops}/readyz")).await;
+        let mut worker = start(&["worker"], &env);
+        let health = worker.ready(&format!("{ops}/readyz")).await;
         assert_eq!(health["status"], "ok", "{health}");
         assert_eq!(health["database"], "ok");
         assert_eq!(health["smtp"], "ok", "{health}");
@@ -367,8 +396,8 @@ async fn the_email_job_continues_the_creating_requests_trace() {
     assert!(created.status.success());
     let created: Value = serde_json::from_slice(&created.stdout).unwrap();
     let key = created["apiKey"].as_str().unwrap();
-    let _server = start(&["serve"], &env);
-    ready(&format!("{url}/readyz")).await;
+    let mut server = start(&["serve"], &env);
+    server.ready(&format!("{url}/readyz")).await;
 
     let gql = Gql::new(&url).with_api_key(key);
     let company = app::create_company(&gql, "Traced").await;
