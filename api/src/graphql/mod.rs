@@ -9,7 +9,7 @@ pub mod http;
 pub mod ids;
 pub mod inputs;
 pub mod loader;
-mod mutation;
+pub mod mutation;
 pub mod object;
 pub mod paging;
 pub mod public;
