@@ -13,6 +13,7 @@ pub mod poll;
 pub mod published;
 pub mod redis_env;
 pub mod release;
+pub mod rest;
 pub mod smtp;
 pub mod smtp_sink;
 pub mod sql;

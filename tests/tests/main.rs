@@ -12,5 +12,6 @@ mod live;
 mod management;
 mod read_path;
 mod recipient;
+mod rest;
 mod socket;
 mod webhook;

@@ -72,8 +72,9 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
     }
 }
 
-/// A JSON body whose fields are all optional: an empty body is the default value. A body in
-/// another media type is 415, one over the size limit 413, and one that does not parse 400.
+/// A JSON body whose fields are all optional: an empty body (or `null`) is the default value. A
+/// body in another media type is 415, one over the size limit 413, and one that does not parse
+/// 400.
 pub struct JsonBody<T>(pub T);
 
 fn is_json(request: &Request) -> bool {
@@ -111,8 +112,8 @@ where
         if !json {
             return Err(ApiError::unsupported_media_type());
         }
-        serde_json::from_slice(&bytes)
-            .map(Self)
+        serde_json::from_slice::<Option<T>>(&bytes)
+            .map(|body| Self(body.unwrap_or_default()))
             .map_err(|e| ApiError::bad_input("body", format!("invalid JSON body: {e}")))
     }
 }
