@@ -234,6 +234,7 @@ pub struct ListParams {
     #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
     /// `nextCursor` of the previous page.
+    #[param(min_length = 1)]
     pub cursor: Option<String>,
     /// Effective status (an ACTIVE invitation past its deadline counts as EXPIRED).
     #[param(value_type = Option<enums::InvitationStatus>)]
@@ -257,6 +258,7 @@ pub struct DetailParams {
     #[param(minimum = 1, maximum = 100)]
     pub events_limit: Option<i64>,
     /// `eventsNextCursor` of a previous read.
+    #[param(pattern = "^[0-9]+$")]
     pub events_after: Option<String>,
 }
 
