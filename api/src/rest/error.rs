@@ -2,11 +2,14 @@
 //! (`crate::graphql::error::code`) and the HTTP status that matches the code. Internal failures
 //! are logged with their detail and answered with an opaque 500.
 
+use std::collections::BTreeMap;
+
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use entity::DomainError;
 use serde::Serialize;
-use utoipa::ToSchema;
+use utoipa::openapi::{ContentBuilder, RefOr, ResponseBuilder};
+use utoipa::{IntoResponses, ToSchema};
 
 use crate::graphql::error::code;
 
@@ -145,5 +148,67 @@ impl IntoResponse for ApiError {
                 .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
+    }
+}
+
+/// Documented error answers, each with an [`ErrorBody`].
+fn documented(answers: &[(u16, &str)]) -> BTreeMap<String, RefOr<utoipa::openapi::Response>> {
+    answers
+        .iter()
+        .map(|(status, description)| {
+            let content = ContentBuilder::new()
+                .schema(Some(RefOr::Ref(utoipa::openapi::Ref::from_schema_name(
+                    ErrorBody::name(),
+                ))))
+                .build();
+            let response = ResponseBuilder::new()
+                .description(*description)
+                .content("application/json", content)
+                .build();
+            (status.to_string(), RefOr::T(response))
+        })
+        .collect()
+}
+
+/// The errors every operation may answer: a bad id or parameter, no valid key, an unknown id.
+pub struct CommonErrors;
+
+impl IntoResponses for CommonErrors {
+    fn responses() -> BTreeMap<String, RefOr<utoipa::openapi::Response>> {
+        documented(&[
+            (400, "Invalid input (`field` names it)"),
+            (401, "Missing or unknown API key"),
+            (
+                404,
+                "No such object in the organization (another organization's ids too)",
+            ),
+        ])
+    }
+}
+
+/// The errors of an operation that takes a JSON body.
+pub struct BodyErrors;
+
+impl IntoResponses for BodyErrors {
+    fn responses() -> BTreeMap<String, RefOr<utoipa::openapi::Response>> {
+        documented(&[
+            (413, "The body is larger than the limit"),
+            (415, "The body is not `application/json`"),
+        ])
+    }
+}
+
+/// The errors of a change: those of every operation with a body, and 409.
+pub struct ChangeErrors;
+
+impl IntoResponses for ChangeErrors {
+    fn responses() -> BTreeMap<String, RefOr<utoipa::openapi::Response>> {
+        let mut answers = CommonErrors::responses();
+        answers.extend(BodyErrors::responses());
+        answers.extend(documented(&[(
+            409,
+            "Conflicts with the invitation's state (the detail names it), or the idempotency key was used for another request",
+        )]));
+        answers
     }
 }

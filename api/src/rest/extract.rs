@@ -6,6 +6,9 @@ use axum::extract::{FromRequest, FromRequestParts, RawPathParams, Request};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use serde::de::DeserializeOwned;
+use utoipa::PartialSchema;
+use utoipa::openapi::Required;
+use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
 use uuid::Uuid;
 
 use super::error::ApiError;
@@ -54,6 +57,23 @@ pub struct IdempotencyKey(pub Option<String>);
 
 /// The header's name, as documented.
 pub const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
+
+/// Documents the header on the operations that take it.
+impl utoipa::IntoParams for IdempotencyKey {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        let description = "A repeated request with the same key returns the first result and \
+            changes nothing; the same key with another request is 409";
+        vec![
+            ParameterBuilder::new()
+                .name(IDEMPOTENCY_KEY)
+                .parameter_in(ParameterIn::Header)
+                .required(Required::False)
+                .description(Some(description))
+                .schema(Some(String::schema()))
+                .build(),
+        ]
+    }
+}
 
 impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
     type Rejection = ApiError;

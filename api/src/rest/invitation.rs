@@ -17,8 +17,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::error::{ApiError, ErrorBody};
+use super::error::{ApiError, ChangeErrors, CommonErrors, ErrorBody};
 use super::extract::{Caller, IdempotencyKey, JsonBody, PathId, QueryParams};
+use crate::auth::Viewer;
 use crate::graphql::enums;
 use crate::graphql::inputs::{InvitationInput, PrefillInput, ResendInvitationInput};
 use crate::graphql::object::page::log_window;
@@ -364,6 +365,17 @@ async fn view(
         .ok_or_else(|| ApiError::internal(&"an invitation without its view"))
 }
 
+async fn create(
+    state: &AppState,
+    viewer: &Viewer,
+    target: InvitationFor,
+    input: InvitationInput,
+) -> Result<(StatusCode, Json<Invitation>), ApiError> {
+    let row = operations::create_invitation(state, viewer, target, input).await?;
+    let view = view(state, viewer.organization_id, row).await?;
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
 /// Creates a contributor invitation: submitting it creates a new connection for the company
 /// (GraphQL `createContributorInvitation`).
 #[utoipa::path(
@@ -373,17 +385,12 @@ async fn view(
     tag = TAG,
     params(
         ("companyId" = Uuid, Path, description = "The company"),
-        ("Idempotency-Key" = Option<String>, Header, description = "A repeated request with the same key returns the first result and creates nothing; the same key with another body is 409"),
+        IdempotencyKey,
     ),
     request_body(content = Option<ContributorBody>, content_type = "application/json"),
     responses(
         (status = 201, description = "Created", body = Invitation),
-        (status = 400, description = "Invalid input", body = ErrorBody),
-        (status = 401, description = "Missing or unknown API key", body = ErrorBody),
-        (status = 404, description = "No such company in the organization", body = ErrorBody),
-        (status = 409, description = "The idempotency key was used for another request", body = ErrorBody),
-        (status = 413, description = "Body too large", body = ErrorBody),
-        (status = 415, description = "Body is not JSON", body = ErrorBody),
+        ChangeErrors,
         (status = 429, description = "The organization's hourly email quota is used up", body = ErrorBody),
     ),
 )]
@@ -395,10 +402,7 @@ pub async fn create_contributor(
     JsonBody(body): JsonBody<ContributorBody>,
 ) -> Result<(StatusCode, Json<Invitation>), ApiError> {
     let input = body.settings.into_input(body.prefill, key);
-    let target = InvitationFor::Company(company_id);
-    let row = operations::create_invitation(&state, &viewer, target, input).await?;
-    let view = view(&state, viewer.organization_id, row).await?;
-    Ok((StatusCode::CREATED, Json(view)))
+    create(&state, &viewer, InvitationFor::Company(company_id), input).await
 }
 
 /// Creates a reconnect invitation for a connection: submitting it updates the connection's
@@ -410,17 +414,12 @@ pub async fn create_contributor(
     tag = TAG,
     params(
         ("connectionId" = Uuid, Path, description = "The connection to repair"),
-        ("Idempotency-Key" = Option<String>, Header, description = "A repeated request with the same key returns the first result and creates nothing; the same key with another body is 409"),
+        IdempotencyKey,
     ),
     request_body(content = Option<ReconnectBody>, content_type = "application/json"),
     responses(
         (status = 201, description = "Created", body = Invitation),
-        (status = 400, description = "Invalid input", body = ErrorBody),
-        (status = 401, description = "Missing or unknown API key", body = ErrorBody),
-        (status = 404, description = "No such connection in the organization", body = ErrorBody),
-        (status = 409, description = "The idempotency key was used for another request", body = ErrorBody),
-        (status = 413, description = "Body too large", body = ErrorBody),
-        (status = 415, description = "Body is not JSON", body = ErrorBody),
+        ChangeErrors,
         (status = 429, description = "The organization's hourly email quota is used up", body = ErrorBody),
     ),
 )]
@@ -432,10 +431,13 @@ pub async fn create_reconnect(
     JsonBody(body): JsonBody<ReconnectBody>,
 ) -> Result<(StatusCode, Json<Invitation>), ApiError> {
     let input = body.into_input(None, key);
-    let target = InvitationFor::Connection(connection_id);
-    let row = operations::create_invitation(&state, &viewer, target, input).await?;
-    let view = view(&state, viewer.organization_id, row).await?;
-    Ok((StatusCode::CREATED, Json(view)))
+    create(
+        &state,
+        &viewer,
+        InvitationFor::Connection(connection_id),
+        input,
+    )
+    .await
 }
 
 /// A company's invitations, newest first, a page at a time (GraphQL `invitations`).
@@ -447,9 +449,7 @@ pub async fn create_reconnect(
     params(("companyId" = Uuid, Path, description = "The company"), ListParams),
     responses(
         (status = 200, description = "A page", body = InvitationList),
-        (status = 400, description = "Invalid parameter", body = ErrorBody),
-        (status = 401, description = "Missing or unknown API key", body = ErrorBody),
-        (status = 404, description = "No such company in the organization", body = ErrorBody),
+        CommonErrors,
     ),
 )]
 pub async fn list(
@@ -501,9 +501,7 @@ pub async fn list(
     params(("invitationId" = Uuid, Path, description = "The invitation"), DetailParams),
     responses(
         (status = 200, description = "The invitation", body = InvitationDetail),
-        (status = 400, description = "Invalid parameter", body = ErrorBody),
-        (status = 401, description = "Missing or unknown API key", body = ErrorBody),
-        (status = 404, description = "No such invitation in the organization", body = ErrorBody),
+        CommonErrors,
     ),
 )]
 pub async fn detail(
@@ -544,17 +542,12 @@ pub async fn detail(
     tag = TAG,
     params(
         ("invitationId" = Uuid, Path, description = "The invitation"),
-        ("Idempotency-Key" = Option<String>, Header, description = "A repeated request with the same key returns the first result and changes nothing"),
+        IdempotencyKey,
     ),
     request_body(content = Option<RevokeBody>, content_type = "application/json"),
     responses(
         (status = 200, description = "Revoked", body = Invitation),
-        (status = 400, description = "Invalid input", body = ErrorBody),
-        (status = 401, description = "Missing or unknown API key", body = ErrorBody),
-        (status = 404, description = "No such invitation in the organization", body = ErrorBody),
-        (status = 409, description = "The invitation is not ACTIVE (the detail names its status), or the idempotency key was used for another request", body = ErrorBody),
-        (status = 413, description = "Body too large", body = ErrorBody),
-        (status = 415, description = "Body is not JSON", body = ErrorBody),
+        ChangeErrors,
     ),
 )]
 pub async fn revoke(
@@ -577,17 +570,12 @@ pub async fn revoke(
     tag = TAG,
     params(
         ("invitationId" = Uuid, Path, description = "The invitation"),
-        ("Idempotency-Key" = Option<String>, Header, description = "A repeated request with the same key sends nothing new"),
+        IdempotencyKey,
     ),
     request_body(content = Option<ResendBody>, content_type = "application/json"),
     responses(
         (status = 200, description = "Resent", body = Invitation),
-        (status = 400, description = "Invalid input", body = ErrorBody),
-        (status = 401, description = "Missing or unknown API key", body = ErrorBody),
-        (status = 404, description = "No such invitation in the organization", body = ErrorBody),
-        (status = 409, description = "The invitation is not ACTIVE (an EXPIRED one needs `extendExpiresInSeconds`), or the idempotency key was used for another request", body = ErrorBody),
-        (status = 413, description = "Body too large", body = ErrorBody),
-        (status = 415, description = "Body is not JSON", body = ErrorBody),
+        ChangeErrors,
         (status = 429, description = "The organization's hourly email quota is used up", body = ErrorBody),
     ),
 )]

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::error::{ApiError, ErrorBody};
+use super::error::{ApiError, BodyErrors, CommonErrors};
 use super::extract::{Caller, JsonBody, PathId};
 use crate::graphql::enums;
 use crate::graphql::mutation::magic_link::{CompanyMagicLink, ConnectionEditLink};
@@ -75,9 +75,7 @@ async fn company_link(
     params(("companyId" = Uuid, Path, description = "The company")),
     responses(
         (status = 200, description = "The link (the same one on every call)", body = CompanyMagicLink),
-        (status = 400, description = "Invalid id", body = ErrorBody),
-        (status = 401, description = "Missing or unknown API key", body = ErrorBody),
-        (status = 404, description = "No such company in the organization", body = ErrorBody),
+        CommonErrors,
     ),
 )]
 #[deprecated = "create a contributor invitation"]
@@ -100,11 +98,8 @@ pub async fn company_magic_link(
     request_body(content = Option<SitesBody>, content_type = "application/json"),
     responses(
         (status = 200, description = "The link (the same one on every call)", body = CompanyMagicLink),
-        (status = 400, description = "Invalid id, or a site of another company", body = ErrorBody),
-        (status = 401, description = "Missing or unknown API key", body = ErrorBody),
-        (status = 404, description = "No such company in the organization", body = ErrorBody),
-        (status = 413, description = "Body too large", body = ErrorBody),
-        (status = 415, description = "Body is not JSON", body = ErrorBody),
+        CommonErrors,
+        BodyErrors,
     ),
 )]
 #[deprecated = "create a contributor invitation"]
@@ -133,9 +128,7 @@ pub async fn company_magic_link_with_sites(
     params(("connectionId" = Uuid, Path, description = "The connection")),
     responses(
         (status = 200, description = "The connection and its link (the same one on every call)", body = ConnectionWithLink),
-        (status = 400, description = "Invalid id", body = ErrorBody),
-        (status = 401, description = "Missing or unknown API key", body = ErrorBody),
-        (status = 404, description = "No such connection in the organization", body = ErrorBody),
+        CommonErrors,
     ),
 )]
 #[deprecated = "create a reconnect invitation"]

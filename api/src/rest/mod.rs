@@ -30,6 +30,7 @@ pub const VERSION_PREFIX: &str = "/v2.2";
         title = "Invitations gateway REST API",
         description = "Invitations and the deprecated legacy magic links, at the paths of the system this product replaces. Every path is also served under `/v2.2`. Authenticate with an API key in `X-API-Key`. Errors are JSON `{detail, code, field?}` with the GraphQL API's stable codes.",
     ),
+    components(schemas(error::ErrorBody)),
     modifiers(&Security),
     tags(
         (name = invitation::TAG, description = "Contributor and reconnect invitations"),

@@ -12,7 +12,8 @@ use crate::state::AppState;
 #[derive(Default)]
 pub struct MagicLinkMutation;
 
-/// A legacy company link (also the REST API's answer).
+// Also the REST API's answer, hence `Serialize` and `ToSchema`.
+/// A legacy company link.
 #[derive(SimpleObject, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CompanyMagicLink {
@@ -21,7 +22,8 @@ pub struct CompanyMagicLink {
     pub magic_link_url: String,
 }
 
-/// A legacy connection edit link (also part of the REST API's answer).
+// Also part of the REST API's answer, hence `Serialize` and `ToSchema`.
+/// A legacy connection edit link.
 #[derive(SimpleObject, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ConnectionEditLink {
