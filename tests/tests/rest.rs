@@ -9,6 +9,8 @@ use serde_json::{Value, json};
 use tests::graphql::Gql;
 use tests::poll::eventually;
 use tests::rest::{Rest, RestResponse};
+use tests::webhook_receiver::{Receiver, Reply};
+use tests::ws::WsClient;
 
 use crate::app::{self, TestApp};
 use crate::both;
@@ -689,3 +691,59 @@ async fn openapi_document_is_served() {
     }
     app.stop().await;
 }
+
+both!(
+    rest_writes_are_published_live_and_as_webhooks,
+    |backend| async move {
+        let app = app::spawn_with(backend, |env| {
+            env.insert("WEBHOOK_ALLOW_LOOPBACK".into(), "true".into());
+        })
+        .await;
+        let (gql, rest) = (app.gql(), rest(&app));
+        let receiver = Receiver::start(Reply::Status(200)).await;
+        let registered = gql
+        .query(
+            "mutation($i: CreateWebhookEndpointInput!) { createWebhookEndpoint(input: $i) { endpoint { id } } }",
+            json!({ "i": { "url": receiver.url, "eventTypes": ["invitation.created", "invitation.revoked"] } }),
+        )
+        .await;
+        assert!(registered.errors().is_empty(), "{:?}", registered.errors());
+        let company = app::create_company(&gql, "Northwind").await;
+        let mut ws = WsClient::connect(&app.url).await;
+        ws.init(&app.api_key).await.expect("connection_ack");
+        ws.subscribe(
+        "1",
+        "subscription($c: ID!) { companyActivity(companyId: $c) { eventType invitationId actor } }",
+        json!({ "c": company }),
+    )
+    .await;
+        // Let the subscription register before the changes.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+
+        let created = rest
+            .post(&format!("/invitation/company/{company}"), &json!({}))
+            .await;
+        let id = created.body["id"].as_str().unwrap().to_owned();
+        let revoked = rest
+            .post(&format!("/invitation/{id}/revoke"), &json!({}))
+            .await;
+        assert_eq!(revoked.status, 200);
+        for expected in ["CREATED", "REVOKED"] {
+            let event = ws.next_data(Duration::from_secs(20)).await["companyActivity"].clone();
+            assert_eq!(event["eventType"], expected);
+            assert_eq!(event["invitationId"], id.as_str());
+            assert_eq!(event["actor"], "test-key");
+        }
+        for event_type in ["invitation.created", "invitation.revoked"] {
+            let hooks = eventually(event_type, Duration::from_secs(30), || async {
+                let hooks = receiver.of_type(event_type);
+                (!hooks.is_empty()).then_some(hooks)
+            })
+            .await;
+            assert_eq!(hooks.len(), 1, "{event_type}");
+            assert_eq!(hooks[0].json()["data"]["invitationId"], id.as_str());
+        }
+        ws.close().await;
+        app.stop().await;
+    }
+);
