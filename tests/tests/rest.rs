@@ -543,6 +543,13 @@ both!(rest_errors_and_tenant_isolation, |backend| async move {
     rest.post(&create, &json!({ "maxUses": "many" }))
         .await
         .assert_error(400, "BAD_USER_INPUT", Some("body"));
+    // A struct's fields as an array are not an object (Schemathesis found this one).
+    rest.post(
+        &format!("/company/{company}/connection/link"),
+        &json!([null]),
+    )
+    .await
+    .assert_error(400, "BAD_USER_INPUT", Some("body"));
     rest.post(
         &format!("/company/{company}/connection/link"),
         &json!({ "sites": [unknown] }),

@@ -6,6 +6,7 @@ use axum::extract::{FromRequest, FromRequestParts, RawPathParams, Request};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use serde::de::DeserializeOwned;
+use serde_json::Value;
 use utoipa::PartialSchema;
 use utoipa::openapi::Required;
 use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
@@ -132,9 +133,17 @@ where
         if !json {
             return Err(ApiError::unsupported_media_type());
         }
-        serde_json::from_slice::<Option<T>>(&bytes)
-            .map(|body| Self(body.unwrap_or_default()))
-            .map_err(|e| ApiError::bad_input("body", format!("invalid JSON body: {e}")))
+        let invalid =
+            |e: serde_json::Error| ApiError::bad_input("body", format!("invalid JSON body: {e}"));
+        match serde_json::from_slice(&bytes).map_err(invalid)? {
+            Value::Null => Ok(Self(T::default())),
+            // Derived deserializers also take a struct from an array of its fields.
+            body @ Value::Object(_) => T::deserialize(body).map(Self).map_err(invalid),
+            _ => Err(ApiError::bad_input(
+                "body",
+                "the body must be a JSON object",
+            )),
+        }
     }
 }
 
