@@ -18,6 +18,13 @@ pub struct Viewer {
     pub api_key_name: String,
 }
 
+impl Viewer {
+    /// Who a management operation is recorded as: the API key, by name.
+    pub fn actor(&self) -> entity::activity::Actor {
+        entity::activity::Actor::ApiKey(self.api_key_name.clone())
+    }
+}
+
 /// Keys remembered at most (keys are few; bad keys are remembered too, and the least useful
 /// entries go first).
 const MAX_CACHED: u64 = 10_000;

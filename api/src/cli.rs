@@ -44,6 +44,8 @@ pub enum Command {
     },
     /// Print the GraphQL schema (SDL).
     Schema,
+    /// Print the REST API's OpenAPI document (JSON).
+    Openapi,
 }
 
 #[derive(Debug, Subcommand)]
@@ -97,9 +99,19 @@ pub enum ApiKeyAction {
 
 pub async fn run(cli: Cli) -> Result<(), StartupError> {
     let command = cli.command.unwrap_or(Command::Serve { no_workers: false });
-    if let Command::Schema = command {
-        print!("{}", crate::graphql::sdl());
-        return Ok(());
+    match command {
+        Command::Schema => {
+            print!("{}", crate::graphql::sdl());
+            return Ok(());
+        }
+        Command::Openapi => {
+            print!(
+                "{}",
+                crate::rest::openapi_json().map_err(StartupError::failed)?
+            );
+            return Ok(());
+        }
+        _ => {}
     }
     let settings = Settings::from_env()?;
     // Flushes the exported spans when the command ends.
@@ -122,7 +134,7 @@ pub async fn run(cli: Cli) -> Result<(), StartupError> {
         Command::Migrate { action } => migrate(settings, action).await,
         Command::Org { action } => org(settings, action).await,
         Command::ApiKey { action } => api_key(settings, action).await,
-        Command::Schema => Ok(()),
+        Command::Schema | Command::Openapi => Ok(()),
     }
 }
 

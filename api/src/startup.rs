@@ -184,6 +184,7 @@ pub fn router(state: AppState, shutdown: CancellationToken) -> Router {
         shutdown,
         pending: Arc::default(),
     };
+    let rest_routes = crate::rest::routes(state.clone());
     let graphql_routes = Router::new()
         .route(
             "/graphql",
@@ -202,6 +203,7 @@ pub fn router(state: AppState, shutdown: CancellationToken) -> Router {
         .merge(crate::public::routes())
         .with_state(state)
         .merge(graphql_routes)
+        .merge(rest_routes)
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
             request_timeout,

@@ -23,18 +23,22 @@ pub struct GqlResponse {
     pub content_type: Option<String>,
 }
 
+/// The HTTP client of the test clients: no proxy, a 30 s bound on every request.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("reqwest client")
+}
+
 impl Gql {
     /// A client for the server at `base` (e.g. `http://127.0.0.1:1234`), without credentials.
     pub fn new(base: &str) -> Self {
-        let client = reqwest::Client::builder()
-            .no_proxy()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .expect("reqwest client");
         Self {
             base: base.trim_end_matches('/').to_owned(),
             headers: Vec::new(),
-            client,
+            client: client(),
         }
     }
 

@@ -14,6 +14,7 @@ pub mod poll;
 pub mod published;
 pub mod redis_env;
 pub mod release;
+pub mod rest;
 pub mod scrape;
 pub mod smtp;
 pub mod smtp_sink;

@@ -13,6 +13,7 @@ mod management;
 mod observability;
 mod read_path;
 mod recipient;
+mod rest;
 mod socket;
 mod tooling;
 mod webhook;

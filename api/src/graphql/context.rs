@@ -20,9 +20,7 @@ pub fn viewer<'a>(ctx: &'a Context<'_>) -> Result<&'a Viewer> {
 
 /// Who a management operation is recorded as: the API key, by name.
 pub fn actor(ctx: &Context<'_>) -> Result<entity::activity::Actor> {
-    Ok(entity::activity::Actor::ApiKey(
-        viewer(ctx)?.api_key_name.clone(),
-    ))
+    Ok(viewer(ctx)?.actor())
 }
 
 /// The request's loaders; present only for authenticated requests.

@@ -1,10 +1,12 @@
-//! GraphQL mirrors of the domain enumerations (the domain crate knows nothing of GraphQL).
+//! GraphQL mirrors of the domain enumerations (the domain crate knows nothing of GraphQL). The
+//! REST API's OpenAPI document describes the domain enumerations with these too (`ToSchema`).
 
 use async_graphql::Enum;
 
 /// Kind of invitation.
-#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug, serde::Serialize)]
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug, serde::Serialize, utoipa::ToSchema)]
 #[graphql(remote = "entity::InvitationType")]
+#[schema(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum InvitationType {
     /// Contributor invitation: submitting creates a new connection.
     CreateConnection,
@@ -13,8 +15,9 @@ pub enum InvitationType {
 }
 
 /// Status of an invitation, always correct at the time of the read.
-#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug, serde::Serialize)]
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug, serde::Serialize, utoipa::ToSchema)]
 #[graphql(remote = "entity::InvitationStatus")]
+#[schema(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum InvitationStatus {
     Active,
     Expired,
@@ -23,8 +26,9 @@ pub enum InvitationStatus {
 }
 
 /// Status of a connection.
-#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug, utoipa::ToSchema)]
 #[graphql(remote = "entity::ConnectionStatus")]
+#[schema(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ConnectionStatus {
     Pending,
     Connected,
@@ -41,8 +45,9 @@ pub enum ConnectionStatus {
 }
 
 /// Type of an activity-log event.
-#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug, utoipa::ToSchema)]
 #[graphql(remote = "entity::EventType")]
+#[schema(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum EventType {
     Created,
     EmailSent,
@@ -62,8 +67,9 @@ pub enum EventType {
 }
 
 /// Utility type of a connection.
-#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug, serde::Serialize)]
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug, serde::Serialize, utoipa::ToSchema)]
 #[graphql(remote = "entity::UtilityType")]
+#[schema(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum UtilityType {
     Electricity,
     Gas,

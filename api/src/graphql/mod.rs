@@ -10,7 +10,7 @@ pub mod http;
 pub mod ids;
 pub mod inputs;
 pub mod loader;
-mod mutation;
+pub mod mutation;
 pub mod object;
 mod observe;
 pub mod paging;

@@ -2,8 +2,9 @@
 //! counts `first ×` its items towards `GRAPHQL_MAX_COMPLEXITY`.
 
 use async_graphql::Result;
+use entity::DomainError;
 
-use super::error::bad_input;
+use super::error::GqlResult;
 
 /// The largest page any list returns.
 pub const MAX_PAGE: usize = 100;
@@ -27,12 +28,17 @@ pub fn nested_complexity(first: Option<i32>, child_complexity: usize) -> usize {
 
 /// Checks a `first` argument: 1 to 100.
 pub fn page_size(first: Option<i32>, default: i32) -> Result<usize> {
-    let first = first.unwrap_or(default);
-    if !(1..=MAX_PAGE as i32).contains(&first) {
-        return Err(bad_input(
-            "first",
+    Ok(checked_size("first", first.map(i64::from), default.into()).gql()? as usize)
+}
+
+/// Checks a page size (`field`, given or `default`) of either API: 1 to 100.
+pub fn checked_size(field: &str, size: Option<i64>, default: i64) -> Result<u64, DomainError> {
+    let size = size.unwrap_or(default);
+    if !(1..=MAX_PAGE as i64).contains(&size) {
+        return Err(DomainError::invalid(
+            field,
             format!("must be between 1 and {MAX_PAGE}"),
         ));
     }
-    Ok(first as usize)
+    Ok(size as u64)
 }

@@ -1,63 +1,19 @@
 use async_graphql::{Context, ID, Object, Result};
 use entity::DomainError;
-use entity::invitation::{self, CreateInvitation, ResendInvitation, Revoke};
-use entity::work::IdempotencyKey;
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::graphql::context::{actor, state, viewer};
-use crate::graphql::error::{GqlResult, bad_input, into_gql};
+use crate::graphql::context::{state, viewer};
+use crate::graphql::error::{GqlResult, bad_input};
 use crate::graphql::ids::parse_id;
 use crate::graphql::inputs::{InvitationInput, ResendInvitationInput};
 use crate::graphql::object::Invitation;
+use crate::operations::{self, InvitationFor};
 
 /// Most invitations one bulk call may create.
 pub const MAX_BULK: usize = 100;
 
 #[derive(Default)]
 pub struct InvitationMutation;
-
-fn single(mut list: Vec<entity::entities::invitations::Model>) -> Result<Invitation> {
-    list.pop()
-        .map(Invitation)
-        .ok_or_else(|| into_gql(DomainError::NotFound))
-}
-
-/// The key of an idempotent call, if the client sent one.
-fn idempotency<'a>(
-    ctx: &Context<'_>,
-    scope: &'static str,
-    key: Option<&'a str>,
-    request: &'a Value,
-) -> Result<Option<IdempotencyKey<'a>>> {
-    let organization_id = viewer(ctx)?.organization_id;
-    Ok(key.map(|key| IdempotencyKey {
-        organization_id,
-        scope,
-        key,
-        request,
-    }))
-}
-
-/// Creates invitations (one, or a bulk batch) through the unit of work.
-async fn create(
-    ctx: &Context<'_>,
-    scope: &'static str,
-    items: Vec<CreateInvitation>,
-    bulk: bool,
-    key: Option<&str>,
-    request: &Value,
-) -> Result<Vec<entity::entities::invitations::Model>> {
-    let state = state(ctx)?;
-    let command = invitation::Create {
-        keys: &state.keys,
-        actor: actor(ctx)?,
-        items,
-        bulk,
-        email_quota: state.settings.email.quota(),
-    };
-    let key = idempotency(ctx, scope, key, request)?;
-    state.run_idempotent(&command, key).await.gql()
-}
 
 #[Object]
 impl InvitationMutation {
@@ -68,13 +24,9 @@ impl InvitationMutation {
         company_id: ID,
         input: InvitationInput,
     ) -> Result<Invitation> {
-        let org = viewer(ctx)?.organization_id;
-        let request = json!({ "companyId": company_id, "input": input });
-        let company = parse_id("companyId", &company_id)?;
-        let key = input.idempotency_key.clone();
-        let item = input.into_domain(org, Some(company), None).gql()?;
-        let scope = "createContributorInvitation";
-        single(create(ctx, scope, vec![item], false, key.as_deref(), &request).await?)
+        let target = InvitationFor::Company(parse_id("companyId", &company_id)?);
+        let created = operations::create_invitation(state(ctx)?, viewer(ctx)?, target, input);
+        Ok(Invitation(created.await.gql()?))
     }
 
     /// Creates a reconnect invitation for a connection: submitting it updates its credentials.
@@ -84,13 +36,9 @@ impl InvitationMutation {
         connection_id: ID,
         input: InvitationInput,
     ) -> Result<Invitation> {
-        let org = viewer(ctx)?.organization_id;
-        let request = json!({ "connectionId": connection_id, "input": input });
-        let connection = parse_id("connectionId", &connection_id)?;
-        let key = input.idempotency_key.clone();
-        let item = input.into_domain(org, None, Some(connection)).gql()?;
-        let scope = "createReconnectInvitation";
-        single(create(ctx, scope, vec![item], false, key.as_deref(), &request).await?)
+        let target = InvitationFor::Connection(parse_id("connectionId", &connection_id)?);
+        let created = operations::create_invitation(state(ctx)?, viewer(ctx)?, target, input);
+        Ok(Invitation(created.await.gql()?))
     }
 
     /// Creates up to 100 contributor invitations for one company, all or nothing. An error names
@@ -129,16 +77,16 @@ impl InvitationMutation {
             })
             .collect::<Result<Vec<_>, _>>()
             .gql()?;
-        let key = idempotency_key.as_deref();
-        let created = create(
-            ctx,
+        let created = operations::create_invitations(
+            state(ctx)?,
+            viewer(ctx)?,
             "createContributorInvitations",
             items,
             true,
-            key,
+            idempotency_key.as_deref(),
             &request,
         );
-        Ok(created.await?.into_iter().map(Invitation).collect())
+        Ok(created.await.gql()?.into_iter().map(Invitation).collect())
     }
 
     /// Revokes an ACTIVE invitation; its link stops working at once. Revoking anything else is a
@@ -150,20 +98,14 @@ impl InvitationMutation {
         reason: Option<String>,
         idempotency_key: Option<String>,
     ) -> Result<Invitation> {
-        let request = json!({ "id": id, "reason": reason });
-        let command = Revoke {
-            organization_id: viewer(ctx)?.organization_id,
-            id: parse_id("id", &id)?,
+        let revoked = operations::revoke_invitation(
+            state(ctx)?,
+            viewer(ctx)?,
+            parse_id("id", &id)?,
             reason,
-            actor: actor(ctx)?,
-        };
-        let key = idempotency(
-            ctx,
-            "revokeInvitation",
             idempotency_key.as_deref(),
-            &request,
-        )?;
-        single(state(ctx)?.run_idempotent(&command, key).await.gql()?)
+        );
+        Ok(Invitation(revoked.await.gql()?))
     }
 
     /// Emails the link again, without a new link unless `rotateToken`. See `ResendInvitationInput`.
@@ -173,19 +115,9 @@ impl InvitationMutation {
         id: ID,
         input: Option<ResendInvitationInput>,
     ) -> Result<Invitation> {
-        let state = state(ctx)?;
+        let id = parse_id("id", &id)?;
         let input = input.unwrap_or_default();
-        let request = json!({ "id": id, "input": input });
-        let key = input.idempotency_key.clone();
-        let command = ResendInvitation {
-            keys: &state.keys,
-            organization_id: viewer(ctx)?.organization_id,
-            id: parse_id("id", &id)?,
-            request: input.into(),
-            actor: actor(ctx)?,
-            email_quota: state.settings.email.quota(),
-        };
-        let key = idempotency(ctx, "resendInvitation", key.as_deref(), &request)?;
-        single(state.run_idempotent(&command, key).await.gql()?)
+        let resent = operations::resend_invitation(state(ctx)?, viewer(ctx)?, id, input);
+        Ok(Invitation(resent.await.gql()?))
     }
 }

@@ -1,7 +1,8 @@
 //! Legacy magic links on the organization's side: issue (deprecated), rotate and revoke.
 
 use async_graphql::{Context, ID, Object, Result, SimpleObject};
-use entity::magic_link::{IssueLink, LinkChange, LinkOf, MagicLink, RevokeLink};
+use entity::magic_link::{LinkChange, LinkOf, MagicLink, RevokeLink};
+use serde::Serialize;
 
 use crate::graphql::context::{actor, state, viewer};
 use crate::graphql::error::GqlResult;
@@ -11,16 +12,20 @@ use crate::state::AppState;
 #[derive(Default)]
 pub struct MagicLinkMutation;
 
+// Also the REST API's answer, hence `Serialize` and `ToSchema`.
 /// A legacy company link.
-#[derive(SimpleObject)]
+#[derive(SimpleObject, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct CompanyMagicLink {
     pub public_company_id: String,
     pub company_magic_link_secret: String,
     pub magic_link_url: String,
 }
 
+// Also part of the REST API's answer, hence `Serialize` and `ToSchema`.
 /// A legacy connection edit link.
-#[derive(SimpleObject)]
+#[derive(SimpleObject, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct ConnectionEditLink {
     pub public_company_id: String,
     pub connection_magic_link_secret: String,
@@ -28,7 +33,7 @@ pub struct ConnectionEditLink {
 }
 
 impl CompanyMagicLink {
-    fn new(state: &AppState, link: MagicLink) -> Self {
+    pub fn new(state: &AppState, link: MagicLink) -> Self {
         Self {
             magic_link_url: state.magic_link_url(&link.public_company_id, &link.secret, false),
             public_company_id: link.public_company_id,
@@ -38,7 +43,7 @@ impl CompanyMagicLink {
 }
 
 impl ConnectionEditLink {
-    fn new(state: &AppState, link: MagicLink) -> Self {
+    pub fn new(state: &AppState, link: MagicLink) -> Self {
         Self {
             magic_link_url: state.magic_link_url(&link.public_company_id, &link.secret, true),
             public_company_id: link.public_company_id,
@@ -62,14 +67,8 @@ async fn issue<'a>(
     change: LinkChange,
 ) -> Result<(MagicLink, &'a AppState)> {
     let state = state(ctx)?;
-    let command = IssueLink {
-        keys: &state.keys,
-        actor: actor(ctx)?,
-        organization_id: viewer(ctx)?.organization_id,
-        of,
-        change,
-    };
-    Ok((state.run(&command).await.gql()?, state))
+    let link = crate::operations::issue_link(state, viewer(ctx)?, of, change);
+    Ok((link.await.gql()?, state))
 }
 
 async fn revoke(ctx: &Context<'_>, of: LinkOf) -> Result<bool> {

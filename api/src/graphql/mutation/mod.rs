@@ -2,7 +2,7 @@
 
 mod company;
 mod invitation;
-mod magic_link;
+pub mod magic_link;
 mod organization;
 mod public;
 mod webhook;

@@ -3,7 +3,7 @@
 mod company;
 pub mod invitation;
 mod organization;
-mod page;
+pub mod page;
 pub mod webhook;
 
 pub use company::{Company, Connection, Site};

@@ -2,10 +2,11 @@
 
 use async_graphql::connection::{Connection as Page, Edge, EmptyFields};
 use async_graphql::{OutputType, Result};
+use entity::DomainError;
 use entity::invitation::EventWindow;
 
-use crate::graphql::error::bad_input;
-use crate::graphql::paging::page_size;
+use crate::graphql::error::GqlResult;
+use crate::graphql::paging::checked_size;
 
 /// A page of a log read as `window.first + 1` rows (the extra one says another page follows),
 /// each row's cursor its id.
@@ -27,15 +28,22 @@ pub fn event_page<R, T: OutputType>(
 
 /// The window of the log that `events(first, after)` asks for.
 pub fn event_window(first: Option<i32>, after: Option<&str>) -> Result<EventWindow> {
-    let first = page_size(first, 20)?;
+    log_window(("first", first.map(i64::from)), ("after", after), 20).gql()
+}
+
+/// The window of a log that a page size and a cursor (each with its parameter's name) ask for,
+/// in either API.
+pub fn log_window(
+    (first_field, first): (&str, Option<i64>),
+    (after_field, after): (&str, Option<&str>),
+    default: i64,
+) -> Result<EventWindow, DomainError> {
+    let first = checked_size(first_field, first, default)?;
     let after = after
         .map(|a| {
             a.parse::<i64>()
-                .map_err(|_| bad_input("after", "not a valid cursor"))
+                .map_err(|_| DomainError::invalid(after_field, "not a valid cursor"))
         })
         .transpose()?;
-    Ok(EventWindow {
-        first: first as u64,
-        after,
-    })
+    Ok(EventWindow { first, after })
 }
