@@ -194,6 +194,7 @@ pub fn router(state: AppState, shutdown: CancellationToken) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(crate::metrics::render))
         .merge(crate::public::routes())
+        .merge(crate::console::routes())
         .with_state(state)
         .merge(graphql_routes)
         .layer(TimeoutLayer::with_status_code(
