@@ -46,6 +46,22 @@ async fn text(browser: &Browser, css: &str) -> String {
     browser.wait(css).await.text().await.unwrap()
 }
 
+/// Waits until the element `css` shows `needle` (views render after their requests).
+async fn wait_text(browser: &Browser, css: &str, needle: &str) {
+    eventually(&format!("{needle:?} in {css}"), WAIT, || async move {
+        browser
+            .client
+            .find(fantoccini::Locator::Css(css))
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()
+            .filter(|t| t.contains(needle))
+    })
+    .await;
+}
+
 async fn value(browser: &Browser, css: &str) -> String {
     browser
         .wait(css)
@@ -66,6 +82,13 @@ async fn signed_in(app: &TestApp, width: u32, height: u32) -> Browser {
     browser
 }
 
+/// Whether `text` names no origin: no `://` followed by a host (a bare `https://` placeholder
+/// and `ws://${location.host}` are fine).
+fn names_no_origin(text: &str) -> bool {
+    text.match_indices("://")
+        .all(|(i, _)| !text[i + 3..].starts_with(|c: char| c.is_ascii_alphanumeric()))
+}
+
 async fn status_of(app: &TestApp, invitation: &str) -> Value {
     app.gql()
         .query(
@@ -77,228 +100,220 @@ async fn status_of(app: &TestApp, invitation: &str) -> Value {
         .clone()
 }
 
-both!(the_console_is_one_origin_under_a_strict_policy, |backend| async move {
-    let app = app::spawn(backend).await;
-    let http = reqwest::Client::new();
-    let page = http
-        .get(format!("{}/console", app.url))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(page.status(), 200);
-    let csp = page.headers()["content-security-policy"]
-        .to_str()
-        .unwrap()
-        .to_owned();
-    for directive in [
-        "default-src 'none'",
-        "script-src 'self'",
-        "style-src 'self'",
-        "connect-src 'self'",
-        "frame-ancestors 'none'",
-    ] {
-        assert!(csp.contains(directive), "{directive} missing in {csp}");
-    }
-    let html = page.text().await.unwrap();
-    // Nothing inline (the policy would block it) and nothing from another origin.
-    assert!(!html.contains("<style") && !html.contains("style="), "{html}");
-    assert!(!html.contains("http://") && !html.contains("https://"));
-    for module in ["console.js", "api.js", "views.js", "console.css"] {
-        let asset = http
-            .get(format!("{}/console/assets/{module}", app.url))
+both!(
+    the_console_is_one_origin_under_a_strict_policy,
+    |backend| async move {
+        let app = app::spawn(backend).await;
+        let http = reqwest::Client::new();
+        let page = http
+            .get(format!("{}/console", app.url))
             .send()
             .await
             .unwrap();
-        assert_eq!(asset.status(), 200, "{module}");
-        let body = asset.text().await.unwrap();
+        assert_eq!(page.status(), 200);
+        let csp = page.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        for directive in [
+            "default-src 'none'",
+            "script-src 'self'",
+            "style-src 'self'",
+            "connect-src 'self'",
+            "frame-ancestors 'none'",
+        ] {
+            assert!(csp.contains(directive), "{directive} missing in {csp}");
+        }
+        let html = page.text().await.unwrap();
+        // Nothing inline (the policy would block it) and nothing from another origin.
         assert!(
-            !body.contains("https://") || module == "console.css",
-            "{module} names no other origin"
+            !html.contains("<style") && !html.contains("style="),
+            "{html}"
         );
+        assert!(names_no_origin(&html), "{html}");
+        for module in ["console.js", "api.js", "views.js", "console.css"] {
+            let asset = http
+                .get(format!("{}/console/assets/{module}", app.url))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(asset.status(), 200, "{module}");
+            let body = asset.text().await.unwrap();
+            assert!(names_no_origin(&body), "{module} names another origin");
+        }
+        app.stop().await;
     }
-    app.stop().await;
-});
+);
 
-both!(sign_in_and_the_live_invitations_table, |backend| async move {
-    let app = app::spawn(backend).await;
-    let gql = app.gql();
-    let browser = Browser::open(1280, 900).await;
-    browser.goto(&format!("{}/console", app.url)).await;
-    browser.wait_heading("Sign in").await;
-    assert_accessible(&browser, "the sign-in form").await;
+both!(
+    sign_in_and_the_live_invitations_table,
+    |backend| async move {
+        let app = app::spawn(backend).await;
+        let gql = app.gql();
+        let browser = Browser::open(1280, 900).await;
+        browser.goto(&format!("{}/console", app.url)).await;
+        browser.wait_heading("Sign in").await;
+        assert_accessible(&browser, "the sign-in form").await;
 
-    // A wrong key: a clear error next to the key, which keeps the focus.
-    browser.fill("#api-key", "inv_not-a-real-key").await;
-    browser.click("#sign-in button[type=submit]").await;
-    let error = text(&browser, "#api-key-error:not([hidden])").await;
-    assert!(error.contains("not accepted"), "{error}");
-    assert!(error.contains("UNAUTHENTICATED"), "{error}");
-    assert_eq!(browser.focused_id().await, "api-key");
-    // The key is never put in the URL.
-    browser.fill("#api-key", &app.api_key).await;
-    browser.click("#sign-in button[type=submit]").await;
-    browser.wait_heading("Companies").await;
-    let url = browser.client.current_url().await.unwrap();
-    assert!(!url.as_str().contains(&app.api_key), "{url}");
-    assert!(
-        text(&browser, "#companies")
-            .await
-            .contains("No companies yet")
-    );
+        // A wrong key: a clear error next to the key, which keeps the focus.
+        browser.fill("#api-key", "inv_not-a-real-key").await;
+        browser.click("#sign-in button[type=submit]").await;
+        let error = text(&browser, "#api-key-error:not([hidden])").await;
+        assert!(error.contains("not accepted"), "{error}");
+        assert!(error.contains("UNAUTHENTICATED"), "{error}");
+        assert_eq!(browser.focused_id().await, "api-key");
+        // The key is never put in the URL.
+        browser.fill("#api-key", &app.api_key).await;
+        browser.click("#sign-in button[type=submit]").await;
+        browser.wait_heading("Companies").await;
+        let url = browser.client.current_url().await.unwrap();
+        assert!(!url.as_str().contains(&app.api_key), "{url}");
+        wait_text(&browser, "#companies", "No companies yet").await;
 
-    // A company, through the UI.
-    browser.fill("#company-name", "Acme Co").await;
-    browser.click("#create-company button[type=submit]").await;
-    browser.wait_heading("Acme Co").await;
-    assert!(
-        text(&browser, "#invitations")
-            .await
-            .contains("no invitations yet")
-    );
-    browser.wait("#live[data-state='live']").await;
+        // A company, through the UI.
+        browser.fill("#company-name", "Acme Co").await;
+        browser.click("#create-company button[type=submit]").await;
+        browser.wait_heading("Acme Co").await;
+        wait_text(&browser, "#invitations", "no invitations yet").await;
+        browser.wait("#live[data-state='live']").await;
 
-    // A contributor invitation, through the UI; a bad address is named next to the list.
-    browser.click("#new-invitation").await;
-    browser.wait_heading("New contributor invitation").await;
-    browser
-        .fill("[data-field=allowedEmails]", "ann@example.com\nnot-an-address")
+        // A contributor invitation, through the UI; a bad address is named next to the list.
+        browser.click("#new-invitation").await;
+        browser.wait_heading("New contributor invitation").await;
+        browser
+            .fill(
+                "[data-field=allowedEmails]",
+                "ann@example.com\nnot-an-address",
+            )
+            .await;
+        browser.fill("[data-field=maxUses]", "3").await;
+        browser
+            .click("#create-invitation button[type=submit]")
+            .await;
+        let error = browser
+            .wait("[data-field=allowedEmails][aria-invalid=true]")
+            .await;
+        let message = text(
+            &browser,
+            &format!(
+                "#{}-error",
+                error.attr("id").await.unwrap().unwrap_or_default()
+            ),
+        )
         .await;
-    browser.fill("[data-field=maxUses]", "3").await;
-    browser.click("#create-invitation button[type=submit]").await;
-    let error = browser
-        .wait("[data-field=allowedEmails][aria-invalid=true]")
-        .await;
-    let message = text(
-        &browser,
-        &format!(
-            "#{}-error",
-            error.attr("id").await.unwrap().unwrap_or_default()
-        ),
-    )
-    .await;
-    assert!(message.contains("BAD_USER_INPUT"), "{message}");
-    browser
-        .fill("[data-field=allowedEmails]", "ann@example.com")
-        .await;
-    browser.click("#create-invitation button[type=submit]").await;
-    let link = value(&browser, "#created input.copy-value").await;
-    assert!(link.contains("/p/i/"), "{link}");
-    assert_accessible(&browser, "the created invitation's link").await;
-    browser
-        .click("#created a[href^='#/companies/']")
-        .await;
-    let row = browser.wait("#invitations tr[data-id]").await;
-    let id = row.attr("data-id").await.unwrap().unwrap();
-    let cells = row.text().await.unwrap();
-    assert!(cells.contains("ACTIVE"), "{cells}");
-    assert!(cells.contains("ann@example.com"), "{cells}");
-    assert!(cells.contains("0 / 3"), "{cells}");
-    assert!(cells.contains("Contributor"), "{cells}");
-    browser.wait("#live[data-state='live']").await;
-    assert_accessible(&browser, "the Invitations table").await;
+        assert!(message.contains("BAD_USER_INPUT"), "{message}");
+        browser
+            .fill("[data-field=allowedEmails]", "ann@example.com")
+            .await;
+        browser
+            .click("#create-invitation button[type=submit]")
+            .await;
+        let link = value(&browser, "#created input.copy-value").await;
+        assert!(link.contains("/p/i/"), "{link}");
+        assert_accessible(&browser, "the created invitation's link").await;
+        browser.click("#created a[href^='#/companies/']").await;
+        let row = browser.wait("#invitations tr[data-id]").await;
+        let id = row.attr("data-id").await.unwrap().unwrap();
+        let cells = row.text().await.unwrap();
+        assert!(cells.contains("ACTIVE"), "{cells}");
+        assert!(cells.contains("ann@example.com"), "{cells}");
+        assert!(cells.contains("0 / 3"), "{cells}");
+        assert!(cells.contains("Contributor"), "{cells}");
+        browser.wait("#live[data-state='live']").await;
+        assert_accessible(&browser, "the Invitations table").await;
 
-    // Live, without a reload (the marker would be gone after one): a revoke through the API
-    // turns the row REVOKED, and an invitation created through the API appears.
-    browser.eval("window.notReloaded = true; return null").await;
-    let r = gql
+        // Live, without a reload (the marker would be gone after one): a revoke through the API
+        // turns the row REVOKED, and an invitation created through the API appears.
+        browser.eval("window.notReloaded = true; return null").await;
+        let r = gql
         .query(
             "mutation($id: ID!) { revokeInvitation(id: $id, reason: \"sent to the wrong person\") { status } }",
             json!({ "id": id }),
         )
         .await;
-    assert_eq!(r.data()["revokeInvitation"]["status"], "REVOKED");
-    browser
-        .wait(&format!("tr[data-id='{id}'] [data-status='REVOKED']"))
-        .await;
-    let company = app::create_company(&gql, "Other Co").await;
-    let (elsewhere, _) = invite(&gql, &company, json!({})).await;
-    let companies = app
-        .gql()
-        .query("{ companies { id name } }", json!({}))
-        .await;
-    let acme = companies.data()["companies"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == "Acme Co")
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let (second, _) = invite(&gql, &acme, json!({ "maxUses": 1 })).await;
-    browser.wait(&format!("tr[data-id='{second}']")).await;
-    assert!(
+        assert_eq!(r.data()["revokeInvitation"]["status"], "REVOKED");
         browser
-            .find_all(&format!("tr[data-id='{elsewhere}']"))
-            .await
-            .is_empty(),
-        "another company's invitation stays out"
-    );
-    assert_eq!(browser.eval("return window.notReloaded").await, true);
-
-    // Filters: only the revoked one.
-    browser
-        .client
-        .find(fantoccini::Locator::Css("#filter-status"))
-        .await
-        .unwrap()
-        .select_by_value("REVOKED")
-        .await
-        .unwrap();
-    browser.click("#filters button[type=submit]").await;
-    let b = &browser;
-    let summary = eventually("the filtered summary", WAIT, || async move {
-        let s = text(b, "#table-summary").await;
-        s.contains("matching").then_some(s)
-    })
-    .await;
-    assert!(summary.contains("of 1 matching"), "{summary}");
-    assert_eq!(browser.find_all("#invitations tr[data-id]").await.len(), 1);
-    if std::env::var("UPDATE_SCREENSHOTS").is_ok_and(|v| v == "1") {
-        browser.click("#filters button[type=reset]").await;
+            .wait(&format!("tr[data-id='{id}'] [data-status='REVOKED']"))
+            .await;
+        let company = app::create_company(&gql, "Other Co").await;
+        let (elsewhere, _) = invite(&gql, &company, json!({})).await;
+        let companies = app
+            .gql()
+            .query("{ companies { id name } }", json!({}))
+            .await;
+        let acme = companies.data()["companies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == "Acme Co")
+            .unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let (second, _) = invite(&gql, &acme, json!({ "maxUses": 1 })).await;
         browser.wait(&format!("tr[data-id='{second}']")).await;
-        std::fs::write(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(SCREENSHOT),
-            browser.screenshot().await,
-        )
-        .unwrap();
-    }
+        assert!(
+            browser
+                .find_all(&format!("tr[data-id='{elsewhere}']"))
+                .await
+                .is_empty(),
+            "another company's invitation stays out"
+        );
+        assert_eq!(browser.eval("return window.notReloaded").await, true);
 
-    // The detail: the timeline has CREATED and REVOKED, each with its actor.
-    browser.click(&format!("tr[data-id='{id}'] a")).await;
-    browser.wait("#timeline li[data-event='REVOKED']").await;
-    let created = text(&browser, "#timeline li[data-event='CREATED']").await;
-    assert!(created.contains("by test-key"), "{created}");
-    let revoked = text(&browser, "#timeline li[data-event='REVOKED']").await;
-    assert!(revoked.contains("sent to the wrong person"), "{revoked}");
-    assert!(
-        text(&browser, "h1").await.contains("REVOKED"),
-        "the heading shows the status"
-    );
-    assert!(browser.find_all("#revoke").await.is_empty(), "nothing to revoke");
-    assert_accessible(&browser, "the invitation detail").await;
-
-    // 375 px: the detail and the table still fit, and stay accessible.
-    browser.client.set_window_size(375, 800).await.unwrap();
-    assert_fits(&browser, "the detail at 375 px").await;
-    assert_accessible(&browser, "the detail at 375 px").await;
-    browser.client.back().await.unwrap();
-    browser.wait(&format!("tr[data-id='{second}']")).await;
-    assert_fits(&browser, "the table at 375 px").await;
-    assert_accessible(&browser, "the table at 375 px").await;
-
-    // Signing out forgets the key.
-    browser.click("#signout").await;
-    browser.wait("#api-key").await;
-    assert_eq!(
+        // Filters: only the revoked one.
         browser
-            .eval("return sessionStorage.length")
-            .await,
-        0
-    );
-    browser.close().await;
-    app.stop().await;
-});
+            .client
+            .find(fantoccini::Locator::Css("#filter-status"))
+            .await
+            .unwrap()
+            .select_by_value("REVOKED")
+            .await
+            .unwrap();
+        browser.click("#filters button[type=submit]").await;
+        wait_text(&browser, "#table-summary", "of 1 matching").await;
+        assert_eq!(browser.find_all("#invitations tr[data-id]").await.len(), 1);
+        if std::env::var("UPDATE_SCREENSHOTS").is_ok_and(|v| v == "1") {
+            browser.click("#filters button[type=reset]").await;
+            browser.wait(&format!("tr[data-id='{second}']")).await;
+            std::fs::write(
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(SCREENSHOT),
+                browser.screenshot().await,
+            )
+            .unwrap();
+        }
+
+        // The detail: the timeline has CREATED and REVOKED, each with its actor.
+        browser.click(&format!("tr[data-id='{id}'] a")).await;
+        browser.wait("#timeline li[data-event='REVOKED']").await;
+        let created = text(&browser, "#timeline li[data-event='CREATED']").await;
+        assert!(created.contains("by test-key"), "{created}");
+        let revoked = text(&browser, "#timeline li[data-event='REVOKED']").await;
+        assert!(revoked.contains("sent to the wrong person"), "{revoked}");
+        wait_text(&browser, "h1", "REVOKED").await;
+        assert!(
+            browser.find_all("#revoke").await.is_empty(),
+            "nothing to revoke"
+        );
+        assert_accessible(&browser, "the invitation detail").await;
+
+        // 375 px: the detail and the table still fit, and stay accessible.
+        browser.client.set_window_size(375, 800).await.unwrap();
+        assert_fits(&browser, "the detail at 375 px").await;
+        assert_accessible(&browser, "the detail at 375 px").await;
+        browser.client.back().await.unwrap();
+        browser.wait(&format!("tr[data-id='{second}']")).await;
+        assert_fits(&browser, "the table at 375 px").await;
+        assert_accessible(&browser, "the table at 375 px").await;
+
+        // Signing out forgets the key.
+        browser.click("#signout").await;
+        browser.wait("#api-key").await;
+        assert_eq!(browser.eval("return sessionStorage.length").await, 0);
+        browser.close().await;
+        app.stop().await;
+    }
+);
 
 both!(revoke_and_resend_from_the_detail, |backend| async move {
     let app = app::spawn(backend).await;
@@ -326,9 +341,10 @@ both!(revoke_and_resend_from_the_detail, |backend| async move {
     bob.click().await.unwrap();
     browser.click("#resend-rotate").await;
     browser.click("#resend-confirm").await;
-    let notice = text(&browser, "#detail-notice").await;
-    assert!(notice.contains("new link"), "{notice}");
-    browser.wait("#timeline li[data-event='TOKEN_ROTATED']").await;
+    browser
+        .wait("#timeline li[data-event='TOKEN_ROTATED']")
+        .await;
+    wait_text(&browser, "#detail-notice", "new link").await;
     let after = status_of(&app, &id).await;
     assert_ne!(after["token"], token, "the link was rotated");
     assert!(
@@ -342,9 +358,10 @@ both!(revoke_and_resend_from_the_detail, |backend| async move {
         messages.iter().all(|m| m.is_to("ann@example.com")),
         "only the chosen address is emailed"
     );
-    browser
-        .wait("#detail table tr td[data-label='Recipient']")
-        .await;
+    // The delivery is listed, and its outcome is in the timeline (the last change the resend
+    // brings, so the page stops re-rendering before the next click).
+    browser.wait("#timeline li[data-event='EMAIL_SENT']").await;
+    wait_text(&browser, "#detail table", "ann@example.com").await;
 
     // Revoke with a reason, after a confirmation.
     browser.click("#revoke").await;
@@ -353,7 +370,7 @@ both!(revoke_and_resend_from_the_detail, |backend| async move {
     reason.send_keys("left the company").await.unwrap();
     browser.click("#revoke-confirm").await;
     browser.wait("#timeline li[data-event='REVOKED']").await;
-    assert!(text(&browser, "h1").await.contains("REVOKED"));
+    wait_text(&browser, "h1", "REVOKED").await;
     let after = status_of(&app, &id).await;
     assert_eq!(after["status"], "REVOKED");
     assert!(
@@ -375,9 +392,11 @@ both!(webhook_endpoints_in_the_console, |backend| async move {
     .await;
     let receiver = Receiver::start(Reply::Status(204)).await;
     let browser = signed_in(&app, 1280, 900).await;
-    browser.goto(&format!("{}/console#/webhooks", app.url)).await;
+    browser
+        .goto(&format!("{}/console#/webhooks", app.url))
+        .await;
     browser.wait_heading("Webhooks").await;
-    assert!(text(&browser, "#endpoints").await.contains("No endpoints yet"));
+    wait_text(&browser, "#endpoints", "No endpoints yet").await;
 
     // No event type chosen: the error sits on the event types.
     browser.fill("#endpoint-url", &receiver.url).await;
@@ -405,20 +424,29 @@ both!(webhook_endpoints_in_the_console, |backend| async move {
     invite(&app.gql(), &company, json!({})).await;
     let r = &receiver;
     eventually("the delivery", WAIT, || async move { r.count() > 0 }).await;
-    browser.goto(&format!("{}/console#/webhooks", app.url)).await;
+    browser
+        .goto(&format!("{}/console#/webhooks", app.url))
+        .await;
     browser.wait_heading("Webhooks").await;
     browser.click("#endpoints a").await;
     let replay = browser.wait("[data-replay]").await;
-    assert!(text(&browser, "tr[data-delivery]").await.contains("SUCCEEDED"));
+    wait_text(&browser, "tr[data-delivery]", "SUCCEEDED").await;
     assert_accessible(&browser, "the endpoint's deliveries").await;
     replay.click().await.unwrap();
-    eventually("the replay's delivery", WAIT, || async move { r.count() > 1 }).await;
+    eventually(
+        "the replay's delivery",
+        WAIT,
+        || async move { r.count() > 1 },
+    )
+    .await;
 
     // Rotate: a new secret, shown once; disable.
     browser.click("#rotate-secret").await;
     browser.click("#rotate-confirm").await;
     let rotated = value(&browser, "#secret input.copy-value").await;
     assert!(rotated.starts_with("whsec_") && rotated != secret);
+    // The old secret still signs for a while, and the page says until when.
+    wait_text(&browser, "#endpoint .facts", "Previous secret valid until").await;
     browser.click("#toggle-endpoint").await;
     browser.wait("h1 [data-status='DISABLED']").await;
     browser.close().await;

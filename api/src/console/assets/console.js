@@ -579,6 +579,7 @@ async function invitationView(id) {
   const body = h("div", { id: "detail" }, h("p", { text: "Loading…" }));
   const heading = show("Invitation", body);
   const status = h("p", { class: "notice", role: "status", id: "detail-notice" });
+  let shown = null;
 
   async function load() {
     let inv;
@@ -590,7 +591,13 @@ async function invitationView(id) {
       body.replaceChildren(failure(e));
       return;
     }
-    const focused = document.activeElement && document.activeElement.id;
+    // Live events often change nothing shown (a replayed event, a second event of one
+    // commit): then the page stays as it is, and so does whatever the operator is pointing at.
+    const snapshot = JSON.stringify([inv, events]);
+    if (snapshot === shown) return;
+    shown = snapshot;
+    const active = document.activeElement;
+    const focused = active && body.contains(active) ? active.id : null;
     heading.replaceChildren(`${typeName(inv.invitationType)} invitation `, badge(inv.status));
     const actions = h("div", { class: "actions" },
       inv.status === "ACTIVE" ? h("button", { type: "button", class: "danger", id: "revoke", text: "Revoke…",
@@ -633,8 +640,11 @@ async function invitationView(id) {
             c.providerName || "—", badge(c.status), c.utilityUsername || "—", time(c.createdAt),
           ]))))
         : null);
-    if (focused && document.getElementById(focused) && !document.querySelector("dialog")) {
-      document.getElementById(focused).focus();
+    // Keep the focus where it was; when that control is gone (Revoke, once revoked), the
+    // heading takes it rather than the page's start.
+    if (active && body.contains(active) === false && focused !== null && !document.querySelector("dialog")) {
+      const again = focused && document.getElementById(focused);
+      (again || heading).focus();
     }
   }
 
