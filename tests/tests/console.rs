@@ -12,21 +12,13 @@ use tests::webhook_receiver::{Receiver, Reply};
 
 use crate::app::{self, TestApp, invite};
 use crate::both;
+use crate::browser::assert_accessible;
 
 /// Where the README's screenshot of the console lives; `UPDATE_SCREENSHOTS=1` rewrites it.
 const SCREENSHOT: &str = "browser/console.png";
 
 /// Bound of a wait for a background effect (an email, a webhook delivery).
 const WAIT: Duration = Duration::from_secs(40);
-
-async fn assert_accessible(browser: &Browser, what: &str) {
-    let violations = browser.accessibility_violations().await;
-    assert!(
-        violations.is_empty(),
-        "serious or critical accessibility violations on {what}: {}",
-        serde_json::to_string_pretty(&violations).unwrap()
-    );
-}
 
 /// Nothing overflows sideways (the page is usable without horizontal scrolling).
 async fn assert_fits(browser: &Browser, what: &str) {
