@@ -444,3 +444,97 @@ both!(webhook_endpoints_in_the_console, |backend| async move {
     browser.close().await;
     app.stop().await;
 });
+
+/// Run on the sign-in form, before the console opens its WebSocket: every socket the page
+/// opens is kept in `window.sockets`, and while `window.blockSockets` is set new ones go to a
+/// closed port on loopback, so the test can drop the connection and hold it down.
+const SOCKET_CONTROL: &str = "const Real = window.WebSocket;
+    window.sockets = [];
+    window.blockSockets = false;
+    window.WebSocket = function (url, protocols) {
+      const socket = new Real(window.blockSockets ? 'ws://127.0.0.1:9/graphql' : url, protocols);
+      window.sockets.push(socket);
+      return socket;
+    };
+    window.WebSocket.prototype = Real.prototype;
+    return null;";
+
+both!(
+    the_table_catches_up_after_a_dropped_connection,
+    |backend| async move {
+        let app = app::spawn(backend).await;
+        let gql = app.gql();
+        let company = app::create_company(&gql, "Acme Co").await;
+        let (first, _) = invite(&gql, &company, json!({})).await;
+        let connection = app::gridco_connection(&gql, &company, false).await;
+        let browser = Browser::open(1280, 900).await;
+        browser.goto(&format!("{}/console", app.url)).await;
+        browser.wait("#api-key").await;
+        browser.eval(SOCKET_CONTROL).await;
+        browser.fill("#api-key", &app.api_key).await;
+        browser.click("#sign-in button[type=submit]").await;
+        browser.wait_heading("Companies").await;
+        browser
+            .click(&format!("a[href='#/companies/{company}']"))
+            .await;
+        browser.wait(&format!("tr[data-id='{first}']")).await;
+        browser.wait("#live[data-state='live']").await;
+
+        // The connection drops and stays down: the indicator says so.
+        browser
+            .eval(
+                "window.notReloaded = true; window.blockSockets = true;
+             window.sockets.forEach(function (s) { s.close(); }); return null",
+            )
+            .await;
+        browser.wait("#live[data-state='offline']").await;
+        gql.query(
+            "mutation($id: ID!) { revokeInvitation(id: $id) { status } }",
+            json!({ "id": first }),
+        )
+        .await
+        .data();
+        let (second, _) = invite(&gql, &company, json!({})).await;
+        // Back up: what happened meanwhile arrives, without a reload.
+        browser
+            .eval("window.blockSockets = false; return null")
+            .await;
+        browser.wait("#live[data-state='live']").await;
+        browser
+            .wait(&format!("tr[data-id='{first}'] [data-status='REVOKED']"))
+            .await;
+        browser.wait(&format!("tr[data-id='{second}']")).await;
+        assert_eq!(browser.eval("return window.notReloaded").await, true);
+
+        // A reconnect invitation for the company's connection, through the UI.
+        browser
+            .click(&format!("a[href='#/companies/{company}/reconnect']"))
+            .await;
+        browser.wait_heading("New reconnect invitation").await;
+        assert_eq!(value(&browser, "#connection").await, connection);
+        assert!(
+            browser.find_all("[data-field^='prefill']").await.is_empty(),
+            "a reconnect invitation has no prefill"
+        );
+        browser.fill("[data-field=maxUses]", "1").await;
+        browser
+            .click("#create-invitation button[type=submit]")
+            .await;
+        let link = value(&browser, "#created input.copy-value").await;
+        assert!(link.contains("/p/i/"), "{link}");
+        browser.click("#created a[href^='#/invitations/']").await;
+        wait_text(&browser, "h1", "Reconnect invitation").await;
+        let r = gql
+        .query(
+            "query($c: ID!) { invitations(companyId: $c, filter: { invitationType: EDIT_CONNECTION }) { nodes { connectionId maxUses } } }",
+            json!({ "c": company }),
+        )
+        .await;
+        assert_eq!(
+            r.data()["invitations"]["nodes"],
+            json!([{ "connectionId": connection, "maxUses": 1 }])
+        );
+        browser.close().await;
+        app.stop().await;
+    }
+);
