@@ -41,15 +41,16 @@ async fn text(browser: &Browser, css: &str) -> String {
 /// Waits until the element `css` shows `needle` (views render after their requests).
 async fn wait_text(browser: &Browser, css: &str, needle: &str) {
     eventually(&format!("{needle:?} in {css}"), WAIT, || async move {
-        browser
-            .client
-            .find(fantoccini::Locator::Css(css))
-            .await
-            .ok()?
-            .text()
-            .await
-            .ok()
-            .filter(|t| t.contains(needle))
+        let found = browser.client.find(fantoccini::Locator::Css(css)).await;
+        let shown = match found {
+            Ok(element) => element.text().await.unwrap_or_default(),
+            Err(_) => return Err("not there".to_owned()),
+        };
+        if shown.contains(needle) {
+            Ok(())
+        } else {
+            Err(format!("it shows {shown:?}"))
+        }
     })
     .await;
 }
@@ -538,3 +539,55 @@ both!(
         app.stop().await;
     }
 );
+
+both!(a_failed_email_shows_its_smtp_reply, |backend| async move {
+    let app = app::spawn(backend).await;
+    let gql = app.gql();
+    let company = app::create_company(&gql, "Acme Co").await;
+    app.smtp.set_mode(tests::smtp::Mode::reject_data(
+        550,
+        "5.1.1 mailbox unavailable",
+    ));
+    let (id, _) = invite(
+        &gql,
+        &company,
+        json!({ "allowedEmails": ["gone@example.com"], "sendEmail": true }),
+    )
+    .await;
+    let browser = signed_in(&app, 1280, 900).await;
+    browser
+        .goto(&format!("{}/console#/invitations/{id}", app.url))
+        .await;
+    // The page follows the invitation: the failure arrives while it is open.
+    wait_text(
+        &browser,
+        "#timeline li[data-event='EMAIL_FAILED']",
+        "SMTP reply: permanent error (550): 5.1.1 mailbox unavailable",
+    )
+    .await;
+    wait_text(&browser, "#detail table", "mailbox unavailable").await;
+    assert!(text(&browser, "#detail table").await.contains("FAILED"));
+    assert_accessible(&browser, "a detail with a failed delivery").await;
+    browser.close().await;
+
+    // The table's "last activity" is the newest event of the log.
+    let r = gql
+        .query(
+            "query($id: ID!) { invitation(id: $id) { lastActivityAt events { nodes { occurredAt } } } }",
+            json!({ "id": id }),
+        )
+        .await;
+    let invitation = &r.data()["invitation"];
+    let newest = invitation["events"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["occurredAt"].as_str())
+        .filter_map(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .max()
+        .unwrap();
+    let last = chrono::DateTime::parse_from_rfc3339(invitation["lastActivityAt"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(last, newest);
+    app.stop().await;
+});

@@ -506,8 +506,7 @@ async function newInvitationView(companyId, reconnect) {
 
 function detailText(detail) {
   if (!detail || typeof detail !== "object" || Object.keys(detail).length === 0) return null;
-  const smtp = detail.error || detail.smtpReply || detail.reply;
-  if (smtp) return `SMTP: ${smtp}`;
+  if (detail.smtpReply) return `SMTP reply: ${detail.smtpReply}`;
   return Object.entries(detail).map(([k, v]) => `${k}: ${typeof v === "string" ? v : JSON.stringify(v)}`).join("; ");
 }
 
