@@ -4,7 +4,7 @@
 
 import { ApiError, Live, allPages, gql, session, whenUnauthenticated } from "./api.js";
 import {
-  badge, checkboxes, checkedValues, copyable, empty, field, formBanner, h, input, modal,
+  badge, checkboxes, checkedValues, copyable, empty, field, formBanner, formatTime, h, input, modal,
   onSubmit, row, select, showError, table, time, typeName,
 } from "./views.js";
 
@@ -215,7 +215,12 @@ function invitationRow(inv) {
     time(inv.expiresAt, "never"),
     time(inv.createdAt),
     time(inv.lastActivityAt),
-    h("a", { href: `#/invitations/${inv.id}`, "aria-label": `Details of the invitation created ${inv.createdAt}`, text: "Details" }),
+    h("a", {
+      href: `#/invitations/${inv.id}`,
+      "aria-label": `Details of the ${typeName(inv.invitationType).toLowerCase()} invitation for `
+        + `${inv.allowedEmails.join(", ") || "anyone with the link"}, created ${formatTime(inv.createdAt)}`,
+      text: "Details",
+    }),
   ], { "data-id": inv.id });
 }
 

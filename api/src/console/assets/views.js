@@ -162,10 +162,12 @@ const dateFormat = new Intl.DateTimeFormat("en-GB", {
   year: "numeric", month: "short", day: "2-digit", hour: "2-digit", minute: "2-digit", timeZone: "UTC",
 });
 
+export function formatTime(iso) { return `${dateFormat.format(new Date(iso))} UTC`; }
+
 // Timestamps in UTC, as the API gives them, with the exact instant in a <time>.
 export function time(iso, fallback) {
   if (!iso) return document.createTextNode(fallback || "—");
-  return h("time", { datetime: iso, text: `${dateFormat.format(new Date(iso))} UTC` });
+  return h("time", { datetime: iso, text: formatTime(iso) });
 }
 
 export function typeName(type) {
