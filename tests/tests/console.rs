@@ -205,13 +205,18 @@ both!(
         assert!(link.contains("/p/i/"), "{link}");
         assert_accessible(&browser, "the created invitation's link").await;
         browser.click("#created a[href^='#/companies/']").await;
-        let row = browser.wait("#invitations tr[data-id]").await;
-        let id = row.attr("data-id").await.unwrap().unwrap();
-        let cells = row.text().await.unwrap();
-        assert!(cells.contains("ACTIVE"), "{cells}");
-        assert!(cells.contains("ann@example.com"), "{cells}");
-        assert!(cells.contains("0 / 3"), "{cells}");
-        assert!(cells.contains("Contributor"), "{cells}");
+        browser.wait("#invitations tr[data-id]").await;
+        // Read in the page: the live feed may refresh the row meanwhile.
+        let id = browser
+            .eval("return document.querySelector('#invitations tr[data-id]').dataset.id")
+            .await
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let row = format!("tr[data-id='{id}']");
+        for shown in ["ACTIVE", "ann@example.com", "0 / 3", "Contributor"] {
+            wait_text(&browser, &row, shown).await;
+        }
         browser.wait("#live[data-state='live']").await;
         assert_accessible(&browser, "the Invitations table").await;
 

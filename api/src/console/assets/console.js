@@ -264,6 +264,8 @@ async function companyView(companyId) {
 
   // `cursors[i]` is the `after` of page i.
   let cursors = [null];
+  // What each row shows, so a live event that changed nothing leaves its row alone.
+  const shownRows = new Map();
   let page = 0;
   let filter = {};
 
@@ -292,6 +294,8 @@ async function companyView(companyId) {
           h("a", { class: "button", href: `#/companies/${companyId}/new`, text: "New contributor invitation" })));
       return;
     }
+    shownRows.clear();
+    data.nodes.forEach((inv) => shownRows.set(inv.id, JSON.stringify(inv)));
     results.replaceChildren(table("Invitations", TABLE_COLUMNS, data.nodes.map(invitationRow)));
   }
 
@@ -325,31 +329,43 @@ async function companyView(companyId) {
   await load();
 
   // Live: a row changes in place when its invitation has an event; a new invitation appears
-  // on the first page.
+  // on the first page. Events are gathered for a moment, so a burst (the replay at the start,
+  // a bulk create) costs one read per row shown, or one reload of the page.
   let cursor = null;
   const since = new Date(Date.now() - REPLAY_MARGIN_MS).toISOString();
-  let reloading = null;
-  const refreshRow = async (event) => {
-    const current = results.querySelector(`tr[data-id="${event.invitationId}"]`);
-    if (current) {
-      const { invitation } = await gql(Q.row, { id: event.invitationId });
-      const fresh = invitationRow(invitation);
+  const stale = new Set();
+  let added = false;
+  let timer = null;
+  const flush = async () => {
+    timer = null;
+    const ids = [...stale];
+    stale.clear();
+    if (added && page === 0) {
+      added = false;
+      await load();
+      announce("New invitations were added to the table.");
+      return;
+    }
+    added = false;
+    for (const id of ids) {
+      const current = results.querySelector(`tr[data-id="${id}"]`);
+      if (!current) continue;
+      const { invitation } = await gql(Q.row, { id });
+      const json = JSON.stringify(invitation);
+      if (shownRows.get(id) === json) continue;
+      shownRows.set(id, json);
       const before = current.querySelector("[data-status]").dataset.status;
-      const target = results.querySelector(`tr[data-id="${event.invitationId}"]`);
-      if (target) target.replaceWith(fresh);
+      const target = results.querySelector(`tr[data-id="${id}"]`);
+      if (target) target.replaceWith(invitationRow(invitation));
       if (before !== invitation.status) announce(`An invitation is now ${invitation.status}.`);
-    } else if (event.eventType === "CREATED" && page === 0 && !reloading) {
-      reloading = setTimeout(async () => {
-        reloading = null;
-        await load();
-        announce("A new invitation was added to the table.");
-      }, 100);
     }
   };
   return live.subscribe(Q.companyActivity, () => ({ c: companyId, since: cursor || since }), (data) => {
     const event = data.companyActivity;
     if (event.cursor) cursor = event.cursor;
-    refreshRow(event).catch(() => {});
+    if (results.querySelector(`tr[data-id="${event.invitationId}"]`)) stale.add(event.invitationId);
+    else if (event.eventType === "CREATED") added = true;
+    if (!timer) timer = setTimeout(() => { flush().catch(() => {}); }, 100);
   });
 }
 
