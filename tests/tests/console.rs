@@ -17,8 +17,9 @@ use crate::browser::assert_accessible;
 /// Where the README's screenshot of the console lives; `UPDATE_SCREENSHOTS=1` rewrites it.
 const SCREENSHOT: &str = "browser/console.png";
 
-/// Bound of a wait for a background effect (an email, a webhook delivery).
-const WAIT: Duration = Duration::from_secs(40);
+/// Bound of a wait for a background effect (an email, a webhook delivery). Generous: once,
+/// under a loaded parallel run, a webhook delivery took longer than 40 s.
+const WAIT: Duration = Duration::from_secs(90);
 
 /// Nothing overflows sideways (the page is usable without horizontal scrolling).
 async fn assert_fits(browser: &Browser, what: &str) {
@@ -55,14 +56,12 @@ async fn wait_text(browser: &Browser, css: &str, needle: &str) {
     .await;
 }
 
+/// The value of the input `css`, read in the page in one step (a live view may replace the
+/// element between a lookup and a read).
 async fn value(browser: &Browser, css: &str) -> String {
-    browser
-        .wait(css)
-        .await
-        .prop("value")
-        .await
-        .unwrap()
-        .unwrap_or_default()
+    browser.wait(css).await;
+    let script = format!("return document.querySelector({}).value", json!(css));
+    browser.eval(&script).await.as_str().unwrap().to_owned()
 }
 
 /// Opens the console and signs in with the app's key; the companies page is shown.
