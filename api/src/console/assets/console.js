@@ -110,7 +110,7 @@ function signInView() {
   const form = h("form", { id: "sign-in", novalidate: true },
     field("API key", key, {
       field: "apiKey",
-      hint: "The key printed when the gateway first started, or one made with `invitations api-key create`. "
+      hint: "The key printed when the gateway first started, or one made with “invitations api-key create”. "
         + "It is kept only in this browser tab.",
     }),
     formBanner(),
