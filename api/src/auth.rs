@@ -1,10 +1,12 @@
 //! API-key authentication with a short-lived in-memory cache, so verifying a key does not cost a
 //! database round trip on every request. A revoked key stops working within the cache TTL.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::http::{HeaderMap, header};
 use entity::crypto::hash_token;
+use jobs::metrics::{Metrics, OutcomeLabel};
 use sea_orm::DatabaseConnection;
 use uuid::Uuid;
 
@@ -24,6 +26,7 @@ const MAX_CACHED: u64 = 10_000;
 pub struct KeyCache {
     entries: moka::future::Cache<String, Entry>,
     ttl: Duration,
+    metrics: Arc<Metrics>,
 }
 
 #[derive(Clone)]
@@ -57,13 +60,14 @@ pub fn presented_key(headers: &HeaderMap) -> Option<String> {
 }
 
 impl KeyCache {
-    pub fn new(ttl: Duration) -> Self {
+    pub fn new(ttl: Duration, metrics: Arc<Metrics>) -> Self {
         Self {
             entries: moka::future::Cache::builder()
                 .max_capacity(MAX_CACHED)
                 .time_to_live(ttl)
                 .build(),
             ttl,
+            metrics,
         }
     }
 
@@ -86,9 +90,17 @@ impl KeyCache {
     ) -> Result<Verdict, entity::DomainError> {
         let hash = hash_token(key);
         // The age is checked here too, so the bound holds by this clock whatever moka's says.
-        if let Some(entry) = self.entries.get(&hash).await
-            && entry.checked_at.elapsed() < self.ttl
-        {
+        let cached = self
+            .entries
+            .get(&hash)
+            .await
+            .filter(|entry| entry.checked_at.elapsed() < self.ttl);
+        let outcome = if cached.is_some() { "hit" } else { "miss" };
+        self.metrics
+            .api_key_cache
+            .get_or_create(&OutcomeLabel { outcome })
+            .inc();
+        if let Some(entry) = cached {
             return Ok(self.verdict(entry));
         }
         let checked_at = Instant::now();

@@ -102,7 +102,8 @@ pub async fn run(cli: Cli) -> Result<(), StartupError> {
         return Ok(());
     }
     let settings = Settings::from_env()?;
-    telemetry::init(&settings.log);
+    // Flushes the exported spans when the command ends.
+    let _telemetry = telemetry::init(&settings.log);
     match command {
         Command::Serve { no_workers } => serve(settings, !no_workers).await,
         Command::Worker => {

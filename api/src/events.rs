@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use entity::entities::invitation_events;
 use futures::StreamExt;
+use jobs::metrics::Metrics;
 use sea_orm::DatabaseConnection;
 use tokio::sync::{Notify, broadcast, mpsc};
 
@@ -63,6 +64,7 @@ impl EventBus {
         redis: Option<(redis::Client, redis::aio::ConnectionManager)>,
         prefix: &str,
         sequencer_db: Option<DatabaseConnection>,
+        metrics: Arc<Metrics>,
     ) -> Self {
         let (local, _) = broadcast::channel(BUFFER);
         let (ordered, arrivals) = mpsc::unbounded_channel();
@@ -74,7 +76,7 @@ impl EventBus {
                 None
             }
         };
-        tokio::spawn(order_loop(db, next, arrivals, local.clone()));
+        tokio::spawn(order_loop(db, next, arrivals, local.clone(), metrics));
         let outgoing = redis.map(|(client, conn)| {
             let channel = format!("{prefix}events");
             let (tx, rx) = mpsc::unbounded_channel();
@@ -186,6 +188,7 @@ async fn order_loop(
     mut next: Option<i64>,
     mut arrivals: mpsc::UnboundedReceiver<invitation_events::Model>,
     local: broadcast::Sender<Event>,
+    metrics: Arc<Metrics>,
 ) {
     let mut pending: BTreeMap<i64, invitation_events::Model> = BTreeMap::new();
     let mut gap_deadline: Option<tokio::time::Instant> = None;
@@ -217,6 +220,7 @@ async fn order_loop(
         while let Some(event) = pending.remove(&expected) {
             // No receiver is not an error: nobody is watching.
             let _ = local.send(Arc::new(event));
+            metrics.live_events_published.inc();
             expected += 1;
         }
         next = Some(expected);
@@ -338,7 +342,7 @@ mod tests {
 
         let (local, mut subscriber) = broadcast::channel(16);
         let (arrivals, rx) = mpsc::unbounded_channel();
-        tokio::spawn(order_loop(db, Some(1), rx, local));
+        tokio::spawn(order_loop(db, Some(1), rx, local, Arc::default()));
         for position in [2, 1, 4, 1] {
             arrivals.send(event(position)).unwrap();
         }

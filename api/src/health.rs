@@ -16,7 +16,25 @@ pub async fn healthz() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
+/// The public `/readyz`: the database and Redis (when configured).
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+    check(&state, false).await
+}
+
+/// `/readyz` on `METRICS_ADDR`: also the mail server when this process runs the workers (a
+/// worker that cannot reach it cannot do its job).
+pub async fn readyz_ops(State(ops): State<Ops>) -> (StatusCode, Json<Value>) {
+    check(&ops.state, ops.workers).await
+}
+
+/// What the operations listener serves from.
+#[derive(Clone)]
+pub struct Ops {
+    pub state: AppState,
+    pub workers: bool,
+}
+
+async fn check(state: &AppState, smtp: bool) -> (StatusCode, Json<Value>) {
     let database = tokio::time::timeout(CHECK_TIMEOUT, state.db.execute_unprepared("SELECT 1"))
         .await
         .is_ok_and(|r| r.is_ok());
@@ -33,13 +51,23 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) 
             )
         }
     };
+    let smtp = if smtp {
+        tokio::time::timeout(CHECK_TIMEOUT, state.mailer.reachable())
+            .await
+            .unwrap_or(Some(false))
+    } else {
+        None
+    };
     let word = |ok: bool| if ok { "ok" } else { "unavailable" };
-    let ready = database && redis.unwrap_or(true);
-    let body = json!({
+    let ready = database && redis.unwrap_or(true) && smtp.unwrap_or(true);
+    let mut body = json!({
         "status": word(ready),
         "database": word(database),
         "redis": redis.map_or("not configured", word),
     });
+    if let Some(smtp) = smtp {
+        body["smtp"] = json!(word(smtp));
+    }
     let code = if ready {
         StatusCode::OK
     } else {

@@ -1,66 +1,122 @@
-//! Prometheus metrics on `/metrics` (text exposition format).
+//! `/metrics` (Prometheus) and what feeds it from the HTTP side: every request by route
+//! template and status class, every SQL statement of the application pool, the pool's
+//! connections read at scrape time. The families themselves are in [`jobs::metrics`], shared
+//! with the workers.
 
-use std::fmt::Write;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 
-use axum::extract::State;
-use axum::http::header;
-use axum::response::IntoResponse;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{Method, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use jobs::metrics::{HttpLabels, HttpRoute, Metrics, PoolState};
+use sea_orm::{DatabaseConnection, DatabaseConnectionType};
 
-/// Counters shared by the database callback and the handlers.
-#[derive(Debug, Default)]
-pub struct Metrics {
-    pub db_statements: AtomicU64,
-    pub db_statement_errors: AtomicU64,
-    pub db_statement_micros: AtomicU64,
-    pub graphql_requests: AtomicU64,
+/// Times every SQL statement the application pool runs.
+pub fn observe_database(metrics: &Arc<Metrics>, db: &mut DatabaseConnection) {
+    let metrics = metrics.clone();
+    db.set_metric_callback(move |info| {
+        metrics
+            .db_statement_duration
+            .observe(info.elapsed.as_secs_f64());
+        if info.failed {
+            metrics.db_statement_errors.inc();
+        }
+    });
 }
 
-impl Metrics {
-    /// Counts every SQL statement the application pool runs.
-    pub fn observe_database(self: &Arc<Self>, db: &mut sea_orm::DatabaseConnection) {
-        let metrics = self.clone();
-        db.set_metric_callback(move |info| {
-            metrics.db_statements.fetch_add(1, Ordering::Relaxed);
-            let micros = u64::try_from(info.elapsed.as_micros()).unwrap_or(u64::MAX);
-            metrics
-                .db_statement_micros
-                .fetch_add(micros, Ordering::Relaxed);
-            if info.failed {
-                metrics.db_statement_errors.fetch_add(1, Ordering::Relaxed);
-            }
-        });
+/// What `/metrics` needs: the families, and the pool to read its connections from.
+#[derive(Clone)]
+pub struct Scrape {
+    pub metrics: Arc<Metrics>,
+    pub db: DatabaseConnection,
+}
+
+pub async fn render(State(scrape): State<Scrape>) -> impl IntoResponse {
+    let (size, idle, max) = pool_state(&scrape.db);
+    let m = &scrape.metrics;
+    m.db_pool_connections
+        .get_or_create(&PoolState { state: "in_use" })
+        .set(size.saturating_sub(idle));
+    m.db_pool_connections
+        .get_or_create(&PoolState { state: "idle" })
+        .set(idle);
+    m.db_pool_max.set(max);
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        m.encode(),
+    )
+}
+
+/// Open connections, idle ones, and the most the pool opens.
+fn pool_state(db: &DatabaseConnection) -> (i64, i64, i64) {
+    let wide = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+    match &db.inner {
+        DatabaseConnectionType::SqlxPostgresPoolConnection(_) => {
+            let pool = db.get_postgres_connection_pool();
+            (
+                i64::from(pool.size()),
+                wide(pool.num_idle()),
+                i64::from(pool.options().get_max_connections()),
+            )
+        }
+        DatabaseConnectionType::SqlxSqlitePoolConnection(_) => {
+            let pool = db.get_sqlite_connection_pool();
+            (
+                i64::from(pool.size()),
+                wide(pool.num_idle()),
+                i64::from(pool.options().get_max_connections()),
+            )
+        }
+        _ => (0, 0, 0),
     }
 }
 
-pub async fn render(State(m): State<Arc<Metrics>>) -> impl IntoResponse {
-    let mut out = String::new();
-    let mut counter = |name: &str, help: &str, value: u64| {
-        let _ = writeln!(
-            out,
-            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
-        );
+/// Counts and times every request by its route template (never the path: recipient links
+/// carry their credential in it). Requests no route matched count as `unmatched`.
+pub async fn track(State(metrics): State<Arc<Metrics>>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = match *request.method() {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        // Any token is a valid method: the rest share one label value.
+        _ => "other",
     };
-    counter(
-        "invitations_db_statements_total",
-        "SQL statements executed by the application pool.",
-        m.db_statements.load(Ordering::Relaxed),
-    );
-    counter(
-        "invitations_db_statement_errors_total",
-        "SQL statements that failed.",
-        m.db_statement_errors.load(Ordering::Relaxed),
-    );
-    counter(
-        "invitations_db_statement_seconds_total",
-        "Time spent in SQL statements, in whole seconds.",
-        m.db_statement_micros.load(Ordering::Relaxed) / 1_000_000,
-    );
-    counter(
-        "invitations_graphql_requests_total",
-        "GraphQL requests executed over HTTP.",
-        m.graphql_requests.load(Ordering::Relaxed),
-    );
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let response = next.run(request).await;
+    let status_class = match response.status().as_u16() {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    };
+    metrics
+        .http_duration
+        .get_or_create(&HttpRoute {
+            method,
+            route: route.clone(),
+        })
+        .observe(started.elapsed().as_secs_f64());
+    metrics
+        .http_requests
+        .get_or_create(&HttpLabels {
+            method,
+            route,
+            status_class,
+        })
+        .inc();
+    response
 }

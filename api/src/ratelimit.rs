@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use jobs::metrics::{LimitLabel, Metrics};
 use moka::policy::EvictionPolicy;
 use moka::sync::Cache;
 
@@ -67,18 +68,25 @@ const LIMITS: [Limit; 6] = [
     RECIPIENT_EVENTS,
 ];
 
-/// The counter key of a client address: IPv4 as is, IPv6 by its /64 (one subscriber's
+/// The network a client address counts as: IPv4 as is, IPv6 by its /64 (one subscriber's
 /// network; a host picks freely among its 2^64 addresses). IPv4-mapped IPv6 counts as IPv4.
-pub fn client_key(ip: IpAddr) -> String {
+pub fn client_network(ip: IpAddr) -> IpAddr {
     match ip {
-        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V4(_) => ip,
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => v4.to_string(),
-            None => {
-                let s = v6.segments();
-                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
-            }
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(std::net::Ipv6Addr::from(
+                v6.to_bits() & !((1u128 << 64) - 1),
+            )),
         },
+    }
+}
+
+/// The counter key of a client address: its [`client_network`], an IPv6 one written `…::/64`.
+pub fn client_key(ip: IpAddr) -> String {
+    match client_network(ip) {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => format!("{v6}/64"),
     }
 }
 
@@ -89,6 +97,7 @@ pub struct RateLimiter {
     prefix: String,
     /// One store per limit, in the order of [`LIMITS`].
     local: Vec<Cache<String, Counter>>,
+    metrics: Arc<Metrics>,
 }
 
 impl RateLimiter {
@@ -97,6 +106,7 @@ impl RateLimiter {
         redis: Option<redis::aio::ConnectionManager>,
         prefix: String,
         max_keys: u64,
+        metrics: Arc<Metrics>,
     ) -> Self {
         let local = LIMITS
             .iter()
@@ -113,6 +123,7 @@ impl RateLimiter {
             redis,
             prefix,
             local,
+            metrics,
         }
     }
 
@@ -149,6 +160,10 @@ impl RateLimiter {
             None => self.local_hit(full_key, limit),
         };
         if count > limit.max {
+            self.metrics
+                .rate_limited
+                .get_or_create(&LimitLabel { limit: limit.name })
+                .inc();
             Err(retry_after)
         } else {
             Ok(())
@@ -183,7 +198,7 @@ mod tests {
 
     #[tokio::test]
     async fn local_counter_refuses_past_the_limit() {
-        let limiter = RateLimiter::new(None, "t:".into(), 1000);
+        let limiter = RateLimiter::new(None, "t:".into(), 1000, Arc::default());
         for _ in 0..3 {
             assert!(limiter.hit("k", TEST).await.is_ok());
         }
@@ -194,7 +209,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_flood_of_other_keys_does_not_reset_a_counter() {
-        let limiter = RateLimiter::new(None, "t:".into(), 100);
+        let limiter = RateLimiter::new(None, "t:".into(), 100, Arc::default());
         for _ in 0..3 {
             limiter.hit("victim", TEST).await.unwrap();
         }

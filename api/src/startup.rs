@@ -14,7 +14,6 @@ use sea_orm::{DatabaseConnection, EntityTrait, PaginatorTrait};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::TraceLayer;
 
 use crate::config::{ConfigError, Settings};
 use crate::error::StartupError;
@@ -53,8 +52,8 @@ pub async fn prepare(mut settings: Settings) -> Result<AppState, StartupError> {
             .unwrap_or_default(),
     );
     let mut db = db::connect(&settings).await?;
-    let metrics = std::sync::Arc::new(crate::metrics::Metrics::default());
-    metrics.observe_database(&mut db);
+    let metrics = Arc::new(jobs::metrics::Metrics::new());
+    crate::metrics::observe_database(&metrics, &mut db);
     db::migrate(&db).await.map_err(StartupError::failed)?;
     let resealed = entity::reseal::run(&db, &keys).await?;
     if resealed > 0 {
@@ -73,6 +72,7 @@ pub async fn prepare(mut settings: Settings) -> Result<AppState, StartupError> {
         redis_url: redis_url.map(str::to_owned),
         redis_prefix: settings.redis.key_prefix.clone(),
         sqlite_path: settings.queue_db_path(),
+        metrics: metrics.clone(),
     })
     .await
     .map_err(|e| {
@@ -104,18 +104,20 @@ pub async fn prepare(mut settings: Settings) -> Result<AppState, StartupError> {
         },
         &settings.redis.key_prefix,
         db::connect_sequencer(&settings).await?,
+        metrics.clone(),
     )
     .await;
     let limiter = crate::ratelimit::RateLimiter::new(
         redis.clone(),
         settings.redis.key_prefix.clone(),
         settings.http.rate_limit_max_keys,
+        metrics.clone(),
     );
     let bus = events.clone();
     let dispatcher = jobs::dispatch::Dispatcher::new(db.clone(), queues.clone(), move |events| {
         bus.committed(events);
     });
-    let key_cache = crate::auth::KeyCache::new(settings.api_key_cache_ttl);
+    let key_cache = crate::auth::KeyCache::new(settings.api_key_cache_ttl, metrics.clone());
     Ok(AppState::new(Inner {
         events,
         dispatcher,
@@ -189,10 +191,14 @@ pub fn router(state: AppState, shutdown: CancellationToken) -> Router {
         )
         .layer(DefaultBodyLimit::max(state.settings.graphql.max_body_bytes))
         .with_state(endpoint);
-    Router::new()
+    let mut routes = Router::new()
         .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
-        .route("/metrics", get(crate::metrics::render))
+        .route("/readyz", get(health::readyz));
+    if state.settings.metrics_addr.is_none() {
+        routes = routes.route("/metrics", get(crate::metrics::render));
+    }
+    let metrics = state.metrics.clone();
+    let app = routes
         .merge(crate::public::routes())
         .merge(crate::console::routes())
         .with_state(state)
@@ -201,16 +207,21 @@ pub fn router(state: AppState, shutdown: CancellationToken) -> Router {
             axum::http::StatusCode::REQUEST_TIMEOUT,
             request_timeout,
         ))
-        .layer(
-            TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
-                // Never the raw URI: recipient links carry their credential in the path.
-                tracing::info_span!(
-                    "http",
-                    method = %req.method(),
-                    path = %crate::public::loggable_path(req.uri().path()),
-                )
-            }),
-        )
+        .layer(axum::middleware::from_fn_with_state(
+            metrics,
+            crate::metrics::track,
+        ));
+    crate::telemetry::with_request_ids(app)
+}
+
+/// `/metrics`, `/healthz` and `/readyz` for `METRICS_ADDR`.
+fn ops_router(state: AppState, workers: bool) -> Router {
+    Router::new()
+        .route("/metrics", get(crate::metrics::render))
+        .route("/healthz", get(health::healthz))
+        .with_state(state.clone())
+        .route("/readyz", get(health::readyz_ops))
+        .with_state(health::Ops { state, workers })
 }
 
 impl App {
@@ -234,6 +245,15 @@ impl App {
         let mut tasks = tokio::task::JoinSet::new();
         if self.roles.workers {
             tasks.spawn(run_workers(self.state.clone(), stop.clone()));
+        }
+        if let Some(addr) = self.state.settings.metrics_addr {
+            let listener = TcpListener::bind(addr).await.map_err(|e| {
+                ConfigError::caused("METRICS_ADDR", format!("cannot listen on {addr}"), e)
+            })?;
+            let app = ops_router(self.state.clone(), self.roles.workers);
+            let limits = self.state.settings.http.clone();
+            let stop = stop.clone();
+            tasks.spawn(async move { crate::server::serve(listener, app, &limits, stop).await });
         }
         if let Some(listener) = self.listener {
             let app = router(self.state.clone(), stop.clone());
@@ -270,6 +290,7 @@ async fn run_workers(state: AppState, stop: CancellationToken) {
         dispatcher: state.dispatcher.clone(),
         sender,
         policy: hooks.policy(),
+        metrics: state.metrics.clone(),
     };
     let ctx = jobs::context::JobContext::new(
         state.db.clone(),
@@ -278,6 +299,7 @@ async fn run_workers(state: AppState, stop: CancellationToken) {
         webhooks,
         state.dispatcher.clone(),
         &settings.email,
+        state.metrics.clone(),
     );
     let options = jobs::context::WorkerOptions::new(
         jobs::context::default_instance(),
@@ -291,6 +313,7 @@ async fn run_workers(state: AppState, stop: CancellationToken) {
             settings.workers.expiry_interval,
             stop.clone(),
             state.dispatcher.clone(),
+            state.metrics.clone(),
         ),
         jobs::runtime::run(state.queues.clone(), ctx, options, stop),
     );

@@ -19,7 +19,7 @@ pub struct Inner {
     pub redis: Option<redis::aio::ConnectionManager>,
     pub key_cache: crate::auth::KeyCache,
     pub queues: jobs::queue::Queues,
-    pub metrics: Arc<crate::metrics::Metrics>,
+    pub metrics: Arc<jobs::metrics::Metrics>,
     pub limiter: crate::ratelimit::RateLimiter,
     pub mailer: jobs::mailer::Mailer,
     pub events: crate::events::EventBus,
@@ -82,10 +82,19 @@ impl Inner {
     }
 }
 
-/// Lets handlers that only need the counters take them alone.
-impl axum::extract::FromRef<AppState> for Arc<crate::metrics::Metrics> {
+/// Lets handlers that only need the metrics take them alone.
+impl axum::extract::FromRef<AppState> for Arc<jobs::metrics::Metrics> {
     fn from_ref(state: &AppState) -> Self {
         state.metrics.clone()
+    }
+}
+
+impl axum::extract::FromRef<AppState> for crate::metrics::Scrape {
+    fn from_ref(state: &AppState) -> Self {
+        Self {
+            metrics: state.metrics.clone(),
+            db: state.db.clone(),
+        }
     }
 }
 

@@ -12,7 +12,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Expr, Func};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
 };
@@ -103,6 +103,27 @@ pub(crate) async fn pending_due<E: Leased>(
         .into_tuple()
         .all(db)
         .await?)
+}
+
+/// What waits: the number of PENDING rows due by now (rows under a lease or backing off are not
+/// due) and when the longest-waiting of them became due.
+pub(crate) async fn backlog<E: Leased>(
+    db: &impl ConnectionTrait,
+) -> Result<(u64, Option<DateTime<Utc>>), DomainError> {
+    let row: Option<(i64, Option<DateTime<Utc>>)> = E::find()
+        .select_only()
+        .column_as(Expr::from(Func::count(Expr::col(E::ID))), "count")
+        .column_as(
+            Expr::from(Func::min(Expr::col(E::NEXT_ATTEMPT_AT))),
+            "oldest",
+        )
+        .filter(E::STATUS.eq(E::pending()))
+        .filter(E::NEXT_ATTEMPT_AT.lte(now()))
+        .into_tuple()
+        .one(db)
+        .await?;
+    let (count, oldest) = row.unwrap_or_default();
+    Ok((u64::try_from(count).unwrap_or_default(), oldest))
 }
 
 /// Takes the lease of a due PENDING row for `lease`: one conditional update, so of any number

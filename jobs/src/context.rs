@@ -1,5 +1,6 @@
 //! What the job handlers of one process share, and how its workers run.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use entity::DomainError;
@@ -10,6 +11,7 @@ use sea_orm::DatabaseConnection;
 use crate::dispatch::Dispatcher;
 use crate::email::Composer;
 use crate::mailer::{Mailer, SendGate};
+use crate::metrics::Metrics;
 use crate::settings::{EmailSettings, WebhookSettings, WorkerSettings};
 use crate::webhook::WebhookContext;
 
@@ -30,6 +32,7 @@ pub struct JobContext {
     pub webhooks: WebhookContext,
     /// Every send of this process passes here (`EMAIL_CONCURRENCY`, the rate cap).
     pub gate: SendGate,
+    pub metrics: Arc<Metrics>,
 }
 
 impl std::fmt::Debug for JobContext {
@@ -53,6 +56,7 @@ impl JobContext {
         webhooks: WebhookContext,
         dispatcher: Dispatcher,
         email: &EmailSettings,
+        metrics: Arc<Metrics>,
     ) -> Self {
         Self {
             db,
@@ -63,6 +67,7 @@ impl JobContext {
             dispatcher,
             webhooks,
             gate: SendGate::new(email.concurrency, email.rate_limit),
+            metrics,
         }
     }
 

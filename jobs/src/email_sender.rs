@@ -55,7 +55,8 @@ use uuid::Uuid;
 use crate::context::JobContext;
 use crate::email::ComposeError;
 use crate::mailer::SendError;
-use crate::queue::{Queues, SendEmail};
+use crate::metrics::{EmailFailure, EmailKind, QueueLabel};
+use crate::queue::{Queues, SEND_EMAIL_QUEUE, SendEmail};
 
 /// Longest one send may take before it counts as a transient failure.
 pub const SEND_TIMEOUT: Duration = Duration::from_secs(60);
@@ -85,18 +86,29 @@ struct Sources {
 /// Sends the job's deliveries, or finds that there is nothing to do (see the module
 /// documentation). An error means the database could not be reached: the leases run out and
 /// the sweeper brings the deliveries back.
-#[tracing::instrument(name = "send_email", skip_all, fields(deliveries = job.delivery_ids.len()))]
 pub async fn send_email(
     job: SendEmail,
     ctx: Data<JobContext>,
     queues: Data<Queues>,
 ) -> Result<(), BoxDynError> {
+    let span = tracing::info_span!("send_email", deliveries = job.delivery_ids.len());
+    job.origin
+        .run(
+            &ctx.metrics,
+            SEND_EMAIL_QUEUE,
+            span,
+            send_all(&job, &ctx, &queues),
+        )
+        .await
+}
+
+async fn send_all(job: &SendEmail, ctx: &JobContext, queues: &Queues) -> Result<(), BoxDynError> {
     let claims = delivery::claim_all(&ctx.db, &job.delivery_ids, ctx.lease).await?;
     if claims.is_empty() {
         tracing::debug!("nothing to do: already final, not due yet, or another worker holds it");
         return Ok(());
     }
-    let sources = sources(&ctx, &claims).await?;
+    let sources = sources(ctx, &claims).await?;
     // Sending and recording run side by side: recording one group of outcomes must not stall
     // the sends in flight (they hold the gate's slots).
     let (finished, mut outcomes) = tokio::sync::mpsc::unbounded_channel();
@@ -106,7 +118,7 @@ pub async fn send_email(
         loop {
             while running.len() < ctx.gate.concurrency() {
                 let Some(claim) = waiting.next() else { break };
-                running.push(attempt_send(&ctx, &sources, claim));
+                running.push(attempt_send(ctx, &sources, claim));
             }
             let Some(outcome) = running.next().await else {
                 break;
@@ -122,7 +134,7 @@ pub async fn send_email(
         let mut failed = None;
         let mut group = Vec::with_capacity(SETTLE_BATCH);
         while outcomes.recv_many(&mut group, SETTLE_BATCH).await > 0 {
-            if let Err(e) = settle(&ctx, &queues, std::mem::take(&mut group)).await {
+            if let Err(e) = settle(ctx, queues, std::mem::take(&mut group)).await {
                 failed = Some(e);
             }
         }
@@ -204,10 +216,13 @@ async fn try_send(ctx: &JobContext, sources: &Sources, claim: &Claim) -> Outcome
     match tokio::time::timeout(SEND_TIMEOUT, ctx.mailer.send(message)).await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(Unsent::Failed(e)),
-        Err(_) => Err(Unsent::Failed(SendError::Transient(format!(
-            "no answer from the mail server within {} s",
-            SEND_TIMEOUT.as_secs()
-        )))),
+        Err(_) => Err(Unsent::Failed(SendError::Transient(
+            format!(
+                "no answer from the mail server within {} s",
+                SEND_TIMEOUT.as_secs()
+            ),
+            "timeout",
+        ))),
     }
 }
 
@@ -232,6 +247,14 @@ async fn settle(
         }
     }
     if !sent.is_empty() {
+        for claim in &sent {
+            ctx.metrics
+                .emails_sent
+                .get_or_create(&EmailKind {
+                    kind: claim.delivery.kind.label(),
+                })
+                .inc();
+        }
         let recorded = record_sent(ctx, &sent).await;
         if recorded.is_ok() {
             tracing::info!(count = sent.len(), "emails sent");
@@ -250,6 +273,18 @@ async fn settle_one(
     outcome: Unsent,
 ) -> Result<(), DomainError> {
     let row = &claim.delivery;
+    let reason = match &outcome {
+        Unsent::Moot(_) => "moot",
+        Unsent::Unsendable(_) => "unsendable",
+        Unsent::Failed(e) => e.class(),
+    };
+    ctx.metrics
+        .emails_failed
+        .get_or_create(&EmailFailure {
+            kind: row.kind.label(),
+            reason,
+        })
+        .inc();
     match outcome {
         Unsent::Moot(reason) => {
             ctx.run(&Cancel {
@@ -270,7 +305,7 @@ async fn settle_one(
         }
         Unsent::Failed(e) => {
             let (reply, permanent) = match &e {
-                SendError::Transient(reply) => (reply, false),
+                SendError::Transient(reply, _) => (reply, false),
                 SendError::Permanent(reply) => (reply, true),
             };
             let failure = RecordFailure {
@@ -281,6 +316,12 @@ async fn settle_one(
             };
             match ctx.run(&failure).await? {
                 FailureOutcome::RetryAt(due) => {
+                    ctx.metrics
+                        .job_retries
+                        .get_or_create(&QueueLabel {
+                            queue: SEND_EMAIL_QUEUE,
+                        })
+                        .inc();
                     tracing::warn!(delivery_id = %row.id, error = %e, next_attempt_at = %due, "email not sent; will retry");
                     // If this push fails, the sweeper queues the row once it is due.
                     if let Err(push) = queues.requeue(&[(row.id, due)]).await {

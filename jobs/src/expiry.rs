@@ -5,6 +5,7 @@
 //! INSERT of the events and one of the webhook deliveries, so any number of replicas may run
 //! it at once and each invitation still gets exactly one `EXPIRED` event.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use entity::invitation::ExpireDue;
@@ -12,6 +13,8 @@ use entity::work::{self, Dispatch};
 use sea_orm::DatabaseConnection;
 
 use tokio_util::sync::CancellationToken;
+
+use crate::metrics::Metrics;
 
 /// Rows per transaction: each batch is a few statements whatever its size (see
 /// [`ExpireDue`]), so a large one costs little more than one bare statement, while its row
@@ -43,6 +46,7 @@ pub async fn run(
     interval: Duration,
     shutdown: CancellationToken,
     dispatch: impl Dispatch,
+    metrics: Arc<Metrics>,
 ) {
     // The first sweep runs at start, so a process that was down catches up at once; replicas
     // starting together take disjoint batches (see `ExpireDue`).
@@ -55,7 +59,10 @@ pub async fn run(
         }
         match expire_all(&db, &dispatch).await {
             Ok(0) => {}
-            Ok(count) => tracing::info!(count, "expired invitations"),
+            Ok(count) => {
+                metrics.expired.inc_by(count);
+                tracing::info!(count, "expired invitations")
+            }
             Err(e) => tracing::error!(error = %e, "expiry sweep failed"),
         }
     }

@@ -8,6 +8,8 @@ pub mod email;
 pub mod email_sender;
 pub mod expiry;
 pub mod mailer;
+pub mod metrics;
+pub mod origin;
 pub mod queue;
 pub mod runtime;
 pub mod settings;

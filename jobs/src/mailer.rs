@@ -37,12 +37,23 @@ impl std::fmt::Debug for Mailer {
 /// Why a message was not sent, split the way the retry policy needs it.
 #[derive(Debug, thiserror::Error)]
 pub enum SendError {
-    /// Worth another attempt: 4xx replies, timeouts, refused or dropped connections.
+    /// Worth another attempt: 4xx replies, timeouts, refused or dropped connections. The
+    /// second field is the failure's class for the metrics: `4xx`, `timeout` or `connection`.
     #[error("transient: {0}")]
-    Transient(String),
+    Transient(String, &'static str),
     /// Will not succeed on retry: 5xx replies, rejected addresses.
     #[error("permanent: {0}")]
     Permanent(String),
+}
+
+impl SendError {
+    /// A bounded word for the metrics: the SMTP reply class, or why there was no reply.
+    pub fn class(&self) -> &'static str {
+        match self {
+            Self::Transient(_, class) => class,
+            Self::Permanent(_) => "5xx",
+        }
+    }
 }
 
 /// Why a mailer cannot be built; names the cause.
@@ -98,23 +109,35 @@ impl Mailer {
         }
     }
 
+    /// Whether the mail server answers (a connection and a NOOP); `None` when mail goes to files.
+    pub async fn reachable(&self) -> Option<bool> {
+        match self {
+            Self::Smtp(t) => Some(t.test_connection().await.unwrap_or(false)),
+            Self::File { .. } => None,
+        }
+    }
+
     pub async fn send(&self, message: Message) -> Result<(), SendError> {
         match self {
             Self::Smtp(t) => t.send(message).await.map(|_| ()).map_err(|e| {
                 let text = e.to_string();
                 if e.is_permanent() {
                     SendError::Permanent(text)
+                } else if e.is_timeout() {
+                    SendError::Transient(text, "timeout")
+                } else if e.status().is_some() {
+                    SendError::Transient(text, "4xx")
                 } else {
-                    SendError::Transient(text)
+                    SendError::Transient(text, "connection")
                 }
             }),
             Self::File { transport, dir } => {
                 let id = transport
                     .send(message)
                     .await
-                    .map_err(|e| SendError::Transient(e.to_string()))?;
+                    .map_err(|e| SendError::Transient(e.to_string(), "connection"))?;
                 owner_only(&dir.join(format!("{id}.eml")))
-                    .map_err(|e| SendError::Transient(e.to_string()))
+                    .map_err(|e| SendError::Transient(e.to_string(), "connection"))
             }
         }
     }

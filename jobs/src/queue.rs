@@ -6,6 +6,7 @@
 //! sweeper finds the row, and running one twice sends nothing twice.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use apalis::prelude::{TaskBuilder, TaskSink};
@@ -16,6 +17,9 @@ use sea_orm::sqlx::sqlite as sqlx_pool;
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
+
+use crate::metrics::{Metrics, QueueLabel};
+use crate::origin::Origin;
 
 /// Queue name. Named explicitly: the default is the Rust type name, and moving the type would
 /// silently orphan queued jobs.
@@ -37,6 +41,8 @@ const REDIS_IDEMPOTENCY_TTL: Duration = Duration::from_secs(24 * 3600);
 #[serde(from = "SendEmailWire")]
 pub struct SendEmail {
     pub delivery_ids: Vec<Uuid>,
+    #[serde(flatten)]
+    pub origin: Origin,
 }
 
 /// Deliveries per send-email job: one job for a bulk create instead of one per message, so
@@ -51,13 +57,18 @@ struct SendEmailWire {
     delivery_ids: Vec<Uuid>,
     #[serde(default)]
     delivery_id: Option<Uuid>,
+    #[serde(flatten)]
+    origin: Origin,
 }
 
 impl From<SendEmailWire> for SendEmail {
     fn from(wire: SendEmailWire) -> Self {
         let mut delivery_ids = wire.delivery_ids;
         delivery_ids.extend(wire.delivery_id);
-        Self { delivery_ids }
+        Self {
+            delivery_ids,
+            origin: wire.origin,
+        }
     }
 }
 
@@ -65,6 +76,8 @@ impl From<SendEmailWire> for SendEmail {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeliverWebhook {
     pub delivery_id: Uuid,
+    #[serde(flatten)]
+    pub origin: Origin,
 }
 
 #[derive(Debug, Clone)]
@@ -76,6 +89,8 @@ pub struct QueueConfig {
     /// The embedded queue's own database file, never the application database: apalis adds
     /// its own tables and migrations there.
     pub sqlite_path: PathBuf,
+    /// Counts what is queued.
+    pub metrics: Arc<Metrics>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -96,6 +111,7 @@ pub struct Queues {
     pub(crate) webhooks: Backend<DeliverWebhook>,
     /// The embedded queue's pool (both queues share one file), for [`Queues::vacuum`].
     pub(crate) sqlite: Option<sqlx_pool::SqlitePool>,
+    pub(crate) metrics: Arc<Metrics>,
 }
 
 #[derive(Clone)]
@@ -123,6 +139,7 @@ impl Queues {
                     email: Backend::Redis(redis_storage(conn.clone(), prefix, SEND_EMAIL_QUEUE)),
                     webhooks: Backend::Redis(redis_storage(conn, prefix, DELIVER_WEBHOOK_QUEUE)),
                     sqlite: None,
+                    metrics: config.metrics.clone(),
                 }
             }
             None => {
@@ -131,6 +148,7 @@ impl Queues {
                     email: Backend::Sqlite(sqlite_storage(&pool, SEND_EMAIL_QUEUE)),
                     webhooks: Backend::Sqlite(sqlite_storage(&pool, DELIVER_WEBHOOK_QUEUE)),
                     sqlite: Some(pool),
+                    metrics: config.metrics.clone(),
                 }
             }
         })
@@ -143,10 +161,12 @@ impl Queues {
         for batch in delivery_ids.chunks(EMAIL_JOB_BATCH) {
             let job = SendEmail {
                 delivery_ids: batch.to_vec(),
+                origin: Origin::here(),
             };
             // The first id is new with this batch, so it names the batch.
             let key = batch[0].to_string();
             push(&self.email, TaskBuilder::new(job), key).await?;
+            self.count(SEND_EMAIL_QUEUE);
         }
         Ok(())
     }
@@ -161,6 +181,7 @@ impl Queues {
         for batch in due.chunks(EMAIL_JOB_BATCH) {
             let job = SendEmail {
                 delivery_ids: batch.iter().map(|(id, _)| *id).collect(),
+                origin: Origin::here(),
             };
             let (first, first_due) = batch[0];
             let last_due = batch.iter().map(|(_, at)| *at).max().unwrap_or(first_due);
@@ -169,6 +190,7 @@ impl Queues {
                 key.push_str(&format!("+{}", batch.len()));
             }
             schedule(&self.email, job, key, last_due).await?;
+            self.count(SEND_EMAIL_QUEUE);
         }
         Ok(())
     }
@@ -182,11 +204,25 @@ impl Queues {
     ) -> Result<(), QueueError> {
         schedule(
             &self.webhooks,
-            DeliverWebhook { delivery_id },
+            DeliverWebhook {
+                delivery_id,
+                origin: Origin::here(),
+            },
             format!("{delivery_id}@{}", due.timestamp_micros()),
             due,
         )
-        .await
+        .await?;
+        self.count(DELIVER_WEBHOOK_QUEUE);
+        Ok(())
+    }
+
+    /// A job pushed to `queue` (a key the backend already held counts too: the push was asked
+    /// for).
+    fn count(&self, queue: &'static str) {
+        self.metrics
+            .jobs_enqueued
+            .get_or_create(&QueueLabel { queue })
+            .inc();
     }
 }
 

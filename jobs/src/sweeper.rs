@@ -11,7 +11,8 @@ use sea_orm::DatabaseConnection;
 
 use crate::context::{JobContext, WorkerOptions};
 use crate::dispatch::QueueingError;
-use crate::queue::Queues;
+use crate::metrics::QueueLabel;
+use crate::queue::{DELIVER_WEBHOOK_QUEUE, Queues, SEND_EMAIL_QUEUE};
 use tokio_util::sync::CancellationToken;
 
 /// Rows re-queued per sweep.
@@ -55,6 +56,9 @@ pub(crate) async fn sweep_until(
             Ok(count) => tracing::info!(count, "re-queued pending deliveries"),
             Err(e) => tracing::warn!(error = %e, "outbox sweep failed"),
         }
+        if let Err(e) = count_backlog(&ctx).await {
+            tracing::warn!(error = %e, "cannot count the job backlog");
+        }
         match purge(db, options.webhook_retention).await {
             Ok(0) => {}
             Ok(count) => {
@@ -63,6 +67,30 @@ pub(crate) async fn sweep_until(
             Err(e) => tracing::warn!(error = %e, "webhook retention sweep failed"),
         }
     }
+}
+
+/// Sets the backlog gauges of both queues from the outbox tables, which hold the truth of what
+/// is owed (a queue backend only holds prompts).
+async fn count_backlog(ctx: &JobContext) -> Result<(), DomainError> {
+    let queues = [
+        (SEND_EMAIL_QUEUE, email_outbox::backlog(&ctx.db).await?),
+        (
+            DELIVER_WEBHOOK_QUEUE,
+            webhook_outbox::backlog(&ctx.db).await?,
+        ),
+    ];
+    for (queue, (count, oldest)) in queues {
+        let label = QueueLabel { queue };
+        ctx.metrics
+            .job_backlog
+            .get_or_create(&label)
+            .set(i64::try_from(count).unwrap_or(i64::MAX));
+        ctx.metrics
+            .job_backlog_oldest
+            .get_or_create(&label)
+            .set(oldest.map_or(0, |at| at.timestamp()));
+    }
+    Ok(())
 }
 
 /// Deletes finished webhook deliveries older than `retention`, batch by batch; returns how

@@ -112,6 +112,7 @@ async fn env(queue: Queue) -> Env {
         redis_url: redis.as_ref().map(|(url, _)| url.clone()),
         redis_prefix: redis.as_ref().map(|(_, p)| p.clone()).unwrap_or_default(),
         sqlite_path: dir.join("queue").join("jobs.db"),
+        metrics: Default::default(),
     })
     .await
     .unwrap();
@@ -181,6 +182,7 @@ impl Env {
             .unwrap(),
             policy: Default::default(),
             dispatcher: self.dispatcher(),
+            metrics: Default::default(),
         };
         JobContext::new(
             self.db.clone(),
@@ -189,6 +191,7 @@ impl Env {
             webhooks,
             self.dispatcher(),
             &EmailSettings::default(),
+            Default::default(),
         )
     }
 

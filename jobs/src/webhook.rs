@@ -23,7 +23,8 @@ use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use sea_orm::DatabaseConnection;
 
 use crate::dispatch::Dispatcher;
-use crate::queue::DeliverWebhook;
+use crate::metrics::{Metrics, OutcomeLabel, QueueLabel};
+use crate::queue::{DELIVER_WEBHOOK_QUEUE, DeliverWebhook};
 
 /// Added to the timeout to make a claim's lease: time to record the attempt, plus margin.
 const LEASE_MARGIN: Duration = Duration::from_secs(45);
@@ -251,6 +252,7 @@ pub struct WebhookContext {
     pub policy: WebhookPolicy,
     /// Queues the `webhook_endpoint.disabled` deliveries an attempt may write.
     pub dispatcher: Dispatcher,
+    pub metrics: Arc<Metrics>,
 }
 
 impl WebhookContext {
@@ -266,11 +268,22 @@ impl WebhookContext {
 
 /// Delivers one webhook attempt, or finds there is nothing to do. Errors are failures to reach
 /// the database; the lease then runs out and the sweeper brings the delivery back.
-#[tracing::instrument(name = "deliver_webhook", skip_all, fields(delivery_id = %job.delivery_id))]
 pub async fn deliver_webhook(
     job: DeliverWebhook,
     ctx: Data<WebhookContext>,
 ) -> Result<(), BoxDynError> {
+    let span = tracing::info_span!("deliver_webhook", delivery_id = %job.delivery_id);
+    job.origin
+        .run(
+            &ctx.metrics,
+            DELIVER_WEBHOOK_QUEUE,
+            span,
+            attempt(&job, &ctx),
+        )
+        .await
+}
+
+async fn attempt(job: &DeliverWebhook, ctx: &WebhookContext) -> Result<(), BoxDynError> {
     // Longer than any attempt can take, so a live holder never loses its lease.
     let lease = ctx.sender.timeout + LEASE_MARGIN;
     let Some(claim) = outbox::claim(&ctx.db, job.delivery_id, lease).await? else {
@@ -310,17 +323,40 @@ pub async fn deliver_webhook(
         .await;
     let (settled, disabled) =
         outbox::record_attempt(&ctx.db, &ctx.dispatcher, &claim, &record, &ctx.policy).await?;
+    let metrics = &ctx.metrics;
+    metrics
+        .webhook_attempts
+        .get_or_create(&OutcomeLabel {
+            outcome: record.outcome.label(),
+        })
+        .inc();
+    metrics
+        .webhook_attempt_duration
+        .observe(record.duration.as_secs_f64());
     if disabled {
+        metrics.webhook_endpoints_disabled.inc();
         tracing::warn!(endpoint = %claim.endpoint.id, "webhook endpoint disabled: it kept failing");
     }
     match settled {
         Settled::Succeeded => {
+            let waited = (record.attempted_at - delivery.created_at).to_std();
+            metrics
+                .webhook_delivery_latency
+                .observe(waited.unwrap_or_default().as_secs_f64());
             tracing::info!(event_type = %delivery.event_type, "webhook delivered")
         }
-        Settled::RetryAt(due) => tracing::warn!(
-            outcome = ?record.outcome, status = ?record.http_status, next_attempt_at = %due,
-            "webhook not delivered; will retry"
-        ),
+        Settled::RetryAt(due) => {
+            metrics
+                .job_retries
+                .get_or_create(&QueueLabel {
+                    queue: DELIVER_WEBHOOK_QUEUE,
+                })
+                .inc();
+            tracing::warn!(
+                outcome = ?record.outcome, status = ?record.http_status, next_attempt_at = %due,
+                "webhook not delivered; will retry"
+            )
+        }
         Settled::Failed => tracing::error!(
             outcome = ?record.outcome, status = ?record.http_status, "webhook failed for good"
         ),

@@ -190,6 +190,7 @@ async fn run(backend: Backend) -> (Duration, Duration, (i64, i64)) {
         redis_url: redis_url.clone(),
         redis_prefix: prefix.clone(),
         sqlite_path: queue_dir.join("queue.db"),
+        metrics: Default::default(),
     })
     .await
     .unwrap();

@@ -8,11 +8,13 @@
 
 pub mod browser;
 pub mod graphql;
+pub mod otlp;
 pub mod pg;
 pub mod poll;
 pub mod published;
 pub mod redis_env;
 pub mod release;
+pub mod scrape;
 pub mod smtp;
 pub mod smtp_sink;
 pub mod sql;

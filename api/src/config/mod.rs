@@ -36,6 +36,8 @@ pub struct Settings {
     pub mail: MailSettings,
     pub public_base_url: Url,
     pub bind_addr: SocketAddr,
+    /// Where `/metrics`, `/healthz` and `/readyz` are served apart from the API (both roles).
+    pub metrics_addr: Option<SocketAddr>,
     /// `None` until [`Settings::load_secret_key`] has run (it may create a file).
     pub secret_key: Option<SecretString>,
     pub log: LogSettings,
@@ -99,6 +101,7 @@ impl Settings {
             mail,
             public_base_url,
             bind_addr: core.bind_addr,
+            metrics_addr: core.metrics_addr,
             secret_key: core.secret_key,
             log: vars.section()?,
             graphql: vars.section()?,

@@ -34,6 +34,9 @@ pub(super) struct Core {
     pub database_max_connections: u32,
     #[serde(rename = "BIND_ADDR", deserialize_with = "bind_addr")]
     pub bind_addr: SocketAddr,
+    /// `None`: `/metrics` on the public port (`serve`), nothing to scrape (`worker`).
+    #[serde(rename = "METRICS_ADDR", deserialize_with = "metrics_addr")]
+    pub metrics_addr: Option<SocketAddr>,
     /// `None`: `http://{bind_addr}`.
     #[serde(rename = "PUBLIC_BASE_URL", deserialize_with = "public_base_url")]
     pub public_base_url: Option<Url>,
@@ -54,6 +57,7 @@ impl Default for Core {
             database_url: None,
             database_max_connections: 20,
             bind_addr: DEFAULT_BIND_ADDR,
+            metrics_addr: None,
             public_base_url: None,
             secret_key: None,
             api_key_cache_ttl: Duration::from_secs(30),
@@ -68,6 +72,10 @@ fn database_url<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DatabaseUrl>, 
 fn bind_addr<'de, D: Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
     jobs::conf::de::parsed::<D, SocketAddr>(d)
         .map_err(|_| D::Error::custom("expected host:port, e.g. 127.0.0.1:8080"))
+}
+
+fn metrics_addr<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SocketAddr>, D::Error> {
+    bind_addr(d).map(Some)
 }
 
 fn public_base_url<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Url>, D::Error> {
@@ -181,6 +189,22 @@ pub struct LogSettings {
     pub level: LogFilter,
     #[serde(rename = "LOG_FORMAT", deserialize_with = "jobs::conf::de::parsed")]
     pub format: LogFormat,
+    /// OTLP/HTTP collector base URL (`/v1/traces` is appended); `None`: no trace is exported.
+    #[serde(
+        rename = "OTEL_EXPORTER_OTLP_ENDPOINT",
+        deserialize_with = "otlp_endpoint"
+    )]
+    pub otlp_endpoint: Option<Url>,
+    /// `service.name` of the exported spans.
+    #[serde(rename = "OTEL_SERVICE_NAME")]
+    pub service_name: String,
+}
+
+fn otlp_endpoint<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Url>, D::Error> {
+    let raw = String::deserialize(d)?;
+    jobs::conf::de::url(raw.trim_end_matches('/'), &["http", "https"])
+        .map(Some)
+        .map_err(D::Error::custom)
 }
 
 impl Default for LogSettings {
@@ -188,6 +212,8 @@ impl Default for LogSettings {
         Self {
             level: LogFilter(vec![LevelFilter::INFO.into()]),
             format: LogFormat::Text,
+            otlp_endpoint: None,
+            service_name: "invitations".to_owned(),
         }
     }
 }

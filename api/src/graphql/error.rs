@@ -101,7 +101,8 @@ pub fn classify_request_error(error: &mut async_graphql::ServerError) {
         return;
     }
     let message = error.message.to_ascii_lowercase();
-    let code = if message.contains("too complex") || message.contains("nested too deep") {
+    // The depth limit (depth.rs) sets its code itself.
+    let code = if message.contains("too complex") {
         code::QUERY_TOO_COMPLEX
     } else {
         code::BAD_USER_INPUT

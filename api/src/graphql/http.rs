@@ -212,6 +212,21 @@ async fn execute(
     body: PostBody,
     media: &'static str,
 ) -> Response {
+    // Both are maps when present (GraphQL over HTTP); anything else is a malformed request,
+    // refused before a persisted query is looked up or anything runs.
+    for (what, value) in [
+        ("variables", &body.variables),
+        ("extensions", &body.extensions),
+    ] {
+        if !matches!(value, None | Some(Value::Null | Value::Object(_))) {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                media,
+                &format!("{what} must be an object"),
+                code::BAD_USER_INPUT,
+            );
+        }
+    }
     let query = match endpoint
         .documents
         .resolve(body.query.as_deref(), body.extensions.as_ref())
@@ -260,19 +275,8 @@ async fn execute(
     if let Some(name) = body.operation_name {
         request = request.operation_name(name);
     }
-    match body.variables {
-        None | Some(Value::Null) => {}
-        Some(v @ Value::Object(_)) => {
-            request = request.variables(async_graphql::Variables::from_json(v));
-        }
-        Some(_) => {
-            return error_response(
-                StatusCode::BAD_REQUEST,
-                media,
-                "variables must be an object",
-                code::BAD_USER_INPUT,
-            );
-        }
+    if let Some(v @ Value::Object(_)) = body.variables {
+        request = request.variables(async_graphql::Variables::from_json(v));
     }
     if let Some(Value::Object(ext)) = body.extensions {
         for (k, v) in ext {
@@ -321,11 +325,6 @@ async fn execute(
     }
     request = request.data(viewer);
     request = request.data(client);
-    endpoint
-        .state
-        .metrics
-        .graphql_requests
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let response = endpoint.schema.execute(request).await;
     let request_error = is_request_error(&response);
     if let Some((query, doc)) = unseen

@@ -1,6 +1,7 @@
 //! The GraphQL schema, built once and shared by HTTP and WebSocket.
 
 pub mod context;
+mod depth;
 pub mod documents;
 pub mod endpoint;
 pub mod enums;
@@ -11,6 +12,7 @@ pub mod inputs;
 pub mod loader;
 mod mutation;
 pub mod object;
+mod observe;
 pub mod paging;
 pub mod public;
 mod query;
@@ -18,7 +20,7 @@ mod subscription;
 pub mod ws;
 pub mod ws_pending;
 
-use async_graphql::Schema;
+use async_graphql::{SDLExportOptions, Schema};
 
 use crate::config::GraphqlSettings;
 use crate::state::AppState;
@@ -32,14 +34,20 @@ pub type AppSchema = Schema<Query, Mutation, Subscription>;
 /// The schema with the configured limits; `state` is `None` only for printing the SDL.
 pub fn build_schema(limits: &GraphqlSettings, state: Option<AppState>) -> AppSchema {
     let mut builder = Schema::build(Query::default(), Mutation::default(), Subscription)
-        .limit_depth(limits.max_depth)
+        // Not `limit_depth`: that one also counts the standard introspection query (see depth.rs).
+        .extension(depth::DepthLimit::new(
+            limits.max_depth,
+            limits.introspection,
+        ))
         .limit_complexity(limits.max_complexity);
     if !limits.introspection {
         // "Did you mean …" in validation errors would name the fields introspection hides.
         builder = builder.disable_introspection().disable_suggestions();
     }
     if let Some(state) = state {
-        builder = builder.data(state);
+        builder = builder
+            .extension(observe::Observe(state.metrics.clone()))
+            .data(state);
     }
     builder.finish()
 }
@@ -55,7 +63,9 @@ pub fn sdl() -> String {
         ws_init_timeout: std::time::Duration::from_secs(1),
         document_cache_bytes: 0,
     };
-    build_schema(&limits, None).sdl()
+    // With `@specifiedBy`: introspection answers `specifiedByURL` (DateTime is RFC 3339), so the
+    // committed schema says it too and matches what tools load from a running server.
+    build_schema(&limits, None).sdl_with_options(SDLExportOptions::new().include_specified_by())
 }
 
 #[cfg(test)]

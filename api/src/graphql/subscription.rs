@@ -6,6 +6,8 @@ use entity::finders::{Since, company_events_since};
 use entity::scope::find_owned;
 use futures::Stream;
 use futures::stream::{self, StreamExt};
+use jobs::metrics::Metrics;
+use std::sync::Arc;
 use tokio::sync::broadcast::error::RecvError;
 use uuid::Uuid;
 
@@ -44,7 +46,7 @@ impl Subscription {
             .await
             .gql()?;
         Ok(live_stream(
-            state.events.subscribe(),
+            Watch::new(state.events.subscribe(), &state.metrics),
             Vec::new(),
             move |e| e.invitation_id == id,
         ))
@@ -66,7 +68,7 @@ impl Subscription {
         find_owned::<companies::Entity>(&state.db, org, company)
             .await
             .gql()?;
-        let live = state.events.subscribe();
+        let live = Watch::new(state.events.subscribe(), &state.metrics);
         let replay = match since {
             None => Vec::new(),
             Some(since) => company_events_since(&state.db, org, company, since, MAX_REPLAY)
@@ -79,25 +81,52 @@ impl Subscription {
     }
 }
 
+/// A live subscriber: its receiver, counted in the subscriber gauge while it exists.
+struct Watch {
+    rx: tokio::sync::broadcast::Receiver<crate::events::Event>,
+    metrics: Arc<Metrics>,
+}
+
+impl Watch {
+    fn new(
+        rx: tokio::sync::broadcast::Receiver<crate::events::Event>,
+        metrics: &Arc<Metrics>,
+    ) -> Self {
+        metrics.live_subscribers.inc();
+        Self {
+            rx,
+            metrics: metrics.clone(),
+        }
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        self.metrics.live_subscribers.dec();
+    }
+}
+
 /// Replay first, then live events that pass `keep` and were not replayed. A subscriber that
 /// falls behind the buffer gets one `SUBSCRIBER_LAGGED` error and the stream ends; it
 /// resubscribes with `since` and loses nothing.
 fn live_stream(
-    live: tokio::sync::broadcast::Receiver<crate::events::Event>,
+    live: Watch,
     replay: Vec<invitation_events::Model>,
     keep: impl Fn(&invitation_events::Model) -> bool + Send + Sync + 'static,
 ) -> impl Stream<Item = Result<InvitationEvent>> {
     let seen: std::collections::HashSet<i64> = replay.iter().map(|e| e.id).collect();
     let replayed = stream::iter(replay.into_iter().map(|e| Ok(InvitationEvent(e))));
     let live = stream::unfold(Some((live, keep, seen)), |st| async move {
-        let (mut rx, keep, seen) = st?;
+        let (mut watch, keep, seen) = st?;
         loop {
-            match rx.recv().await {
+            match watch.rx.recv().await {
                 Ok(e) if keep(&e) && !seen.contains(&e.id) => {
-                    return Some((Ok(InvitationEvent((*e).clone())), Some((rx, keep, seen))));
+                    watch.metrics.live_events_relayed.inc();
+                    return Some((Ok(InvitationEvent((*e).clone())), Some((watch, keep, seen))));
                 }
                 Ok(_) => {}
                 Err(RecvError::Lagged(n)) => {
+                    watch.metrics.live_lagged.inc();
                     let error = with_code(
                         format!(
                             "subscriber fell {n} events behind; resubscribe with `since` set to the last cursor received"

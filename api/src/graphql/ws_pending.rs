@@ -1,5 +1,5 @@
-//! The sockets that have not sent `connection_init` yet, counted per client address and in
-//! total, so unauthenticated peers cannot hold the server's memory (see `ws.rs`).
+//! The sockets that have not sent `connection_init` yet, counted per client network (an IPv6
+//! /64) and in total, so unauthenticated peers cannot hold the server's memory (see `ws.rs`).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -61,8 +61,10 @@ impl PendingSockets {
         }
     }
 
-    /// A place for a new socket from `client`, unless the limits are reached.
+    /// A place for a new socket from `client`, unless the limits are reached. Addresses count
+    /// by their network, as the rate limits do (an IPv6 host has a whole /64 to pick from).
     pub fn admit(self: &Arc<Self>, client: IpAddr) -> Result<PendingSlot, PendingFull> {
+        let client = crate::ratelimit::client_network(client);
         let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
         if counts.total >= self.total {
             return Err(PendingFull::Server);
@@ -134,6 +136,21 @@ mod tests {
         drop(a1);
         let _c1 = pending.admit(c).unwrap();
         assert_eq!(pending.admit(a).err(), Some(PendingFull::Server));
+    }
+
+    #[test]
+    fn an_ipv6_network_shares_one_allowance() {
+        let pending = Arc::new(PendingSockets::new(2, 10));
+        let one: IpAddr = "2001:db8:1:2::1".parse().unwrap();
+        let two: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
+        let elsewhere: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        let _a = pending.admit(one).unwrap();
+        let _b = pending.admit(two).unwrap();
+        assert_eq!(
+            pending.admit("2001:db8:1:2:abcd::7".parse().unwrap()).err(),
+            Some(PendingFull::Client)
+        );
+        assert!(pending.admit(elsewhere).is_ok());
     }
 
     #[test]

@@ -120,10 +120,21 @@ pub enum EventType {
 }
 
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    EnumIter,
+    DeriveActiveEnum,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
 )]
 #[sea_orm(rs_type = "String", db_type = "String(StringLen::N(32))")]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[strum(serialize_all = "snake_case")]
 pub enum DeliveryKind {
     #[sea_orm(string_value = "INVITATION")]
     Invitation,
@@ -232,10 +243,21 @@ pub enum WebhookDeliveryStatus {
 
 /// What one HTTP attempt of a webhook delivery came to.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    EnumIter,
+    DeriveActiveEnum,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
 )]
 #[sea_orm(rs_type = "String", db_type = "String(StringLen::N(32))")]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[strum(serialize_all = "snake_case")]
 pub enum AttemptOutcome {
     /// A 2xx answer.
     #[sea_orm(string_value = "SUCCEEDED")]
@@ -284,4 +306,18 @@ pub enum MagicLinkEventType {
     Revoked,
     #[sea_orm(string_value = "SUBMITTED")]
     Submitted,
+}
+
+impl DeliveryKind {
+    /// The snake_case name (a metric label value).
+    pub fn label(self) -> &'static str {
+        self.into()
+    }
+}
+
+impl AttemptOutcome {
+    /// The snake_case name (a metric label value).
+    pub fn label(self) -> &'static str {
+        self.into()
+    }
 }

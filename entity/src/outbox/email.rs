@@ -388,6 +388,14 @@ impl Command for Cancel<'_> {
     }
 }
 
+/// How many deliveries are due and waiting, and since when the oldest has been (see
+/// [`super::backlog`]).
+pub async fn backlog(
+    db: &impl ConnectionTrait,
+) -> Result<(u64, Option<DateTime<Utc>>), DomainError> {
+    super::backlog::<email_deliveries::Entity>(db).await
+}
+
 /// PENDING deliveries due for at least `grace`, with their due time: the sweeper re-queues
 /// these. The grace leaves fresh rows to the job pushed with them and keeps the sweeper from
 /// racing it.

@@ -312,6 +312,14 @@ pub async fn mark_enqueued(db: &impl ConnectionTrait, ids: &[Uuid]) -> Result<()
     Ok(())
 }
 
+/// How many deliveries are due and waiting, and since when the oldest has been (see
+/// [`super::backlog`]).
+pub async fn backlog(
+    db: &impl ConnectionTrait,
+) -> Result<(u64, Option<DateTime<Utc>>), DomainError> {
+    super::backlog::<webhook_deliveries::Entity>(db).await
+}
+
 /// PENDING deliveries due for at least `grace`, queued or not: the sweeper queues these again
 /// in case their job was lost (a flushed Redis, a worker that died holding the lease).
 pub async fn due_pending(

@@ -1,0 +1,174 @@
+//! `GRAPHQL_MAX_DEPTH` without counting introspection.
+//!
+//! async-graphql's `limit_depth` counts every field, so the introspection query that graphql-js'
+//! `getIntrospectionQuery()` builds (what GraphiQL, Apollo tooling, graphql-codegen, Postman and
+//! Schemathesis send: about fifteen levels of `ofType`) is refused at the default depth of 12.
+//! This check counts fields the same way but skips what sits under a root `__schema` or `__type`
+//! field while introspection is on. Those selections are bounded instead the way graphql-js
+//! bounds them (`MaxIntrospectionDepthRule`): at most two nested `fields`, `inputFields`,
+//! `interfaces` or `possibleTypes`, the only introspection fields that fan out without end. The
+//! `ofType` chain is linear, and async-graphql's recursion limit (32 levels) still bounds it.
+//! Complexity is untouched: introspection fields keep costing points under
+//! `GRAPHQL_MAX_COMPLEXITY`.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery};
+use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
+use async_graphql::{Pos, ServerError, ServerResult, Variables};
+
+use super::error::code;
+
+/// Introspection fields that return lists of types or fields, which can nest without end.
+const FANNING_OUT: [&str; 4] = ["fields", "inputFields", "interfaces", "possibleTypes"];
+/// graphql-js refuses a third level of those (`MAX_LISTS_DEPTH`); the standard query uses one.
+const MAX_INTROSPECTION_LISTS: usize = 3;
+
+/// The schema extension that enforces the depth limit after parsing, before validation (where
+/// async-graphql checked its own limit), on HTTP and WebSocket alike.
+#[derive(Clone, Copy)]
+pub struct DepthLimit {
+    max_depth: usize,
+    /// Only when introspection is on: off, `__schema` answers null and counts like any field.
+    exempt_introspection: bool,
+}
+
+impl DepthLimit {
+    pub fn new(max_depth: usize, introspection: bool) -> Self {
+        Self {
+            max_depth,
+            exempt_introspection: introspection,
+        }
+    }
+
+    fn check(&self, doc: &ExecutableDocument) -> ServerResult<()> {
+        let mut walk = Walk {
+            doc,
+            exempt_introspection: self.exempt_introspection,
+            measured: HashMap::new(),
+            entered: HashSet::new(),
+            introspection: Vec::new(),
+        };
+        for (_, operation) in doc.operations.iter() {
+            if walk.measure(&operation.node.selection_set.node, Measure::Root) > self.max_depth {
+                return Err(too_complex("Query is nested too deep.", None));
+            }
+        }
+        for (pos, selection_set) in std::mem::take(&mut walk.introspection) {
+            if walk.measure(selection_set, Measure::Lists) >= MAX_INTROSPECTION_LISTS {
+                return Err(too_complex("Introspection is nested too deep.", Some(pos)));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn too_complex(message: &str, pos: Option<Pos>) -> ServerError {
+    let mut error = ServerError::new(message, pos);
+    error
+        .extensions
+        .get_or_insert_with(Default::default)
+        .set("code", code::QUERY_TOO_COMPLEX);
+    error
+}
+
+/// What a walk over selections measures.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+enum Measure {
+    /// Field depth of an operation's root selections, where introspection may be skipped.
+    Root,
+    /// Field depth anywhere else.
+    Nested,
+    /// Nesting of fanning-out introspection fields.
+    Lists,
+}
+
+/// One pass over a document. Fragments are measured once each (a fragment spread many times
+/// costs nothing more), and a fragment that spreads itself counts as empty: validation refuses
+/// the cycle right after this check.
+struct Walk<'a> {
+    doc: &'a ExecutableDocument,
+    exempt_introspection: bool,
+    measured: HashMap<(&'a str, Measure), usize>,
+    /// Fragments being measured, to stop at cycles.
+    entered: HashSet<&'a str>,
+    /// The root introspection fields met, for the second check.
+    introspection: Vec<(Pos, &'a SelectionSet)>,
+}
+
+impl<'a> Walk<'a> {
+    fn measure(&mut self, set: &'a SelectionSet, measure: Measure) -> usize {
+        let mut deepest = 0;
+        for selection in &set.items {
+            let found = match &selection.node {
+                Selection::Field(field) => {
+                    let field = &field.node;
+                    let name = field.name.node.as_str();
+                    let children = &field.selection_set.node;
+                    match measure {
+                        Measure::Lists => {
+                            usize::from(FANNING_OUT.contains(&name))
+                                + self.measure(children, Measure::Lists)
+                        }
+                        Measure::Root
+                            if self.exempt_introspection
+                                && (name == "__schema" || name == "__type") =>
+                        {
+                            self.introspection.push((selection.pos, children));
+                            0
+                        }
+                        Measure::Root | Measure::Nested => {
+                            1 + self.measure(children, Measure::Nested)
+                        }
+                    }
+                }
+                Selection::InlineFragment(fragment) => {
+                    self.measure(&fragment.node.selection_set.node, measure)
+                }
+                Selection::FragmentSpread(spread) => {
+                    let name = spread.node.fragment_name.node.as_str();
+                    if let Some(found) = self.measured.get(&(name, measure)) {
+                        *found
+                    } else if let Some(set) = self.enter(name) {
+                        let found = self.measure(set, measure);
+                        self.entered.remove(name);
+                        self.measured.insert((name, measure), found);
+                        found
+                    } else {
+                        0
+                    }
+                }
+            };
+            deepest = deepest.max(found);
+        }
+        deepest
+    }
+
+    /// The selections of fragment `name`, unless it is unknown or already being measured.
+    fn enter(&mut self, name: &'a str) -> Option<&'a SelectionSet> {
+        let set = &self.doc.fragments.get(name)?.node.selection_set.node;
+        self.entered.insert(name).then_some(set)
+    }
+}
+
+impl ExtensionFactory for DepthLimit {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(*self)
+    }
+}
+
+#[async_graphql::async_trait::async_trait]
+impl Extension for DepthLimit {
+    async fn parse_query(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        query: &str,
+        variables: &Variables,
+        next: NextParseQuery<'_>,
+    ) -> ServerResult<ExecutableDocument> {
+        let doc = next.run(ctx, query, variables).await?;
+        self.check(&doc)?;
+        Ok(doc)
+    }
+}
