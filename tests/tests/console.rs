@@ -504,7 +504,13 @@ both!(
         browser
             .eval("window.blockSockets = false; return null")
             .await;
-        browser.wait("#live[data-state='live']").await;
+        // The next attempt comes after the backoff (up to 10 s), which a loaded machine
+        // stretches: a longer bound than the browser's 30 s.
+        let b = &browser;
+        eventually("the connection back up", WAIT, || async move {
+            b.find_all("#live[data-state='live']").await.len() == 1
+        })
+        .await;
         browser
             .wait(&format!("tr[data-id='{first}'] [data-status='REVOKED']"))
             .await;
