@@ -154,6 +154,8 @@ async fn serve(settings: Settings, workers: bool) -> Result<(), StartupError> {
         "GraphQL endpoint and GraphiQL: {}",
         base.join("graphql").map_err(StartupError::failed)?
     );
+    let console = base.join("console").map_err(StartupError::failed)?;
+    println!("Console: {console}");
     if let Some(key) = startup::bootstrap(&app.state.db).await? {
         println!();
         println!(
@@ -161,6 +163,7 @@ async fn serve(settings: Settings, workers: bool) -> Result<(), StartupError> {
             key.row.organization_id
         );
         println!("Bootstrap API key (shown once, store it now): {}", key.key);
+        println!("Open {console} and sign in with this key to manage invitations.");
         println!();
     }
     app.run(startup::termination_signal()).await

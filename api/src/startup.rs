@@ -201,6 +201,7 @@ pub fn router(state: AppState, shutdown: CancellationToken) -> Router {
     let metrics = state.metrics.clone();
     let app = routes
         .merge(crate::public::routes())
+        .merge(crate::console::routes())
         .with_state(state)
         .merge(graphql_routes)
         .merge(rest_routes)

@@ -52,7 +52,7 @@ async fn create_site(app: &TestApp, company: &str, name: &str) -> String {
     r.data()["createSite"]["id"].as_str().unwrap().to_owned()
 }
 
-async fn assert_accessible(browser: &Browser, what: &str) {
+pub(crate) async fn assert_accessible(browser: &Browser, what: &str) {
     let violations = browser.accessibility_violations().await;
     assert!(
         violations.is_empty(),

@@ -666,16 +666,19 @@ async fn processes_starting_together_on_one_data_dir_all_come_up() {
             );
             child.kill().unwrap();
         }
-        let mut bootstrapped = 0;
+        let (mut bootstrapped, mut pointed) = (0, 0);
         for child in children {
             let output = child.wait_with_output().unwrap();
             let stdout = String::from_utf8_lossy(&output.stdout);
             bootstrapped += stdout.matches("Bootstrap API key").count();
+            // The key comes with where to use it.
+            pointed += stdout.matches("/console and sign in with this key").count();
         }
         assert_eq!(
             bootstrapped, 1,
             "round {round}: one organization bootstrapped"
         );
+        assert_eq!(pointed, 1, "round {round}: the key points to the console");
         let key = std::fs::read_to_string(data_dir.join("secret.key")).unwrap();
         assert!(key.trim().len() >= 32, "round {round}: a whole key");
         let leftovers: Vec<_> = std::fs::read_dir(&data_dir)

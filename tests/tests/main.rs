@@ -6,6 +6,7 @@
 mod abuse;
 mod app;
 mod browser;
+mod console;
 mod email;
 mod foundation;
 mod live;

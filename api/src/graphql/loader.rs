@@ -40,6 +40,10 @@ pub struct ConnectionsCreatedBy(pub Uuid, pub u64);
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct DeliveriesOf(pub Uuid, pub u64);
 
+/// Key: an invitation id → when its last event happened.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct LastActivityOf(pub Uuid);
+
 /// Key: a connection id → ids of its sites.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct SitesOfConnection(pub Uuid);
@@ -136,6 +140,23 @@ impl Loader<DeliveriesOf> for Loaders {
             out.extend(group(rows, |r| DeliveriesOf(r.invitation_id, first)));
         }
         Ok(out)
+    }
+}
+
+impl Loader<LastActivityOf> for Loaders {
+    type Value = chrono::DateTime<chrono::Utc>;
+    type Error = LoadError;
+
+    async fn load(
+        &self,
+        keys: &[LastActivityOf],
+    ) -> Result<HashMap<LastActivityOf, Self::Value>, Self::Error> {
+        let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
+        let rows = finders::last_activity(&self.db, self.organization_id, &ids).await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, at)| (LastActivityOf(id), at))
+            .collect())
     }
 }
 

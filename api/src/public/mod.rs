@@ -65,7 +65,7 @@ pub fn routes() -> Router<AppState> {
         )
 }
 
-fn asset(body: impl IntoResponse, content_type: &'static str) -> Response {
+pub(crate) fn asset(body: impl IntoResponse, content_type: &'static str) -> Response {
     (
         [
             (header::CONTENT_TYPE, content_type),
@@ -123,6 +123,16 @@ fn page(
             return StatusCode::INTERNAL_SERVER_ERROR.into_response();
         }
     };
+    html_response(status, html, frame_ancestors)
+}
+
+/// An HTML page with the headers every page of ours carries: the strict CSP (framed only by
+/// `frame_ancestors`), no referrer, no caching, no sniffing. The console's page uses it too.
+pub(crate) fn html_response(
+    status: StatusCode,
+    html: impl IntoResponse,
+    frame_ancestors: &[String],
+) -> Response {
     let mut response = (status, html).into_response();
     let headers = response.headers_mut();
     headers.insert(

@@ -14,7 +14,9 @@ use crate::graphql::enums::{
 };
 use crate::graphql::error::GqlResult;
 use crate::graphql::ids::id;
-use crate::graphql::loader::{CompanyById, ConnectionsCreatedBy, DeliveriesOf, EventsPage};
+use crate::graphql::loader::{
+    CompanyById, ConnectionsCreatedBy, DeliveriesOf, EventsPage, LastActivityOf,
+};
 use crate::graphql::paging::{NESTED_LIST_DEFAULT, nested_complexity, page_size};
 
 /// An invitation: a link that lets an outside person connect or repair a utility account.
@@ -131,6 +133,10 @@ impl Invitation {
     }
     async fn fulfilled_at(&self) -> Option<DateTime<Utc>> {
         self.0.fulfilled_at
+    }
+    /// When the last event of the activity log happened (the newest `occurredAt`).
+    async fn last_activity_at(&self, ctx: &Context<'_>) -> Result<Option<DateTime<Utc>>> {
+        load(ctx, LastActivityOf(self.0.id)).await
     }
     /// Seconds before `expiresAt` at which a reminder is emailed, if asked for.
     async fn remind_before_expiry_seconds(&self) -> Option<i64> {
