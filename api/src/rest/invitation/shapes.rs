@@ -65,7 +65,11 @@ pub struct PrefillBody {
 impl ReconnectBody {
     /// The GraphQL input with the same meaning, so both APIs validate (and fingerprint
     /// idempotent requests) through one conversion.
-    pub(super) fn into_input(self, prefill: Option<PrefillBody>, key: Option<String>) -> InvitationInput {
+    pub(super) fn into_input(
+        self,
+        prefill: Option<PrefillBody>,
+        key: Option<String>,
+    ) -> InvitationInput {
         InvitationInput {
             allowed_emails: self.allowed_emails,
             expires_in_seconds: self.expires_in_seconds,
