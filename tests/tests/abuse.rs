@@ -764,3 +764,30 @@ both!(a_link_holder_cannot_fill_the_log, |backend| async move {
     assert_eq!(views, 10);
     app.stop().await;
 });
+
+/// Fragments that each spread the next twice expand to 2^n fields from a document of a few
+/// hundred bytes; `__typename` costs no complexity and the depth stays small. Refused before
+/// validation (which would do the exponential work), while a document of the same shape that
+/// stays small is answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fragments_that_expand_exponentially_are_refused() {
+    let app = app::spawn_api_only(tests::pg::Backend::Sqlite, |_| {}).await;
+    let chain = |levels: usize| {
+        let mut doc = String::from("query { ...F0 }");
+        for i in 0..levels {
+            doc.push_str(&format!(
+                " fragment F{i} on Query {{ ...F{next} a{i}: __typename ...F{next} }}",
+                next = i + 1
+            ));
+        }
+        doc.push_str(&format!(" fragment F{levels} on Query {{ __typename }}"));
+        doc
+    };
+    let gql = app.gql();
+    let small = gql.query(&chain(4), json!({})).await;
+    assert!(small.errors().is_empty(), "{}", small.body);
+    let huge = gql.query(&chain(25), json!({})).await;
+    huge.assert_error("QUERY_TOO_COMPLEX", None);
+    assert!(huge.body.get("data").is_none(), "{}", huge.body);
+    app.stop().await;
+}

@@ -24,6 +24,12 @@ use super::error::code;
 const FANNING_OUT: [&str; 4] = ["fields", "inputFields", "interfaces", "possibleTypes"];
 /// graphql-js refuses a third level of those (`MAX_LISTS_DEPTH`); the standard query uses one.
 const MAX_INTROSPECTION_LISTS: usize = 3;
+/// Most fields a document may select once its fragments are expanded. Fragments that each
+/// spread the next twice double the work of validation and execution per level while the
+/// document stays tiny, and `__typename` costs no complexity, so neither the depth nor the
+/// complexity limit stops them. Any query within `GRAPHQL_MAX_COMPLEXITY` (at least a point per
+/// other field) selects far fewer; the standard introspection query expands to a few hundred.
+pub const MAX_EXPANDED_FIELDS: usize = 20_000;
 
 /// The schema extension that enforces the depth limit after parsing, before validation (where
 /// async-graphql checked its own limit), on HTTP and WebSocket alike.
@@ -47,11 +53,19 @@ impl DepthLimit {
             doc,
             exempt_introspection: self.exempt_introspection,
             measured: HashMap::new(),
+            counted: HashMap::new(),
             entered: HashSet::new(),
             introspection: Vec::new(),
         };
         for (_, operation) in doc.operations.iter() {
-            if walk.measure(&operation.node.selection_set.node, Measure::Root) > self.max_depth {
+            let selections = &operation.node.selection_set.node;
+            if walk.expanded(selections) > MAX_EXPANDED_FIELDS {
+                return Err(too_complex(
+                    "Query selects too many fields once its fragments are expanded.",
+                    None,
+                ));
+            }
+            if walk.measure(selections, Measure::Root) > self.max_depth {
                 return Err(too_complex("Query is nested too deep.", None));
             }
         }
@@ -91,6 +105,9 @@ struct Walk<'a> {
     doc: &'a ExecutableDocument,
     exempt_introspection: bool,
     measured: HashMap<(&'a str, Measure), usize>,
+    /// Fields each fragment expands to, counted once each (saturating: the true number can be
+    /// astronomically large, which is the point of counting).
+    counted: HashMap<&'a str, usize>,
     /// Fragments being measured, to stop at cycles.
     entered: HashSet<&'a str>,
     /// The root introspection fields met, for the second check.
@@ -143,6 +160,36 @@ impl<'a> Walk<'a> {
             deepest = deepest.max(found);
         }
         deepest
+    }
+
+    /// The number of fields `set` selects with every fragment spread expanded.
+    fn expanded(&mut self, set: &'a SelectionSet) -> usize {
+        let mut total: usize = 0;
+        for selection in &set.items {
+            let found = match &selection.node {
+                Selection::Field(field) => {
+                    1usize.saturating_add(self.expanded(&field.node.selection_set.node))
+                }
+                Selection::InlineFragment(fragment) => {
+                    self.expanded(&fragment.node.selection_set.node)
+                }
+                Selection::FragmentSpread(spread) => {
+                    let name = spread.node.fragment_name.node.as_str();
+                    if let Some(found) = self.counted.get(name) {
+                        *found
+                    } else if let Some(set) = self.enter(name) {
+                        let found = self.expanded(set);
+                        self.entered.remove(name);
+                        self.counted.insert(name, found);
+                        found
+                    } else {
+                        0
+                    }
+                }
+            };
+            total = total.saturating_add(found);
+        }
+        total
     }
 
     /// The selections of fragment `name`, unless it is unknown or already being measured.
