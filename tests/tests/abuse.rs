@@ -789,5 +789,65 @@ async fn fragments_that_expand_exponentially_are_refused() {
     let huge = gql.query(&chain(25), json!({})).await;
     huge.assert_error("QUERY_TOO_COMPLEX", None);
     assert!(huge.body.get("data").is_none(), "{}", huge.body);
+    // The same doubling through a cycle is refused as the cycle it is, before anything walks it.
+    let cycle = gql
+        .query(
+            "query { ...A } fragment A on Query { ...B ...B } fragment B on Query { ...A ...A }",
+            json!({}),
+        )
+        .await;
+    cycle.assert_error("BAD_USER_INPUT", None);
     app.stop().await;
 }
+
+both!(
+    renewal_requests_are_limited_per_address,
+    |backend| async move {
+        let app = app::spawn_api_only(backend, |_| {}).await;
+        let gql = app.gql();
+        let company = app::create_company(&gql, "Renewals").await;
+        let (id, token) = invite(
+        &gql,
+        &company,
+        json!({ "expiresInSeconds": 60, "allowedEmails": ["late@example.com", "later@example.com"] }),
+    )
+    .await;
+        invitations::Entity::update_many()
+            .col_expr(
+                invitations::Column::ExpiresAt,
+                Expr::value(entity::now() - chrono::Duration::seconds(1)),
+            )
+            .filter(invitations::Column::Id.eq(id.parse::<uuid::Uuid>().unwrap()))
+            .exec(&app.db)
+            .await
+            .unwrap();
+        let renew =
+            "mutation($t: String!, $e: String!) { requestInvitationRenewal(token: $t, email: $e) }";
+        let public = app.anon();
+        for _ in 0..3 {
+            let r = public
+                .query(renew, json!({ "t": token, "e": "late@example.com" }))
+                .await;
+            assert_eq!(r.data()["requestInvitationRenewal"], true);
+        }
+        // The fourth request from the same address within the hour is refused and records nothing.
+        let refused = public
+            .query(renew, json!({ "t": token, "e": "late@example.com" }))
+            .await;
+        refused.assert_error("RATE_LIMITED", None);
+        // Another listed address has its own allowance.
+        let other = public
+            .query(renew, json!({ "t": token, "e": "later@example.com" }))
+            .await;
+        assert_eq!(other.data()["requestInvitationRenewal"], true);
+        let requested = invitation_events::Entity::find()
+            .filter(invitation_events::Column::InvitationId.eq(id.parse::<uuid::Uuid>().unwrap()))
+            .filter(invitation_events::Column::EventType.eq(entity::EventType::RenewalRequested))
+            .count(&app.db)
+            .await
+            .unwrap();
+        // Three from the first address, one from the second, none from the refused request.
+        assert_eq!(requested, 4, "renewal events");
+        app.stop().await;
+    }
+);

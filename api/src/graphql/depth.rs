@@ -14,9 +14,11 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery};
+use async_graphql::extensions::{
+    Extension, ExtensionContext, ExtensionFactory, NextPrepareRequest,
+};
 use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
-use async_graphql::{Pos, ServerError, ServerResult, Variables};
+use async_graphql::{Pos, Request, ServerError, ServerResult};
 
 use super::error::code;
 
@@ -24,7 +26,8 @@ use super::error::code;
 const FANNING_OUT: [&str; 4] = ["fields", "inputFields", "interfaces", "possibleTypes"];
 /// graphql-js refuses a third level of those (`MAX_LISTS_DEPTH`); the standard query uses one.
 const MAX_INTROSPECTION_LISTS: usize = 3;
-/// Most fields a document may select once its fragments are expanded. Fragments that each
+/// Most selections (fields, spreads, inline fragments) a document may hold once its fragments
+/// are expanded. Fragments that each
 /// spread the next twice double the work of validation and execution per level while the
 /// document stays tiny, and `__typename` costs no complexity, so neither the depth nor the
 /// complexity limit stops them. Any query within `GRAPHQL_MAX_COMPLEXITY` (at least a point per
@@ -54,14 +57,23 @@ impl DepthLimit {
             exempt_introspection: self.exempt_introspection,
             measured: HashMap::new(),
             counted: HashMap::new(),
+            cyclic: false,
             entered: HashSet::new(),
             introspection: Vec::new(),
         };
         for (_, operation) in doc.operations.iter() {
             let selections = &operation.node.selection_set.node;
-            if walk.expanded(selections) > MAX_EXPANDED_FIELDS {
+            let expanded = walk.expanded(selections);
+            if walk.cyclic {
+                return Err(refused(
+                    "A fragment spreads itself.",
+                    code::BAD_USER_INPUT,
+                    None,
+                ));
+            }
+            if expanded > MAX_EXPANDED_FIELDS {
                 return Err(too_complex(
-                    "Query selects too many fields once its fragments are expanded.",
+                    "Query selects too much once its fragments are expanded.",
                     None,
                 ));
             }
@@ -79,11 +91,15 @@ impl DepthLimit {
 }
 
 fn too_complex(message: &str, pos: Option<Pos>) -> ServerError {
+    refused(message, code::QUERY_TOO_COMPLEX, pos)
+}
+
+fn refused(message: &str, code: &str, pos: Option<Pos>) -> ServerError {
     let mut error = ServerError::new(message, pos);
     error
         .extensions
         .get_or_insert_with(Default::default)
-        .set("code", code::QUERY_TOO_COMPLEX);
+        .set("code", code);
     error
 }
 
@@ -108,6 +124,8 @@ struct Walk<'a> {
     /// Fields each fragment expands to, counted once each (saturating: the true number can be
     /// astronomically large, which is the point of counting).
     counted: HashMap<&'a str, usize>,
+    /// Set when a fragment spreads itself, directly or through others.
+    cyclic: bool,
     /// Fragments being measured, to stop at cycles.
     entered: HashSet<&'a str>,
     /// The root introspection fields met, for the second check.
@@ -162,14 +180,15 @@ impl<'a> Walk<'a> {
         deepest
     }
 
-    /// The number of fields `set` selects with every fragment spread expanded.
+    /// The number of selections (fields, spreads, inline fragments) `set` holds with every
+    /// fragment spread expanded (saturating). A fragment that spreads itself sets `cyclic`:
+    /// validation would refuse the cycle, but async-graphql's recursion check would walk it
+    /// first, expanding every spread up to 32 levels.
     fn expanded(&mut self, set: &'a SelectionSet) -> usize {
         let mut total: usize = 0;
         for selection in &set.items {
-            let found = match &selection.node {
-                Selection::Field(field) => {
-                    1usize.saturating_add(self.expanded(&field.node.selection_set.node))
-                }
+            let inner = match &selection.node {
+                Selection::Field(field) => self.expanded(&field.node.selection_set.node),
                 Selection::InlineFragment(fragment) => {
                     self.expanded(&fragment.node.selection_set.node)
                 }
@@ -177,6 +196,9 @@ impl<'a> Walk<'a> {
                     let name = spread.node.fragment_name.node.as_str();
                     if let Some(found) = self.counted.get(name) {
                         *found
+                    } else if self.entered.contains(name) {
+                        self.cyclic = true;
+                        0
                     } else if let Some(set) = self.enter(name) {
                         let found = self.expanded(set);
                         self.entered.remove(name);
@@ -187,7 +209,7 @@ impl<'a> Walk<'a> {
                     }
                 }
             };
-            total = total.saturating_add(found);
+            total = total.saturating_add(1).saturating_add(inner);
         }
         total
     }
@@ -207,15 +229,17 @@ impl ExtensionFactory for DepthLimit {
 
 #[async_graphql::async_trait::async_trait]
 impl Extension for DepthLimit {
-    async fn parse_query(
+    /// Parses the document here (the parse is kept in the request, so it happens once) because
+    /// async-graphql's own recursion check, which runs right after parsing, walks every fragment
+    /// spread without remembering fragments: exponential work for chained fragments, which only
+    /// a check that comes first can refuse.
+    async fn prepare_request(
         &self,
         ctx: &ExtensionContext<'_>,
-        query: &str,
-        variables: &Variables,
-        next: NextParseQuery<'_>,
-    ) -> ServerResult<ExecutableDocument> {
-        let doc = next.run(ctx, query, variables).await?;
-        self.check(&doc)?;
-        Ok(doc)
+        mut request: Request,
+        next: NextPrepareRequest<'_>,
+    ) -> ServerResult<Request> {
+        self.check(request.parsed_query()?)?;
+        next.run(ctx, request).await
     }
 }
