@@ -10,6 +10,10 @@
 //! `ofType` chain is linear, and async-graphql's recursion limit (32 levels) still bounds it.
 //! Complexity is untouched: introspection fields keep costing points under
 //! `GRAPHQL_MAX_COMPLEXITY`.
+//!
+//! The same pass bounds the document's size with its fragments expanded
+//! ([`MAX_EXPANDED_FIELDS`]) and refuses fragment cycles, before async-graphql's own recursion
+//! check would walk them.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -34,8 +38,8 @@ const MAX_INTROSPECTION_LISTS: usize = 3;
 /// other field) selects far fewer; the standard introspection query expands to a few hundred.
 pub const MAX_EXPANDED_FIELDS: usize = 20_000;
 
-/// The schema extension that enforces the depth limit after parsing, before validation (where
-/// async-graphql checked its own limit), on HTTP and WebSocket alike.
+/// The schema extension that enforces the depth limit before async-graphql's own checks, on
+/// HTTP and WebSocket alike.
 #[derive(Clone, Copy)]
 pub struct DepthLimit {
     max_depth: usize,
