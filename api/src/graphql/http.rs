@@ -342,22 +342,15 @@ fn is_request_error(response: &async_graphql::Response) -> bool {
         && response.errors.iter().all(|e| e.path.is_empty())
 }
 
-/// Whether the operation to run is a query (a parse error is reported by `execute` later).
+/// Whether the operation to run is a query (a parse error, or no operation to run, is
+/// reported by `execute` later).
 fn is_query(request: &mut async_graphql::Request) -> bool {
-    use async_graphql::parser::types::{DocumentOperations, OperationType};
+    use async_graphql::parser::types::OperationType;
     let name = request.operation_name.clone();
     let Ok(doc) = request.parsed_query() else {
         return true;
     };
-    match &doc.operations {
-        DocumentOperations::Single(op) => op.node.ty == OperationType::Query,
-        DocumentOperations::Multiple(ops) => match name {
-            Some(n) => ops
-                .get(n.as_str())
-                .is_none_or(|op| op.node.ty == OperationType::Query),
-            None => true,
-        },
-    }
+    super::selected_operation(doc, name.as_deref()).is_none_or(|ty| ty == OperationType::Query)
 }
 
 /// The response in the negotiated media type: a request error without `data`, and with 400

@@ -31,6 +31,20 @@ pub use subscription::Subscription;
 
 pub type AppSchema = Schema<Query, Mutation, Subscription>;
 
+/// The type of the operation a request runs: the one `name` selects, or the only one. `None`
+/// when there is no such operation (execution reports it).
+pub fn selected_operation(
+    doc: &async_graphql::parser::types::ExecutableDocument,
+    name: Option<&str>,
+) -> Option<async_graphql::parser::types::OperationType> {
+    use async_graphql::parser::types::DocumentOperations;
+    match (&doc.operations, name) {
+        (DocumentOperations::Single(op), _) => Some(op.node.ty),
+        (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name).map(|op| op.node.ty),
+        (DocumentOperations::Multiple(_), None) => None,
+    }
+}
+
 /// The schema with the configured limits; `state` is `None` only for printing the SDL.
 pub fn build_schema(limits: &GraphqlSettings, state: Option<AppState>) -> AppSchema {
     let mut builder = Schema::build(Query::default(), Mutation::default(), Subscription)

@@ -59,21 +59,6 @@ impl Observed {
     }
 }
 
-/// The type of the operation `name` selects (or the only one).
-fn kind_of(doc: &ExecutableDocument, name: Option<&str>) -> Option<&'static str> {
-    let operation = doc.operations.iter().find(|(n, _)| match (n, name) {
-        (Some(n), Some(name)) => n.as_str() == name,
-        (None, None) => true,
-        (Some(_), None) => true,
-        (None, Some(_)) => false,
-    })?;
-    Some(match operation.1.node.ty {
-        OperationType::Query => "query",
-        OperationType::Mutation => "mutation",
-        OperationType::Subscription => "subscription",
-    })
-}
-
 #[async_trait::async_trait]
 impl Extension for Observed {
     async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
@@ -127,7 +112,12 @@ impl Extension for Observed {
     ) -> ServerResult<ExecutableDocument> {
         let doc = next.run(ctx, query, variables).await?;
         let mut operation = self.operation();
-        operation.kind = kind_of(&doc, operation.name.as_deref());
+        operation.kind =
+            super::selected_operation(&doc, operation.name.as_deref()).map(|ty| match ty {
+                OperationType::Query => "query",
+                OperationType::Mutation => "mutation",
+                OperationType::Subscription => "subscription",
+            });
         Ok(doc)
     }
 
