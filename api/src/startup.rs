@@ -292,6 +292,7 @@ async fn run_workers(state: AppState, stop: CancellationToken) {
         dispatcher: state.dispatcher.clone(),
         sender,
         policy: hooks.policy(),
+        gate: jobs::mailer::SendGate::new(hooks.concurrency, 0),
         metrics: state.metrics.clone(),
     };
     let ctx = jobs::context::JobContext::new(

@@ -2,7 +2,7 @@
 //! email, a webhook call) and drained by the workers. Both follow one discipline.
 //!
 //! The row is the source of truth; a queued job only says "look at delivery X". Whoever works
-//! on a row first takes its lease ([`email::claim_all`], [`webhook::claim`]: one conditional update
+//! on a row first takes its lease ([`email::claim_all`], [`webhook::claim_all`]: one conditional update
 //! that moves `next_attempt_at` into the future), so two copies of one job never both send, and
 //! a job lost from the queue is found again by `due_pending`. Every change after that is one
 //! conditional `UPDATE … WHERE status = 'PENDING'` fenced by the lease, so a duplicate run
@@ -126,18 +126,9 @@ pub(crate) async fn backlog<E: Leased>(
     Ok((u64::try_from(count).unwrap_or_default(), oldest))
 }
 
-/// Takes the lease of a due PENDING row for `lease`: one conditional update, so of any number
-/// of concurrent callers exactly one gets the row. `None` means there is nothing to do now:
-/// already final, not due yet (backing off), or leased by someone else.
-pub(crate) async fn take_lease<E: Leased>(
-    db: &impl ConnectionTrait,
-    id: Uuid,
-    lease: Duration,
-) -> Result<Option<E::Model>, DomainError> {
-    Ok(take_leases::<E>(db, &[id], lease).await?.into_iter().next())
-}
-
-/// [`take_lease`] for many rows in one statement: returns those of `ids` the caller now holds.
+/// Takes the leases of those of `ids` that are due PENDING rows, for `lease`: one conditional
+/// update, so of any number of concurrent callers exactly one gets each row. A row not returned
+/// has nothing to do now: already final, not due yet (backing off), or leased by someone else.
 pub(crate) async fn take_leases<E: Leased>(
     db: &impl ConnectionTrait,
     ids: &[Uuid],
@@ -159,14 +150,32 @@ pub(crate) async fn take_leases<E: Leased>(
 
 /// The row is still PENDING and still under the lease that set `next_attempt_at`: a holder
 /// whose lease ran out cannot overwrite the state written by the one that took over.
-pub(crate) fn still_held<E: Leased>(
-    id: Uuid,
-    next_attempt_at: DateTime<Utc>,
-) -> sea_orm::Condition {
-    sea_orm::Condition::all()
-        .add(E::ID.eq(id))
-        .add(E::STATUS.eq(E::pending()))
-        .add(E::NEXT_ATTEMPT_AT.eq(next_attempt_at))
+pub(crate) fn still_held<E: Leased>(id: Uuid, next_attempt_at: DateTime<Utc>) -> Condition {
+    still_held_all::<E>(std::iter::once((id, next_attempt_at)))
+}
+
+/// [`still_held`] for many rows: one condition, grouped by lease end (the rows of one claim
+/// share it), instead of one per row.
+pub(crate) fn still_held_all<E: Leased>(
+    rows: impl Iterator<Item = (Uuid, DateTime<Utc>)>,
+) -> Condition {
+    let mut by_lease: Vec<(DateTime<Utc>, Vec<Uuid>)> = Vec::new();
+    for (id, lease) in rows {
+        match by_lease.iter_mut().find(|(l, _)| *l == lease) {
+            Some((_, ids)) => ids.push(id),
+            None => by_lease.push((lease, vec![id])),
+        }
+    }
+    let any = by_lease
+        .into_iter()
+        .fold(Condition::any(), |any, (lease, ids)| {
+            any.add(
+                Condition::all()
+                    .add(E::ID.is_in(ids))
+                    .add(E::NEXT_ATTEMPT_AT.eq(lease)),
+            )
+        });
+    Condition::all().add(E::STATUS.eq(E::pending())).add(any)
 }
 
 /// Leases and backoffs are seconds to minutes; anything beyond chrono's range (hundreds of

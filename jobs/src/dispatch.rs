@@ -65,17 +65,16 @@ impl Dispatch for Dispatcher {
         if let Err(e) = self.queues.enqueue_emails(&outbox.emails).await {
             tracing::warn!(emails = outbox.emails.len(), error = %e, "enqueue failed; the sweeper will retry");
         }
-        let mut queued = Vec::with_capacity(outbox.webhooks.len());
-        for (id, due) in outbox.webhooks {
-            match self.queues.requeue_webhook(id, due).await {
-                Ok(()) => queued.push(id),
-                Err(e) => {
-                    tracing::warn!(delivery = %id, error = %e, "enqueue failed; the dispatcher will retry");
-                }
+        // All or nothing is enough: a batch that could not be queued stays for the dispatcher.
+        let queued: Vec<_> = match self.queues.requeue_webhooks(&outbox.webhooks).await {
+            Ok(()) => outbox.webhooks.iter().map(|(id, _)| *id).collect(),
+            Err(e) => {
+                tracing::warn!(deliveries = outbox.webhooks.len(), error = %e, "enqueue failed; the dispatcher will retry");
+                Vec::new()
             }
-        }
-        // Saves the dispatcher loop a second push of the same rows (which the job keys would
-        // collapse anyway).
+        };
+        // Saves the dispatcher loop a second push of the same rows (a second job would only find
+        // them leased or finished).
         if let Err(e) = webhook_outbox::mark_enqueued(&self.db, &queued).await {
             tracing::warn!(error = %e, "could not note queued webhook deliveries");
         }
@@ -111,9 +110,7 @@ pub async fn dispatch_webhooks(
     let mut total = 0;
     loop {
         let due = webhook_outbox::dispatchable(db, DISPATCH_BATCH).await?;
-        for (id, at) in &due {
-            queues.requeue_webhook(*id, *at).await?;
-        }
+        queues.requeue_webhooks(&due).await?;
         let ids: Vec<_> = due.iter().map(|(id, _)| *id).collect();
         webhook_outbox::mark_enqueued(db, &ids).await?;
         total += due.len();

@@ -32,7 +32,7 @@
 //! # Throughput
 //!
 //! A job carries the deliveries one unit of work wrote (a bulk create: up to
-//! [`EMAIL_JOB_BATCH`](crate::queue::EMAIL_JOB_BATCH)), so a burst costs a few jobs, not one per
+//! [`JOB_BATCH`](crate::queue::JOB_BATCH)), so a burst costs a few jobs, not one per
 //! message. The rows are claimed in one statement and their invitations and companies read in
 //! two; the messages then go out through the process's [`SendGate`](crate::mailer::SendGate)
 //! (`EMAIL_CONCURRENCY` at once over as many pooled connections, optionally paced), and the
@@ -47,11 +47,10 @@ use entity::outbox::email::{
     self as delivery, Cancel, Claim, FailureOutcome, MarkSent, RecordFailure,
 };
 use entity::{DeliveryKind, DomainError, InvitationStatus};
-use futures::StreamExt;
-use futures::stream::FuturesUnordered;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use uuid::Uuid;
 
+use crate::batch::attempt_and_settle;
 use crate::context::JobContext;
 use crate::email::ComposeError;
 use crate::mailer::SendError;
@@ -109,42 +108,15 @@ async fn send_all(job: &SendEmail, ctx: &JobContext, queues: &Queues) -> Result<
         return Ok(());
     }
     let sources = sources(ctx, &claims).await?;
-    // Sending and recording run side by side: recording one group of outcomes must not stall
-    // the sends in flight (they hold the gate's slots).
-    let (finished, mut outcomes) = tokio::sync::mpsc::unbounded_channel();
-    let send_all = async {
-        let mut waiting = claims.iter();
-        let mut running = FuturesUnordered::new();
-        loop {
-            while running.len() < ctx.gate.concurrency() {
-                let Some(claim) = waiting.next() else { break };
-                running.push(attempt_send(ctx, &sources, claim));
-            }
-            let Some(outcome) = running.next().await else {
-                break;
-            };
-            // The receiver lives until every sender is gone.
-            let _ = finished.send(outcome);
-        }
-        drop(finished);
-    };
-    let record_all = async {
-        // Every send runs to its end even when recording fails: an abandoned send may be out
-        // already, and it would be sent again when the lease ends.
-        let mut failed = None;
-        let mut group = Vec::with_capacity(SETTLE_BATCH);
-        while outcomes.recv_many(&mut group, SETTLE_BATCH).await > 0 {
-            if let Err(e) = settle(ctx, queues, std::mem::take(&mut group)).await {
-                failed = Some(e);
-            }
-        }
-        failed
-    };
-    let ((), failed) = tokio::join!(send_all, record_all);
-    match failed {
-        Some(e) => Err(e.into()),
-        None => Ok(()),
-    }
+    attempt_and_settle(
+        &claims,
+        ctx.gate.concurrency(),
+        SETTLE_BATCH,
+        |claim| attempt_send(ctx, &sources, claim),
+        |group| settle(ctx, queues, group),
+    )
+    .await?;
+    Ok(())
 }
 
 async fn sources(ctx: &JobContext, claims: &[Claim]) -> Result<Sources, DomainError> {

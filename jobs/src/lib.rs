@@ -1,6 +1,7 @@
 //! Background work: the mailer, the job queues, the workers and what feeds them (the
 //! after-commit dispatcher, the webhook dispatcher loop, the sweeper), periodic expiry.
 
+mod batch;
 pub mod conf;
 pub mod context;
 pub mod dispatch;

@@ -143,8 +143,9 @@ impl Mailer {
     }
 }
 
-/// How many messages a worker process hands to the mail server at once, and how fast: every
-/// send, whichever job it belongs to, passes here first.
+/// How many messages a worker process has in flight at once, and how fast: every send,
+/// whichever job it belongs to, passes here first. One for email (`EMAIL_CONCURRENCY`, the
+/// optional rate cap), one for webhook requests (`WEBHOOK_CONCURRENCY`).
 #[derive(Debug, Clone)]
 pub struct SendGate {
     slots: Arc<Semaphore>,

@@ -36,23 +36,32 @@ pub(crate) const MISSED_HEARTBEATS: usize = 3;
 const REDIS_IDEMPOTENCY_TTL: Duration = Duration::from_secs(24 * 3600);
 
 /// Send (or give up on) email deliveries: those a unit of work wrote (up to
-/// [`EMAIL_JOB_BATCH`]), or one whose retry is due.
+/// [`JOB_BATCH`]), or those whose retry is due.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(from = "SendEmailWire")]
+#[serde(from = "BatchWire")]
 pub struct SendEmail {
     pub delivery_ids: Vec<Uuid>,
     #[serde(flatten)]
     pub origin: Origin,
 }
 
-/// Deliveries per send-email job: one job for a bulk create instead of one per message, so
-/// fetching and acknowledging jobs costs little next to sending.
-pub const EMAIL_JOB_BATCH: usize = 100;
+/// Make one attempt at each of up to [`JOB_BATCH`] webhook deliveries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "BatchWire")]
+pub struct DeliverWebhook {
+    pub delivery_ids: Vec<Uuid>,
+    #[serde(flatten)]
+    pub origin: Origin,
+}
 
-/// What a queued send-email job may hold: jobs queued before batching carry one
+/// Deliveries per job (email or webhook): one job for a bulk create instead of one per
+/// message, so fetching and acknowledging jobs costs little next to sending.
+pub const JOB_BATCH: usize = 100;
+
+/// What a queued job of either kind may hold: jobs queued before batching carry one
 /// `delivery_id`.
 #[derive(Deserialize)]
-struct SendEmailWire {
+struct BatchWire {
     #[serde(default)]
     delivery_ids: Vec<Uuid>,
     #[serde(default)]
@@ -61,23 +70,31 @@ struct SendEmailWire {
     origin: Origin,
 }
 
-impl From<SendEmailWire> for SendEmail {
-    fn from(wire: SendEmailWire) -> Self {
-        let mut delivery_ids = wire.delivery_ids;
-        delivery_ids.extend(wire.delivery_id);
+impl BatchWire {
+    fn ids(mut self) -> (Vec<Uuid>, Origin) {
+        self.delivery_ids.extend(self.delivery_id);
+        (self.delivery_ids, self.origin)
+    }
+}
+
+impl From<BatchWire> for SendEmail {
+    fn from(wire: BatchWire) -> Self {
+        let (delivery_ids, origin) = wire.ids();
         Self {
             delivery_ids,
-            origin: wire.origin,
+            origin,
         }
     }
 }
 
-/// Make one attempt at one webhook delivery.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DeliverWebhook {
-    pub delivery_id: Uuid,
-    #[serde(flatten)]
-    pub origin: Origin,
+impl From<BatchWire> for DeliverWebhook {
+    fn from(wire: BatchWire) -> Self {
+        let (delivery_ids, origin) = wire.ids();
+        Self {
+            delivery_ids,
+            origin,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -154,11 +171,11 @@ impl Queues {
         })
     }
 
-    /// Queues the first send of deliveries, [`EMAIL_JOB_BATCH`] to a job. Call it after the
+    /// Queues the first send of deliveries, [`JOB_BATCH`] to a job. Call it after the
     /// transaction that wrote the rows commits; if it fails, the sweeper queues the rows later,
     /// so callers may log and go on.
     pub async fn enqueue_emails(&self, delivery_ids: &[Uuid]) -> Result<(), QueueError> {
-        for batch in delivery_ids.chunks(EMAIL_JOB_BATCH) {
+        for batch in delivery_ids.chunks(JOB_BATCH) {
             let job = SendEmail {
                 delivery_ids: batch.to_vec(),
                 origin: Origin::here(),
@@ -171,48 +188,34 @@ impl Queues {
         Ok(())
     }
 
-    /// Queues deliveries to run once they are due (their `next_attempt_at`),
-    /// [`EMAIL_JOB_BATCH`] to a job that runs when the last of them is due. The key names the
-    /// rows' state, not just the rows: a row due again after a failure or an expired lease
-    /// needs a new job, while the worker's follow-up and every replica's sweeper asking for the
-    /// same state must not pile up copies. (Both backends keep the keys of finished jobs, so a
-    /// key per row alone would block every later attempt.)
+    /// Queues email deliveries to run once they are due (their `next_attempt_at`), see
+    /// [`batches`].
     pub(crate) async fn requeue(&self, due: &[(Uuid, DateTime<Utc>)]) -> Result<(), QueueError> {
-        for batch in due.chunks(EMAIL_JOB_BATCH) {
+        for (delivery_ids, key, at) in batches(due) {
             let job = SendEmail {
-                delivery_ids: batch.iter().map(|(id, _)| *id).collect(),
+                delivery_ids,
                 origin: Origin::here(),
             };
-            let (first, first_due) = batch[0];
-            let last_due = batch.iter().map(|(_, at)| *at).max().unwrap_or(first_due);
-            let mut key = format!("{first}@{}", first_due.timestamp_micros());
-            if batch.len() > 1 {
-                key.push_str(&format!("+{}", batch.len()));
-            }
-            schedule(&self.email, job, key, last_due).await?;
+            schedule(&self.email, job, key, at).await?;
             self.count(SEND_EMAIL_QUEUE);
         }
         Ok(())
     }
 
-    /// Queues an attempt at a webhook delivery for its `next_attempt_at`, keyed like
-    /// [`Queues::requeue`].
-    pub(crate) async fn requeue_webhook(
+    /// Queues attempts at webhook deliveries for their `next_attempt_at`, batched and keyed
+    /// like [`Queues::requeue`].
+    pub(crate) async fn requeue_webhooks(
         &self,
-        delivery_id: Uuid,
-        due: DateTime<Utc>,
+        due: &[(Uuid, DateTime<Utc>)],
     ) -> Result<(), QueueError> {
-        schedule(
-            &self.webhooks,
-            DeliverWebhook {
-                delivery_id,
+        for (delivery_ids, key, at) in batches(due) {
+            let job = DeliverWebhook {
+                delivery_ids,
                 origin: Origin::here(),
-            },
-            format!("{delivery_id}@{}", due.timestamp_micros()),
-            due,
-        )
-        .await?;
-        self.count(DELIVER_WEBHOOK_QUEUE);
+            };
+            schedule(&self.webhooks, job, key, at).await?;
+            self.count(DELIVER_WEBHOOK_QUEUE);
+        }
         Ok(())
     }
 
@@ -322,6 +325,25 @@ async fn vacuum_redis<T>(storage: &RedisStorage<T>, cutoff: i64) -> Result<u64, 
         }
     }
     Ok(total)
+}
+
+/// Splits due rows into jobs of [`JOB_BATCH`], each with its key and the time it runs: when
+/// the last of its rows is due. The key names the rows' state, not just the rows: a row due
+/// again after a failure or an expired lease needs a new job, while the worker's follow-up and
+/// every replica's sweeper asking for the same state must not pile up copies. (Both backends
+/// keep the keys of finished jobs, so a key per row alone would block every later attempt.)
+fn batches(
+    due: &[(Uuid, DateTime<Utc>)],
+) -> impl Iterator<Item = (Vec<Uuid>, String, DateTime<Utc>)> + '_ {
+    due.chunks(JOB_BATCH).map(|batch| {
+        let (first, first_due) = batch[0];
+        let last_due = batch.iter().map(|(_, at)| *at).max().unwrap_or(first_due);
+        let mut key = format!("{first}@{}", first_due.timestamp_micros());
+        if batch.len() > 1 {
+            key.push_str(&format!("+{}", batch.len()));
+        }
+        (batch.iter().map(|(id, _)| *id).collect(), key, last_due)
+    })
 }
 
 /// Queues `job` under `key` to run once it is due at `due`.
@@ -481,7 +503,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn send_email_jobs_of_either_shape_decode() {
+    fn jobs_of_either_shape_decode() {
         let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
         let batch: SendEmail =
             serde_json::from_value(serde_json::json!({ "delivery_ids": [a, b] })).unwrap();
@@ -493,5 +515,19 @@ mod tests {
         let round_trip: SendEmail =
             serde_json::from_value(serde_json::to_value(&batch).unwrap()).unwrap();
         assert_eq!(round_trip, batch);
+
+        let hooks: DeliverWebhook =
+            serde_json::from_value(serde_json::json!({ "delivery_ids": [a, b] })).unwrap();
+        assert_eq!(hooks.delivery_ids, [a, b]);
+        // A deliver-webhook job from before batching, origin fields included.
+        let old: DeliverWebhook = serde_json::from_value(serde_json::json!({
+            "delivery_id": b, "enqueued_at_ms": 1_796_000_000_000_u64
+        }))
+        .unwrap();
+        assert_eq!(old.delivery_ids, [b]);
+        assert_eq!(old.origin.enqueued_at_ms, Some(1_796_000_000_000));
+        let round_trip: DeliverWebhook =
+            serde_json::from_value(serde_json::to_value(&hooks).unwrap()).unwrap();
+        assert_eq!(round_trip, hooks);
     }
 }

@@ -123,8 +123,6 @@ pub async fn sweep(
     let emails = email_outbox::due_pending(db, grace, SWEEP_BATCH).await?;
     queues.requeue(&emails).await?;
     let hooks = webhook_outbox::due_pending(db, grace, SWEEP_BATCH).await?;
-    for (id, due) in &hooks {
-        queues.requeue_webhook(*id, *due).await?;
-    }
+    queues.requeue_webhooks(&hooks).await?;
     Ok(emails.len() + hooks.len())
 }

@@ -181,6 +181,7 @@ impl Env {
             )
             .unwrap(),
             policy: Default::default(),
+            gate: crate::mailer::SendGate::new(WebhookSettings::default().concurrency, 0),
             dispatcher: self.dispatcher(),
             metrics: Default::default(),
         };

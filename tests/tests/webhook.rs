@@ -996,3 +996,160 @@ both!(
         app.stop().await;
     }
 );
+
+/// Creates `count` invitations in one request: their deliveries are written in one unit of
+/// work, so they reach a worker as one deliver-webhook job.
+async fn invite_many(gql: &Gql, company: &str, count: usize) {
+    let inputs: Vec<Value> = (0..count).map(|_| json!({})).collect();
+    gql.query(
+        "mutation($c: ID!, $i: [InvitationInput!]!) { createContributorInvitations(companyId: $c, inputs: $i) { id } }",
+        json!({ "c": company, "i": inputs }),
+    )
+    .await
+    .data();
+}
+
+both!(
+    one_batch_for_a_failing_and_a_healthy_endpoint_records_each_delivery_once,
+    |backend| async move {
+        // No worker while the deliveries are written; retries far away, so every delivery gets
+        // exactly one attempt here.
+        let slow_retries = |env: &mut std::collections::HashMap<String, String>| {
+            fast(env);
+            env.insert("WEBHOOK_RETRY_FIRST_DELAY_SECONDS".into(), "3600".into());
+        };
+        let api = app::spawn_api_only(backend, slow_retries).await;
+        let gql = api.gql();
+        let healthy = Receiver::start(Reply::Status(200)).await;
+        let failing = Receiver::start(Reply::Status(500)).await;
+        let (good, secret) = register(&gql, &healthy.url, &["invitation.created"]).await;
+        let (bad, _) = register(&gql, &failing.url, &["invitation.created"]).await;
+        let company = app::create_company(&gql, "Batched").await;
+        invite_many(&gql, &company, 30).await;
+
+        let worker = app::spawn_worker(&api, |_| {}).await;
+        let all_recorded = |endpoint: String, status: &'static str| {
+            let gql = gql.clone();
+            async move {
+                let list = deliveries(&gql, &endpoint, Value::Null).await;
+                (list.len() == 30
+                    && list
+                        .iter()
+                        .all(|d| d["attemptCount"] == 1 && d["status"] == status))
+                .then_some(list)
+            }
+        };
+        let delivered = eventually("30 deliveries succeeded", TIMEOUT, || {
+            all_recorded(good.clone(), "SUCCEEDED")
+        })
+        .await;
+        let retrying = eventually("30 failed attempts recorded", TIMEOUT, || {
+            all_recorded(bad.clone(), "PENDING")
+        })
+        .await;
+        for d in &delivered {
+            let attempts = d["attempts"].as_array().unwrap();
+            assert_eq!(attempts.len(), 1, "{d}");
+            assert_eq!(attempts[0]["outcome"], "SUCCEEDED");
+            assert_eq!(attempts[0]["httpStatus"], 200);
+            assert!(
+                d["lastError"].is_null() && d["finishedAt"].is_string(),
+                "{d}"
+            );
+        }
+        let now = chrono::Utc::now();
+        for d in &retrying {
+            let attempts = d["attempts"].as_array().unwrap();
+            assert_eq!(attempts.len(), 1, "{d}");
+            assert_eq!(attempts[0]["outcome"], "HTTP_ERROR");
+            assert_eq!(attempts[0]["httpStatus"], 500);
+            assert!(d["finishedAt"].is_null(), "{d}");
+            let next: chrono::DateTime<chrono::Utc> =
+                d["nextAttemptAt"].as_str().unwrap().parse().unwrap();
+            // The first retry of the schedule: an hour after the attempt.
+            assert!(next > now + chrono::TimeDelta::minutes(50), "{d}");
+        }
+        // The failing endpoint's clock runs; the healthy one's does not.
+        let bad_state = endpoint_state(&gql, &bad).await;
+        assert_eq!(bad_state["status"], "ENABLED");
+        assert!(bad_state["failingSince"].is_string(), "{bad_state}");
+        assert!(endpoint_state(&gql, &good).await["failingSince"].is_null());
+
+        // Nothing follows: each delivery reached its receiver once, signed.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let received = healthy.received();
+        assert_eq!(received.len(), 30);
+        let ids: HashSet<_> = received
+            .iter()
+            .map(|r| r.header("webhook-id").unwrap().to_owned())
+            .collect();
+        assert_eq!(ids.len(), 30);
+        for r in &received {
+            r.verify(&secret).unwrap();
+        }
+        assert_eq!(failing.count(), 30);
+        worker.stop().await;
+        api.stop().await;
+    }
+);
+
+both!(
+    a_batch_that_disables_its_endpoint_ends_its_deliveries_and_says_so_once,
+    |backend| async move {
+        use entity::entities::webhook_endpoints;
+        use sea_orm::sea_query::Expr;
+
+        let api = app::spawn_api_only(backend, fast).await;
+        let gql = api.gql();
+        let failing = Receiver::start(Reply::Status(500)).await;
+        let watcher = Receiver::start(Reply::Status(200)).await;
+        let (endpoint, _) = register(&gql, &failing.url, &["invitation.created"]).await;
+        register(&gql, &watcher.url, &["webhook_endpoint.disabled"]).await;
+        // Failing for six days already: the next failure disables it (the default allows five).
+        webhook_endpoints::Entity::update_many()
+            .col_expr(
+                webhook_endpoints::Column::FailingSince,
+                Expr::value(chrono::Utc::now() - chrono::TimeDelta::days(6)),
+            )
+            .filter(webhook_endpoints::Column::Id.eq(endpoint.parse::<uuid::Uuid>().unwrap()))
+            .exec(&api.db)
+            .await
+            .unwrap();
+        let company = app::create_company(&gql, "Doomed").await;
+        invite_many(&gql, &company, 20).await;
+
+        let worker = app::spawn_worker(&api, |_| {}).await;
+        let ended = eventually("20 deliveries failed", TIMEOUT, || async {
+            let list = deliveries(&gql, &endpoint, Value::Null).await;
+            (list.len() == 20 && list.iter().all(|d| d["status"] == "FAILED")).then_some(list)
+        })
+        .await;
+        // Attempts made before the endpoint was known to be disabled are recorded; the rest of
+        // the batch is not sent. No delivery is attempted twice.
+        let mut disabled_by = 0;
+        for d in &ended {
+            let attempts = d["attempts"].as_array().unwrap();
+            assert!(attempts.len() <= 1, "{d}");
+            let error = d["lastError"].as_str().unwrap();
+            assert!(error.contains("disabled"), "{error}");
+            if error.contains("the endpoint was disabled after failing too long") {
+                disabled_by += 1;
+                assert_eq!(attempts[0]["httpStatus"], 500);
+            }
+        }
+        assert!(disabled_by >= 1, "{ended:?}");
+        assert!(failing.count() <= 20);
+        assert_eq!(endpoint_state(&gql, &endpoint).await["status"], "DISABLED");
+
+        // The organization hears of it once.
+        eventually("webhook_endpoint.disabled delivered", TIMEOUT, || async {
+            watcher.count() >= 1
+        })
+        .await;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert_eq!(watcher.of_type("webhook_endpoint.disabled").len(), 1);
+        assert_eq!(watcher.count(), 1);
+        worker.stop().await;
+        api.stop().await;
+    }
+);
