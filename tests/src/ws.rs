@@ -138,19 +138,27 @@ impl WsClient {
 
     /// The next message, panicking after `timeout`.
     pub async fn next(&mut self, timeout: Duration) -> Received {
-        match self.recv(timeout).await {
+        match self.try_next(timeout).await {
+            Some(received) => received,
             None => panic!("no WebSocket message within {timeout:?}"),
-            Some(Err(code)) => Received::Closed(code),
-            Some(Ok(v)) => {
+        }
+    }
+
+    /// The next message, or `None` after `timeout` (benchmarks count what did not arrive).
+    pub async fn try_next(&mut self, timeout: Duration) -> Option<Received> {
+        Some(match self.recv(timeout).await? {
+            Err(code) => Received::Closed(code),
+            Ok(mut v) => {
                 let id = v["id"].as_str().unwrap_or_default().to_owned();
+                let payload = v["payload"].take();
                 match v["type"].as_str() {
-                    Some("next") => Received::Next(id, v["payload"].clone()),
-                    Some("error") => Received::Error(id, v["payload"].clone()),
+                    Some("next") => Received::Next(id, payload),
+                    Some("error") => Received::Error(id, payload),
                     Some("complete") => Received::Complete(id),
                     _ => panic!("unexpected message {v}"),
                 }
             }
-        }
+        })
     }
 
     /// The payload `data` of the next `next` message.
