@@ -133,7 +133,8 @@ async fn run(shape: &Shape, database: &TestDatabase, redis: &str) {
         }
     });
     let clients: Vec<_> = futures::stream::iter(connect)
-        .buffer_unordered(200)
+        // Below the server's 64 sockets per address that may wait for `connection_init`.
+        .buffer_unordered(48)
         .collect()
         .await;
     // Idle for a moment: every subscription registered, the server's memory settled.
