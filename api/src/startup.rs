@@ -183,6 +183,7 @@ pub fn router(state: AppState, shutdown: CancellationToken) -> Router {
         state: state.clone(),
         shutdown,
         pending: Arc::default(),
+        live: Arc::default(),
     };
     let rest_routes = crate::rest::routes(state.clone());
     let graphql_routes = Router::new()

@@ -127,6 +127,7 @@ pub struct Metrics {
     pub webhook_delivery_latency: Histogram,
     pub webhook_endpoints_disabled: Counter,
     pub live_subscribers: Gauge,
+    pub live_groups: Gauge,
     pub live_events_published: Counter,
     pub live_events_relayed: Counter,
     pub live_lagged: Counter,
@@ -285,6 +286,11 @@ impl Metrics {
             live_subscribers: reg!(
                 "live_subscribers",
                 "Open live subscriptions (companyActivity, invitationActivity) in this process.",
+                Gauge::default()
+            ),
+            live_groups: reg!(
+                "live_groups",
+                "Groups of live subscriptions sharing one document and scope (one execution per event each).",
                 Gauge::default()
             ),
             live_events_published: reg!(

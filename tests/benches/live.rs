@@ -1,136 +1,287 @@
-//! Subscription fan-out benchmark: `cargo bench -p tests --bench live`.
+//! Subscription fan-out benchmark: `tests/bench/run live`.
 //!
 //! Builds and starts the release `invitations serve --no-workers` as its own process against a
-//! fresh PostgreSQL database and Redis, connects 1,000 then 10,000 WebSocket subscribers to one
-//! company's `companyActivity`, creates invitations at a steady rate, and reports the delivery
-//! latency (event `occurredAt`, stamped inside the committing transaction, to arrival at the
-//! client) and the server's resident memory per subscriber. Needs PostgreSQL and Redis
-//! (`TEST_DATABASE_URL`, `TEST_REDIS_URL`).
+//! fresh PostgreSQL database and Redis (a new server for each shape, so its memory growth is that
+//! shape's), connects WebSocket subscribers to `companyActivity`, creates invitations at a steady
+//! rate, and reports for each shape the delivery latency (event `occurredAt`, stamped inside the
+//! committing transaction, to arrival at the client), the events lost (expected minus received,
+//! and `SUBSCRIBER_LAGGED` closes) and the server's resident memory per subscriber. Then it
+//! measures the rate of `createContributorInvitation` with 16 clients in parallel, and, when
+//! `BASELINE_BINARY` names another build of `invitations` (e.g. the commit before the
+//! commit-order sequencer), the same rate against that build. Needs PostgreSQL and Redis
+//! (`TEST_DATABASE_URL`, `TEST_REDIS_URL`) and a file descriptor limit above the subscriber count.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use serde_json::{Value, json};
+use serde_json::json;
 use tests::graphql::Gql;
 use tests::pg::TestDatabase;
 use tests::release::{Server, rss_kib};
-use tests::ws::WsClient;
-use tokio::sync::Mutex;
+use tests::ws::{Received, WsClient};
 
-const RATE_PER_SECOND: u64 = 10;
-const SECONDS: u64 = 5;
+const CREATE: &str =
+    "mutation($c: ID!) { createContributorInvitation(companyId: $c, input: {}) { id } }";
+const SUBSCRIPTION: &str =
+    "subscription($c: ID!) { companyActivity(companyId: $c) { id occurredAt } }";
+/// How long a subscriber waits for the rest of its events after the last one was created.
+const GRACE: Duration = Duration::from_secs(30);
+
+struct Shape {
+    subscribers: usize,
+    companies: usize,
+    /// Invitations created per second, round-robin over the companies.
+    rate: u64,
+    seconds: u64,
+}
+
+const SHAPES: [Shape; 3] = [
+    Shape {
+        subscribers: 1_000,
+        companies: 1,
+        rate: 10,
+        seconds: 5,
+    },
+    Shape {
+        subscribers: 10_000,
+        companies: 1,
+        rate: 10,
+        seconds: 5,
+    },
+    Shape {
+        subscribers: 10_000,
+        companies: 1_000,
+        rate: 100,
+        seconds: 10,
+    },
+];
+
+/// What one subscriber saw.
+#[derive(Default)]
+struct Seen {
+    latencies_ms: Vec<f64>,
+    lost: usize,
+    lagged: usize,
+}
+
+async fn start(database: &TestDatabase, redis: &str, binary: Option<PathBuf>) -> Server {
+    let prefix = tests::redis_env::unique_prefix();
+    let env = [
+        ("DATABASE_URL", database.url()),
+        ("REDIS_URL", redis),
+        ("REDIS_KEY_PREFIX", &prefix),
+    ];
+    match binary {
+        Some(binary) => Server::start_binary(binary, &env).await,
+        None => Server::start(&env).await,
+    }
+}
+
+/// An organization's key on `server`'s database.
+async fn api_key(database: &TestDatabase) -> String {
+    let db = sea_orm::Database::connect(database.url()).await.unwrap();
+    let org = entity::organization::create(&db, "Bench").await.unwrap();
+    entity::organization::create_api_key(&db, org.id, "bench")
+        .await
+        .unwrap()
+        .key
+}
+
+async fn companies(gql: &Gql, n: usize) -> Vec<String> {
+    futures::stream::iter(0..n)
+        .map(|i| async move {
+            gql.query(
+                "mutation($n: String!) { createCompany(input: { name: $n }) { id } }",
+                json!({ "n": format!("Live {i}") }),
+            )
+            .await
+            .data()["createCompany"]["id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .buffered(16)
+        .collect()
+        .await
+}
+
+async fn run(shape: &Shape, database: &TestDatabase, redis: &str) {
+    let server = start(database, redis, None).await;
+    let key = api_key(database).await;
+    let base = server.base().to_owned();
+    let gql = Gql::new(&base).with_api_key(&key);
+    let companies = companies(&gql, shape.companies).await;
+    let events = (shape.rate * shape.seconds) as usize;
+    // Company `i` gets events i, i + companies, …
+    let expected_for =
+        |company: usize| events / shape.companies + usize::from(company < events % shape.companies);
+
+    let before = rss_kib(server.pid());
+    let connect = (0..shape.subscribers).map(|i| {
+        let (base, key) = (base.clone(), key.clone());
+        let company = i % shape.companies;
+        let id = companies[company].clone();
+        async move {
+            let mut ws = WsClient::connect(&base).await;
+            ws.init(&key).await.unwrap();
+            ws.subscribe("1", SUBSCRIPTION, json!({ "c": id })).await;
+            (ws, company)
+        }
+    });
+    let clients: Vec<_> = futures::stream::iter(connect)
+        // Below the server's 64 sockets per address that may wait for `connection_init`.
+        .buffer_unordered(48)
+        .collect()
+        .await;
+    // Idle for a moment: every subscription registered, the server's memory settled.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let per_subscriber =
+        rss_kib(server.pid()).saturating_sub(before) as f64 / shape.subscribers as f64;
+
+    let (created_all, last_created) = tokio::sync::watch::channel(false);
+    let readers: Vec<_> = clients
+        .into_iter()
+        .map(|(mut ws, company)| {
+            let expected = expected_for(company);
+            let mut last_created = last_created.clone();
+            tokio::spawn(async move {
+                let mut seen = Seen {
+                    latencies_ms: Vec::with_capacity(expected),
+                    ..Seen::default()
+                };
+                // Until the last event is created, then `GRACE` more.
+                let mut deadline: Option<Instant> = None;
+                while seen.latencies_ms.len() < expected {
+                    let wait = deadline.map_or(Duration::from_secs(3600), |d| {
+                        d.saturating_duration_since(Instant::now())
+                    });
+                    let received = tokio::select! {
+                        _ = last_created.wait_for(|created| *created), if deadline.is_none() => {
+                            deadline = Some(Instant::now() + GRACE);
+                            continue;
+                        }
+                        received = ws.try_next(wait) => received,
+                    };
+                    match received {
+                        Some(Received::Next(_, payload)) if payload["errors"].is_null() => {
+                            let at = payload["data"]["companyActivity"]["occurredAt"]
+                                .as_str()
+                                .unwrap();
+                            let at = chrono::DateTime::parse_from_rfc3339(at).unwrap();
+                            let ms = (chrono::Utc::now() - at.with_timezone(&chrono::Utc))
+                                .num_microseconds()
+                                .unwrap() as f64
+                                / 1000.0;
+                            seen.latencies_ms.push(ms);
+                        }
+                        Some(Received::Next(_, _)) => {
+                            seen.lagged += 1;
+                            break;
+                        }
+                        _ => break,
+                    }
+                }
+                seen.lost = expected - seen.latencies_ms.len();
+                ws.close().await;
+                seen
+            })
+        })
+        .collect();
+
+    let mut ticker = tokio::time::interval(Duration::from_micros(1_000_000 / shape.rate));
+    let mut creating = Vec::with_capacity(events);
+    for i in 0..events {
+        ticker.tick().await;
+        let (gql, company) = (gql.clone(), companies[i % shape.companies].clone());
+        // Each on its own task, so a slow answer does not hold back the schedule.
+        creating.push(tokio::spawn(async move {
+            gql.query(CREATE, json!({ "c": company })).await.data();
+        }));
+    }
+    for c in creating {
+        c.await.unwrap();
+    }
+    created_all.send_replace(true);
+    let mut all = Vec::new();
+    let (mut lost, mut lagged) = (0, 0);
+    for r in readers {
+        let seen = r.await.unwrap();
+        all.extend(seen.latencies_ms);
+        lost += seen.lost;
+        lagged += seen.lagged;
+    }
+    all.sort_by(|a, b| a.total_cmp(b));
+    let pick = |q: f64| all[((all.len() as f64 * q) as usize).min(all.len().saturating_sub(1))];
+    println!(
+        "| {} | {} | {} ev/s × {} s | {} | {lost} ({lagged} lagged) | {:.1} | {:.1} | {per_subscriber:.1} KiB |",
+        shape.subscribers,
+        shape.companies,
+        shape.rate,
+        shape.seconds,
+        all.len(),
+        pick(0.5),
+        pick(0.99),
+    );
+}
+
+/// Invitations created per second by 16 clients in a loop for 10 s, on a fresh database.
+async fn create_rate(redis: &str, binary: Option<PathBuf>) -> f64 {
+    let database = TestDatabase::postgres().await;
+    let server = start(&database, redis, binary).await;
+    let key = api_key(&database).await;
+    let gql = Gql::new(server.base()).with_api_key(&key);
+    let company = companies(&gql, 1).await.remove(0);
+    let done = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let until = started + Duration::from_secs(10);
+    let clients: Vec<_> = (0..16)
+        .map(|_| {
+            let (gql, company, done) = (gql.clone(), company.clone(), done.clone());
+            tokio::spawn(async move {
+                while Instant::now() < until {
+                    gql.query(CREATE, json!({ "c": company })).await.data();
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    for c in clients {
+        c.await.unwrap();
+    }
+    done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
+}
 
 #[tokio::main]
 async fn main() {
-    let database = TestDatabase::postgres().await;
     let redis = tests::redis_env::redis_url();
     tests::redis_env::require_redis(&redis).await;
-    let prefix = tests::redis_env::unique_prefix();
-    let server = Server::start(&[
-        ("DATABASE_URL", database.url()),
-        ("REDIS_URL", &redis),
-        ("REDIS_KEY_PREFIX", &prefix),
-    ])
-    .await;
-    let pid = server.pid();
-    let base = server.base().to_owned();
-    let db = sea_orm::Database::connect(database.url()).await.unwrap();
-    let org = entity::organization::create(&db, "Bench").await.unwrap();
-    let key = entity::organization::create_api_key(&db, org.id, "bench")
-        .await
-        .unwrap()
-        .key;
-    let gql = Gql::new(&base).with_api_key(&key);
-    let company = gql
-        .query(
-            "mutation { createCompany(input: { name: \"Live\" }) { id } }",
-            json!({}),
-        )
-        .await
-        .data()["createCompany"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-
-    println!(
-        "\nSubscription fan-out, one company, {RATE_PER_SECOND} events/s for {SECONDS} s, PostgreSQL + Redis\n"
+    let most = SHAPES.iter().map(|s| s.subscribers).max().unwrap_or(0);
+    let limit = tests::release::open_files_limit();
+    assert!(
+        limit > most as u64 + 1_000,
+        "the open files limit ({limit}) is too low for {most} sockets: raise `ulimit -n`"
     );
-    println!("| subscribers | events delivered | p50 ms | p99 ms | server RSS per subscriber |");
-    println!("|---|---|---|---|---|");
-    for n in [1_000usize, 10_000] {
-        let before = rss_kib(pid);
-        let mut clients = Vec::with_capacity(n);
-        let connect: Vec<_> = (0..n)
-            .map(|_| {
-                let (base, key, company) = (base.clone(), key.clone(), company.clone());
-                async move {
-                    let mut ws = WsClient::connect(&base).await;
-                    ws.init(&key).await.unwrap();
-                    ws.subscribe(
-                        "1",
-                        "subscription($c: ID!) { companyActivity(companyId: $c) { id occurredAt } }",
-                        json!({ "c": company }),
-                    )
-                    .await;
-                    ws
-                }
-            })
-            .collect();
-        let mut stream = futures::stream::iter(connect).buffer_unordered(200);
-        while let Some(ws) = stream.next().await {
-            clients.push(ws);
-        }
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        let per_subscriber = (rss_kib(pid).saturating_sub(before)) as f64 / n as f64;
 
-        let expected = (RATE_PER_SECOND * SECONDS) as usize;
-        let latencies = Arc::new(Mutex::new(Vec::with_capacity(n * expected)));
-        let readers: Vec<_> = clients
-            .into_iter()
-            .map(|mut ws| {
-                let latencies = latencies.clone();
-                tokio::spawn(async move {
-                    let mut mine = Vec::with_capacity(expected);
-                    for _ in 0..expected {
-                        let data: Value = ws.next_data(Duration::from_secs(60)).await;
-                        let at = data["companyActivity"]["occurredAt"].as_str().unwrap();
-                        let at = chrono::DateTime::parse_from_rfc3339(at).unwrap();
-                        let ms = (chrono::Utc::now() - at.with_timezone(&chrono::Utc))
-                            .num_microseconds()
-                            .unwrap() as f64
-                            / 1000.0;
-                        mine.push(ms);
-                    }
-                    latencies.lock().await.extend(mine);
-                    ws.close().await;
-                })
-            })
-            .collect();
-        let mut ticker = tokio::time::interval(Duration::from_millis(1000 / RATE_PER_SECOND));
-        for _ in 0..expected {
-            ticker.tick().await;
-            gql.query(
-                "mutation($c: ID!) { createContributorInvitation(companyId: $c, input: {}) { id } }",
-                json!({ "c": company }),
-            )
-            .await
-            .data();
-        }
-        for r in readers {
-            r.await.unwrap();
-        }
-        let mut all = latencies.lock().await.clone();
-        all.sort_by(|a, b| a.total_cmp(b));
-        let pick = |q: f64| all[((all.len() as f64 * q) as usize).min(all.len() - 1)];
-        println!(
-            "| {n} | {} | {:.1} | {:.1} | {:.1} KiB |",
-            all.len(),
-            pick(0.5),
-            pick(0.99),
-            per_subscriber
-        );
-        tokio::time::sleep(Duration::from_secs(2)).await;
+    println!("\nSubscription fan-out, `companyActivity`, PostgreSQL + Redis\n");
+    println!(
+        "| subscribers | companies | events created | events delivered | lost | p50 ms | p99 ms | server RSS per subscriber |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    for shape in &SHAPES {
+        let database = TestDatabase::postgres().await;
+        run(shape, &database, &redis).await;
+    }
+
+    println!("\ncreateContributorInvitation, 16 clients in parallel for 10 s, no subscribers\n");
+    println!("| build | invitations/s |");
+    println!("|---|---|");
+    println!("| this one | {:.0} |", create_rate(&redis, None).await);
+    if let Some(baseline) = std::env::var_os("BASELINE_BINARY") {
+        let rate = create_rate(&redis, Some(PathBuf::from(&baseline))).await;
+        println!("| {} | {rate:.0} |", PathBuf::from(baseline).display());
     }
 }

@@ -22,6 +22,16 @@ pub fn binary() -> PathBuf {
     binary
 }
 
+/// This process's limit on open files (`Max open files` of `/proc/self/limits`), 0 if unknown.
+pub fn open_files_limit() -> u64 {
+    std::fs::read_to_string("/proc/self/limits")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("Max open files"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
 /// A free TCP port on 127.0.0.1 (taken by binding port 0 and letting go of it).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -56,6 +66,11 @@ impl Server {
     /// `BIND_ADDR` and `PUBLIC_BASE_URL` on a free port, and `env` on top (at least
     /// `DATABASE_URL`); waits until `/readyz` answers 200, which is after the migrations.
     pub async fn start(env: &[(&str, &str)]) -> Self {
+        Self::start_binary(binary(), env).await
+    }
+
+    /// [`Server::start`] with another build of `invitations` (a benchmark's baseline).
+    pub async fn start_binary(exe: PathBuf, env: &[(&str, &str)]) -> Self {
         let port = free_port();
         let base = format!("http://127.0.0.1:{port}");
         let data_dir = std::env::temp_dir().join(format!(
@@ -73,7 +88,6 @@ impl Server {
             ("LOG_LEVEL".to_owned(), "error".to_owned()),
         ];
         all.extend(env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
-        let exe = binary();
         let child = Command::new(&exe)
             .args(["serve", "--no-workers"])
             .env_clear()

@@ -7,6 +7,8 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::{Value, json};
 use tests::graphql::Gql;
 use tests::pg::Backend;
+use tests::poll::eventually;
+use tests::scrape::scrape;
 use tests::ws::{Received, WsClient};
 
 use crate::app::{self, TestApp};
@@ -247,6 +249,63 @@ both!(
             .collect();
         logged.sort_unstable();
         assert_eq!(got, logged, "what was received is the log, each event once");
+        app.stop().await;
+    }
+);
+
+both!(
+    subscribers_of_one_document_share_one_execution_per_organization,
+    |backend| async move {
+        let app = app::spawn(backend).await;
+        let gql = app.gql();
+        let c = app::create_company(&gql, "Acme Co").await;
+        // Two keys of one organization, one of them resuming from the start of the log: the
+        // same document and scope (`since` only chooses the replay), so one group.
+        let second = entity::organization::create_api_key(&app.db, app.org_id, "second")
+            .await
+            .unwrap()
+            .key;
+        let mut one = subscribed(&app.url, &app.api_key, &c, None).await;
+        let mut two = subscribed(&app.url, &second, &c, Some("0")).await;
+        // Another organization sends the very same document and variables: refused. Its own
+        // company, with the same document, is a group of its own.
+        let other_key = other_key(&app).await;
+        let other_gql = Gql::new(&app.url).with_api_key(&other_key);
+        let own = app::create_company(&other_gql, "Else Co").await;
+        let mut other = subscribed(&app.url, &other_key, &c, None).await;
+        assert_not_found(next_answer(&mut other).await);
+        assert!(
+            matches!(other.next(WAIT).await, Received::Complete(id) if id == "1"),
+            "the refused subscription ends"
+        );
+        other
+            .subscribe("2", COMPANY_ACTIVITY, json!({ "c": own }))
+            .await;
+        eventually("three subscribers in two groups", WAIT, || async {
+            let m = scrape(&app.url).await;
+            m.value("invitations_live_subscribers", &[]) == 3.0
+                && m.value("invitations_live_groups", &[]) == 2.0
+        })
+        .await;
+
+        let (ours, _) = app::invite(&gql, &c, json!({})).await;
+        let first = one.next(WAIT).await;
+        let second = two.next(WAIT).await;
+        let (Received::Next(_, first), Received::Next(_, second)) = (first, second) else {
+            panic!("expected events");
+        };
+        assert_eq!(first, second, "the same payload");
+        assert_eq!(first["data"]["companyActivity"]["invitationId"], ours);
+        // The other organization's next event is its own, not the one before it.
+        let (theirs, _) = app::invite(&other_gql, &own, json!({})).await;
+        assert_eq!(next_event(&mut other).await["invitationId"], theirs);
+        for ws in [one, two, other] {
+            ws.close().await;
+        }
+        eventually("the groups end with their members", WAIT, || async {
+            scrape(&app.url).await.value("invitations_live_groups", &[]) == 0.0
+        })
+        .await;
         app.stop().await;
     }
 );

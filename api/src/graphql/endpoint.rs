@@ -5,6 +5,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::AppSchema;
 use super::documents::Documents;
+use super::live::LiveGroups;
 use super::ws_pending::PendingSockets;
 use crate::state::AppState;
 
@@ -18,4 +19,6 @@ pub struct GraphqlEndpoint {
     pub shutdown: CancellationToken,
     /// WebSocket connections that have not sent `connection_init` yet.
     pub pending: Arc<PendingSockets>,
+    /// Live subscriptions that share a document, each group resolving an event once.
+    pub live: Arc<LiveGroups>,
 }

@@ -9,6 +9,7 @@ pub mod error;
 pub mod http;
 pub mod ids;
 pub mod inputs;
+pub mod live;
 pub mod loader;
 pub mod mutation;
 pub mod object;

@@ -24,13 +24,17 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures::stream::SplitStream;
 use futures::{SinkExt, Stream, StreamExt};
-use tokio::sync::oneshot;
+use std::collections::HashMap;
+
+use futures::stream::SelectAll;
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::endpoint::GraphqlEndpoint;
 use super::loader::{Loaders, RequestLoader};
 use super::public::ClientAddr;
 use super::ws_pending::PendingSlot;
+use crate::auth::Viewer;
 use crate::state::AppState;
 
 const FORBIDDEN: &str = "Forbidden";
@@ -39,6 +43,8 @@ const KEEPALIVE: Duration = Duration::from_secs(30);
 /// Shortest interval between two checks of an open connection's key (when
 /// `API_KEY_CACHE_SECONDS` is 0, every operation is still checked against the database).
 const MIN_RECHECK: Duration = Duration::from_secs(1);
+/// Initial read buffer of a socket; client messages are small (`connection_init`, `subscribe`).
+const READ_BUFFER: usize = 4096;
 /// Retry interval when the key could not be checked (the database did not answer).
 const RECHECK_AFTER_FAILURE: Duration = Duration::from_secs(5);
 
@@ -80,6 +86,11 @@ pub async fn upgrade(
     let max = endpoint.state.settings.graphql.max_body_bytes;
     ws.max_message_size(max)
         .max_frame_size(max)
+        // Idle sockets are most of a live server's memory: tungstenite allocates its read buffer
+        // up front (128 KiB by default), and grows it only for a message that needs it. Frames
+        // are written as they are sent (the sink flushes each message), so no write buffer.
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(0)
         .protocols(async_graphql::http::ALL_WEBSOCKET_PROTOCOLS)
         .on_upgrade(move |socket| serve(socket, endpoint, protocol, client, slot))
 }
@@ -87,6 +98,7 @@ pub async fn upgrade(
 /// The key a connection was opened with, once `connection_init` accepted it.
 struct Session {
     key: String,
+    viewer: Viewer,
     /// When the key's verdict expires, so the next check asks the database.
     recheck_at: std::time::Instant,
 }
@@ -128,19 +140,28 @@ fn too_large(error: &axum::Error) -> bool {
         .is_some_and(|e| matches!(e, tungstenite::Error::Capacity(_)))
 }
 
+/// What the connection serves itself rather than through the GraphQL driver: subscriptions,
+/// which share their live execution with other connections' (see [`super::live`]).
+enum Diverted {
+    Start(String, Box<async_graphql::Request>),
+    Stop(String),
+}
+
 /// The client's messages as the GraphQL driver reads them. An operation (`subscribe`, `start`)
 /// is let through only after the key has been checked again; a revoked key, an oversized
-/// message or a failed check ends the input, and `stopped` says which.
+/// message or a failed check ends the input, and `stopped` says which. Subscriptions of an
+/// acknowledged connection, and every `complete`/`stop`, go to `diverted`.
 fn incoming(
     socket: SplitStream<Socket>,
     state: AppState,
     session: Arc<OnceLock<Session>>,
     stopped: oneshot::Sender<Stop>,
+    diverted: mpsc::UnboundedSender<Diverted>,
 ) -> impl Stream<Item = serde_json::Result<ClientMessage>> {
     futures::stream::unfold(
-        Some((socket, state, session, stopped)),
+        Some((socket, state, session, stopped, diverted)),
         |input| async move {
-            let (mut socket, state, session, stopped) = input?;
+            let (mut socket, state, session, stopped, diverted) = input?;
             let stop = loop {
                 let message = match socket.next().await {
                     Some(Ok(Message::Text(t))) => ClientMessage::from_bytes(t.as_str()),
@@ -161,7 +182,22 @@ fn incoming(
                         }
                     }
                 }
-                return Some((message, Some((socket, state, session, stopped))));
+                let message = match message {
+                    Ok(ClientMessage::Start { id, mut payload }) if session.get().is_some() => {
+                        if super::live::is_subscription(&mut payload) {
+                            let _ = diverted.send(Diverted::Start(id, Box::new(payload)));
+                            continue;
+                        }
+                        Ok(ClientMessage::Start { id, payload })
+                    }
+                    Ok(ClientMessage::Stop { id }) => {
+                        // The driver ignores ids it does not run; so does the connection.
+                        let _ = diverted.send(Diverted::Stop(id.clone()));
+                        Ok(ClientMessage::Stop { id })
+                    }
+                    other => other,
+                };
+                return Some((message, Some((socket, state, session, stopped, diverted))));
             };
             let _ = stopped.send(stop);
             None
@@ -183,7 +219,8 @@ async fn serve(
     let state = endpoint.state.clone();
     let session: Arc<OnceLock<Session>> = Arc::default();
     let (stopped, mut stop) = oneshot::channel();
-    let input = incoming(stream, state.clone(), session.clone(), stopped);
+    let (divert, mut diverted) = mpsc::unbounded_channel();
+    let input = incoming(stream, state.clone(), session.clone(), stopped, divert);
     let opened = session.clone();
     let init = move |payload: serde_json::Value| async move {
         let key = payload
@@ -202,19 +239,12 @@ async fn serve(
         else {
             return Err(async_graphql::Error::new(FORBIDDEN));
         };
-        let mut data = Data::default();
-        // A loader per connection, as per request over HTTP (subscriptions resolve few fields).
-        data.insert(RequestLoader::with_cache(
-            Loaders {
-                db: state.db.clone(),
-                organization_id: viewer.organization_id,
-            },
-            tokio::spawn,
-            async_graphql::dataloader::HashMapCache::default(),
-        ));
-        data.insert(Some(viewer));
-        data.insert(client);
-        let _ = opened.set(Session { key, recheck_at });
+        let data = connection_data(&state, &viewer, client);
+        let _ = opened.set(Session {
+            key,
+            viewer,
+            recheck_at,
+        });
         Ok(data)
     };
     let timeout = endpoint.state.settings.graphql.ws_init_timeout;
@@ -235,8 +265,41 @@ async fn serve(
     let recheck = tokio::time::sleep(Duration::ZERO);
     tokio::pin!(recheck);
     let mut acknowledged = false;
+    // This connection's subscriptions, and what ends each one early (`complete` from the client).
+    let mut subscriptions = SelectAll::new();
+    let mut cancels: HashMap<String, oneshot::Sender<()>> = HashMap::new();
     loop {
         tokio::select! {
+            Some(diverted) = diverted.recv() => match diverted {
+                Diverted::Start(id, request) => {
+                    let Some(session) = session.get() else { continue };
+                    // Subscriptions that completed have dropped their end of `cancels`.
+                    cancels.retain(|_, cancel| !cancel.is_closed());
+                    let (cancel, cancelled) = oneshot::channel();
+                    // A reused id replaces the subscription that had it.
+                    cancels.insert(id.clone(), cancel);
+                    let frames = super::live::subscribe(
+                        &endpoint, &session.viewer, client, protocol, &id, *request,
+                    );
+                    let complete = format!(
+                        r#"{{"type":"complete","id":{}}}"#,
+                        serde_json::Value::from(id)
+                    );
+                    subscriptions.push(
+                        frames
+                            .take_until(cancelled)
+                            .chain(futures::stream::once(std::future::ready(complete))),
+                    );
+                }
+                Diverted::Stop(id) => {
+                    cancels.remove(&id);
+                }
+            },
+            Some(text) = subscriptions.next(), if !subscriptions.is_empty() => {
+                if sink.send(Message::Text(text.into())).await.is_err() {
+                    return;
+                }
+            }
             message = messages.next() => match message {
                 Some(WsMessage::Text(text)) => {
                     // The first message after a successful init is its acknowledgement.
@@ -296,6 +359,23 @@ async fn serve(
             }
         }
     }
+}
+
+/// What every execution on a connection sees: the caller, its address, and a loader (per
+/// execution, as per request over HTTP; subscriptions resolve few fields).
+pub(super) fn connection_data(state: &AppState, viewer: &Viewer, client: ClientAddr) -> Data {
+    let mut data = Data::default();
+    data.insert(RequestLoader::with_cache(
+        Loaders {
+            db: state.db.clone(),
+            organization_id: viewer.organization_id,
+        },
+        tokio::spawn,
+        async_graphql::dataloader::HashMapCache::default(),
+    ));
+    data.insert(Some(viewer.clone()));
+    data.insert(client);
+    data
 }
 
 /// When to check a key again: when its verdict expires, and not more often than `MIN_RECHECK`.

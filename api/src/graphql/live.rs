@@ -1,0 +1,534 @@
+//! Shared fan-out of live subscriptions: the cost of an event is paid once per distinct document,
+//! not once per subscriber.
+//!
+//! Subscribers whose operations are the same (query text, operation name, variables other than
+//! `since`) under the same authorized scope (the organization: every key of an organization may
+//! do the same) form a [`Group`]. A group runs its subscription once, as one GraphQL execution fed
+//! by one receiver of the event bus: for each event it checks the resolver's filter once,
+//! resolves the event once, serializes the response once, and hands the same `Arc<str>` to every
+//! member's bounded queue. A subscriber that receives nothing costs nothing per event; one that
+//! receives an event costs a queue push and the copy of the bytes into its socket.
+//!
+//! What is per subscriber stays per subscriber: the access check (each subscriber's document
+//! runs once for it, as in [`LiveMode::Replay`]), the replay of `since` from the activity log,
+//! and the bounded queue that ends a slow subscriber with `SUBSCRIBER_LAGGED`. A subscriber joins
+//! its group before reading its replay, so every event committed after the replay's read reaches
+//! it live; the live events at or below its last replayed position are skipped.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use async_graphql::http::WebSocketProtocols;
+use async_graphql::parser::types::{
+    DocumentOperations, ExecutableDocument, OperationType, Selection,
+};
+use async_graphql::{Request, Response, ServerError, Value};
+use entity::entities::invitation_events;
+use futures::stream::{self, BoxStream, StreamExt};
+use jobs::metrics::Metrics;
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use super::AppSchema;
+use super::endpoint::GraphqlEndpoint;
+use super::public::ClientAddr;
+use super::ws::connection_data;
+use crate::auth::Viewer;
+use crate::events::{BUFFER, Event};
+
+/// Which events a group's subscription keeps, as its resolver decided.
+pub type Filter = Box<dyn Fn(&invitation_events::Model) -> bool + Send + Sync>;
+
+/// How a subscription resolver runs, put into the request's data by [`subscribe`].
+pub enum LiveMode {
+    /// Once per subscriber: check access and replay what `since` asks for, recording the last
+    /// position replayed; nothing live.
+    Replay(Arc<AtomicI64>),
+    /// Once per group: check access, hand the filter to the group, then resolve the events the
+    /// group feeds.
+    Shared(SharedFeed),
+}
+
+/// The group's side of a shared execution.
+pub struct SharedFeed {
+    filter: Mutex<Option<oneshot::Sender<Filter>>>,
+    events: Mutex<Option<mpsc::UnboundedReceiver<Event>>>,
+}
+
+impl SharedFeed {
+    /// Gives the group the filter and takes the events it will feed (each one passed `keep`).
+    /// `None` if called twice (one field per subscription).
+    pub fn attach(&self, keep: Filter) -> Option<mpsc::UnboundedReceiver<Event>> {
+        let sender = self
+            .filter
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()?;
+        let _ = sender.send(keep);
+        self.events
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+    }
+}
+
+/// What a group hands to a member.
+#[derive(Clone)]
+enum Delivery {
+    /// One event's serialized response.
+    Event { position: i64, payload: Arc<str> },
+    /// A last response (lagging, or the group's execution failing); the subscription ends.
+    Final(Arc<str>),
+}
+
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct GroupKey {
+    query: String,
+    operation_name: Option<String>,
+    /// The variables as canonical JSON (sorted keys), without the ones that feed `since`.
+    variables: String,
+    organization_id: Uuid,
+}
+
+struct Members {
+    next: u64,
+    queues: HashMap<u64, mpsc::Sender<Delivery>>,
+}
+
+struct Group {
+    key: GroupKey,
+    members: Mutex<Members>,
+    /// Fires when the last member leaves.
+    stop: CancellationToken,
+}
+
+/// This process's groups, by document and scope.
+#[derive(Default)]
+pub struct LiveGroups {
+    groups: Mutex<HashMap<GroupKey, Arc<Group>>>,
+}
+
+/// One subscriber's place in a group: its queue; leaving the group when dropped.
+struct Member {
+    groups: Arc<LiveGroups>,
+    group: Arc<Group>,
+    id: u64,
+    queue: mpsc::Receiver<Delivery>,
+    metrics: Arc<Metrics>,
+}
+
+impl Drop for Member {
+    fn drop(&mut self) {
+        self.metrics.live_subscribers.dec();
+        let mut groups = self
+            .groups
+            .groups
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let mut members = self
+            .group
+            .members
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        members.queues.remove(&self.id);
+        if members.queues.is_empty() {
+            self.group.stop.cancel();
+            drop(members);
+            remove(&mut groups, &self.group, &self.metrics);
+        }
+    }
+}
+
+impl Group {
+    /// Hands `delivery` to every member whose queue has room; a member whose queue is full gets
+    /// the lagging error in the slot kept for it, and leaves.
+    fn deliver(&self, delivery: &Delivery, lagged: &Arc<str>, metrics: &Metrics) {
+        let mut members = self.members.lock().unwrap_or_else(PoisonError::into_inner);
+        members.queues.retain(|_, queue| {
+            if queue.capacity() > 1 {
+                metrics.live_events_relayed.inc();
+                // Closed: the member is leaving; its drop removes it.
+                let _ = queue.try_send(delivery.clone());
+                true
+            } else {
+                metrics.live_lagged.inc();
+                let _ = queue.try_send(Delivery::Final(lagged.clone()));
+                false
+            }
+        });
+    }
+
+    /// Ends every member's subscription with `last`, or quietly.
+    fn end(&self, last: Option<Arc<str>>) {
+        let mut members = self.members.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(last) = last {
+            for queue in members.queues.values() {
+                let _ = queue.try_send(Delivery::Final(last.clone()));
+            }
+        }
+        members.queues.clear();
+    }
+}
+
+impl LiveGroups {
+    /// Joins the group of `key`, starting it with `start` when there is none.
+    fn join(
+        self: &Arc<Self>,
+        key: GroupKey,
+        metrics: &Arc<Metrics>,
+        start: impl FnOnce(Arc<Group>),
+    ) -> Member {
+        let mut groups = self.groups.lock().unwrap_or_else(PoisonError::into_inner);
+        let group = match groups.get(&key) {
+            Some(group) => group.clone(),
+            None => {
+                metrics.live_groups.inc();
+                let group = Arc::new(Group {
+                    key: key.clone(),
+                    members: Mutex::new(Members {
+                        next: 0,
+                        queues: HashMap::new(),
+                    }),
+                    stop: CancellationToken::new(),
+                });
+                groups.insert(key, group.clone());
+                start(group.clone());
+                group
+            }
+        };
+        // One slot more than the buffer, for the lagging error.
+        let (tx, queue) = mpsc::channel(BUFFER + 1);
+        let id = {
+            let mut members = group.members.lock().unwrap_or_else(PoisonError::into_inner);
+            let id = members.next;
+            members.next += 1;
+            members.queues.insert(id, tx);
+            id
+        };
+        metrics.live_subscribers.inc();
+        Member {
+            groups: self.clone(),
+            group,
+            id,
+            queue,
+            metrics: metrics.clone(),
+        }
+    }
+
+    /// Forgets `group` once it has ended, so the next subscriber starts a new one.
+    fn forget(&self, group: &Arc<Group>, metrics: &Metrics) {
+        let mut groups = self.groups.lock().unwrap_or_else(PoisonError::into_inner);
+        remove(&mut groups, group, metrics);
+    }
+}
+
+/// Removes `group` from the registry unless it was replaced there already.
+fn remove(groups: &mut HashMap<GroupKey, Arc<Group>>, group: &Arc<Group>, metrics: &Metrics) {
+    if groups
+        .get(&group.key)
+        .is_some_and(|g| Arc::ptr_eq(g, group))
+    {
+        groups.remove(&group.key);
+        metrics.live_groups.dec();
+    }
+}
+
+/// The error that ends a subscriber that fell a whole buffer behind.
+fn lagged_payload() -> Arc<str> {
+    let mut error = ServerError::new(
+        format!(
+            "subscriber fell {BUFFER} events behind; resubscribe with `since` set to the last cursor received"
+        ),
+        None,
+    );
+    error
+        .extensions
+        .get_or_insert_with(Default::default)
+        .set("code", "SUBSCRIBER_LAGGED");
+    serialize(&Response::from_errors(vec![error]))
+}
+
+fn serialize(response: &Response) -> Arc<str> {
+    serde_json::to_string(response)
+        .unwrap_or_else(|_| r#"{"data":null}"#.to_owned())
+        .into()
+}
+
+/// Runs a group's execution until its last member leaves, its execution ends or it falls
+/// behind the bus; then ends its members' subscriptions.
+async fn run_group(
+    groups: Arc<LiveGroups>,
+    group: Arc<Group>,
+    schema: AppSchema,
+    request: Request,
+    bus: tokio::sync::broadcast::Receiver<Event>,
+    metrics: Arc<Metrics>,
+) {
+    let last = execute_group(&group, schema, request, bus, &metrics).await;
+    // Out of the registry first, so nobody joins a group that no longer delivers.
+    groups.forget(&group, &metrics);
+    group.end(last);
+}
+
+/// Resolves and delivers the group's events; returns the response that ends its members'
+/// subscriptions, if any.
+async fn execute_group(
+    group: &Group,
+    schema: AppSchema,
+    request: Request,
+    mut bus: tokio::sync::broadcast::Receiver<Event>,
+    metrics: &Metrics,
+) -> Option<Arc<str>> {
+    let (filter_tx, filter_rx) = oneshot::channel();
+    let (feed, events) = mpsc::unbounded_channel();
+    let request = request.data(LiveMode::Shared(SharedFeed {
+        filter: Mutex::new(Some(filter_tx)),
+        events: Mutex::new(Some(events)),
+    }));
+    let mut responses = schema.execute_stream(request);
+    // The resolver runs on the first poll; it either hands over its filter or fails.
+    let filter = tokio::select! {
+        filter = filter_rx => filter.ok(),
+        first = responses.next() => return first.as_ref().map(serialize),
+        () = group.stop.cancelled() => return None,
+    }?;
+    let lagged = lagged_payload();
+    loop {
+        let received = tokio::select! {
+            () = group.stop.cancelled() => return None,
+            received = bus.recv() => received,
+        };
+        match received {
+            Ok(event) => {
+                let Some(position) = event.position.filter(|_| filter(&event)) else {
+                    continue;
+                };
+                let _ = feed.send(event);
+                let response = responses.next().await?;
+                let payload = serialize(&response);
+                group.deliver(&Delivery::Event { position, payload }, &lagged, metrics);
+            }
+            Err(RecvError::Lagged(_)) => {
+                // The group itself fell a bus buffer behind: its members resume with `since`.
+                metrics.live_lagged.inc();
+                return Some(lagged);
+            }
+            Err(RecvError::Closed) => return None,
+        }
+    }
+}
+
+/// Whether `request` runs a subscription (parsing it, once, if needed).
+pub fn is_subscription(request: &mut Request) -> bool {
+    let name = request.operation_name.clone();
+    request
+        .parsed_query()
+        .ok()
+        .and_then(|doc| super::selected_operation(doc, name.as_deref()))
+        == Some(OperationType::Subscription)
+}
+
+/// The names of the variables given as a `since` argument of the operation's fields: they only
+/// choose a subscriber's replay, so subscribers that differ only in them share a group.
+fn since_variables(doc: &ExecutableDocument, name: Option<&str>) -> Vec<String> {
+    let operation = match (&doc.operations, name) {
+        (DocumentOperations::Single(op), _) => Some(op),
+        (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name),
+        (DocumentOperations::Multiple(_), None) => None,
+    };
+    let Some(operation) = operation else {
+        return Vec::new();
+    };
+    let mut names = Vec::new();
+    for selection in &operation.node.selection_set.node.items {
+        if let Selection::Field(field) = &selection.node
+            && let Some(since) = field.node.get_argument("since")
+        {
+            // Substituting the variables is how the parser lets one see which they are.
+            let _ = since.node.clone().into_const_with(|name| {
+                names.push(name.to_string());
+                Ok::<_, std::convert::Infallible>(Value::Null)
+            });
+        }
+    }
+    names
+}
+
+/// One subscription over a WebSocket: the frames to send, until it ends. The
+/// subscriber's own execution checks its access and replays `since`; live events come from its
+/// group.
+pub fn subscribe(
+    endpoint: &GraphqlEndpoint,
+    viewer: &Viewer,
+    client: ClientAddr,
+    protocol: WebSocketProtocols,
+    id: &str,
+    mut request: Request,
+) -> BoxStream<'static, String> {
+    let state = &endpoint.state;
+    let operation_name = request.operation_name.clone();
+    let since = request
+        .parsed_query()
+        .map(|doc| since_variables(doc, operation_name.as_deref()))
+        .unwrap_or_default();
+    let mut shared = request.variables.clone();
+    for name in &since {
+        shared.remove(&async_graphql::Name::new(name));
+    }
+    let key = GroupKey {
+        query: request.query.clone(),
+        operation_name: request.operation_name.clone(),
+        variables: serde_json::to_string(&shared).unwrap_or_default(),
+        organization_id: viewer.organization_id,
+    };
+    let member = endpoint.live.join(key, &state.metrics, |group| {
+        let mut first = Request::new(request.query.clone()).variables(request.variables.clone());
+        first.operation_name = request.operation_name.clone();
+        first.data = connection_data(state, viewer, client);
+        tokio::spawn(run_group(
+            endpoint.live.clone(),
+            group,
+            endpoint.schema.clone(),
+            first,
+            state.events.subscribe(),
+            state.metrics.clone(),
+        ));
+    });
+    let replayed = Arc::new(AtomicI64::new(i64::MIN));
+    // A client's request brings no data of its own.
+    request.data = connection_data(state, viewer, client);
+    let request = request.data(LiveMode::Replay(replayed.clone()));
+    let id = serde_json::to_string(id).unwrap_or_default();
+    let next = match protocol {
+        WebSocketProtocols::GraphQLWS => "next",
+        WebSocketProtocols::SubscriptionsTransportWS => "data",
+    };
+    let subscriber = Subscriber {
+        own: Some(endpoint.schema.execute_stream(request)),
+        member: Some(member),
+        replayed,
+        next,
+        id,
+    };
+    stream::unfold(subscriber, |mut s| async move {
+        let text = s.next().await?;
+        Some((text, s))
+    })
+    .boxed()
+}
+
+/// A subscription's progress: its own execution, then its group's events.
+struct Subscriber {
+    own: Option<BoxStream<'static, Response>>,
+    member: Option<Member>,
+    /// The last position the own execution replayed.
+    replayed: Arc<AtomicI64>,
+    /// The protocol's name for a result message.
+    next: &'static str,
+    /// The subscription's id, as JSON.
+    id: String,
+}
+
+impl Subscriber {
+    fn frame(&self, payload: &str) -> String {
+        format!(
+            r#"{{"type":"{}","id":{},"payload":{payload}}}"#,
+            self.next, self.id
+        )
+    }
+
+    async fn next(&mut self) -> Option<String> {
+        if let Some(own) = self.own.as_mut() {
+            match own.next().await {
+                Some(response) => {
+                    if response.is_err() && response.data == Value::Null {
+                        // Refused (or failed): nothing live follows.
+                        self.own = None;
+                        self.member = None;
+                    }
+                    return Some(self.frame(&serialize(&response)));
+                }
+                None => self.own = None,
+            }
+        }
+        if let Some(member) = self.member.as_mut() {
+            loop {
+                match member.queue.recv().await {
+                    Some(Delivery::Event { position, .. })
+                        if position <= self.replayed.load(Ordering::Relaxed) => {}
+                    Some(Delivery::Event { payload, .. }) => return Some(self.frame(&payload)),
+                    Some(Delivery::Final(payload)) => {
+                        self.member = None;
+                        return Some(self.frame(&payload));
+                    }
+                    None => {
+                        self.member = None;
+                        break;
+                    }
+                }
+            }
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    async fn position(member: &mut Member) -> i64 {
+        match member.queue.recv().await {
+            Some(Delivery::Event { position, .. }) => position,
+            _ => panic!("expected an event"),
+        }
+    }
+
+    /// A member whose queue is full gets `SUBSCRIBER_LAGGED` after what it had, and leaves; the
+    /// others keep receiving; the group stops with its last member.
+    #[tokio::test]
+    async fn a_lagging_member_ends_while_the_others_continue() {
+        let groups = Arc::new(LiveGroups::default());
+        let metrics = Arc::new(Metrics::default());
+        let key = GroupKey {
+            query: "subscription { x }".into(),
+            operation_name: None,
+            variables: "{}".into(),
+            organization_id: Uuid::nil(),
+        };
+        let mut started = None;
+        let mut fast = groups.join(key.clone(), &metrics, |g| started = Some(g));
+        let mut slow = groups.join(key, &metrics, |_| panic!("one group per key"));
+        let group = started.unwrap();
+        let lagged = lagged_payload();
+        let event = |position: i64| Delivery::Event {
+            position,
+            payload: position.to_string().into(),
+        };
+        for p in 0..=BUFFER as i64 {
+            group.deliver(&event(p), &lagged, &metrics);
+            assert_eq!(position(&mut fast).await, p);
+        }
+        for p in 0..BUFFER as i64 {
+            assert_eq!(position(&mut slow).await, p);
+        }
+        match slow.queue.recv().await {
+            Some(Delivery::Final(payload)) => assert!(payload.contains("SUBSCRIBER_LAGGED")),
+            _ => panic!("expected the lagging error"),
+        }
+        assert!(slow.queue.recv().await.is_none(), "and nothing after it");
+        group.deliver(&event(BUFFER as i64 + 1), &lagged, &metrics);
+        assert_eq!(position(&mut fast).await, BUFFER as i64 + 1);
+        assert_eq!(metrics.live_lagged.get(), 1);
+
+        drop(slow);
+        assert!(!group.stop.is_cancelled(), "a member is left");
+        drop(fast);
+        assert!(group.stop.is_cancelled());
+        assert!(groups.groups.lock().unwrap().is_empty());
+        assert_eq!(metrics.live_groups.get(), 0);
+    }
+}
