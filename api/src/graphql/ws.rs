@@ -206,7 +206,7 @@ async fn serve(
         // A loader per connection, as per request over HTTP (subscriptions resolve few fields).
         data.insert(RequestLoader::with_cache(
             Loaders {
-                db: state.db.clone(),
+                db: state.reads.clone(),
                 organization_id: viewer.organization_id,
             },
             tokio::spawn,
@@ -223,7 +223,7 @@ async fn serve(
         WebSocketProtocols::SubscriptionsTransportWS => r#"{"type":"ka"}"#,
     };
     let mut messages = std::pin::pin!(
-        WebSocket::from_message_stream(endpoint.schema.clone(), input, protocol)
+        WebSocket::from_message_stream(endpoint.gateway.clone(), input, protocol)
             .on_connection_init(init)
     );
     // Server pings keep idle subscriptions alive through proxies and reveal dead peers.
