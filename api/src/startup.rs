@@ -118,6 +118,7 @@ pub async fn prepare(mut settings: Settings) -> Result<AppState, StartupError> {
         bus.committed(events);
     });
     let key_cache = crate::auth::KeyCache::new(settings.api_key_cache_ttl, metrics.clone());
+    let reads = crate::db::Reads::new(db.clone(), metrics.clone());
     Ok(AppState::new(Inner {
         events,
         dispatcher,
@@ -125,6 +126,7 @@ pub async fn prepare(mut settings: Settings) -> Result<AppState, StartupError> {
         limiter,
         metrics,
         queues,
+        reads,
         db,
         keys,
         settings,
@@ -174,9 +176,8 @@ pub async fn build(
 
 pub fn router(state: AppState, shutdown: CancellationToken) -> Router {
     let request_timeout = state.settings.http.request_timeout;
-    let schema = graphql::build_schema(&state.settings.graphql, Some(state.clone()));
     let endpoint = GraphqlEndpoint {
-        schema,
+        gateway: graphql::gateway(&state.settings.graphql, state.clone()),
         documents: Arc::new(graphql::documents::Documents::new(
             state.settings.graphql.document_cache_bytes,
         )),

@@ -14,6 +14,8 @@ pub struct AppState(Arc<Inner>);
 
 pub struct Inner {
     pub db: DatabaseConnection,
+    /// The same database for resolvers and lookups that only read (see [`crate::db::Reads`]).
+    pub reads: crate::db::Reads,
     pub keys: Keyring,
     pub settings: Settings,
     pub redis: Option<redis::aio::ConnectionManager>,

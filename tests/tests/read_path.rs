@@ -507,3 +507,69 @@ async fn persisted_queries_and_cached_documents() {
     }
     app.stop().await;
 }
+
+/// Reads over a pool of `size` connections to a fresh PostgreSQL database.
+async fn reads_over(
+    size: u32,
+) -> (
+    tests::pg::TestDatabase,
+    sea_orm::DatabaseConnection,
+    api::db::Reads,
+) {
+    let database = tests::pg::TestDatabase::postgres().await;
+    let mut options = sea_orm::ConnectOptions::new(database.url());
+    options.max_connections(size).sqlx_logging(false);
+    let db = sea_orm::Database::connect(options).await.unwrap();
+    let reads = api::db::Reads::new(
+        db.clone(),
+        std::sync::Arc::new(jobs::metrics::Metrics::new()),
+    );
+    (database, db, reads)
+}
+
+async fn read_number(reads: &api::db::Reads, n: i32) -> i32 {
+    let statement = Statement::from_sql_and_values(
+        DatabaseBackend::Postgres,
+        "SELECT $1::int4 AS n",
+        [n.into()],
+    );
+    let row = reads.query_one_raw(statement).await.unwrap().unwrap();
+    row.try_get::<i32>("", "n").unwrap()
+}
+
+/// A read abandoned half-way (its client went away) must not leave its connection, with the
+/// abandoned statement's answer still unread, to the next read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_abandoned_read_does_not_answer_the_next_one() {
+    let (_database, _db, reads) = reads_over(2).await;
+    assert_eq!(read_number(&reads, 1).await, 1);
+    for round in 0..3 {
+        let slow = Statement::from_string(
+            DatabaseBackend::Postgres,
+            "SELECT 999 AS n FROM pg_sleep(0.3)",
+        );
+        let abandoned = tokio::time::timeout(
+            std::time::Duration::from_millis(50),
+            reads.query_one_raw(slow),
+        )
+        .await;
+        assert!(abandoned.is_err(), "the slow read was abandoned");
+        for n in 0..4 {
+            assert_eq!(read_number(&reads, round * 10 + n).await, round * 10 + n);
+        }
+    }
+}
+
+/// With a pool of one, reads keep nothing back: a write transaction still gets the connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_leave_a_pool_of_one_to_writes() {
+    use sea_orm::TransactionTrait;
+    let (_database, db, reads) = reads_over(1).await;
+    for n in 0..3 {
+        assert_eq!(read_number(&reads, n).await, n);
+        // sqlx would wait out its 30 s acquire timeout and fail if reads held the connection.
+        let txn = db.begin().await.unwrap();
+        txn.execute_unprepared("SELECT 1").await.unwrap();
+        txn.commit().await.unwrap();
+    }
+}

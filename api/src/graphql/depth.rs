@@ -16,13 +16,9 @@
 //! check would walk them.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
 
-use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextPrepareRequest,
-};
 use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
-use async_graphql::{Pos, Request, ServerError, ServerResult};
+use async_graphql::{Pos, ServerError, ServerResult};
 
 use super::error::code;
 
@@ -39,8 +35,8 @@ const MAX_INTROSPECTION_LISTS: usize = 3;
 /// tests send it).
 pub const MAX_EXPANDED_FIELDS: usize = 20_000;
 
-/// The schema extension that enforces the depth limit before async-graphql's own checks, on
-/// HTTP and WebSocket alike.
+/// The depth limit, enforced by the [`super::gateway::Gateway`] before async-graphql's own
+/// checks, on HTTP and WebSocket alike.
 #[derive(Clone, Copy)]
 pub struct DepthLimit {
     max_depth: usize,
@@ -56,7 +52,7 @@ impl DepthLimit {
         }
     }
 
-    fn check(&self, doc: &ExecutableDocument) -> ServerResult<()> {
+    pub fn check(&self, doc: &ExecutableDocument) -> ServerResult<()> {
         let mut walk = Walk {
             doc,
             exempt_introspection: self.exempt_introspection,
@@ -223,28 +219,5 @@ impl<'a> Walk<'a> {
     fn enter(&mut self, name: &'a str) -> Option<&'a SelectionSet> {
         let set = &self.doc.fragments.get(name)?.node.selection_set.node;
         self.entered.insert(name).then_some(set)
-    }
-}
-
-impl ExtensionFactory for DepthLimit {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(*self)
-    }
-}
-
-#[async_graphql::async_trait::async_trait]
-impl Extension for DepthLimit {
-    /// Parses the document here (the parse is kept in the request, so it happens once) because
-    /// async-graphql's own recursion check, which runs right after parsing, walks every fragment
-    /// spread without remembering fragments: exponential work for chained fragments, which only
-    /// a check that comes first can refuse.
-    async fn prepare_request(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        mut request: Request,
-        next: NextPrepareRequest<'_>,
-    ) -> ServerResult<Request> {
-        self.check(request.parsed_query()?)?;
-        next.run(ctx, request).await
     }
 }

@@ -3,15 +3,16 @@
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
-use super::AppSchema;
 use super::documents::Documents;
+use super::gateway::Gateway;
 use super::live::LiveGroups;
 use super::ws_pending::PendingSockets;
 use crate::state::AppState;
 
 #[derive(Clone)]
 pub struct GraphqlEndpoint {
-    pub schema: AppSchema,
+    /// The schema, reached only through the gateway's checks.
+    pub gateway: Gateway,
     pub state: AppState,
     /// Parsed documents and persisted queries, shared by every request.
     pub documents: Arc<Documents>,

@@ -313,7 +313,7 @@ async fn execute(
     };
     if let Some(v) = &viewer {
         let loaders = Loaders {
-            db: endpoint.state.db.clone(),
+            db: endpoint.state.reads.clone(),
             organization_id: v.organization_id,
         };
         // The cache lives for this request only, so it never serves another tenant or stale rows.
@@ -325,7 +325,7 @@ async fn execute(
     }
     request = request.data(viewer);
     request = request.data(client);
-    let response = endpoint.schema.execute(request).await;
+    let response = async_graphql::Executor::execute(&endpoint.gateway, request).await;
     let request_error = is_request_error(&response);
     if let Some((query, doc)) = unseen
         && !request_error

@@ -23,7 +23,7 @@ use async_graphql::http::WebSocketProtocols;
 use async_graphql::parser::types::{
     DocumentOperations, ExecutableDocument, OperationType, Selection,
 };
-use async_graphql::{Request, Response, ServerError, Value};
+use async_graphql::{Executor, Request, Response, ServerError, Value};
 use entity::entities::invitation_events;
 use futures::stream::{self, BoxStream, StreamExt};
 use jobs::metrics::Metrics;
@@ -32,8 +32,8 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::AppSchema;
 use super::endpoint::GraphqlEndpoint;
+use super::gateway::Gateway;
 use super::public::ClientAddr;
 use super::ws::connection_data;
 use crate::auth::Viewer;
@@ -262,12 +262,12 @@ fn serialize(response: &Response) -> Arc<str> {
 async fn run_group(
     groups: Arc<LiveGroups>,
     group: Arc<Group>,
-    schema: AppSchema,
+    gateway: Gateway,
     request: Request,
     bus: tokio::sync::broadcast::Receiver<Event>,
     metrics: Arc<Metrics>,
 ) {
-    let last = execute_group(&group, schema, request, bus, &metrics).await;
+    let last = execute_group(&group, gateway, request, bus, &metrics).await;
     // Out of the registry first, so nobody joins a group that no longer delivers.
     groups.forget(&group, &metrics);
     group.end(last);
@@ -277,7 +277,7 @@ async fn run_group(
 /// subscriptions, if any.
 async fn execute_group(
     group: &Group,
-    schema: AppSchema,
+    gateway: Gateway,
     request: Request,
     mut bus: tokio::sync::broadcast::Receiver<Event>,
     metrics: &Metrics,
@@ -288,7 +288,7 @@ async fn execute_group(
         filter: Mutex::new(Some(filter_tx)),
         events: Mutex::new(Some(events)),
     }));
-    let mut responses = schema.execute_stream(request);
+    let mut responses = gateway.execute_stream(request, None);
     // The resolver runs on the first poll; it either hands over its filter or fails.
     let filter = tokio::select! {
         filter = filter_rx => filter.ok(),
@@ -391,7 +391,7 @@ pub fn subscribe(
         tokio::spawn(run_group(
             endpoint.live.clone(),
             group,
-            endpoint.schema.clone(),
+            endpoint.gateway.clone(),
             first,
             state.events.subscribe(),
             state.metrics.clone(),
@@ -407,7 +407,7 @@ pub fn subscribe(
         WebSocketProtocols::SubscriptionsTransportWS => "data",
     };
     let subscriber = Subscriber {
-        own: Some(endpoint.schema.execute_stream(request)),
+        own: Some(endpoint.gateway.execute_stream(request, None)),
         member: Some(member),
         replayed,
         next,

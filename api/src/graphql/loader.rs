@@ -9,11 +9,10 @@ use async_graphql::dataloader::Loader;
 use entity::entities::{companies, connections, email_deliveries, invitation_events, sites};
 use entity::finders;
 use entity::invitation::EventWindow;
-use sea_orm::DatabaseConnection;
 use uuid::Uuid;
 
 pub struct Loaders {
-    pub db: DatabaseConnection,
+    pub db: crate::db::Reads,
     pub organization_id: Uuid,
 }
 

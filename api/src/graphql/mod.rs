@@ -6,6 +6,7 @@ pub mod documents;
 pub mod endpoint;
 pub mod enums;
 pub mod error;
+pub mod gateway;
 pub mod http;
 pub mod ids;
 pub mod inputs;
@@ -13,7 +14,6 @@ pub mod live;
 pub mod loader;
 pub mod mutation;
 pub mod object;
-mod observe;
 pub mod paging;
 pub mod public;
 mod query;
@@ -46,25 +46,30 @@ pub fn selected_operation(
     }
 }
 
-/// The schema with the configured limits; `state` is `None` only for printing the SDL.
+/// The schema with the configured limits; `state` is `None` only for printing the SDL. It has
+/// no extensions (see [`gateway`]): operations reach it through [`gateway`].
 pub fn build_schema(limits: &GraphqlSettings, state: Option<AppState>) -> AppSchema {
     let mut builder = Schema::build(Query::default(), Mutation::default(), Subscription)
         // Not `limit_depth`: that one also counts the standard introspection query (see depth.rs).
-        .extension(depth::DepthLimit::new(
-            limits.max_depth,
-            limits.introspection,
-        ))
         .limit_complexity(limits.max_complexity);
     if !limits.introspection {
         // "Did you mean …" in validation errors would name the fields introspection hides.
         builder = builder.disable_introspection().disable_suggestions();
     }
     if let Some(state) = state {
-        builder = builder
-            .extension(observe::Observe(state.metrics.clone()))
-            .data(state);
+        builder = builder.data(state);
     }
     builder.finish()
+}
+
+/// The schema behind the gateway that bounds, traces and counts every operation.
+pub fn gateway(limits: &GraphqlSettings, state: AppState) -> gateway::Gateway {
+    let metrics = state.metrics.clone();
+    gateway::Gateway::new(
+        build_schema(limits, Some(state)),
+        depth::DepthLimit::new(limits.max_depth, limits.introspection),
+        metrics,
+    )
 }
 
 /// The SDL as committed in `schema.graphql`.

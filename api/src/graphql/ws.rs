@@ -253,7 +253,7 @@ async fn serve(
         WebSocketProtocols::SubscriptionsTransportWS => r#"{"type":"ka"}"#,
     };
     let mut messages = std::pin::pin!(
-        WebSocket::from_message_stream(endpoint.schema.clone(), input, protocol)
+        WebSocket::from_message_stream(endpoint.gateway.clone(), input, protocol)
             .on_connection_init(init)
     );
     // Server pings keep idle subscriptions alive through proxies and reveal dead peers.
@@ -367,7 +367,7 @@ pub(super) fn connection_data(state: &AppState, viewer: &Viewer, client: ClientA
     let mut data = Data::default();
     data.insert(RequestLoader::with_cache(
         Loaders {
-            db: state.db.clone(),
+            db: state.reads.clone(),
             organization_id: viewer.organization_id,
         },
         tokio::spawn,

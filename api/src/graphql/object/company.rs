@@ -58,7 +58,7 @@ impl Company {
     ) -> Result<Page<String, MagicLinkEvent, EmptyFields, EmptyFields>> {
         let window = event_window(first, after.as_deref())?;
         let org = viewer(ctx)?.organization_id;
-        let rows = entity::magic_link::events(&state(ctx)?.db, org, self.0.id, window)
+        let rows = entity::magic_link::events(&state(ctx)?.reads, org, self.0.id, window)
             .await
             .gql()?;
         Ok(event_page(window, rows, |e| e.id, MagicLinkEvent))

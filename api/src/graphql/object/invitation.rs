@@ -93,7 +93,7 @@ impl Invitation {
             return Ok(None);
         };
         let org = viewer(ctx)?.organization_id;
-        let db = &state(ctx)?.db;
+        let db = &state(ctx)?.reads;
         match find_owned::<entity::entities::connections::Entity>(db, org, connection_id).await {
             Ok(row) => Ok(Some(Connection(row))),
             Err(entity::DomainError::NotFound) => Ok(None),

@@ -127,7 +127,7 @@ impl InvitationQuery {
     async fn invitation(&self, ctx: &Context<'_>, id: ID) -> Result<Invitation> {
         let org = viewer(ctx)?.organization_id;
         let invitation_id = parse_id("id", &id)?;
-        let row = find_owned::<invitations::Entity>(&state(ctx)?.db, org, invitation_id)
+        let row = find_owned::<invitations::Entity>(&state(ctx)?.reads, org, invitation_id)
             .await
             .gql()?;
         Ok(Invitation(row))
@@ -169,7 +169,7 @@ impl InvitationQuery {
             after: cursor,
             with_total,
         };
-        let page = entity::invitation::list(&state(ctx)?.db, &request)
+        let page = entity::invitation::list(&state(ctx)?.reads, &request)
             .await
             .gql()?;
         prime_page(ctx, &page.rows).await?;

@@ -40,7 +40,7 @@ impl ViewerInfo {
     /// The organization itself, with its settings.
     async fn organization(&self, ctx: &Context<'_>) -> Result<Organization> {
         let org = viewer(ctx)?.organization_id;
-        let row = entity::organization::find(&state(ctx)?.db, org)
+        let row = entity::organization::find(&state(ctx)?.reads, org)
             .await
             .gql()?;
         Ok(Organization(row))

@@ -46,7 +46,7 @@ impl WebhookQuery {
     async fn webhook_endpoint(&self, ctx: &Context<'_>, id: ID) -> Result<WebhookEndpoint> {
         let org = viewer(ctx)?.organization_id;
         let id = parse_id("id", &id)?;
-        let row = find_owned::<webhook_endpoints::Entity>(&state(ctx)?.db, org, id)
+        let row = find_owned::<webhook_endpoints::Entity>(&state(ctx)?.reads, org, id)
             .await
             .gql()?;
         Ok(WebhookEndpoint(row))
@@ -64,7 +64,7 @@ impl WebhookQuery {
         let first = page_size(first, 20)?;
         let after = parse_after(after.as_deref())?;
         let mut rows =
-            entity::webhook::endpoint::list(&state(ctx)?.db, org, after, first as u64 + 1)
+            entity::webhook::endpoint::list(&state(ctx)?.reads, org, after, first as u64 + 1)
                 .await
                 .gql()?;
         let has_next = rows.len() > first;
@@ -96,7 +96,7 @@ impl WebhookQuery {
             status: filter.status.map(Into::into),
             event_type: filter.event_type,
         };
-        let db = &state(ctx)?.db;
+        let db = &state(ctx)?.reads;
         let mut rows =
             entity::webhook::log::list(db, org, endpoint_id, &filter, after, first as u64 + 1)
                 .await

@@ -34,7 +34,7 @@ async fn views(
 ) -> Result<Vec<Invitation>, ApiError> {
     let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
     let created: Vec<connections::Model> = entity::finders::CREATED_CONNECTIONS
-        .first(&state.db, organization_id, &ids, MAX_PAGE as u64)
+        .first(&state.reads, organization_id, &ids, MAX_PAGE as u64)
         .await
         .map_err(entity::DomainError::from)?;
     let mut by_invitation: HashMap<Uuid, Vec<connections::Model>> = HashMap::new();
@@ -176,7 +176,7 @@ pub async fn list(
         after,
         with_total: true,
     };
-    let page = entity::invitation::list(&state.db, &request).await?;
+    let page = entity::invitation::list(&state.reads, &request).await?;
     let next_cursor = page
         .has_next
         .then(|| page.rows.last().map(ListCursor::of))
@@ -212,8 +212,8 @@ pub async fn detail(
         ("eventsAfter", params.events_after.as_deref()),
         MAX_PAGE as i64,
     )?;
-    let row = find_owned::<invitations::Entity>(&state.db, organization_id, id).await?;
-    let mut events = entity::invitation::event_pages(&state.db, organization_id, &[id], window)
+    let row = find_owned::<invitations::Entity>(&state.reads, organization_id, id).await?;
+    let mut events = entity::invitation::event_pages(&state.reads, organization_id, &[id], window)
         .await
         .map_err(entity::DomainError::from)?
         .remove(&id)

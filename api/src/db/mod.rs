@@ -1,5 +1,8 @@
 //! Database connection and migrations.
 
+mod reads;
+pub use reads::Reads;
+
 use std::time::Duration;
 
 use migration::{Migrator, MigratorTrait};
