@@ -305,7 +305,7 @@ impl Metrics {
             ),
             live_lagged: reg!(
                 "live_subscribers_lagged",
-                "Times a live subscriber fell behind the in-process bus and caught up from the log.",
+                "Live subscribers told SUBSCRIBER_LAGGED: their queue filled up, or their group fell behind the in-process bus.",
                 Counter::default()
             ),
             rate_limited: reg!(
