@@ -1,8 +1,8 @@
 //! Read-only statements on PostgreSQL without the pool's release ping.
 //!
 //! sqlx pings every connection its pool takes back, unconditionally (sqlx 0.9 has no option for
-//! it): one more round trip per statement, which wakes PostgreSQL's backend as well. On the
-//! point lookup that is a third of the statement's round trips. [`Reads`] keeps the
+//! it): a second round trip for every statement, which wakes PostgreSQL's backend as well (the
+//! pool's ping before use already only runs after 30 s idle). [`Reads`] keeps the
 //! connections its statements used in a small stack of its own and hands them out again
 //! without the ping; such a connection goes back to the pool (ping and all, so sqlx can still
 //! check it) after an error, when its statement was abandoned half-way (a client went away),
