@@ -30,7 +30,9 @@ use sea_query_sqlx::SqlxValues;
 /// health rules then apply to it again.
 const HOLD_AT_MOST: Duration = Duration::from_secs(300);
 
-/// The application pool for writes, plus the held connections for reads.
+/// The application pool for writes, plus the held connections for reads. sqlx's `close()`
+/// waits for every connection the pool lent, so a pool that is to be closed must outlive no
+/// `Reads` of it (the process ends without closing it today).
 #[derive(Clone)]
 pub struct Reads {
     db: DatabaseConnection,
