@@ -125,14 +125,15 @@ impl Held {
     /// to the pool, whose release ping recovers or closes it.
     async fn read<T>(
         &self,
-        stmt: &Statement,
+        stmt: Statement,
         run: impl AsyncFnOnce(
             sqlx::query::Query<'_, Postgres, SqlxValues>,
             &mut PoolConnection<Postgres>,
         ) -> Result<T, sqlx::Error>,
     ) -> Result<T, DbErr> {
         let mut c = self.take().await?;
-        let values = stmt.values.clone().unwrap_or(sea_orm::Values(Vec::new()));
+        // The statement is ours: its values move into the query, uncopied.
+        let values = stmt.values.unwrap_or(sea_orm::Values(Vec::new()));
         let query = sqlx::query_with(sqlx::AssertSqlSafe(stmt.sql.as_str()), SqlxValues(values));
         let started = Instant::now();
         let result = run(query, &mut c.conn).await;
@@ -170,7 +171,7 @@ impl ConnectionTrait for Reads {
         match &self.held {
             Some(held) => {
                 let row: Option<PgRow> = held
-                    .read(&stmt, async |q, c| q.fetch_optional(&mut **c).await)
+                    .read(stmt, async |q, c| q.fetch_optional(&mut **c).await)
                     .await?;
                 Ok(row.map(QueryResult::from))
             }
@@ -182,7 +183,7 @@ impl ConnectionTrait for Reads {
         match &self.held {
             Some(held) => {
                 let rows = held
-                    .read(&stmt, async |q, c| q.fetch_all(&mut **c).await)
+                    .read(stmt, async |q, c| q.fetch_all(&mut **c).await)
                     .await?;
                 Ok(rows.into_iter().map(QueryResult::from).collect())
             }
