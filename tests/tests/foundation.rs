@@ -156,6 +156,14 @@ async fn graphql_over_http_status_codes_and_media_types() {
         .await
         .unwrap();
     assert_eq!(get_mutation.status(), 405);
+    // A lone named mutation runs without `operationName`: still not over GET.
+    let named_mutation = client
+        .get(&url)
+        .query(&[("query", "mutation Named { __typename }")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(named_mutation.status(), 405);
 
     app.stop().await;
 }

@@ -191,6 +191,29 @@ both!(metrics_follow_real_traffic, |backend| async move {
     assert_eq!(m.value(gauge, &[]), 0.0);
     let mut ws = WsClient::connect(&app.url).await;
     ws.init(&app.api_key).await.unwrap();
+    // A query over the socket is counted like one over HTTP.
+    ws.subscribe(
+        "0",
+        "query SocketQuery { viewer { organizationId } }",
+        json!({}),
+    )
+    .await;
+    let answer = ws.next_data(WAIT).await;
+    assert_eq!(answer["viewer"]["organizationId"], app.org_id.to_string());
+    let m = scrape(&app.url).await;
+    assert_eq!(
+        m.value(
+            ops,
+            &[
+                ("operation_type", "query"),
+                ("operation_name", "SocketQuery"),
+                ("error_code", "none"),
+            ]
+        ),
+        1.0,
+        "{}",
+        m.text
+    );
     ws.subscribe(
         "1",
         "subscription($c: ID!) { companyActivity(companyId: $c) { cursor } }",

@@ -50,14 +50,18 @@ impl Gateway {
     /// remembering fragments: exponential work for chained fragments, which only a check that
     /// comes first can refuse. A parse error is left for the schema to report.
     fn check(&self, request: &mut Request) -> Checked {
-        let name = request.operation_name.clone();
-        let (kind, refused) = match request.parsed_query() {
+        let requested = request.operation_name.clone();
+        let (operation, refused) = match request.parsed_query() {
             Ok(doc) => (
-                super::selected_operation(doc, name.as_deref()),
+                super::selected_operation(doc, requested.as_deref())
+                    .map(|(name, ty)| (name.map(str::to_owned), ty)),
                 self.depth.check(doc).err(),
             ),
             Err(_) => (None, None),
         };
+        let kind = operation.as_ref().map(|(_, ty)| *ty);
+        // The document's own name when it has one operation and the request named none.
+        let name = operation.and_then(|(name, _)| name).or(requested);
         Checked {
             labels: GraphqlOperation {
                 operation_type: kind.map_or("unknown", |ty| match ty {

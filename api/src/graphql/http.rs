@@ -350,7 +350,7 @@ fn is_query(request: &mut async_graphql::Request) -> bool {
     let Ok(doc) = request.parsed_query() else {
         return true;
     };
-    super::selected_operation(doc, name.as_deref()).is_none_or(|ty| ty == OperationType::Query)
+    super::selected_operation(doc, name.as_deref()).is_none_or(|(_, ty)| ty == OperationType::Query)
 }
 
 /// The response in the negotiated media type: a request error without `data`, and with 400

@@ -328,6 +328,7 @@ pub fn is_subscription(request: &mut Request) -> bool {
         .parsed_query()
         .ok()
         .and_then(|doc| super::selected_operation(doc, name.as_deref()))
+        .map(|(_, ty)| ty)
         == Some(OperationType::Subscription)
 }
 

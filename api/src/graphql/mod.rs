@@ -32,16 +32,24 @@ pub use subscription::Subscription;
 
 pub type AppSchema = Schema<Query, Mutation, Subscription>;
 
-/// The type of the operation a request runs: the one `name` selects, or the only one. `None`
-/// when there is no such operation (execution reports it).
-pub fn selected_operation(
-    doc: &async_graphql::parser::types::ExecutableDocument,
+/// The operation a request runs, as its name (if it has one) and type: the one `name`
+/// selects, or the only one. `None` when there is no such operation (execution reports it).
+/// The parser keeps a lone *named* operation among the `Multiple` ones, and async-graphql runs
+/// it without `operationName`, so it is the only one here too.
+pub fn selected_operation<'d>(
+    doc: &'d async_graphql::parser::types::ExecutableDocument,
     name: Option<&str>,
-) -> Option<async_graphql::parser::types::OperationType> {
+) -> Option<(Option<&'d str>, async_graphql::parser::types::OperationType)> {
     use async_graphql::parser::types::DocumentOperations;
     match (&doc.operations, name) {
-        (DocumentOperations::Single(op), _) => Some(op.node.ty),
-        (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name).map(|op| op.node.ty),
+        (DocumentOperations::Single(op), _) => Some((None, op.node.ty)),
+        (DocumentOperations::Multiple(ops), Some(name)) => ops
+            .get_key_value(name)
+            .map(|(name, op)| (Some(name.as_str()), op.node.ty)),
+        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => ops
+            .iter()
+            .next()
+            .map(|(name, op)| (Some(name.as_str()), op.node.ty)),
         (DocumentOperations::Multiple(_), None) => None,
     }
 }
