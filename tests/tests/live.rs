@@ -287,6 +287,23 @@ both!(
                 && m.value("invitations_live_groups", &[]) == 2.0
         })
         .await;
+        // A named subscription sent without `operationName` is a subscription all the same:
+        // another document, so a group of its own.
+        let mut named = WsClient::connect(&app.url).await;
+        named.init(&app.api_key).await.expect("connection_ack");
+        named
+            .subscribe(
+                "1",
+                "subscription Watch($c: ID!) { companyActivity(companyId: $c) { invitationId } }",
+                json!({ "c": c }),
+            )
+            .await;
+        eventually("four subscribers in three groups", WAIT, || async {
+            let m = scrape(&app.url).await;
+            m.value("invitations_live_subscribers", &[]) == 4.0
+                && m.value("invitations_live_groups", &[]) == 3.0
+        })
+        .await;
 
         let (ours, _) = app::invite(&gql, &c, json!({})).await;
         let first = one.next(WAIT).await;
@@ -296,10 +313,11 @@ both!(
         };
         assert_eq!(first, second, "the same payload");
         assert_eq!(first["data"]["companyActivity"]["invitationId"], ours);
+        assert_eq!(next_event(&mut named).await["invitationId"], ours);
         // The other organization's next event is its own, not the one before it.
         let (theirs, _) = app::invite(&other_gql, &own, json!({})).await;
         assert_eq!(next_event(&mut other).await["invitationId"], theirs);
-        for ws in [one, two, other] {
+        for ws in [one, two, other, named] {
             ws.close().await;
         }
         eventually("the groups end with their members", WAIT, || async {
