@@ -304,6 +304,23 @@ both!(
                 && m.value("invitations_live_groups", &[]) == 3.0
         })
         .await;
+        // The first document laid out otherwise (spaces, commas, a comment) is the same
+        // document: it joins the first group.
+        let mut relaid = WsClient::connect(&app.url).await;
+        relaid.init(&app.api_key).await.expect("connection_ack");
+        relaid
+            .subscribe(
+                "1",
+                "# the same, laid out otherwise\nsubscription ( $c : ID! , $s : String ){\n  companyActivity(companyId:$c,since:$s){id,cursor,eventType,invitationId,email}}",
+                json!({ "c": c }),
+            )
+            .await;
+        eventually("five subscribers in three groups", WAIT, || async {
+            let m = scrape(&app.url).await;
+            m.value("invitations_live_subscribers", &[]) == 5.0
+                && m.value("invitations_live_groups", &[]) == 3.0
+        })
+        .await;
 
         let (ours, _) = app::invite(&gql, &c, json!({})).await;
         let first = one.next(WAIT).await;
@@ -312,12 +329,16 @@ both!(
             panic!("expected events");
         };
         assert_eq!(first, second, "the same payload");
+        let Received::Next(_, third) = relaid.next(WAIT).await else {
+            panic!("expected an event");
+        };
+        assert_eq!(first, third, "the same payload, laid out otherwise");
         assert_eq!(first["data"]["companyActivity"]["invitationId"], ours);
         assert_eq!(next_event(&mut named).await["invitationId"], ours);
         // The other organization's next event is its own, not the one before it.
         let (theirs, _) = app::invite(&other_gql, &own, json!({})).await;
         assert_eq!(next_event(&mut other).await["invitationId"], theirs);
-        for ws in [one, two, other, named] {
+        for ws in [one, two, other, named, relaid] {
             ws.close().await;
         }
         eventually("the groups end with their members", WAIT, || async {

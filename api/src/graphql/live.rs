@@ -32,6 +32,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use super::document_key::document_key;
 use super::endpoint::GraphqlEndpoint;
 use super::gateway::Gateway;
 use super::public::ClientAddr;
@@ -86,6 +87,7 @@ enum Delivery {
 
 #[derive(Clone, PartialEq, Eq, Hash)]
 struct GroupKey {
+    /// The document without what GraphQL ignores: layout alone makes no group of its own.
     query: String,
     operation_name: Option<String>,
     /// The variables as canonical JSON (sorted keys), without the ones that feed `since`.
@@ -380,7 +382,7 @@ pub fn subscribe(
         shared.remove(&async_graphql::Name::new(name));
     }
     let key = GroupKey {
-        query: request.query.clone(),
+        query: document_key(&request.query),
         operation_name: request.operation_name.clone(),
         variables: serde_json::to_string(&shared).unwrap_or_default(),
         organization_id: viewer.organization_id,

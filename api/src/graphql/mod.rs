@@ -2,6 +2,7 @@
 
 pub mod context;
 mod depth;
+mod document_key;
 pub mod documents;
 pub mod endpoint;
 pub mod enums;
