@@ -43,6 +43,7 @@ pub async fn render(State(scrape): State<Scrape>) -> impl IntoResponse {
         .get_or_create(&PoolState { state: "idle" })
         .set(idle);
     m.db_pool_max.set(max);
+    m.db_pool_waiting.set(entity::pool::waiting());
     (
         [(
             header::CONTENT_TYPE,

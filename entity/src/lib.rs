@@ -15,6 +15,7 @@ pub mod invitation;
 pub mod magic_link;
 pub mod organization;
 pub mod outbox;
+pub mod pool;
 pub mod positions;
 pub mod recipient;
 pub mod reseal;

@@ -66,12 +66,14 @@ impl Work {
     /// that reads before it writes takes the write lock up front instead of failing with
     /// `SQLITE_BUSY` when it tries to upgrade; PostgreSQL ignores the option.
     pub async fn begin(db: &DatabaseConnection) -> Result<Self, DbErr> {
+        let waiting = crate::pool::Waiting::start();
         let txn = db
             .begin_with_options(sea_orm::TransactionOptions {
                 sqlite_transaction_mode: Some(sea_orm::SqliteTransactionMode::Immediate),
                 ..Default::default()
             })
             .await?;
+        drop(waiting);
         Ok(Self {
             txn,
             outbox: Mutex::default(),

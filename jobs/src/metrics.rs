@@ -112,6 +112,7 @@ pub struct Metrics {
     pub db_statement_errors: Counter,
     pub db_pool_connections: Family<PoolState, Gauge>,
     pub db_pool_max: Gauge,
+    pub db_pool_waiting: Gauge,
     pub jobs_enqueued: Family<QueueLabel, Counter>,
     pub jobs_started: Family<QueueLabel, Counter>,
     pub jobs_finished: Family<JobOutcome, Counter>,
@@ -207,6 +208,11 @@ impl Metrics {
             db_pool_max: reg!(
                 "db_pool_max_connections",
                 "Most connections the application pool opens.",
+                Gauge::default()
+            ),
+            db_pool_waiting: reg!(
+                "db_pool_waiting",
+                "Callers waiting for a database connection (read at scrape time): units of work until their BEGIN answered, and reads on PostgreSQL.",
                 Gauge::default()
             ),
             jobs_enqueued: reg!(

@@ -7,9 +7,11 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use sea_orm::{ConnectionTrait, TransactionTrait};
 use serde_json::{Value, json};
 use tests::graphql::Gql;
 use tests::otlp::Collector;
+use tests::pg::Backend;
 use tests::poll::eventually;
 use tests::scrape::scrape;
 use tests::smtp::SmtpServer;
@@ -393,6 +395,51 @@ both!(
         assert_eq!(api.value(SENT, &[]), 0.0);
     }
 );
+
+/// Units of work queued behind a small pool's busy connections show in `invitations_db_pool_waiting`,
+/// which falls back to 0 once they got through. A process of its own, so nothing else counts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn callers_waiting_for_a_connection_are_counted() {
+    let app = app::spawn_api_only(Backend::Postgres, |_| {}).await;
+    let port = tests::release::free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let mut env = app.env.clone();
+    env.insert("BIND_ADDR".into(), format!("127.0.0.1:{port}"));
+    env.insert("PUBLIC_BASE_URL".into(), url.clone());
+    env.insert("DATABASE_MAX_CONNECTIONS".into(), "2".into());
+    env.insert("API_KEY_CACHE_SECONDS".into(), "300".into());
+    let mut server = start(&["serve", "--no-workers"], &env);
+    server.ready(&format!("{url}/readyz")).await;
+    let gql = Gql::new(&url).with_api_key(&app.api_key);
+    // Also puts the key in the cache, so the mutations below need no connection to sign in.
+    let company = app::create_company(&gql, "Queued").await;
+    let waiting = || async { scrape(&url).await.value("invitations_db_pool_waiting", &[]) };
+    assert_eq!(waiting().await, 0.0);
+
+    // The first mutations take the two connections (or the one that reads do not hold) and
+    // stop at the lock; the others queue.
+    let lock = app.db.begin().await.unwrap();
+    lock.execute_unprepared("LOCK TABLE invitations IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let mutations: Vec<_> = (0..4)
+        .map(|_| {
+            let (gql, company) = (gql.clone(), company.clone());
+            tokio::spawn(async move { invite(&gql, &company, json!({})).await })
+        })
+        .collect();
+    eventually(
+        "two units of work wait for the connection",
+        WAIT,
+        || async { waiting().await >= 2.0 },
+    )
+    .await;
+    lock.rollback().await.unwrap();
+    for m in mutations {
+        m.await.unwrap();
+    }
+    assert_eq!(waiting().await, 0.0);
+}
 
 /// The email job's span belongs to the trace of the request that created the invitation.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -92,7 +92,10 @@ impl Held {
                 None => break,
             }
         }
-        let conn = self.pool.acquire().await.map_err(|e| match e {
+        let waiting = entity::pool::Waiting::start();
+        let acquired = self.pool.acquire().await;
+        drop(waiting);
+        let conn = acquired.map_err(|e| match e {
             sqlx::Error::PoolTimedOut => DbErr::ConnectionAcquire(sea_orm::ConnAcquireErr::Timeout),
             sqlx::Error::PoolClosed => {
                 DbErr::ConnectionAcquire(sea_orm::ConnAcquireErr::ConnectionClosed)
