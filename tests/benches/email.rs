@@ -153,17 +153,7 @@ async fn run_service(backend: Backend, sink: &Sink) -> Run {
         env.extend([("REDIS_URL", redis.as_str()), ("REDIS_KEY_PREFIX", &prefix)]);
     }
     let server = Server::start(&env).await;
-    let created: serde_json::Value =
-        serde_json::from_str(&server.cli(&["org", "create", "Bench", "--json"])).unwrap();
-    let gql = Gql::new(server.base()).with_api_key(created["apiKey"].as_str().unwrap());
-    let company = gql
-        .query(
-            "mutation { createCompany(input: { name: \"Bench Company\" }) { id } }",
-            json!({}),
-        )
-        .await
-        .data()["createCompany"]["id"]
-        .clone();
+    let (gql, company) = server.organization_with_company().await;
 
     // Backlog: everything is queued before the worker starts.
     create_invitations(&gql, &company, 0).await;

@@ -143,6 +143,25 @@ impl Server {
 }
 
 impl Server {
+    /// A new organization made with the command line, a GraphQL client with its API key, and
+    /// the id of one company it created ("Bench Company").
+    pub async fn organization_with_company(&self) -> (crate::graphql::Gql, serde_json::Value) {
+        let created: serde_json::Value =
+            serde_json::from_str(&self.cli(&["org", "create", "Bench", "--json"]))
+                .expect("`org create --json` prints JSON");
+        let gql = crate::graphql::Gql::new(self.base())
+            .with_api_key(created["apiKey"].as_str().expect("an API key"));
+        let company = gql
+            .query(
+                "mutation { createCompany(input: { name: \"Bench Company\" }) { id } }",
+                serde_json::json!({}),
+            )
+            .await
+            .data()["createCompany"]["id"]
+            .clone();
+        (gql, company)
+    }
+
     /// Starts `invitations worker` with the server's environment plus `extra`; the caller
     /// stops it.
     pub fn worker(&self, extra: &[(&str, &str)]) -> Child {
