@@ -1,30 +1,14 @@
-use async_graphql::{Context, ID, InputObject, Object, Result};
+use async_graphql::{Context, ID, Object, Result};
 use entity::company::{ConnectionDetails, CreateConnection};
 
 use crate::graphql::context::{state, viewer};
 use crate::graphql::error::GqlResult;
 use crate::graphql::ids::parse_id;
+use crate::graphql::inputs::{ConnectionInput, CreateCompanyInput, CreateSiteInput};
 use crate::graphql::object::{Company, Connection, Site};
-use crate::graphql::public::ConnectionInput;
 
 #[derive(Default)]
 pub struct CompanyMutation;
-
-/// A new company.
-#[derive(InputObject)]
-pub struct CreateCompanyInput {
-    /// 1 to 200 characters.
-    pub name: String,
-    /// Name shown to recipients; defaults to `name`.
-    pub display_name: Option<String>,
-}
-
-/// A new site of a company.
-#[derive(InputObject)]
-pub struct CreateSiteInput {
-    pub name: String,
-    pub address: Option<String>,
-}
 
 #[Object]
 impl CompanyMutation {

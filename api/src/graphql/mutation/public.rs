@@ -10,7 +10,8 @@ use crate::graphql::context::state;
 use crate::graphql::enums::InvitationStatus;
 use crate::graphql::error::{GqlResult, into_gql};
 use crate::graphql::ids::id;
-use crate::graphql::public::{ConnectionInput, RateLimited, may_record};
+use crate::graphql::inputs::ConnectionInput;
+use crate::graphql::public::{RateLimited, may_record};
 
 #[derive(Default)]
 pub struct PublicMutation;

@@ -1,32 +1,14 @@
-use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object, Result, SimpleObject};
+use async_graphql::{Context, ID, Object, Result, SimpleObject};
 use entity::webhook::endpoint::{self, EndpointInput};
 
 use crate::graphql::context::{state, viewer};
 use crate::graphql::error::GqlResult;
 use crate::graphql::ids::parse_id;
+use crate::graphql::inputs::{CreateWebhookEndpointInput, UpdateWebhookEndpointInput};
 use crate::graphql::object::{WebhookDelivery, WebhookEndpoint, WebhookEndpointWithSecret};
 
 #[derive(Default)]
 pub struct WebhookMutation;
-
-/// A new webhook endpoint.
-#[derive(InputObject)]
-pub struct CreateWebhookEndpointInput {
-    /// `https://…`; must not point to a private, link-local or loopback address.
-    pub url: String,
-    /// At least one of `webhookEventTypes`.
-    pub event_types: Vec<String>,
-    /// Up to 200 characters.
-    pub description: Option<String>,
-}
-
-/// Changes to an endpoint; omitted fields keep their value, a null description clears it.
-#[derive(InputObject)]
-pub struct UpdateWebhookEndpointInput {
-    pub url: Option<String>,
-    pub event_types: Option<Vec<String>>,
-    pub description: MaybeUndefined<String>,
-}
 
 /// The id of what was deleted.
 #[derive(SimpleObject)]
@@ -44,11 +26,7 @@ impl WebhookMutation {
     ) -> Result<WebhookEndpointWithSecret> {
         let org = viewer(ctx)?.organization_id;
         let state = state(ctx)?;
-        let input = EndpointInput {
-            url: Some(input.url),
-            event_types: Some(input.event_types),
-            description: Some(input.description),
-        };
+        let input = EndpointInput::from(input);
         let (row, secret) = endpoint::create(
             &state.db,
             &state.keys,
@@ -74,15 +52,7 @@ impl WebhookMutation {
         let org = viewer(ctx)?.organization_id;
         let id = parse_id("id", &id)?;
         let state = state(ctx)?;
-        let input = EndpointInput {
-            url: input.url,
-            event_types: input.event_types,
-            description: match input.description {
-                MaybeUndefined::Undefined => None,
-                MaybeUndefined::Null => Some(None),
-                MaybeUndefined::Value(v) => Some(Some(v)),
-            },
-        };
+        let input = EndpointInput::from(input);
         let row = endpoint::update(&state.db, state.settings.webhooks.targets(), org, id, input)
             .await
             .gql()?;
