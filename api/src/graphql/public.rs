@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use async_graphql::{Context, Guard, Result};
 use entity::crypto::hash_token;
 
-use super::context::state;
+use super::context::{guards, store};
 use super::error::{internal, rate_limited};
 use crate::ratelimit::{
     CODES_PER_EMAIL, CODES_PER_INVITATION, Limit, PER_CLIENT, PER_TOKEN, RECIPIENT_EVENTS,
@@ -116,11 +116,10 @@ fn per_email(token: &str, email: &str) -> String {
 /// nothing, so a script cannot fill the log.
 /// A made-up token gets no counter (and its operation fails on its own).
 pub async fn may_record(ctx: &Context<'_>, token: &str) -> Result<bool> {
-    let state = state(ctx)?;
-    if !RateLimited::token(token).exists(&state.db).await? {
+    if !RateLimited::token(token).exists(&store(ctx)?.db).await? {
         return Ok(false);
     }
-    Ok(state
+    Ok(guards(ctx)?
         .limiter
         .hit(&counter_key(token), RECIPIENT_EVENTS)
         .await
@@ -129,21 +128,20 @@ pub async fn may_record(ctx: &Context<'_>, token: &str) -> Result<bool> {
 
 impl Guard for RateLimited {
     async fn check(&self, ctx: &Context<'_>) -> Result<()> {
-        let state = state(ctx)?;
+        let limiter = &guards(ctx)?.limiter;
         // Every transport must say who the client is; one that forgot would lift the limit.
         let ClientAddr(ip) = *ctx
             .data_opt::<ClientAddr>()
             .ok_or_else(|| internal(&"no client address in the request data"))?;
-        state
-            .limiter
+        limiter
             .hit(&client_key(ip), PER_CLIENT)
             .await
             .map_err(rate_limited)?;
-        if !self.exists(&state.db).await? {
+        if !self.exists(&store(ctx)?.db).await? {
             return Ok(());
         }
         for (key, limit) in &self.counters {
-            state.limiter.hit(key, *limit).await.map_err(rate_limited)?;
+            limiter.hit(key, *limit).await.map_err(rate_limited)?;
         }
         Ok(())
     }

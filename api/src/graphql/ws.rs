@@ -173,7 +173,12 @@ fn incoming(
                 };
                 if let (Ok(ClientMessage::Start { .. }), Some(session)) = (&message, session.get())
                 {
-                    match state.key_cache.verify(&state.db, &session.key).await {
+                    match state
+                        .guards
+                        .key_cache
+                        .verify(&state.store.db, &session.key)
+                        .await
+                    {
                         Ok(verdict) if verdict.viewer.is_some() => {}
                         Ok(_) => break Stop::Revoked,
                         Err(e) => {
@@ -229,8 +234,9 @@ async fn serve(
             .map(str::to_owned)
             .unwrap_or_default();
         let verdict = state
+            .guards
             .key_cache
-            .verify(&state.db, &key)
+            .verify(&state.store.db, &key)
             .await
             .map_err(|e| tracing::error!(error = %e, "API key check failed"))
             .ok();
@@ -328,7 +334,8 @@ async fn serve(
             },
             () = &mut recheck, if acknowledged => {
                 let Some(session) = session.get() else { return };
-                match endpoint.state.key_cache.verify(&endpoint.state.db, &session.key).await {
+                let state = &endpoint.state;
+                match state.guards.key_cache.verify(&state.store.db, &session.key).await {
                     Ok(verdict) if verdict.viewer.is_some() => {
                         recheck.as_mut().reset(next_check(verdict.expires_at));
                     }
@@ -367,7 +374,7 @@ pub(super) fn connection_data(state: &AppState, viewer: &Viewer, client: ClientA
     let mut data = Data::default();
     data.insert(RequestLoader::with_cache(
         Loaders {
-            db: state.reads.clone(),
+            db: state.store.reads.clone(),
             organization_id: viewer.organization_id,
         },
         tokio::spawn,

@@ -1,7 +1,7 @@
 use async_graphql::{Context, ID, Object, Result};
 use entity::company::{ConnectionDetails, CreateConnection};
 
-use crate::graphql::context::{state, viewer};
+use crate::graphql::context::{store, viewer};
 use crate::graphql::error::GqlResult;
 use crate::graphql::ids::parse_id;
 use crate::graphql::inputs::{ConnectionInput, CreateCompanyInput, CreateSiteInput};
@@ -20,7 +20,7 @@ impl CompanyMutation {
     ) -> Result<Company> {
         let org = viewer(ctx)?.organization_id;
         let row = entity::company::create_company(
-            &state(ctx)?.db,
+            &store(ctx)?.db,
             org,
             &input.name,
             input.display_name.as_deref(),
@@ -40,7 +40,7 @@ impl CompanyMutation {
         let org = viewer(ctx)?.organization_id;
         let company_id = parse_id("companyId", &company_id)?;
         let row = entity::company::create_site(
-            &state(ctx)?.db,
+            &store(ctx)?.db,
             org,
             company_id,
             &input.name,
@@ -60,14 +60,14 @@ impl CompanyMutation {
     ) -> Result<Connection> {
         let org = viewer(ctx)?.organization_id;
         let company_id = parse_id("companyId", &company_id)?;
-        let state = state(ctx)?;
+        let store = store(ctx)?;
         let details: ConnectionDetails = input.into_submission()?.into();
         let command = CreateConnection {
-            keys: &state.keys,
+            keys: &store.keys,
             organization_id: org,
             company_id,
             details,
         };
-        Ok(Connection(state.run(&command).await.gql()?))
+        Ok(Connection(store.run(&command).await.gql()?))
     }
 }

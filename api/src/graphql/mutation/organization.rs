@@ -1,6 +1,6 @@
 use async_graphql::{Context, Object, Result};
 
-use crate::graphql::context::{state, viewer};
+use crate::graphql::context::{store, viewer};
 use crate::graphql::error::GqlResult;
 use crate::graphql::inputs::UpdateOrganizationInput;
 use crate::graphql::object::Organization;
@@ -17,7 +17,7 @@ impl OrganizationMutation {
         input: UpdateOrganizationInput,
     ) -> Result<Organization> {
         let org = viewer(ctx)?.organization_id;
-        let db = &state(ctx)?.db;
+        let db = &store(ctx)?.db;
         let row = match input.allowed_embed_origins {
             Some(origins) => entity::organization::set_embed_origins(db, org, &origins).await,
             None => entity::organization::find(db, org).await,

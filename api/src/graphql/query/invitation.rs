@@ -4,7 +4,7 @@ use entity::entities::invitations;
 use entity::invitation::{EventWindow, ListCursor, ListFilter, ListRequest};
 use entity::scope::find_owned;
 
-use crate::graphql::context::{load, prime, state, viewer};
+use crate::graphql::context::{load, prime, store, viewer};
 use crate::graphql::error::GqlResult;
 use crate::graphql::ids::parse_id;
 use crate::graphql::inputs::InvitationFilter;
@@ -112,7 +112,7 @@ impl InvitationQuery {
     async fn invitation(&self, ctx: &Context<'_>, id: ID) -> Result<Invitation> {
         let org = viewer(ctx)?.organization_id;
         let invitation_id = parse_id("id", &id)?;
-        let row = find_owned::<invitations::Entity>(&state(ctx)?.reads, org, invitation_id)
+        let row = find_owned::<invitations::Entity>(&store(ctx)?.reads, org, invitation_id)
             .await
             .gql()?;
         Ok(Invitation(row))
@@ -147,7 +147,7 @@ impl InvitationQuery {
             after: cursor,
             with_total,
         };
-        let page = entity::invitation::list(&state(ctx)?.reads, &request)
+        let page = entity::invitation::list(&store(ctx)?.reads, &request)
             .await
             .gql()?;
         prime_page(ctx, &page.rows).await?;

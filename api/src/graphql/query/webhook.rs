@@ -6,7 +6,7 @@ use entity::entities::webhook_endpoints;
 use entity::scope::find_owned;
 use entity::webhook::log::{DeliveryFilter, attempts_of};
 
-use crate::graphql::context::{state, viewer};
+use crate::graphql::context::{store, viewer};
 use crate::graphql::error::GqlResult;
 use crate::graphql::ids::parse_id;
 use crate::graphql::inputs::WebhookDeliveryFilter;
@@ -38,7 +38,7 @@ impl WebhookQuery {
     async fn webhook_endpoint(&self, ctx: &Context<'_>, id: ID) -> Result<WebhookEndpoint> {
         let org = viewer(ctx)?.organization_id;
         let id = parse_id("id", &id)?;
-        let row = find_owned::<webhook_endpoints::Entity>(&state(ctx)?.reads, org, id)
+        let row = find_owned::<webhook_endpoints::Entity>(&store(ctx)?.reads, org, id)
             .await
             .gql()?;
         Ok(WebhookEndpoint(row))
@@ -56,7 +56,7 @@ impl WebhookQuery {
         let first = page_size(first, 20)?;
         let after = parse_after(after.as_deref())?;
         let mut rows =
-            entity::webhook::endpoint::list(&state(ctx)?.reads, org, after, first as u64 + 1)
+            entity::webhook::endpoint::list(&store(ctx)?.reads, org, after, first as u64 + 1)
                 .await
                 .gql()?;
         let has_next = rows.len() > first;
@@ -84,7 +84,7 @@ impl WebhookQuery {
         let first = page_size(first, 20)?;
         let after = parse_after(after.as_deref())?;
         let filter = DeliveryFilter::from(filter.unwrap_or_default());
-        let db = &state(ctx)?.reads;
+        let db = &store(ctx)?.reads;
         let mut rows =
             entity::webhook::log::list(db, org, endpoint_id, &filter, after, first as u64 + 1)
                 .await
