@@ -52,7 +52,7 @@ pub struct Guards {
 
 /// What the process talks to besides the database: the mail server, the job queues, and Redis
 /// (for the readiness check; the queues, the event bus and the limiter hold their own handles).
-/// The workers and `/readyz` use it; no request handler does.
+/// Only the workers and `/readyz` use it.
 pub struct Outbound {
     pub mailer: jobs::mailer::Mailer,
     pub queues: jobs::queue::Queues,
