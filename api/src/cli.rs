@@ -156,7 +156,7 @@ async fn serve(settings: Settings, workers: bool) -> Result<(), StartupError> {
     );
     let console = base.join("console").map_err(StartupError::failed)?;
     println!("Console: {console}");
-    if let Some(key) = startup::bootstrap(&app.state.db).await? {
+    if let Some(key) = startup::bootstrap(&app.state.store.db).await? {
         println!();
         println!(
             "First start: created organization {}",
@@ -194,8 +194,9 @@ async fn org(settings: Settings, action: OrgAction) -> Result<(), StartupError> 
     let state = startup::prepare(settings).await?;
     match action {
         OrgAction::Create { name, json } => {
-            let org = entity::organization::create(&state.db, &name).await?;
-            let key = entity::organization::create_api_key(&state.db, org.id, "default").await?;
+            let org = entity::organization::create(&state.store.db, &name).await?;
+            let key =
+                entity::organization::create_api_key(&state.store.db, org.id, "default").await?;
             if json {
                 println!("{}", json!({ "organizationId": org.id, "apiKey": key.key }));
             } else {
@@ -209,7 +210,7 @@ async fn org(settings: Settings, action: OrgAction) -> Result<(), StartupError> 
 
 async fn api_key(settings: Settings, action: ApiKeyAction) -> Result<(), StartupError> {
     let state = startup::prepare(settings).await?;
-    let db = &state.db;
+    let db = &state.store.db;
     match action {
         ApiKeyAction::Create { org, name, json } => {
             let key = entity::organization::create_api_key(db, org, &name).await?;

@@ -1,5 +1,6 @@
 //! `/healthz` (the process answers) and `/readyz` (its dependencies answer).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
@@ -8,7 +9,7 @@ use axum::http::StatusCode;
 use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};
 
-use crate::state::AppState;
+use crate::state::{Outbound, Store};
 
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -17,28 +18,32 @@ pub async fn healthz() -> Json<Value> {
 }
 
 /// The public `/readyz`: the database and Redis (when configured).
-pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
-    check(&state, false).await
+pub async fn readyz(
+    State(store): State<Arc<Store>>,
+    State(outbound): State<Arc<Outbound>>,
+) -> (StatusCode, Json<Value>) {
+    check(&store, &outbound, false).await
 }
 
 /// `/readyz` on `METRICS_ADDR`: also the mail server when this process runs the workers (a
 /// worker that cannot reach it cannot do its job).
 pub async fn readyz_ops(State(ops): State<Ops>) -> (StatusCode, Json<Value>) {
-    check(&ops.state, ops.workers).await
+    check(&ops.store, &ops.outbound, ops.workers).await
 }
 
 /// What the operations listener serves from.
 #[derive(Clone)]
 pub struct Ops {
-    pub state: AppState,
+    pub store: Arc<Store>,
+    pub outbound: Arc<Outbound>,
     pub workers: bool,
 }
 
-async fn check(state: &AppState, smtp: bool) -> (StatusCode, Json<Value>) {
-    let database = tokio::time::timeout(CHECK_TIMEOUT, state.db.execute_unprepared("SELECT 1"))
+async fn check(store: &Store, outbound: &Outbound, smtp: bool) -> (StatusCode, Json<Value>) {
+    let database = tokio::time::timeout(CHECK_TIMEOUT, store.db.execute_unprepared("SELECT 1"))
         .await
         .is_ok_and(|r| r.is_ok());
-    let redis = match &state.redis {
+    let redis = match &outbound.redis {
         None => None,
         Some(conn) => {
             let mut conn = conn.clone();
@@ -52,7 +57,7 @@ async fn check(state: &AppState, smtp: bool) -> (StatusCode, Json<Value>) {
         }
     };
     let smtp = if smtp {
-        tokio::time::timeout(CHECK_TIMEOUT, state.mailer.reachable())
+        tokio::time::timeout(CHECK_TIMEOUT, outbound.mailer.reachable())
             .await
             .unwrap_or(Some(false))
     } else {

@@ -1,5 +1,6 @@
-//! The invitations gateway: configuration, the HTTP server (GraphQL, hosted pages, health) and
-//! the composition root that wires the database, the queues and the workers together.
+//! The invitations gateway: configuration, the HTTP server (GraphQL, REST, hosted pages, console,
+//! health and metrics) and the composition root that wires the database, the queues and the
+//! workers together.
 
 pub mod auth;
 pub mod cli;

@@ -13,6 +13,8 @@ use axum::response::{IntoResponse, Response};
 use jobs::metrics::{HttpLabels, HttpRoute, Metrics, PoolState};
 use sea_orm::{DatabaseConnection, DatabaseConnectionType};
 
+use crate::state::Store;
+
 /// Times every SQL statement the application pool runs.
 pub fn observe_database(metrics: &Arc<Metrics>, db: &mut DatabaseConnection) {
     let metrics = metrics.clone();
@@ -26,16 +28,12 @@ pub fn observe_database(metrics: &Arc<Metrics>, db: &mut DatabaseConnection) {
     });
 }
 
-/// What `/metrics` needs: the families, and the pool to read its connections from.
-#[derive(Clone)]
-pub struct Scrape {
-    pub metrics: Arc<Metrics>,
-    pub db: DatabaseConnection,
-}
-
-pub async fn render(State(scrape): State<Scrape>) -> impl IntoResponse {
-    let (size, idle, max) = pool_state(&scrape.db);
-    let m = &scrape.metrics;
+/// `/metrics`: the families, with the pool's connections read now.
+pub async fn render(
+    State(m): State<Arc<Metrics>>,
+    State(store): State<Arc<Store>>,
+) -> impl IntoResponse {
+    let (size, idle, max) = pool_state(&store.db);
     m.db_pool_connections
         .get_or_create(&PoolState { state: "in_use" })
         .set(size.saturating_sub(idle));

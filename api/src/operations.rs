@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use crate::auth::Viewer;
 use crate::graphql::inputs::{InvitationInput, ResendInvitationInput};
-use crate::state::AppState;
+use crate::state::Store;
 
 /// What a single invitation is created for.
 #[derive(Debug, Clone, Copy)]
@@ -47,7 +47,7 @@ fn idempotency<'a>(
 
 /// Creates invitations (one, or a bulk batch) through the unit of work.
 pub async fn create_invitations(
-    state: &AppState,
+    store: &Store,
     viewer: &Viewer,
     scope: &'static str,
     items: Vec<CreateInvitation>,
@@ -56,20 +56,20 @@ pub async fn create_invitations(
     request: &Value,
 ) -> Result<Vec<invitations::Model>, DomainError> {
     let command = invitation::Create {
-        keys: &state.keys,
+        keys: &store.keys,
         actor: viewer.actor(),
         items,
         bulk,
-        email_quota: state.settings.email.quota(),
+        email_quota: store.email_quota,
     };
     let key = idempotency(viewer, scope, key, request);
-    state.run_idempotent(&command, key).await
+    store.run_idempotent(&command, key).await
 }
 
 /// `createContributorInvitation` / `createReconnectInvitation`; the idempotency key is the
 /// input's.
 pub async fn create_invitation(
-    state: &AppState,
+    store: &Store,
     viewer: &Viewer,
     target: InvitationFor,
     input: InvitationInput,
@@ -91,7 +91,7 @@ pub async fn create_invitation(
     let key = input.idempotency_key.clone();
     let item = input.into_domain(viewer.organization_id, company, connection)?;
     let created = create_invitations(
-        state,
+        store,
         viewer,
         scope,
         vec![item],
@@ -104,7 +104,7 @@ pub async fn create_invitation(
 
 /// `revokeInvitation`.
 pub async fn revoke_invitation(
-    state: &AppState,
+    store: &Store,
     viewer: &Viewer,
     id: Uuid,
     reason: Option<String>,
@@ -118,12 +118,12 @@ pub async fn revoke_invitation(
         actor: viewer.actor(),
     };
     let key = idempotency(viewer, "revokeInvitation", key, &request);
-    single(state.run_idempotent(&command, key).await?)
+    single(store.run_idempotent(&command, key).await?)
 }
 
 /// `resendInvitation`; the idempotency key is the input's.
 pub async fn resend_invitation(
-    state: &AppState,
+    store: &Store,
     viewer: &Viewer,
     id: Uuid,
     input: ResendInvitationInput,
@@ -131,30 +131,30 @@ pub async fn resend_invitation(
     let request = json!({ "id": id, "input": input });
     let key = input.idempotency_key.clone();
     let command = ResendInvitation {
-        keys: &state.keys,
+        keys: &store.keys,
         organization_id: viewer.organization_id,
         id,
         request: input.into(),
         actor: viewer.actor(),
-        email_quota: state.settings.email.quota(),
+        email_quota: store.email_quota,
     };
     let key = idempotency(viewer, "resendInvitation", key.as_deref(), &request);
-    single(state.run_idempotent(&command, key).await?)
+    single(store.run_idempotent(&command, key).await?)
 }
 
 /// Returns (issuing or rotating when asked) a legacy company link or edit link.
 pub async fn issue_link(
-    state: &AppState,
+    store: &Store,
     viewer: &Viewer,
     of: LinkOf,
     change: LinkChange,
 ) -> Result<MagicLink, DomainError> {
     let command = IssueLink {
-        keys: &state.keys,
+        keys: &store.keys,
         actor: viewer.actor(),
         organization_id: viewer.organization_id,
         of,
         change,
     };
-    state.run(&command).await
+    store.run(&command).await
 }

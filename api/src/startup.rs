@@ -18,7 +18,7 @@ use tower_http::timeout::TimeoutLayer;
 use crate::config::{ConfigError, Settings};
 use crate::error::StartupError;
 use crate::graphql::{self, endpoint::GraphqlEndpoint};
-use crate::state::{AppState, Inner};
+use crate::state::{AppState, Guards, Outbound, Store};
 use crate::{db, health};
 
 /// Which parts of the process to run.
@@ -119,20 +119,24 @@ pub async fn prepare(mut settings: Settings) -> Result<AppState, StartupError> {
     });
     let key_cache = crate::auth::KeyCache::new(settings.api_key_cache_ttl, metrics.clone());
     let reads = crate::db::Reads::new(db.clone(), metrics.clone());
-    Ok(AppState::new(Inner {
+    Ok(AppState {
+        store: Arc::new(Store {
+            db,
+            reads,
+            keys,
+            dispatcher,
+            email_quota: settings.email.quota(),
+        }),
+        guards: Arc::new(Guards { key_cache, limiter }),
+        outbound: Arc::new(Outbound {
+            mailer,
+            queues,
+            redis,
+        }),
         events,
-        dispatcher,
-        mailer,
-        limiter,
+        settings: Arc::new(settings),
         metrics,
-        queues,
-        reads,
-        db,
-        keys,
-        settings,
-        redis,
-        key_cache,
-    }))
+    })
 }
 
 /// Creates a first organization and API key when the database has none (a fresh install).
@@ -225,7 +229,11 @@ fn ops_router(state: AppState, workers: bool) -> Router {
         .route("/healthz", get(health::healthz))
         .with_state(state.clone())
         .route("/readyz", get(health::readyz_ops))
-        .with_state(health::Ops { state, workers })
+        .with_state(health::Ops {
+            store: state.store,
+            outbound: state.outbound,
+            workers,
+        })
 }
 
 impl App {
@@ -274,9 +282,15 @@ impl App {
 }
 
 async fn run_workers(state: AppState, stop: CancellationToken) {
-    let settings = &state.settings;
+    let AppState {
+        store,
+        outbound,
+        settings,
+        metrics,
+        ..
+    } = state;
     let composer = jobs::email::Composer {
-        keys: state.keys.clone(),
+        keys: store.keys.clone(),
         public_base_url: settings.public_base_url.clone(),
         from: settings.mail.from.clone(),
     };
@@ -289,22 +303,22 @@ async fn run_workers(state: AppState, stop: CancellationToken) {
         }
     };
     let webhooks = jobs::webhook::WebhookContext {
-        db: state.db.clone(),
-        keys: state.keys.clone(),
-        dispatcher: state.dispatcher.clone(),
+        db: store.db.clone(),
+        keys: store.keys.clone(),
+        dispatcher: store.dispatcher.clone(),
         sender,
         policy: hooks.policy(),
         gate: jobs::mailer::SendGate::new(hooks.concurrency, 0),
-        metrics: state.metrics.clone(),
+        metrics: metrics.clone(),
     };
     let ctx = jobs::context::JobContext::new(
-        state.db.clone(),
-        state.mailer.clone(),
+        store.db.clone(),
+        outbound.mailer.clone(),
         composer,
         webhooks,
-        state.dispatcher.clone(),
+        store.dispatcher.clone(),
         &settings.email,
-        state.metrics.clone(),
+        metrics.clone(),
     );
     let options = jobs::context::WorkerOptions::new(
         jobs::context::default_instance(),
@@ -314,13 +328,13 @@ async fn run_workers(state: AppState, stop: CancellationToken) {
     );
     tokio::join!(
         jobs::expiry::run(
-            state.db.clone(),
+            store.db.clone(),
             settings.workers.expiry_interval,
             stop.clone(),
-            state.dispatcher.clone(),
-            state.metrics.clone(),
+            store.dispatcher.clone(),
+            metrics.clone(),
         ),
-        jobs::runtime::run(state.queues.clone(), ctx, options, stop),
+        jobs::runtime::run(outbound.queues.clone(), ctx, options, stop),
     );
 }
 

@@ -1,4 +1,6 @@
-//! The unit of work: every write goes through one.
+//! The unit of work: every write that records activity, queues an email or a webhook, or takes
+//! an idempotency key goes through one. Writes with nothing to follow them (a company, a site, an
+//! organization's or a webhook endpoint's settings) are single statements on the connection.
 //!
 //! A [`Work`] is a write transaction plus what the domain commands running in it leave for after
 //! commit: the activity events to publish, and the email and webhook outbox rows to queue. The

@@ -103,7 +103,8 @@ pub struct WorkerOptions {
 }
 
 impl WorkerOptions {
-    /// The configured sweep, email and webhook settings; polling is fixed.
+    /// The configured sweep, email and webhook settings; polling and the dispatch interval are
+    /// fixed.
     pub fn new(
         instance: impl Into<String>,
         workers: &WorkerSettings,

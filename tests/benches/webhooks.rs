@@ -177,7 +177,7 @@ async fn main() {
     )
     .await
     .unwrap();
-    let db = app.state.db.clone();
+    let db = app.state.store.db.clone();
     let org = entity::organization::create(&db, "Bench").await.unwrap();
     let key = entity::organization::create_api_key(&db, org.id, "bench")
         .await

@@ -132,8 +132,8 @@ pub async fn spawn_roles(
     let app = startup::build(settings, Some(listener), roles)
         .await
         .unwrap();
-    let db = app.state.db.clone();
-    let dispatcher = app.state.dispatcher.clone();
+    let db = app.state.store.db.clone();
+    let dispatcher = app.state.store.dispatcher.clone();
     let org = entity::organization::create(&db, "Acme Energy")
         .await
         .unwrap();

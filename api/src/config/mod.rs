@@ -54,6 +54,18 @@ pub struct Settings {
 pub const SECRET_KEY_FILE: &str = "secret.key";
 
 impl Settings {
+    /// `{PUBLIC_BASE_URL}/p/connect/{publicCompanyId}[/workflow]/{secret}`.
+    pub fn magic_link_url(&self, public_company_id: &str, secret: &str, edit: bool) -> String {
+        let base = self.public_base_url.as_str().trim_end_matches('/');
+        let workflow = if edit { "/workflow" } else { "" };
+        format!("{base}/p/connect/{public_company_id}{workflow}/{secret}")
+    }
+
+    /// `{PUBLIC_BASE_URL}/p/i/{token}`.
+    pub fn invitation_url(&self, token: &str) -> String {
+        entity::invitation::page_url(&self.public_base_url, token).into()
+    }
+
     /// Every key the settings read, section by section.
     pub fn keys() -> Vec<&'static str> {
         [

@@ -1,14 +1,34 @@
-//! Access to what the HTTP layer put into each request.
+//! Access to the schema's data (the parts of the application state resolvers may use) and to
+//! what the transport put into each request.
+
+use std::sync::Arc;
 
 use async_graphql::{Context, Result};
 
 use super::error::{internal, unauthenticated};
 use super::loader::{Loaders, RequestLoader};
 use crate::auth::Viewer;
-use crate::state::AppState;
+use crate::config::Settings;
+use crate::state::{Guards, Store};
 
-pub fn state<'a>(ctx: &'a Context<'_>) -> Result<&'a AppState> {
-    ctx.data::<AppState>().map_err(|e| internal(&e.message))
+/// The database, its read path and the unit of work.
+pub fn store<'a>(ctx: &'a Context<'_>) -> Result<&'a Store> {
+    part::<Store>(ctx)
+}
+
+/// The rate limiter (and the key cache), for the rate-limit guard.
+pub fn guards<'a>(ctx: &'a Context<'_>) -> Result<&'a Guards> {
+    part::<Guards>(ctx)
+}
+
+pub fn settings<'a>(ctx: &'a Context<'_>) -> Result<&'a Settings> {
+    part::<Settings>(ctx)
+}
+
+fn part<'a, T: Send + Sync + 'static>(ctx: &'a Context<'_>) -> Result<&'a T> {
+    ctx.data::<Arc<T>>()
+        .map(AsRef::as_ref)
+        .map_err(|e| internal(&e.message))
 }
 
 /// The authenticated caller, or `UNAUTHENTICATED`.

@@ -297,7 +297,12 @@ async fn execute(
         None => None,
         Some(key) => {
             let state = &endpoint.state;
-            match state.key_cache.authenticate(&state.db, &key).await {
+            match state
+                .guards
+                .key_cache
+                .authenticate(&state.store.db, &key)
+                .await
+            {
                 Ok(v) => v,
                 Err(e) => {
                     tracing::error!(error = %e, "API key lookup failed");
@@ -313,7 +318,7 @@ async fn execute(
     };
     if let Some(v) = &viewer {
         let loaders = Loaders {
-            db: endpoint.state.reads.clone(),
+            db: endpoint.state.store.reads.clone(),
             organization_id: v.organization_id,
         };
         // The cache lives for this request only, so it never serves another tenant or stale rows.

@@ -55,8 +55,9 @@ pub fn selected_operation<'d>(
     }
 }
 
-/// The schema with the configured limits; `state` is `None` only for printing the SDL. It has
-/// no extensions (see [`gateway`]): operations reach it through [`gateway`].
+/// The schema with the configured limits; `state` is `None` only for printing the SDL. Its data
+/// is the parts of the state resolvers use (the store, the guards and the settings; see
+/// [`context`]). It has no extensions (see [`gateway`]): operations reach it through [`gateway`].
 pub fn build_schema(limits: &GraphqlSettings, state: Option<AppState>) -> AppSchema {
     let mut builder = Schema::build(Query::default(), Mutation::default(), Subscription)
         // Not `limit_depth`: that one also counts the standard introspection query (see depth.rs).
@@ -66,7 +67,10 @@ pub fn build_schema(limits: &GraphqlSettings, state: Option<AppState>) -> AppSch
         builder = builder.disable_introspection().disable_suggestions();
     }
     if let Some(state) = state {
-        builder = builder.data(state);
+        builder = builder
+            .data(state.store)
+            .data(state.guards)
+            .data(state.settings);
     }
     builder.finish()
 }

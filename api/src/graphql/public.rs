@@ -1,15 +1,12 @@
-//! Shared pieces of the recipient (public) operations: rate limits and the submit input.
+//! Shared pieces of the recipient (public) operations: the client address and rate limits.
 
 use std::net::IpAddr;
 
-use async_graphql::{Context, Guard, ID, InputObject, Result};
+use async_graphql::{Context, Guard, Result};
 use entity::crypto::hash_token;
-use entity::recipient::Submission;
 
-use super::context::state;
-use super::enums::UtilityType;
+use super::context::{guards, store};
 use super::error::{internal, rate_limited};
-use super::ids::{parse_date, parse_ids};
 use crate::ratelimit::{
     CODES_PER_EMAIL, CODES_PER_INVITATION, Limit, PER_CLIENT, PER_TOKEN, RECIPIENT_EVENTS,
     RENEWALS_PER_EMAIL, client_key,
@@ -119,11 +116,10 @@ fn per_email(token: &str, email: &str) -> String {
 /// nothing, so a script cannot fill the log.
 /// A made-up token gets no counter (and its operation fails on its own).
 pub async fn may_record(ctx: &Context<'_>, token: &str) -> Result<bool> {
-    let state = state(ctx)?;
-    if !RateLimited::token(token).exists(&state.db).await? {
+    if !RateLimited::token(token).exists(&store(ctx)?.db).await? {
         return Ok(false);
     }
-    Ok(state
+    Ok(guards(ctx)?
         .limiter
         .hit(&counter_key(token), RECIPIENT_EVENTS)
         .await
@@ -132,75 +128,21 @@ pub async fn may_record(ctx: &Context<'_>, token: &str) -> Result<bool> {
 
 impl Guard for RateLimited {
     async fn check(&self, ctx: &Context<'_>) -> Result<()> {
-        let state = state(ctx)?;
+        let limiter = &guards(ctx)?.limiter;
         // Every transport must say who the client is; one that forgot would lift the limit.
         let ClientAddr(ip) = *ctx
             .data_opt::<ClientAddr>()
             .ok_or_else(|| internal(&"no client address in the request data"))?;
-        state
-            .limiter
+        limiter
             .hit(&client_key(ip), PER_CLIENT)
             .await
             .map_err(rate_limited)?;
-        if !self.exists(&state.db).await? {
+        if !self.exists(&store(ctx)?.db).await? {
             return Ok(());
         }
         for (key, limit) in &self.counters {
-            state.limiter.hit(key, *limit).await.map_err(rate_limited)?;
+            limiter.hit(key, *limit).await.map_err(rate_limited)?;
         }
         Ok(())
-    }
-}
-
-/// The details of a utility account: what a recipient submits on the hosted page, or what an
-/// organization registers with `createConnection`. Reconnect submits use only the credentials
-/// and `mfaForwarding`.
-#[derive(InputObject)]
-pub struct ConnectionInput {
-    /// The utility provider, by id, website or name (contributor).
-    pub datasource_id: Option<String>,
-    pub provider_url: Option<String>,
-    pub provider_name: Option<String>,
-    /// ISO 3166-1 alpha-2 (contributor).
-    pub country: Option<String>,
-    pub utility_types: Option<Vec<UtilityType>>,
-    /// Sites of the company (contributor).
-    pub site_ids: Option<Vec<ID>>,
-    /// Who owns the resulting connection (contributor).
-    pub owner_email: Option<String>,
-    /// `YYYY-MM-DD` (contributor).
-    pub data_collection_start_date: Option<String>,
-    pub utility_username: String,
-    /// Encrypted at rest, never returned, never logged.
-    #[graphql(secret)]
-    pub utility_password: String,
-    /// Forward MFA prompts to the account holder. Omitted: a reconnect keeps the connection's
-    /// current choice; a new connection does not forward.
-    pub mfa_forwarding: Option<bool>,
-}
-
-impl ConnectionInput {
-    pub fn into_submission(self) -> Result<Submission> {
-        Ok(Submission {
-            datasource_id: self.datasource_id,
-            provider_url: self.provider_url,
-            provider_name: self.provider_name,
-            country: self.country,
-            utility_types: self
-                .utility_types
-                .map(|t| t.into_iter().map(Into::into).collect()),
-            site_ids: self
-                .site_ids
-                .map(|ids| parse_ids("siteIds", &ids))
-                .transpose()?,
-            owner_email: self.owner_email,
-            data_collection_start_date: parse_date(
-                "dataCollectionStartDate",
-                self.data_collection_start_date.as_deref(),
-            )?,
-            utility_username: self.utility_username,
-            utility_password: self.utility_password,
-            mfa_forwarding: self.mfa_forwarding,
-        })
     }
 }

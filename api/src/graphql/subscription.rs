@@ -10,7 +10,7 @@ use futures::stream::{self, BoxStream, StreamExt};
 use std::sync::atomic::Ordering;
 use uuid::Uuid;
 
-use super::context::{state, viewer};
+use super::context::{store, viewer};
 use super::error::{GqlResult, bad_input, internal};
 use super::ids::parse_id;
 use super::live::LiveMode;
@@ -39,8 +39,8 @@ impl Subscription {
     async fn invitation_activity(&self, ctx: &Context<'_>, invitation_id: ID) -> Result<Events> {
         let org = viewer(ctx)?.organization_id;
         let id = parse_id("invitationId", &invitation_id)?;
-        let state = state(ctx)?;
-        find_owned::<invitations::Entity>(&state.db, org, id)
+        let store = store(ctx)?;
+        find_owned::<invitations::Entity>(&store.db, org, id)
             .await
             .gql()?;
         match mode(ctx)? {
@@ -60,16 +60,16 @@ impl Subscription {
     ) -> Result<Events> {
         let org = viewer(ctx)?.organization_id;
         let company: Uuid = parse_id("companyId", &company_id)?;
-        let state = state(ctx)?;
+        let store = store(ctx)?;
         match mode(ctx)? {
             LiveMode::Replay(replayed) => {
                 let since = since.as_deref().map(parse_since).transpose()?;
-                find_owned::<companies::Entity>(&state.db, org, company)
+                find_owned::<companies::Entity>(&store.db, org, company)
                     .await
                     .gql()?;
                 let replay = match since {
                     None => Vec::new(),
-                    Some(since) => company_events_since(&state.db, org, company, since, MAX_REPLAY)
+                    Some(since) => company_events_since(&store.db, org, company, since, MAX_REPLAY)
                         .await
                         .gql()?,
                 };
@@ -80,7 +80,7 @@ impl Subscription {
             }
             // `since` only chooses a subscriber's replay.
             LiveMode::Shared(feed) => {
-                find_owned::<companies::Entity>(&state.db, org, company)
+                find_owned::<companies::Entity>(&store.db, org, company)
                     .await
                     .gql()?;
                 shared(feed, move |e| {

@@ -3,8 +3,9 @@
 //!
 //! - a message or frame larger than `GRAPHQL_MAX_BODY_BYTES` closes the socket with 1009 (a
 //!   frame is refused at its header, before its payload is read);
-//! - at most [`super::ws_pending::PENDING_PER_CLIENT`] sockets per client address, and [`super::ws_pending::PENDING_TOTAL`] in all,
-//!   may wait for `connection_init`; beyond that the upgrade answers 429 / 503;
+//! - at most [`super::ws_pending::PENDING_PER_CLIENT`] sockets per client network (an IPv6
+//!   /64), and [`super::ws_pending::PENDING_TOTAL`] in all, may wait for `connection_init`;
+//!   beyond that the upgrade answers 429 / 503;
 //! - the API key comes in the `connection_init` payload (`apiKey`) and is checked again on every
 //!   operation and whenever the key cache's answer expires (`API_KEY_CACHE_SECONDS`): a bad or
 //!   revoked key closes with 4403;
@@ -13,6 +14,17 @@
 //!
 //! No `connection_init` within `GRAPHQL_WS_INIT_TIMEOUT_SECONDS` closes with 4408, shutdown
 //! closes with 1001, and the server pings every 30 s.
+//!
+//! Why this glue rather than async-graphql-axum's `GraphQLWebSocket`: that one hands the whole
+//! socket to async-graphql's protocol driver, which runs every subscription as an execution of its
+//! own; live subscriptions here join shared groups ([`super::live`]), so the connection must take
+//! them out of the input and serve them itself. The driver (`async_graphql::http::WebSocket`) still
+//! speaks the protocol and runs queries and mutations. Owning the socket is also what the rules
+//! above need: tungstenite's size error is seen and answered with 1009 (that glue just ends the
+//! input on a read error), before `connection_init` too; each operation's key is checked before the
+//! driver sees it, and a revoked key closes with 4403 even on an idle connection (the driver has
+//! only `on_connection_init`, and closes a refused init with 1002). Rate limits hold through the
+//! same guard as over HTTP, fed by the client address the connection puts into its data.
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -173,7 +185,12 @@ fn incoming(
                 };
                 if let (Ok(ClientMessage::Start { .. }), Some(session)) = (&message, session.get())
                 {
-                    match state.key_cache.verify(&state.db, &session.key).await {
+                    match state
+                        .guards
+                        .key_cache
+                        .verify(&state.store.db, &session.key)
+                        .await
+                    {
                         Ok(verdict) if verdict.viewer.is_some() => {}
                         Ok(_) => break Stop::Revoked,
                         Err(e) => {
@@ -229,8 +246,9 @@ async fn serve(
             .map(str::to_owned)
             .unwrap_or_default();
         let verdict = state
+            .guards
             .key_cache
-            .verify(&state.db, &key)
+            .verify(&state.store.db, &key)
             .await
             .map_err(|e| tracing::error!(error = %e, "API key check failed"))
             .ok();
@@ -328,7 +346,8 @@ async fn serve(
             },
             () = &mut recheck, if acknowledged => {
                 let Some(session) = session.get() else { return };
-                match endpoint.state.key_cache.verify(&endpoint.state.db, &session.key).await {
+                let state = &endpoint.state;
+                match state.guards.key_cache.verify(&state.store.db, &session.key).await {
                     Ok(verdict) if verdict.viewer.is_some() => {
                         recheck.as_mut().reset(next_check(verdict.expires_at));
                     }
@@ -367,7 +386,7 @@ pub(super) fn connection_data(state: &AppState, viewer: &Viewer, client: ClientA
     let mut data = Data::default();
     data.insert(RequestLoader::with_cache(
         Loaders {
-            db: state.reads.clone(),
+            db: state.store.reads.clone(),
             organization_id: viewer.organization_id,
         },
         tokio::spawn,

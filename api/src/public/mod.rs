@@ -9,6 +9,8 @@
 //! origins as the target, so no other page can read them. `/p/embed.js` is the integrator's
 //! side.
 
+use std::sync::Arc;
+
 use askama::Template;
 use axum::Router;
 use axum::extract::{Path, State};
@@ -18,7 +20,7 @@ use axum::routing::get;
 use entity::magic_link::Target;
 use entity::{DomainError, InvitationStatus};
 
-use crate::state::AppState;
+use crate::state::{AppState, Store};
 
 const PAGE_JS: &str = include_str!("assets/page.js");
 const PAGE_CSS: &str = include_str!("assets/page.css");
@@ -182,10 +184,10 @@ fn failed() -> Response {
 
 /// The origins that may frame the pages of `organization_id`.
 async fn embed_origins(
-    state: &AppState,
+    store: &Store,
     organization_id: uuid::Uuid,
 ) -> Result<Vec<String>, DomainError> {
-    Ok(entity::organization::find(&state.db, organization_id)
+    Ok(entity::organization::find(&store.db, organization_id)
         .await?
         .allowed_embed_origins
         .0)
@@ -206,10 +208,10 @@ fn not_active(status: InvitationStatus, token: &str, origins: &[String]) -> Resp
     )
 }
 
-async fn invitation_page(State(state): State<AppState>, Path(token): Path<String>) -> Response {
+async fn invitation_page(State(store): State<Arc<Store>>, Path(token): Path<String>) -> Response {
     let found = async {
-        let row = entity::recipient::find_by_token(&state.db, &token).await?;
-        let origins = embed_origins(&state, row.organization_id).await?;
+        let row = entity::recipient::find_by_token(&store.db, &token).await?;
+        let origins = embed_origins(&store, row.organization_id).await?;
         Ok::<_, DomainError>((row, origins))
     };
     match found.await {
@@ -231,13 +233,13 @@ async fn invitation_page(State(state): State<AppState>, Path(token): Path<String
     }
 }
 
-async fn link_page(state: &AppState, public_id: &str, secret: &str, edit: bool) -> Response {
+async fn link_page(store: &Store, public_id: &str, secret: &str, edit: bool) -> Response {
     let found = async {
-        let target = entity::magic_link::resolve(&state.db, public_id, secret, edit).await?;
+        let target = entity::magic_link::resolve(&store.db, public_id, secret, edit).await?;
         let company = match target {
             Target::Company(c) | Target::Connection(c, _) => c,
         };
-        embed_origins(state, company.organization_id).await
+        embed_origins(store, company.organization_id).await
     };
     match found.await {
         Ok(origins) => page(
@@ -260,17 +262,17 @@ async fn link_page(state: &AppState, public_id: &str, secret: &str, edit: bool) 
 }
 
 async fn company_link_page(
-    State(state): State<AppState>,
+    State(store): State<Arc<Store>>,
     Path((public_id, secret)): Path<(String, String)>,
 ) -> Response {
-    link_page(&state, &public_id, &secret, false).await
+    link_page(&store, &public_id, &secret, false).await
 }
 
 async fn edit_link_page(
-    State(state): State<AppState>,
+    State(store): State<Arc<Store>>,
     Path((public_id, secret)): Path<(String, String)>,
 ) -> Response {
-    link_page(&state, &public_id, &secret, true).await
+    link_page(&store, &public_id, &secret, true).await
 }
 
 /// The request path as it may appear in logs: tokens and secrets of `/p/...` links are cut.

@@ -25,7 +25,12 @@ impl FromRequestParts<AppState> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let key = presented_key(&parts.headers).ok_or_else(ApiError::unauthenticated)?;
-        match state.key_cache.authenticate(&state.db, &key).await {
+        match state
+            .guards
+            .key_cache
+            .authenticate(&state.store.db, &key)
+            .await
+        {
             Ok(Some(viewer)) => Ok(Self(viewer)),
             Ok(None) => Err(ApiError::unauthenticated()),
             Err(e) => Err(e.into()),

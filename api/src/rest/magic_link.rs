@@ -3,6 +3,8 @@
 //! the current link, issuing it on first use, exactly like GraphQL's `createCompanyMagicLink`
 //! and `createConnectionEditLink`, so a GET too may issue a link (the old system's behaviour).
 
+use std::sync::Arc;
+
 use axum::Json;
 use axum::extract::State;
 use chrono::{DateTime, Utc};
@@ -16,10 +18,11 @@ use uuid::Uuid;
 
 use super::error::{ApiError, BodyErrors, CommonErrors};
 use super::extract::{Caller, JsonBody, PathId};
+use crate::config::Settings;
 use crate::graphql::enums;
 use crate::graphql::mutation::magic_link::{CompanyMagicLink, ConnectionEditLink};
 use crate::operations;
-use crate::state::AppState;
+use crate::state::Store;
 
 pub const TAG: &str = "legacy magic links";
 
@@ -56,13 +59,14 @@ pub struct ConnectionWithLink {
 }
 
 async fn company_link(
-    state: &AppState,
+    store: &Store,
+    settings: &Settings,
     caller: &Caller,
     company_id: Uuid,
 ) -> Result<Json<CompanyMagicLink>, ApiError> {
     let of = LinkOf::Company(company_id);
-    let link = operations::issue_link(state, &caller.0, of, LinkChange::Get).await?;
-    Ok(Json(CompanyMagicLink::new(state, link)))
+    let link = operations::issue_link(store, &caller.0, of, LinkChange::Get).await?;
+    Ok(Json(CompanyMagicLink::new(settings, link)))
 }
 
 /// The company's legacy magic link (deprecated: create a contributor invitation instead;
@@ -80,11 +84,12 @@ async fn company_link(
 )]
 #[deprecated = "create a contributor invitation"]
 pub async fn company_magic_link(
-    State(state): State<AppState>,
+    State(store): State<Arc<Store>>,
+    State(settings): State<Arc<Settings>>,
     caller: Caller,
     PathId(company_id): PathId,
 ) -> Result<Json<CompanyMagicLink>, ApiError> {
-    company_link(&state, &caller, company_id).await
+    company_link(&store, &settings, &caller, company_id).await
 }
 
 /// The company's legacy magic link, after checking the sites belong to the company
@@ -104,18 +109,19 @@ pub async fn company_magic_link(
 )]
 #[deprecated = "create a contributor invitation"]
 pub async fn company_magic_link_with_sites(
-    State(state): State<AppState>,
+    State(store): State<Arc<Store>>,
+    State(settings): State<Arc<Settings>>,
     caller: Caller,
     PathId(company_id): PathId,
     JsonBody(body): JsonBody<SitesBody>,
 ) -> Result<Json<CompanyMagicLink>, ApiError> {
     let organization_id = caller.0.organization_id;
     // The company first, so another organization's company is 404 whatever the sites.
-    find_owned::<entity::entities::companies::Entity>(&state.db, organization_id, company_id)
+    find_owned::<entity::entities::companies::Entity>(&store.db, organization_id, company_id)
         .await?;
     let sites = body.sites.unwrap_or_default();
-    entity::company::check_sites(&state.db, organization_id, company_id, &sites, "sites").await?;
-    company_link(&state, &caller, company_id).await
+    entity::company::check_sites(&store.db, organization_id, company_id, &sites, "sites").await?;
+    company_link(&store, &settings, &caller, company_id).await
 }
 
 /// A connection with its legacy edit link (deprecated: create a reconnect invitation instead;
@@ -133,14 +139,15 @@ pub async fn company_magic_link_with_sites(
 )]
 #[deprecated = "create a reconnect invitation"]
 pub async fn connection_edit_link(
-    State(state): State<AppState>,
+    State(store): State<Arc<Store>>,
+    State(settings): State<Arc<Settings>>,
     Caller(viewer): Caller,
     PathId(connection_id): PathId,
 ) -> Result<Json<ConnectionWithLink>, ApiError> {
     let of = LinkOf::Connection(connection_id);
-    let link = operations::issue_link(&state, &viewer, of, LinkChange::Get).await?;
+    let link = operations::issue_link(&store, &viewer, of, LinkChange::Get).await?;
     let c =
-        find_owned::<connections::Entity>(&state.db, viewer.organization_id, connection_id).await?;
+        find_owned::<connections::Entity>(&store.db, viewer.organization_id, connection_id).await?;
     Ok(Json(ConnectionWithLink {
         id: c.id,
         company_id: c.company_id,
@@ -154,6 +161,6 @@ pub async fn connection_edit_link(
         utility_username: c.utility_username,
         created_at: c.created_at,
         updated_at: c.updated_at,
-        link: ConnectionEditLink::new(&state, link),
+        link: ConnectionEditLink::new(&settings, link),
     }))
 }

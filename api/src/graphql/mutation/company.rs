@@ -1,30 +1,14 @@
-use async_graphql::{Context, ID, InputObject, Object, Result};
+use async_graphql::{Context, ID, Object, Result};
 use entity::company::{ConnectionDetails, CreateConnection};
 
-use crate::graphql::context::{state, viewer};
+use crate::graphql::context::{store, viewer};
 use crate::graphql::error::GqlResult;
 use crate::graphql::ids::parse_id;
+use crate::graphql::inputs::{ConnectionInput, CreateCompanyInput, CreateSiteInput};
 use crate::graphql::object::{Company, Connection, Site};
-use crate::graphql::public::ConnectionInput;
 
 #[derive(Default)]
 pub struct CompanyMutation;
-
-/// A new company.
-#[derive(InputObject)]
-pub struct CreateCompanyInput {
-    /// 1 to 200 characters.
-    pub name: String,
-    /// Name shown to recipients; defaults to `name`.
-    pub display_name: Option<String>,
-}
-
-/// A new site of a company.
-#[derive(InputObject)]
-pub struct CreateSiteInput {
-    pub name: String,
-    pub address: Option<String>,
-}
 
 #[Object]
 impl CompanyMutation {
@@ -36,7 +20,7 @@ impl CompanyMutation {
     ) -> Result<Company> {
         let org = viewer(ctx)?.organization_id;
         let row = entity::company::create_company(
-            &state(ctx)?.db,
+            &store(ctx)?.db,
             org,
             &input.name,
             input.display_name.as_deref(),
@@ -56,7 +40,7 @@ impl CompanyMutation {
         let org = viewer(ctx)?.organization_id;
         let company_id = parse_id("companyId", &company_id)?;
         let row = entity::company::create_site(
-            &state(ctx)?.db,
+            &store(ctx)?.db,
             org,
             company_id,
             &input.name,
@@ -76,14 +60,14 @@ impl CompanyMutation {
     ) -> Result<Connection> {
         let org = viewer(ctx)?.organization_id;
         let company_id = parse_id("companyId", &company_id)?;
-        let state = state(ctx)?;
+        let store = store(ctx)?;
         let details: ConnectionDetails = input.into_submission()?.into();
         let command = CreateConnection {
-            keys: &state.keys,
+            keys: &store.keys,
             organization_id: org,
             company_id,
             details,
         };
-        Ok(Connection(state.run(&command).await.gql()?))
+        Ok(Connection(store.run(&command).await.gql()?))
     }
 }

@@ -2,7 +2,7 @@ use async_graphql::{Context, ID, Object, Result};
 use entity::DomainError;
 use serde_json::json;
 
-use crate::graphql::context::{state, viewer};
+use crate::graphql::context::{store, viewer};
 use crate::graphql::error::{GqlResult, bad_input};
 use crate::graphql::ids::parse_id;
 use crate::graphql::inputs::{InvitationInput, ResendInvitationInput};
@@ -25,7 +25,7 @@ impl InvitationMutation {
         input: InvitationInput,
     ) -> Result<Invitation> {
         let target = InvitationFor::Company(parse_id("companyId", &company_id)?);
-        let created = operations::create_invitation(state(ctx)?, viewer(ctx)?, target, input);
+        let created = operations::create_invitation(store(ctx)?, viewer(ctx)?, target, input);
         Ok(Invitation(created.await.gql()?))
     }
 
@@ -37,7 +37,7 @@ impl InvitationMutation {
         input: InvitationInput,
     ) -> Result<Invitation> {
         let target = InvitationFor::Connection(parse_id("connectionId", &connection_id)?);
-        let created = operations::create_invitation(state(ctx)?, viewer(ctx)?, target, input);
+        let created = operations::create_invitation(store(ctx)?, viewer(ctx)?, target, input);
         Ok(Invitation(created.await.gql()?))
     }
 
@@ -78,7 +78,7 @@ impl InvitationMutation {
             .collect::<Result<Vec<_>, _>>()
             .gql()?;
         let created = operations::create_invitations(
-            state(ctx)?,
+            store(ctx)?,
             viewer(ctx)?,
             "createContributorInvitations",
             items,
@@ -99,7 +99,7 @@ impl InvitationMutation {
         idempotency_key: Option<String>,
     ) -> Result<Invitation> {
         let revoked = operations::revoke_invitation(
-            state(ctx)?,
+            store(ctx)?,
             viewer(ctx)?,
             parse_id("id", &id)?,
             reason,
@@ -117,7 +117,7 @@ impl InvitationMutation {
     ) -> Result<Invitation> {
         let id = parse_id("id", &id)?;
         let input = input.unwrap_or_default();
-        let resent = operations::resend_invitation(state(ctx)?, viewer(ctx)?, id, input);
+        let resent = operations::resend_invitation(store(ctx)?, viewer(ctx)?, id, input);
         Ok(Invitation(resent.await.gql()?))
     }
 }

@@ -4,10 +4,10 @@ use async_graphql::{Context, ID, Object, Result, SimpleObject};
 use entity::magic_link::{LinkChange, LinkOf, MagicLink, RevokeLink};
 use serde::Serialize;
 
-use crate::graphql::context::{actor, state, viewer};
+use crate::config::Settings;
+use crate::graphql::context::{actor, settings, store, viewer};
 use crate::graphql::error::GqlResult;
 use crate::graphql::ids::parse_id;
-use crate::state::AppState;
 
 #[derive(Default)]
 pub struct MagicLinkMutation;
@@ -33,9 +33,9 @@ pub struct ConnectionEditLink {
 }
 
 impl CompanyMagicLink {
-    pub fn new(state: &AppState, link: MagicLink) -> Self {
+    pub fn new(settings: &Settings, link: MagicLink) -> Self {
         Self {
-            magic_link_url: state.magic_link_url(&link.public_company_id, &link.secret, false),
+            magic_link_url: settings.magic_link_url(&link.public_company_id, &link.secret, false),
             public_company_id: link.public_company_id,
             company_magic_link_secret: link.secret,
         }
@@ -43,9 +43,9 @@ impl CompanyMagicLink {
 }
 
 impl ConnectionEditLink {
-    pub fn new(state: &AppState, link: MagicLink) -> Self {
+    pub fn new(settings: &Settings, link: MagicLink) -> Self {
         Self {
-            magic_link_url: state.magic_link_url(&link.public_company_id, &link.secret, true),
+            magic_link_url: settings.magic_link_url(&link.public_company_id, &link.secret, true),
             public_company_id: link.public_company_id,
             connection_magic_link_secret: link.secret,
         }
@@ -65,10 +65,9 @@ async fn issue<'a>(
     ctx: &'a Context<'_>,
     of: LinkOf,
     change: LinkChange,
-) -> Result<(MagicLink, &'a AppState)> {
-    let state = state(ctx)?;
-    let link = crate::operations::issue_link(state, viewer(ctx)?, of, change);
-    Ok((link.await.gql()?, state))
+) -> Result<(MagicLink, &'a Settings)> {
+    let link = crate::operations::issue_link(store(ctx)?, viewer(ctx)?, of, change);
+    Ok((link.await.gql()?, settings(ctx)?))
 }
 
 async fn revoke(ctx: &Context<'_>, of: LinkOf) -> Result<bool> {
@@ -77,7 +76,7 @@ async fn revoke(ctx: &Context<'_>, of: LinkOf) -> Result<bool> {
         organization_id: viewer(ctx)?.organization_id,
         of,
     };
-    state(ctx)?.run(&command).await.gql()?;
+    store(ctx)?.run(&command).await.gql()?;
     Ok(true)
 }
 
@@ -90,8 +89,8 @@ impl MagicLinkMutation {
         ctx: &Context<'_>,
         company_id: ID,
     ) -> Result<CompanyMagicLink> {
-        let (link, state) = issue(ctx, company(&company_id)?, LinkChange::Get).await?;
-        Ok(CompanyMagicLink::new(state, link))
+        let (link, settings) = issue(ctx, company(&company_id)?, LinkChange::Get).await?;
+        Ok(CompanyMagicLink::new(settings, link))
     }
 
     /// The legacy edit link of a connection (the same link on every call, until rotated or
@@ -102,8 +101,8 @@ impl MagicLinkMutation {
         ctx: &Context<'_>,
         connection_id: ID,
     ) -> Result<ConnectionEditLink> {
-        let (link, state) = issue(ctx, connection(&connection_id)?, LinkChange::Get).await?;
-        Ok(ConnectionEditLink::new(state, link))
+        let (link, settings) = issue(ctx, connection(&connection_id)?, LinkChange::Get).await?;
+        Ok(ConnectionEditLink::new(settings, link))
     }
 
     /// A new secret for the company's legacy link: the old link stops working at once.
@@ -113,8 +112,8 @@ impl MagicLinkMutation {
         ctx: &Context<'_>,
         company_id: ID,
     ) -> Result<CompanyMagicLink> {
-        let (link, state) = issue(ctx, company(&company_id)?, LinkChange::Rotate).await?;
-        Ok(CompanyMagicLink::new(state, link))
+        let (link, settings) = issue(ctx, company(&company_id)?, LinkChange::Rotate).await?;
+        Ok(CompanyMagicLink::new(settings, link))
     }
 
     /// Revokes the company's legacy link: it answers 404 from now on (`REVOKED` in
@@ -129,8 +128,8 @@ impl MagicLinkMutation {
         ctx: &Context<'_>,
         connection_id: ID,
     ) -> Result<ConnectionEditLink> {
-        let (link, state) = issue(ctx, connection(&connection_id)?, LinkChange::Rotate).await?;
-        Ok(ConnectionEditLink::new(state, link))
+        let (link, settings) = issue(ctx, connection(&connection_id)?, LinkChange::Rotate).await?;
+        Ok(ConnectionEditLink::new(settings, link))
     }
 
     /// Revokes a connection's legacy edit link. `CONFLICT` when the connection has none.

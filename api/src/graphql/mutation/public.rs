@@ -6,11 +6,12 @@ use entity::recipient::{
 };
 use entity::{DomainError, magic_link};
 
-use crate::graphql::context::state;
+use crate::graphql::context::store;
 use crate::graphql::enums::InvitationStatus;
 use crate::graphql::error::{GqlResult, into_gql};
 use crate::graphql::ids::id;
-use crate::graphql::public::{ConnectionInput, RateLimited, may_record};
+use crate::graphql::inputs::ConnectionInput;
+use crate::graphql::public::{RateLimited, may_record};
 
 #[derive(Default)]
 pub struct PublicMutation;
@@ -48,11 +49,11 @@ impl PublicMutation {
     /// scanners that prefetch links do not count as views).
     #[graphql(guard = "RateLimited::token(&token)")]
     async fn record_invitation_view(&self, ctx: &Context<'_>, token: String) -> Result<bool> {
-        let state = state(ctx)?;
+        let store = store(ctx)?;
         if may_record(ctx, &token).await? {
-            state.run(&RecordView { token }).await.gql()?;
+            store.run(&RecordView { token }).await.gql()?;
         } else {
-            entity::recipient::find_active(&state.db, &token)
+            entity::recipient::find_active(&store.db, &token)
                 .await
                 .gql()?;
         }
@@ -69,13 +70,13 @@ impl PublicMutation {
         token: String,
         email: String,
     ) -> Result<bool> {
-        let state = state(ctx)?;
+        let store = store(ctx)?;
         let command = RequestCode {
-            keys: &state.keys,
+            keys: &store.keys,
             token,
             email,
         };
-        state.run_detached(&command).await.gql()?;
+        store.run_detached(&command).await.gql()?;
         Ok(true)
     }
 
@@ -90,15 +91,15 @@ impl PublicMutation {
         email: String,
         code: String,
     ) -> Result<VerificationGrant> {
-        let state = state(ctx)?;
+        let store = store(ctx)?;
         let command = VerifyCode {
-            keys: &state.keys,
+            keys: &store.keys,
             token,
             email,
             code,
         };
         // A failed check is committed (its attempt counts) before it becomes an error.
-        match state.run(&command).await.gql()? {
+        match store.run(&command).await.gql()? {
             CodeCheck::Verified(verified) => Ok(verified.into()),
             CodeCheck::Failed { reason } => Err(into_gql(DomainError::EmailNotVerified(reason))),
         }
@@ -114,15 +115,15 @@ impl PublicMutation {
         email: String,
         signature: String,
     ) -> Result<VerificationGrant> {
-        let state = state(ctx)?;
+        let store = store(ctx)?;
         let command = VerifyLink {
-            keys: &state.keys,
+            keys: &store.keys,
             record: may_record(ctx, &token).await?,
             token,
             email,
             signature,
         };
-        Ok(state.run(&command).await.gql()?.into())
+        Ok(store.run(&command).await.gql()?.into())
     }
 
     /// Submits the recipient's details. Counts one use atomically: at `maxUses` the invitation
@@ -138,14 +139,14 @@ impl PublicMutation {
         grant: Option<String>,
         input: ConnectionInput,
     ) -> Result<SubmitResult> {
-        let state = state(ctx)?;
+        let store = store(ctx)?;
         let command = Submit {
-            keys: &state.keys,
+            keys: &store.keys,
             token,
             grant,
             submission: input.into_submission()?,
         };
-        let done = state.run(&command).await.gql()?;
+        let done = store.run(&command).await.gql()?;
         Ok(SubmitResult {
             connection_id: id(done.connection.id),
             invitation_status: Some(done.invitation.effective_status(entity::now()).into()),
@@ -161,7 +162,7 @@ impl PublicMutation {
         token: String,
         email: String,
     ) -> Result<bool> {
-        state(ctx)?
+        store(ctx)?
             .run(&RequestRenewal { token, email })
             .await
             .gql()?;
@@ -182,15 +183,15 @@ impl PublicMutation {
         #[graphql(default = false, desc = "True for an edit (reconnect) link.")] edit: bool,
         input: ConnectionInput,
     ) -> Result<SubmitResult> {
-        let state = state(ctx)?;
+        let store = store(ctx)?;
         let command = magic_link::Submit {
-            keys: &state.keys,
+            keys: &store.keys,
             public_company_id,
             secret,
             edit,
             submission: input.into_submission()?,
         };
-        let connection = state.run(&command).await.gql()?;
+        let connection = store.run(&command).await.gql()?;
         Ok(SubmitResult {
             connection_id: id(connection.id),
             invitation_status: None,

@@ -1,32 +1,14 @@
-use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object, Result, SimpleObject};
+use async_graphql::{Context, ID, Object, Result, SimpleObject};
 use entity::webhook::endpoint::{self, EndpointInput};
 
-use crate::graphql::context::{state, viewer};
+use crate::graphql::context::{settings, store, viewer};
 use crate::graphql::error::GqlResult;
 use crate::graphql::ids::parse_id;
+use crate::graphql::inputs::{CreateWebhookEndpointInput, UpdateWebhookEndpointInput};
 use crate::graphql::object::{WebhookDelivery, WebhookEndpoint, WebhookEndpointWithSecret};
 
 #[derive(Default)]
 pub struct WebhookMutation;
-
-/// A new webhook endpoint.
-#[derive(InputObject)]
-pub struct CreateWebhookEndpointInput {
-    /// `https://…`; must not point to a private, link-local or loopback address.
-    pub url: String,
-    /// At least one of `webhookEventTypes`.
-    pub event_types: Vec<String>,
-    /// Up to 200 characters.
-    pub description: Option<String>,
-}
-
-/// Changes to an endpoint; omitted fields keep their value, a null description clears it.
-#[derive(InputObject)]
-pub struct UpdateWebhookEndpointInput {
-    pub url: Option<String>,
-    pub event_types: Option<Vec<String>>,
-    pub description: MaybeUndefined<String>,
-}
 
 /// The id of what was deleted.
 #[derive(SimpleObject)]
@@ -43,16 +25,12 @@ impl WebhookMutation {
         input: CreateWebhookEndpointInput,
     ) -> Result<WebhookEndpointWithSecret> {
         let org = viewer(ctx)?.organization_id;
-        let state = state(ctx)?;
-        let input = EndpointInput {
-            url: Some(input.url),
-            event_types: Some(input.event_types),
-            description: Some(input.description),
-        };
+        let store = store(ctx)?;
+        let input = EndpointInput::from(input);
         let (row, secret) = endpoint::create(
-            &state.db,
-            &state.keys,
-            state.settings.webhooks.targets(),
+            &store.db,
+            &store.keys,
+            settings(ctx)?.webhooks.targets(),
             org,
             input,
         )
@@ -73,17 +51,9 @@ impl WebhookMutation {
     ) -> Result<WebhookEndpoint> {
         let org = viewer(ctx)?.organization_id;
         let id = parse_id("id", &id)?;
-        let state = state(ctx)?;
-        let input = EndpointInput {
-            url: input.url,
-            event_types: input.event_types,
-            description: match input.description {
-                MaybeUndefined::Undefined => None,
-                MaybeUndefined::Null => Some(None),
-                MaybeUndefined::Value(v) => Some(Some(v)),
-            },
-        };
-        let row = endpoint::update(&state.db, state.settings.webhooks.targets(), org, id, input)
+        let input = EndpointInput::from(input);
+        let targets = settings(ctx)?.webhooks.targets();
+        let row = endpoint::update(&store(ctx)?.db, targets, org, id, input)
             .await
             .gql()?;
         Ok(WebhookEndpoint(row))
@@ -109,8 +79,8 @@ impl WebhookMutation {
     ) -> Result<WebhookEndpointWithSecret> {
         let org = viewer(ctx)?.organization_id;
         let id = parse_id("id", &id)?;
-        let state = state(ctx)?;
-        let (row, secret) = endpoint::rotate_secret(&state.db, &state.keys, org, id)
+        let store = store(ctx)?;
+        let (row, secret) = endpoint::rotate_secret(&store.db, &store.keys, org, id)
             .await
             .gql()?;
         Ok(WebhookEndpointWithSecret {
@@ -127,7 +97,7 @@ impl WebhookMutation {
     ) -> Result<DeletedWebhookEndpoint> {
         let org = viewer(ctx)?.organization_id;
         let endpoint_id = parse_id("id", &id)?;
-        endpoint::delete(&state(ctx)?.db, org, endpoint_id)
+        endpoint::delete(&store(ctx)?.db, org, endpoint_id)
             .await
             .gql()?;
         Ok(DeletedWebhookEndpoint { id })
@@ -142,7 +112,7 @@ impl WebhookMutation {
             organization_id: org,
             id,
         };
-        let row = state(ctx)?.run(&command).await.gql()?;
+        let row = store(ctx)?.run(&command).await.gql()?;
         Ok(WebhookDelivery {
             row,
             attempts: Vec::new(),
@@ -153,7 +123,7 @@ impl WebhookMutation {
 async fn set_enabled(ctx: &Context<'_>, id: &ID, enabled: bool) -> Result<WebhookEndpoint> {
     let org = viewer(ctx)?.organization_id;
     let id = parse_id("id", id)?;
-    let row = endpoint::set_enabled(&state(ctx)?.db, org, id, enabled)
+    let row = endpoint::set_enabled(&store(ctx)?.db, org, id, enabled)
         .await
         .gql()?;
     Ok(WebhookEndpoint(row))

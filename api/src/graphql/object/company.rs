@@ -4,7 +4,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use entity::entities::{companies, connections, magic_link_events, sites};
 
 use super::page::{event_page, event_window};
-use crate::graphql::context::{load, state, viewer};
+use crate::graphql::context::{load, store, viewer};
 use crate::graphql::enums::{ConnectionStatus, MagicLinkEventType, MagicLinkType, UtilityType};
 use crate::graphql::error::GqlResult;
 use crate::graphql::ids::id;
@@ -58,7 +58,7 @@ impl Company {
     ) -> Result<Page<String, MagicLinkEvent, EmptyFields, EmptyFields>> {
         let window = event_window(first, after.as_deref())?;
         let org = viewer(ctx)?.organization_id;
-        let rows = entity::magic_link::events(&state(ctx)?.reads, org, self.0.id, window)
+        let rows = entity::magic_link::events(&store(ctx)?.reads, org, self.0.id, window)
             .await
             .gql()?;
         Ok(event_page(window, rows, |e| e.id, MagicLinkEvent))

@@ -7,7 +7,7 @@ use entity::scope::find_owned;
 
 pub use super::page::{event_page, event_window};
 use super::{Company, Connection};
-use crate::graphql::context::{load, state, viewer};
+use crate::graphql::context::{load, settings, store, viewer};
 use crate::graphql::enums::{
     DeliveryKind, DeliveryStatus, EventType, InvitationStatus, InvitationType, PrefillField,
     UtilityType,
@@ -62,19 +62,18 @@ impl Invitation {
     }
     /// The opaque token carried by the link.
     async fn token(&self, ctx: &Context<'_>) -> Result<String> {
-        state(ctx)?
+        store(ctx)?
             .keys
             .open_string(&self.0.token_sealed, &Slot::invitation_token(self.0.id))
             .gql()
     }
     /// `{PUBLIC_BASE_URL}/p/i/{token}`.
     async fn invitation_url(&self, ctx: &Context<'_>) -> Result<String> {
-        let state = state(ctx)?;
-        let token = state
+        let token = store(ctx)?
             .keys
             .open_string(&self.0.token_sealed, &Slot::invitation_token(self.0.id))
             .gql()?;
-        Ok(state.invitation_url(&token))
+        Ok(settings(ctx)?.invitation_url(&token))
     }
     async fn company_id(&self) -> ID {
         id(self.0.company_id)
@@ -93,7 +92,7 @@ impl Invitation {
             return Ok(None);
         };
         let org = viewer(ctx)?.organization_id;
-        let db = &state(ctx)?.reads;
+        let db = &store(ctx)?.reads;
         match find_owned::<entity::entities::connections::Entity>(db, org, connection_id).await {
             Ok(row) => Ok(Some(Connection(row))),
             Err(entity::DomainError::NotFound) => Ok(None),

@@ -2,7 +2,7 @@ use async_graphql::{Context, ID, Object, Result};
 use entity::entities::{companies, connections};
 use entity::scope::find_owned;
 
-use crate::graphql::context::{state, viewer};
+use crate::graphql::context::{store, viewer};
 use crate::graphql::error::GqlResult;
 use crate::graphql::ids::parse_id;
 use crate::graphql::object::{Company, Connection};
@@ -20,7 +20,7 @@ impl CompanyQuery {
     async fn company(&self, ctx: &Context<'_>, id: ID) -> Result<Company> {
         let org = viewer(ctx)?.organization_id;
         let company_id = parse_id("id", &id)?;
-        let row = find_owned::<companies::Entity>(&state(ctx)?.reads, org, company_id)
+        let row = find_owned::<companies::Entity>(&store(ctx)?.reads, org, company_id)
             .await
             .gql()?;
         Ok(Company(row))
@@ -38,7 +38,7 @@ impl CompanyQuery {
         let org = viewer(ctx)?.organization_id;
         let first = page_size(first, TOP_LIST_DEFAULT)?;
         let after = after.map(|a| parse_id("after", &a)).transpose()?;
-        let rows = entity::company::list_companies(&state(ctx)?.reads, org, after, first as u64)
+        let rows = entity::company::list_companies(&store(ctx)?.reads, org, after, first as u64)
             .await
             .gql()?;
         Ok(rows.into_iter().map(Company).collect())
@@ -48,7 +48,7 @@ impl CompanyQuery {
     async fn connection(&self, ctx: &Context<'_>, id: ID) -> Result<Connection> {
         let org = viewer(ctx)?.organization_id;
         let connection_id = parse_id("id", &id)?;
-        let row = find_owned::<connections::Entity>(&state(ctx)?.reads, org, connection_id)
+        let row = find_owned::<connections::Entity>(&store(ctx)?.reads, org, connection_id)
             .await
             .gql()?;
         Ok(Connection(row))
@@ -68,7 +68,7 @@ impl CompanyQuery {
         let company_id = parse_id("companyId", &company_id)?;
         let first = page_size(first, TOP_LIST_DEFAULT)?;
         let after = after.map(|a| parse_id("after", &a)).transpose()?;
-        let db = &state(ctx)?.reads;
+        let db = &store(ctx)?.reads;
         find_owned::<companies::Entity>(db, org, company_id)
             .await
             .gql()?;

@@ -1,14 +1,13 @@
 use async_graphql::connection::{Connection as Page, Edge, EmptyFields};
-use async_graphql::{Context, ID, InputObject, Object, Result, SimpleObject, Value};
-use chrono::{DateTime, Utc};
+use async_graphql::{Context, ID, Object, Result, SimpleObject, Value};
 use entity::entities::invitations;
 use entity::invitation::{EventWindow, ListCursor, ListFilter, ListRequest};
 use entity::scope::find_owned;
 
-use crate::graphql::context::{load, prime, state, viewer};
-use crate::graphql::enums::{InvitationStatus, InvitationType};
+use crate::graphql::context::{load, prime, store, viewer};
 use crate::graphql::error::GqlResult;
 use crate::graphql::ids::parse_id;
+use crate::graphql::inputs::InvitationFilter;
 use crate::graphql::loader::{CompanyById, ConnectionsCreatedBy, DeliveriesOf, EventsPage};
 use crate::graphql::object::Invitation;
 use crate::graphql::object::invitation::event_window;
@@ -16,20 +15,6 @@ use crate::graphql::paging::{NESTED_LIST_DEFAULT, page_size};
 
 #[derive(Default)]
 pub struct InvitationQuery;
-
-/// Filters of `invitations`; all given filters must match.
-#[derive(InputObject, Default)]
-pub struct InvitationFilter {
-    /// Effective status (an ACTIVE row past its deadline counts as EXPIRED).
-    pub status: Option<InvitationStatus>,
-    pub invitation_type: Option<InvitationType>,
-    /// Invitations whose allow-list contains this address.
-    pub email: Option<String>,
-    /// Created at or after this instant.
-    pub created_after: Option<DateTime<Utc>>,
-    /// Created before this instant.
-    pub created_before: Option<DateTime<Utc>>,
-}
 
 /// Extra fields of the invitation list.
 #[derive(SimpleObject)]
@@ -127,7 +112,7 @@ impl InvitationQuery {
     async fn invitation(&self, ctx: &Context<'_>, id: ID) -> Result<Invitation> {
         let org = viewer(ctx)?.organization_id;
         let invitation_id = parse_id("id", &id)?;
-        let row = find_owned::<invitations::Entity>(&state(ctx)?.reads, org, invitation_id)
+        let row = find_owned::<invitations::Entity>(&store(ctx)?.reads, org, invitation_id)
             .await
             .gql()?;
         Ok(Invitation(row))
@@ -151,14 +136,7 @@ impl InvitationQuery {
             .map(|a| ListCursor::decode("after", a))
             .transpose()
             .gql()?;
-        let filter = filter.unwrap_or_default();
-        let domain_filter = ListFilter {
-            status: filter.status.map(Into::into),
-            invitation_type: filter.invitation_type.map(Into::into),
-            email: filter.email,
-            created_after: filter.created_after,
-            created_before: filter.created_before,
-        };
+        let domain_filter = ListFilter::from(filter.unwrap_or_default());
         // The count is the costliest part of a page: only when it is selected.
         let with_total = ctx.look_ahead().field("totalCount").exists();
         let request = ListRequest {
@@ -169,7 +147,7 @@ impl InvitationQuery {
             after: cursor,
             with_total,
         };
-        let page = entity::invitation::list(&state(ctx)?.reads, &request)
+        let page = entity::invitation::list(&store(ctx)?.reads, &request)
             .await
             .gql()?;
         prime_page(ctx, &page.rows).await?;

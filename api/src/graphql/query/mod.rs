@@ -7,7 +7,7 @@ mod webhook;
 
 use async_graphql::{ComplexObject, Context, ID, MergedObject, Object, Result, SimpleObject};
 
-use super::context::{state, viewer};
+use super::context::{store, viewer};
 use super::error::GqlResult;
 use super::ids::id;
 use super::object::Organization;
@@ -40,7 +40,7 @@ impl ViewerInfo {
     /// The organization itself, with its settings.
     async fn organization(&self, ctx: &Context<'_>) -> Result<Organization> {
         let org = viewer(ctx)?.organization_id;
-        let row = entity::organization::find(&state(ctx)?.reads, org)
+        let row = entity::organization::find(&store(ctx)?.reads, org)
             .await
             .gql()?;
         Ok(Organization(row))

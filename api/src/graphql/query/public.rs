@@ -2,7 +2,7 @@ use async_graphql::{Context, ID, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 use entity::magic_link::{self, Target};
 
-use crate::graphql::context::state;
+use crate::graphql::context::store;
 use crate::graphql::enums::{InvitationType, PrefillField};
 use crate::graphql::error::GqlResult;
 use crate::graphql::ids::id;
@@ -103,7 +103,7 @@ impl PublicQuery {
         ctx: &Context<'_>,
         token: String,
     ) -> Result<PublicInvitation> {
-        let db = &state(ctx)?.db;
+        let db = &store(ctx)?.db;
         let row = entity::recipient::find_active(db, &token).await.gql()?;
         let company = entity::scope::find_owned::<entity::entities::companies::Entity>(
             db,
@@ -157,7 +157,7 @@ impl PublicQuery {
         secret: String,
         #[graphql(default = false, desc = "True for an edit (reconnect) link.")] edit: bool,
     ) -> Result<PublicMagicLink> {
-        let db = &state(ctx)?.db;
+        let db = &store(ctx)?.db;
         let target = magic_link::resolve(db, &public_company_id, &secret, edit)
             .await
             .gql()?;

@@ -1,28 +1,20 @@
 use std::collections::HashMap;
 
 use async_graphql::connection::{Connection as Page, Edge, EmptyFields};
-use async_graphql::{Context, ID, InputObject, Object, Result};
+use async_graphql::{Context, ID, Object, Result};
 use entity::entities::webhook_endpoints;
 use entity::scope::find_owned;
 use entity::webhook::log::{DeliveryFilter, attempts_of};
 
-use crate::graphql::context::{state, viewer};
-use crate::graphql::enums::WebhookDeliveryStatus;
+use crate::graphql::context::{store, viewer};
 use crate::graphql::error::GqlResult;
 use crate::graphql::ids::parse_id;
+use crate::graphql::inputs::WebhookDeliveryFilter;
 use crate::graphql::object::{WebhookDelivery, WebhookEndpoint};
 use crate::graphql::paging::page_size;
 
 #[derive(Default)]
 pub struct WebhookQuery;
-
-/// Filters of `webhookDeliveries`; all given filters must match.
-#[derive(InputObject, Default)]
-pub struct WebhookDeliveryFilter {
-    pub status: Option<WebhookDeliveryStatus>,
-    /// e.g. `invitation.submitted`.
-    pub event_type: Option<String>,
-}
 
 pub type WebhookEndpointPage = Page<String, WebhookEndpoint, EmptyFields, EmptyFields>;
 pub type WebhookDeliveryPage = Page<String, WebhookDelivery, EmptyFields, EmptyFields>;
@@ -46,7 +38,7 @@ impl WebhookQuery {
     async fn webhook_endpoint(&self, ctx: &Context<'_>, id: ID) -> Result<WebhookEndpoint> {
         let org = viewer(ctx)?.organization_id;
         let id = parse_id("id", &id)?;
-        let row = find_owned::<webhook_endpoints::Entity>(&state(ctx)?.reads, org, id)
+        let row = find_owned::<webhook_endpoints::Entity>(&store(ctx)?.reads, org, id)
             .await
             .gql()?;
         Ok(WebhookEndpoint(row))
@@ -64,7 +56,7 @@ impl WebhookQuery {
         let first = page_size(first, 20)?;
         let after = parse_after(after.as_deref())?;
         let mut rows =
-            entity::webhook::endpoint::list(&state(ctx)?.reads, org, after, first as u64 + 1)
+            entity::webhook::endpoint::list(&store(ctx)?.reads, org, after, first as u64 + 1)
                 .await
                 .gql()?;
         let has_next = rows.len() > first;
@@ -91,12 +83,8 @@ impl WebhookQuery {
         let endpoint_id = parse_id("endpointId", &endpoint_id)?;
         let first = page_size(first, 20)?;
         let after = parse_after(after.as_deref())?;
-        let filter = filter.unwrap_or_default();
-        let filter = DeliveryFilter {
-            status: filter.status.map(Into::into),
-            event_type: filter.event_type,
-        };
-        let db = &state(ctx)?.reads;
+        let filter = DeliveryFilter::from(filter.unwrap_or_default());
+        let db = &store(ctx)?.reads;
         let mut rows =
             entity::webhook::log::list(db, org, endpoint_id, &filter, after, first as u64 + 1)
                 .await

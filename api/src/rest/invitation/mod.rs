@@ -2,6 +2,7 @@
 //! revoke and resend. Each write is the GraphQL mutation's operation (`crate::operations`).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
@@ -14,11 +15,12 @@ use uuid::Uuid;
 use super::error::{ApiError, ChangeErrors, CommonErrors, ErrorBody};
 use super::extract::{Caller, IdempotencyKey, JsonBody, PathId, QueryParams};
 use crate::auth::Viewer;
+use crate::config::Settings;
 use crate::graphql::inputs::{InvitationInput, ResendInvitationInput};
 use crate::graphql::object::page::log_window;
 use crate::graphql::paging::{MAX_PAGE, checked_size};
 use crate::operations::{self, InvitationFor};
-use crate::state::AppState;
+use crate::state::Store;
 
 pub const TAG: &str = "invitations";
 
@@ -28,13 +30,14 @@ pub use shapes::*;
 
 /// The REST view of invitations, with their created connections read in one statement.
 async fn views(
-    state: &AppState,
+    store: &Store,
+    settings: &Settings,
     organization_id: Uuid,
     rows: Vec<invitations::Model>,
 ) -> Result<Vec<Invitation>, ApiError> {
     let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
     let created: Vec<connections::Model> = entity::finders::CREATED_CONNECTIONS
-        .first(&state.reads, organization_id, &ids, MAX_PAGE as u64)
+        .first(&store.reads, organization_id, &ids, MAX_PAGE as u64)
         .await
         .map_err(entity::DomainError::from)?;
     let mut by_invitation: HashMap<Uuid, Vec<connections::Model>> = HashMap::new();
@@ -46,29 +49,31 @@ async fn views(
     rows.into_iter()
         .map(|row| {
             let created = by_invitation.remove(&row.id).unwrap_or_default();
-            Invitation::new(state, row, created)
+            Invitation::new(store, settings, row, created)
         })
         .collect()
 }
 
 async fn view(
-    state: &AppState,
+    store: &Store,
+    settings: &Settings,
     organization_id: Uuid,
     row: invitations::Model,
 ) -> Result<Invitation, ApiError> {
-    let mut list = views(state, organization_id, vec![row]).await?;
+    let mut list = views(store, settings, organization_id, vec![row]).await?;
     list.pop()
         .ok_or_else(|| ApiError::internal(&"an invitation without its view"))
 }
 
 async fn create(
-    state: &AppState,
+    store: &Store,
+    settings: &Settings,
     viewer: &Viewer,
     target: InvitationFor,
     input: InvitationInput,
 ) -> Result<(StatusCode, Json<Invitation>), ApiError> {
-    let row = operations::create_invitation(state, viewer, target, input).await?;
-    let view = view(state, viewer.organization_id, row).await?;
+    let row = operations::create_invitation(store, viewer, target, input).await?;
+    let view = view(store, settings, viewer.organization_id, row).await?;
     Ok((StatusCode::CREATED, Json(view)))
 }
 
@@ -91,14 +96,22 @@ async fn create(
     ),
 )]
 pub async fn create_contributor(
-    State(state): State<AppState>,
+    State(store): State<Arc<Store>>,
+    State(settings): State<Arc<Settings>>,
     Caller(viewer): Caller,
     PathId(company_id): PathId,
     IdempotencyKey(key): IdempotencyKey,
     JsonBody(body): JsonBody<ContributorBody>,
 ) -> Result<(StatusCode, Json<Invitation>), ApiError> {
     let input = body.settings.into_input(body.prefill, key);
-    create(&state, &viewer, InvitationFor::Company(company_id), input).await
+    create(
+        &store,
+        &settings,
+        &viewer,
+        InvitationFor::Company(company_id),
+        input,
+    )
+    .await
 }
 
 /// Creates a reconnect invitation for a connection: submitting it updates the connection's
@@ -120,7 +133,8 @@ pub async fn create_contributor(
     ),
 )]
 pub async fn create_reconnect(
-    State(state): State<AppState>,
+    State(store): State<Arc<Store>>,
+    State(settings): State<Arc<Settings>>,
     Caller(viewer): Caller,
     PathId(connection_id): PathId,
     IdempotencyKey(key): IdempotencyKey,
@@ -128,7 +142,8 @@ pub async fn create_reconnect(
 ) -> Result<(StatusCode, Json<Invitation>), ApiError> {
     let input = body.into_input(None, key);
     create(
-        &state,
+        &store,
+        &settings,
         &viewer,
         InvitationFor::Connection(connection_id),
         input,
@@ -149,7 +164,8 @@ pub async fn create_reconnect(
     ),
 )]
 pub async fn list(
-    State(state): State<AppState>,
+    State(store): State<Arc<Store>>,
+    State(settings): State<Arc<Settings>>,
     Caller(viewer): Caller,
     PathId(company_id): PathId,
     QueryParams(params): QueryParams<ListParams>,
@@ -176,13 +192,13 @@ pub async fn list(
         after,
         with_total: true,
     };
-    let page = entity::invitation::list(&state.reads, &request).await?;
+    let page = entity::invitation::list(&store.reads, &request).await?;
     let next_cursor = page
         .has_next
         .then(|| page.rows.last().map(ListCursor::of))
         .flatten();
     Ok(Json(InvitationList {
-        items: views(&state, organization_id, page.rows).await?,
+        items: views(&store, &settings, organization_id, page.rows).await?,
         next_cursor,
         total_count: page.total.unwrap_or_default(),
     }))
@@ -201,7 +217,8 @@ pub async fn list(
     ),
 )]
 pub async fn detail(
-    State(state): State<AppState>,
+    State(store): State<Arc<Store>>,
+    State(settings): State<Arc<Settings>>,
     Caller(viewer): Caller,
     PathId(id): PathId,
     QueryParams(params): QueryParams<DetailParams>,
@@ -212,8 +229,8 @@ pub async fn detail(
         ("eventsAfter", params.events_after.as_deref()),
         MAX_PAGE as i64,
     )?;
-    let row = find_owned::<invitations::Entity>(&state.reads, organization_id, id).await?;
-    let mut events = entity::invitation::event_pages(&state.reads, organization_id, &[id], window)
+    let row = find_owned::<invitations::Entity>(&store.reads, organization_id, id).await?;
+    let mut events = entity::invitation::event_pages(&store.reads, organization_id, &[id], window)
         .await
         .map_err(entity::DomainError::from)?
         .remove(&id)
@@ -224,7 +241,7 @@ pub async fn detail(
         .then(|| events.last().map(|e| e.id.to_string()))
         .flatten();
     Ok(Json(InvitationDetail {
-        invitation: view(&state, organization_id, row).await?,
+        invitation: view(&store, &settings, organization_id, row).await?,
         events: events.into_iter().map(Event::from).collect(),
         events_next_cursor,
     }))
@@ -247,15 +264,18 @@ pub async fn detail(
     ),
 )]
 pub async fn revoke(
-    State(state): State<AppState>,
+    State(store): State<Arc<Store>>,
+    State(settings): State<Arc<Settings>>,
     Caller(viewer): Caller,
     PathId(id): PathId,
     IdempotencyKey(key): IdempotencyKey,
     JsonBody(body): JsonBody<RevokeBody>,
 ) -> Result<Json<Invitation>, ApiError> {
     let row =
-        operations::revoke_invitation(&state, &viewer, id, body.reason, key.as_deref()).await?;
-    Ok(Json(view(&state, viewer.organization_id, row).await?))
+        operations::revoke_invitation(&store, &viewer, id, body.reason, key.as_deref()).await?;
+    Ok(Json(
+        view(&store, &settings, viewer.organization_id, row).await?,
+    ))
 }
 
 /// Emails the link again, without a new link unless `rotateToken` (GraphQL `resendInvitation`).
@@ -276,7 +296,8 @@ pub async fn revoke(
     ),
 )]
 pub async fn resend(
-    State(state): State<AppState>,
+    State(store): State<Arc<Store>>,
+    State(settings): State<Arc<Settings>>,
     Caller(viewer): Caller,
     PathId(id): PathId,
     IdempotencyKey(key): IdempotencyKey,
@@ -288,6 +309,8 @@ pub async fn resend(
         rotate_token: body.rotate_token,
         idempotency_key: key,
     };
-    let row = operations::resend_invitation(&state, &viewer, id, input).await?;
-    Ok(Json(view(&state, viewer.organization_id, row).await?))
+    let row = operations::resend_invitation(&store, &viewer, id, input).await?;
+    Ok(Json(
+        view(&store, &settings, viewer.organization_id, row).await?,
+    ))
 }

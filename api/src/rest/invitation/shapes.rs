@@ -10,10 +10,11 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
+use crate::config::Settings;
 use crate::graphql::enums;
 use crate::graphql::inputs::{InvitationInput, PrefillInput};
 use crate::rest::error::ApiError;
-use crate::state::AppState;
+use crate::state::Store;
 
 /// Settings of a new invitation; every field is optional.
 #[derive(Deserialize, ToSchema, Default)]
@@ -285,16 +286,17 @@ impl From<invitation_events::Model> for Event {
 
 impl Invitation {
     pub(super) fn new(
-        state: &AppState,
+        store: &Store,
+        settings: &Settings,
         row: invitations::Model,
         created: Vec<connections::Model>,
     ) -> Result<Self, ApiError> {
-        let token = state
+        let token = store
             .keys
             .open_string(&row.token_sealed, &Slot::invitation_token(row.id))?;
         Ok(Self {
             id: row.id,
-            invitation_url: state.invitation_url(&token),
+            invitation_url: settings.invitation_url(&token),
             token,
             invitation_type: row.invitation_type,
             status: row.effective_status(entity::now()),

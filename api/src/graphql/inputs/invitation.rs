@@ -1,13 +1,14 @@
-//! The invitation inputs of the management API and their conversion to domain commands.
+//! The invitation inputs and the invitation list filter, and their conversion to the domain's.
 
 use async_graphql::{ID, InputObject};
-use entity::invitation::{CreateInvitation, Resend};
+use chrono::{DateTime, Utc};
+use entity::invitation::{CreateInvitation, ListFilter, Resend};
 use entity::{DomainError, Prefill};
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::enums::{PrefillField, UtilityType};
-use super::ids;
+use crate::graphql::enums::{InvitationStatus, InvitationType, PrefillField, UtilityType};
+use crate::graphql::ids;
 
 /// Create-time settings of an invitation (SPEC §3.1).
 #[derive(InputObject, Serialize, Clone, Default)]
@@ -123,6 +124,32 @@ impl From<ResendInvitationInput> for Resend {
             emails: input.emails,
             extend_expires_in_seconds: input.extend_expires_in_seconds,
             rotate_token: input.rotate_token.unwrap_or(false),
+        }
+    }
+}
+
+/// Filters of `invitations`; all given filters must match.
+#[derive(InputObject, Default)]
+pub struct InvitationFilter {
+    /// Effective status (an ACTIVE row past its deadline counts as EXPIRED).
+    pub status: Option<InvitationStatus>,
+    pub invitation_type: Option<InvitationType>,
+    /// Invitations whose allow-list contains this address.
+    pub email: Option<String>,
+    /// Created at or after this instant.
+    pub created_after: Option<DateTime<Utc>>,
+    /// Created before this instant.
+    pub created_before: Option<DateTime<Utc>>,
+}
+
+impl From<InvitationFilter> for ListFilter {
+    fn from(filter: InvitationFilter) -> Self {
+        Self {
+            status: filter.status.map(Into::into),
+            invitation_type: filter.invitation_type.map(Into::into),
+            email: filter.email,
+            created_after: filter.created_after,
+            created_before: filter.created_before,
         }
     }
 }
