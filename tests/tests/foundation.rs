@@ -403,10 +403,11 @@ both!(
         assert_eq!(deliveries.len(), 3);
         for event in &announced {
             let invitation = due.iter().find(|i| i.id == event.invitation_id).unwrap();
+            let event_id = event.id.to_string();
             let delivery = deliveries
                 .iter()
                 .map(|d| serde_json::from_str::<Value>(&d.body).unwrap())
-                .find(|body| body["data"]["eventId"] == event.id.to_string())
+                .find(|body| body["data"]["eventId"] == event_id)
                 .unwrap();
             let data = &delivery["data"];
             assert_eq!(data["invitationId"], invitation.id.to_string());
