@@ -7,6 +7,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::entities::{invitation_events, invitations};
+use crate::webhook::events::Subject;
 use crate::work::Work;
 use crate::{DomainError, EventType, now};
 
@@ -102,13 +103,24 @@ pub async fn record_all(
                 .await?,
         );
     }
-    // Ids follow the order of the VALUES; RETURNING need not.
-    events.sort_by_key(|e| e.id);
-    let invitations: HashMap<Uuid, &invitations::Model> = entries
+    let invitations: HashMap<Uuid, Subject> = entries
         .iter()
-        .map(|e| (e.invitation.id, e.invitation))
+        .map(|e| (e.invitation.id, Subject::from(e.invitation)))
         .collect();
-    crate::webhook::events::invitation_events(work, &invitations, &events).await?;
+    recorded(work, &invitations, events).await
+}
+
+/// What follows the insert of events, however they were written: their webhook deliveries
+/// (`invitations` holds what the payloads say about each event's invitation), and their
+/// publication once the unit of work commits. Returns the events in log order.
+pub(crate) async fn recorded(
+    work: &Work,
+    invitations: &HashMap<Uuid, Subject>,
+    mut events: Vec<invitation_events::Model>,
+) -> Result<Vec<invitation_events::Model>, DomainError> {
+    // Ids follow insert order; RETURNING need not.
+    events.sort_by_key(|e| e.id);
+    crate::webhook::events::invitation_events(work, invitations, &events).await?;
     for event in &events {
         work.push_event(event.clone());
     }

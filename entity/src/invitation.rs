@@ -14,6 +14,7 @@ use crate::entities::invitations;
 
 mod create;
 pub mod events;
+mod expire;
 pub mod list;
 mod reminders;
 mod resend;
@@ -22,6 +23,7 @@ mod transitions;
 
 pub use create::{Create, Created, create};
 pub use events::{EventWindow, count_events, event_pages};
+pub use expire::ExpireDue;
 pub use list::{ListCursor, ListFilter, ListRequest, Page, list, status_condition};
 pub use reminders::QueueReminders;
 pub use resend::{Resend, ResendInvitation};
@@ -29,7 +31,7 @@ pub use rules::{
     CreateInvitation, LOCKABLE_FIELDS, MAX_ALLOWED_EMAILS, MAX_EXPIRES_IN_SECONDS, MAX_USES_LIMIT,
     MIN_EXPIRES_IN_SECONDS,
 };
-pub use transitions::{ExpireDue, Revoke, record_use};
+pub use transitions::{Revoke, record_use};
 
 impl invitations::Model {
     /// The status a reader must see at `at`: a stored ACTIVE row past its deadline is EXPIRED even

@@ -128,6 +128,30 @@ impl Work {
         Ok(Some(position))
     }
 
+    /// [`Work::next_position`] without taking it, for a statement that numbers its events
+    /// itself (an `INSERT … SELECT`); [`Work::advance_positions`] then takes as many as it wrote.
+    pub(crate) async fn peek_position(&self) -> Result<Option<i64>, DbErr> {
+        let next = self.next_position().await?;
+        if let Some(position) = next {
+            *self
+                .next_position
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = Some(position);
+        }
+        Ok(next)
+    }
+
+    /// Takes `count` positions from [`Work::peek_position`] on (SQLite; nothing on PostgreSQL).
+    pub(crate) fn advance_positions(&self, count: i64) {
+        let mut next = self
+            .next_position
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(position) = next.as_mut() {
+            *position += count;
+        }
+    }
+
     pub(crate) fn push_event(&self, event: invitation_events::Model) {
         self.with_outbox(|o| o.events.push(event));
     }

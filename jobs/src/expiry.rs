@@ -1,9 +1,10 @@
 //! The periodic expiry sweep: persists EXPIRED for invitations past their deadline.
 //!
 //! Readers never depend on it (status is computed at read time); it makes the stored status and
-//! the activity log catch up. Each batch is one conditional UPDATE … RETURNING, one multi-row
-//! INSERT of the events and one of the webhook deliveries, so any number of replicas may run
-//! it at once and each invitation still gets exactly one `EXPIRED` event.
+//! the activity log catch up. Each batch is a few set-based statements (the conditional update
+//! and the `INSERT … SELECT` of the events, see [`ExpireDue`], then the webhook deliveries), so
+//! any number of replicas may run it at once and each invitation still gets exactly one
+//! `EXPIRED` event.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -3,13 +3,13 @@
 
 use chrono::Duration;
 use entity::activity::Actor;
-use entity::entities::invitations;
+use entity::entities::{invitation_events, invitations, webhook_deliveries};
 use entity::invitation::{self, CreateInvitation, ExpireDue, Revoke};
 use entity::work::{self, Command, Work};
 use entity::{DomainError, EventType, InvitationStatus};
 use migration::{Migrator, MigratorTrait};
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
 use serde_json::{Value, json};
 use tests::pg::{Backend, TestDatabase};
 use tests::published::Published;
@@ -299,6 +299,127 @@ async fn reload(app: &TestApp, id: uuid::Uuid) -> invitations::Model {
         .unwrap()
         .unwrap()
 }
+
+both!(
+    expiry_sweep_writes_what_it_announces,
+    |backend| async move {
+        // No workers: this test drives expiry itself, and a worker sweeps at start.
+        let app = app::spawn_api_only(backend, |_| {}).await;
+        let keys = entity::crypto::Keyring::new(app::SECRET_KEY.as_bytes());
+        let endpoint = entity::webhook::endpoint::EndpointInput {
+            url: Some("https://hooks.example.com/in".into()),
+            event_types: Some(vec!["invitation.expired".into()]),
+            description: None,
+        };
+        entity::webhook::endpoint::create(&app.db, &keys, Default::default(), app.org_id, endpoint)
+            .await
+            .unwrap();
+        // Three invitations past their deadline, a minute apart, and one that is not.
+        let mut due = Vec::new();
+        for minutes in [3, 1, 2] {
+            let inv = new_invitation(&app, Some(3600), None).await;
+            invitations::Entity::update_many()
+                .col_expr(
+                    invitations::Column::ExpiresAt,
+                    Expr::value(entity::now() - Duration::minutes(minutes)),
+                )
+                .filter(invitations::Column::Id.eq(inv.id))
+                .exec(&app.db)
+                .await
+                .unwrap();
+            due.push(reload(&app, inv.id).await);
+        }
+        let later = new_invitation(&app, Some(3600), None).await;
+        due.sort_by_key(|i| i.expires_at);
+
+        // A batch of two takes the two soonest deadlines; the next batch the third; then nothing.
+        let published = Published::default();
+        let mut counts = Vec::new();
+        for _ in 0..3 {
+            counts.push(
+                work::run(&app.db, &published, &ExpireDue { batch: 2 })
+                    .await
+                    .unwrap(),
+            );
+        }
+        assert_eq!(counts, [2, 1, 0]);
+        let announced = published.events();
+        assert_eq!(
+            announced
+                .iter()
+                .map(|e| e.invitation_id)
+                .collect::<Vec<_>>(),
+            due.iter().map(|i| i.id).collect::<Vec<_>>()
+        );
+        for invitation in &due {
+            let row = reload(&app, invitation.id).await;
+            assert_eq!(row.status, InvitationStatus::Expired);
+            assert_eq!(row.expired_at, invitation.expires_at);
+        }
+        assert_eq!(
+            reload(&app, later.id).await.status,
+            InvitationStatus::Active
+        );
+
+        // What was published is what was stored (positions aside on PostgreSQL, where the
+        // sequencer gives them after commit).
+        let mut stored = invitation_events::Entity::find()
+            .filter(invitation_events::Column::EventType.eq(EventType::Expired))
+            .order_by_asc(invitation_events::Column::Id)
+            .all(&app.db)
+            .await
+            .unwrap();
+        if backend == Backend::Postgres {
+            for event in &mut stored {
+                event.position = None;
+            }
+        }
+        assert_eq!(stored, announced);
+        for event in &announced {
+            assert_eq!(event.actor, "system");
+            assert_eq!(event.detail, json!({}));
+            assert_eq!(event.email, None);
+        }
+        if backend == Backend::Sqlite {
+            // Positions at insert: every event of the log has its own, with no gap.
+            let positions: Vec<Option<i64>> = invitation_events::Entity::find()
+                .order_by_asc(invitation_events::Column::Position)
+                .all(&app.db)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|e| e.position)
+                .collect();
+            let expected: Vec<Option<i64>> = (1..=positions.len() as i64).map(Some).collect();
+            assert_eq!(positions, expected);
+        }
+
+        // One webhook delivery per event, saying what the invitation is now.
+        let deliveries = webhook_deliveries::Entity::find()
+            .filter(webhook_deliveries::Column::EventType.eq("invitation.expired"))
+            .all(&app.db)
+            .await
+            .unwrap();
+        assert_eq!(deliveries.len(), 3);
+        for event in &announced {
+            let invitation = due.iter().find(|i| i.id == event.invitation_id).unwrap();
+            let event_id = event.id.to_string();
+            let delivery = deliveries
+                .iter()
+                .map(|d| serde_json::from_str::<Value>(&d.body).unwrap())
+                .find(|body| body["data"]["eventId"] == event_id)
+                .unwrap();
+            let data = &delivery["data"];
+            assert_eq!(data["invitationId"], invitation.id.to_string());
+            assert_eq!(data["companyId"], invitation.company_id.to_string());
+            assert_eq!(data["invitationType"], json!(invitation.invitation_type));
+            assert_eq!(data["invitationStatus"], "EXPIRED");
+            assert_eq!(data["connectionId"], Value::Null);
+            assert_eq!(data["actor"], "system");
+        }
+        app.stop().await;
+    }
+);
 
 both!(status_rules_hold_on_the_database, |backend| async move {
     // No workers: this test drives expiry itself, and a worker sweeps at start.

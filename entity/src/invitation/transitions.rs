@@ -1,12 +1,8 @@
-//! The status transitions after creation: revoke, use, expire (SPEC §3.2).
+//! The status transitions after creation: revoke and use (SPEC §3.2); expiry is in `expire`.
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait};
-use sea_orm::sea_query::{LockBehavior, LockType};
-use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, QueryTrait,
-};
+use sea_orm::{ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter};
 use uuid::Uuid;
 
 use super::active_at;
@@ -172,65 +168,4 @@ pub async fn record_use(
         activity::record(work, &row, EventType::Fulfilled, actor, fulfilled).await?;
     }
     Ok(row)
-}
-
-/// Persists EXPIRED for up to `batch` invitations past their deadline, one `EXPIRED` event each.
-/// Safe to run on several replicas at once: the conditional update hands each row to exactly one
-/// of them. Its output is how many it changed; run it again while that is `batch`.
-pub struct ExpireDue {
-    pub batch: u64,
-}
-
-impl Command for ExpireDue {
-    type Output = u64;
-
-    async fn execute(&self, work: &Work) -> Result<u64, DomainError> {
-        expire_due(work, self.batch).await
-    }
-}
-
-async fn expire_due(work: &Work, batch: u64) -> Result<u64, DomainError> {
-    let at = now();
-    let due = Condition::all()
-        .add(invitations::Column::Status.eq(InvitationStatus::Active))
-        .add(invitations::Column::ExpiresAt.lte(at));
-    // One statement per batch: the subquery picks the batch (soonest deadline first, by the
-    // partial index on ACTIVE deadlines) and the update re-checks the condition, so a row that
-    // another replica expired in the meantime is left alone.
-    let mut pick = invitations::Entity::find()
-        .select_only()
-        .column(invitations::Column::Id)
-        .filter(due.clone())
-        .order_by_asc(invitations::Column::ExpiresAt)
-        .limit(batch)
-        .into_query();
-    if work.txn().get_database_backend() == DatabaseBackend::Postgres {
-        // Replicas sweeping at once take disjoint batches instead of queueing on the same rows.
-        pick.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
-    }
-    let rows = invitations::Entity::update_many()
-        .col_expr(
-            invitations::Column::Status,
-            Expr::value(InvitationStatus::Expired),
-        )
-        .col_expr(
-            invitations::Column::ExpiredAt,
-            Expr::col(invitations::Column::ExpiresAt),
-        )
-        .col_expr(invitations::Column::UpdatedAt, Expr::value(at))
-        .filter(invitations::Column::Id.in_subquery(pick))
-        .filter(due)
-        .exec_with_returning(work.txn())
-        .await?;
-    let entries = rows
-        .iter()
-        .map(|invitation| activity::Entry {
-            invitation,
-            event_type: EventType::Expired,
-            actor: &Actor::System,
-            extra: EventExtra::default(),
-        })
-        .collect();
-    activity::record_all(work, entries).await?;
-    Ok(rows.len() as u64)
 }

@@ -17,7 +17,10 @@ use crate::entities::{
     webhook_endpoints,
 };
 use crate::work::Work;
-use crate::{DomainError, EndpointStatus, EventType, WebhookDeliveryStatus, now};
+use crate::{
+    DomainError, EndpointStatus, EventType, InvitationStatus, InvitationType,
+    WebhookDeliveryStatus, now,
+};
 
 pub const CONNECTION_CREATED: &str = "connection.created.v2";
 pub const CONNECTION_UPDATED: &str = "connection.updated.v2";
@@ -144,11 +147,36 @@ pub async fn emit_all(work: &Work, messages: Vec<Message>) -> Result<usize, Doma
     Ok(written)
 }
 
+/// What an `invitation.<type>` payload says about the invitation: a few columns, so a batch
+/// that changes many invitations at once (expiry) need not read whole rows to announce them.
+#[derive(Debug, Clone)]
+pub struct Subject {
+    pub id: Uuid,
+    pub organization_id: Uuid,
+    pub company_id: Uuid,
+    pub invitation_type: InvitationType,
+    pub status: InvitationStatus,
+    pub connection_id: Option<Uuid>,
+}
+
+impl From<&invitations::Model> for Subject {
+    fn from(invitation: &invitations::Model) -> Self {
+        Self {
+            id: invitation.id,
+            organization_id: invitation.organization_id,
+            company_id: invitation.company_id,
+            invitation_type: invitation.invitation_type,
+            status: invitation.status,
+            connection_id: invitation.connection_id,
+        }
+    }
+}
+
 /// `invitation.<type>` for each activity event (of the invitations in `invitations`), with
 /// everything needed to correlate it; one [`emit_all`] for all of them.
 pub async fn invitation_events(
     work: &Work,
-    invitations: &HashMap<Uuid, &invitations::Model>,
+    invitations: &HashMap<Uuid, Subject>,
     events: &[invitation_events::Model],
 ) -> Result<usize, DomainError> {
     let messages = events
@@ -165,10 +193,7 @@ pub async fn invitation_events(
     emit_all(work, messages).await
 }
 
-fn invitation_event_data(
-    invitation: &invitations::Model,
-    event: &invitation_events::Model,
-) -> Value {
+fn invitation_event_data(invitation: &Subject, event: &invitation_events::Model) -> Value {
     json!({
         "eventId": event.id.to_string(),
         "invitationId": invitation.id,
