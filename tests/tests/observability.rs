@@ -103,12 +103,22 @@ both!(metrics_follow_real_traffic, |backend| async move {
     )
     .await;
     app.smtp.wait_for(1, WAIT).await;
-    eventually("the sent email is counted", WAIT, || async {
-        scrape(&app.url)
-            .await
-            .value(SENT, &[("kind", "invitation")])
-            >= 1.0
-    })
+    // The job is counted as finished after its handler returned, a moment after the send.
+    eventually(
+        "the sent email and its finished job are counted",
+        WAIT,
+        || async {
+            let m = scrape(&app.url).await;
+            m.value(SENT, &[("kind", "invitation")]) >= 1.0
+                && m.value(
+                    "invitations_jobs_finished_total",
+                    &[
+                        ("queue", "invitations:send_email"),
+                        ("outcome", "succeeded"),
+                    ],
+                ) >= 1.0
+        },
+    )
     .await;
 
     let named = gql

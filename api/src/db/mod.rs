@@ -17,8 +17,9 @@ use crate::config::{ConfigError, Settings};
 /// beside the point lookups and the writes, or hot statements get parsed again.
 const STATEMENT_CACHE: usize = 512;
 
-/// A pooled connection idle at least this long is pinged before use; busy ones are not, so a
-/// statement costs one round trip instead of three.
+/// A pooled connection idle at least this long is pinged before use; busy ones are not. (sqlx
+/// still pings every connection it takes back, so a statement on the pool costs two round
+/// trips; reads skip that one too, see [`Reads`].)
 const PING_IF_IDLE_FOR: Duration = Duration::from_secs(30);
 
 /// Connects to `DATABASE_URL`. SQLite gets WAL, a busy timeout and several connections (one
