@@ -180,15 +180,16 @@ pub async fn build(
 
 pub fn router(state: AppState, shutdown: CancellationToken) -> Router {
     let request_timeout = state.settings.http.request_timeout;
+    let gateway = graphql::gateway(&state.settings.graphql, state.clone());
     let endpoint = GraphqlEndpoint {
-        gateway: graphql::gateway(&state.settings.graphql, state.clone()),
+        live: graphql::live::Live::new(gateway.clone(), state.clone()),
+        gateway,
         documents: Arc::new(graphql::documents::Documents::new(
             state.settings.graphql.document_cache_bytes,
         )),
         state: state.clone(),
         shutdown,
         pending: Arc::default(),
-        live: Arc::default(),
     };
     let rest_routes = crate::rest::routes(state.clone());
     let graphql_routes = Router::new()

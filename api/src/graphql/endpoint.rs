@@ -5,7 +5,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::documents::Documents;
 use super::gateway::Gateway;
-use super::live::LiveGroups;
+use super::live::Live;
 use super::ws_pending::PendingSockets;
 use crate::state::AppState;
 
@@ -21,5 +21,5 @@ pub struct GraphqlEndpoint {
     /// WebSocket connections that have not sent `connection_init` yet.
     pub pending: Arc<PendingSockets>,
     /// Live subscriptions that share a document, each group resolving an event once.
-    pub live: Arc<LiveGroups>,
+    pub live: Live,
 }

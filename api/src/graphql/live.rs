@@ -32,13 +32,13 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use super::connection::connection_data;
 use super::document_key::document_key;
-use super::endpoint::GraphqlEndpoint;
 use super::gateway::Gateway;
 use super::public::ClientAddr;
-use super::ws::connection_data;
 use crate::auth::Viewer;
 use crate::events::{BUFFER, Event};
+use crate::state::AppState;
 
 /// Which events a group's subscription keeps, as its resolver decided.
 pub type Filter = Box<dyn Fn(&invitation_events::Model) -> bool + Send + Sync>;
@@ -107,9 +107,27 @@ struct Group {
     stop: CancellationToken,
 }
 
+/// Live subscriptions of this process: its groups, and what a group executes with.
+#[derive(Clone)]
+pub struct Live {
+    groups: Arc<LiveGroups>,
+    gateway: Gateway,
+    state: AppState,
+}
+
+impl Live {
+    pub fn new(gateway: Gateway, state: AppState) -> Self {
+        Self {
+            groups: Arc::default(),
+            gateway,
+            state,
+        }
+    }
+}
+
 /// This process's groups, by document and scope.
 #[derive(Default)]
-pub struct LiveGroups {
+struct LiveGroups {
     groups: Mutex<HashMap<GroupKey, Arc<Group>>>,
 }
 
@@ -364,14 +382,14 @@ fn since_variables(doc: &ExecutableDocument, name: Option<&str>) -> Vec<String> 
 /// subscriber's own execution checks its access and replays `since`; live events come from its
 /// group.
 pub fn subscribe(
-    endpoint: &GraphqlEndpoint,
+    live: &Live,
     viewer: &Viewer,
     client: ClientAddr,
     protocol: WebSocketProtocols,
     id: &str,
     mut request: Request,
 ) -> BoxStream<'static, String> {
-    let state = &endpoint.state;
+    let state = &live.state;
     let operation_name = request.operation_name.clone();
     let since = request
         .parsed_query()
@@ -387,14 +405,14 @@ pub fn subscribe(
         variables: serde_json::to_string(&shared).unwrap_or_default(),
         organization_id: viewer.organization_id,
     };
-    let member = endpoint.live.join(key, &state.metrics, |group| {
+    let member = live.groups.join(key, &state.metrics, |group| {
         let mut first = Request::new(request.query.clone()).variables(request.variables.clone());
         first.operation_name = request.operation_name.clone();
         first.data = connection_data(state, viewer, client);
         tokio::spawn(run_group(
-            endpoint.live.clone(),
+            live.groups.clone(),
             group,
-            endpoint.gateway.clone(),
+            live.gateway.clone(),
             first,
             state.events.subscribe(),
             state.metrics.clone(),
@@ -410,7 +428,7 @@ pub fn subscribe(
         WebSocketProtocols::SubscriptionsTransportWS => "data",
     };
     let subscriber = Subscriber {
-        own: Some(endpoint.gateway.execute_stream(request, None)),
+        own: Some(live.gateway.execute_stream(request, None)),
         member: Some(member),
         replayed,
         next,

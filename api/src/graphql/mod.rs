@@ -1,5 +1,6 @@
 //! The GraphQL schema, built once and shared by HTTP and WebSocket.
 
+pub mod connection;
 pub mod context;
 mod depth;
 mod document_key;

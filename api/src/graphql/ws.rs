@@ -29,7 +29,6 @@
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use async_graphql::Data;
 use async_graphql::http::{ClientMessage, WebSocket, WebSocketProtocols, WsMessage};
 use axum::extract::ws::{CloseFrame, Message, WebSocket as Socket};
 use axum::http::{StatusCode, header};
@@ -42,8 +41,8 @@ use futures::stream::SelectAll;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
+use super::connection::connection_data;
 use super::endpoint::GraphqlEndpoint;
-use super::loader::{Loaders, RequestLoader};
 use super::public::ClientAddr;
 use super::ws_pending::PendingSlot;
 use crate::auth::Viewer;
@@ -297,7 +296,7 @@ async fn serve(
                     // A reused id replaces the subscription that had it.
                     cancels.insert(id.clone(), cancel);
                     let frames = super::live::subscribe(
-                        &endpoint, &session.viewer, client, protocol, &id, *request,
+                        &endpoint.live, &session.viewer, client, protocol, &id, *request,
                     );
                     let complete = format!(
                         r#"{{"type":"complete","id":{}}}"#,
@@ -378,23 +377,6 @@ async fn serve(
             }
         }
     }
-}
-
-/// What every execution on a connection sees: the caller, its address, and a loader (per
-/// execution, as per request over HTTP; subscriptions resolve few fields).
-pub(super) fn connection_data(state: &AppState, viewer: &Viewer, client: ClientAddr) -> Data {
-    let mut data = Data::default();
-    data.insert(RequestLoader::with_cache(
-        Loaders {
-            db: state.store.reads.clone(),
-            organization_id: viewer.organization_id,
-        },
-        tokio::spawn,
-        async_graphql::dataloader::HashMapCache::default(),
-    ));
-    data.insert(Some(viewer.clone()));
-    data.insert(client);
-    data
 }
 
 /// When to check a key again: when its verdict expires, and not more often than `MIN_RECHECK`.
