@@ -13,7 +13,7 @@ mod gate;
 mod submit;
 
 pub use gate::{
-    CodeCheck, RequestCode, Verified, VerifyCode, VerifyLink, check_grant, issue_grant,
+    CodeCheck, NOT_LISTED, RequestCode, Verified, VerifyCode, VerifyLink, check_grant, issue_grant,
 };
 pub use submit::{Submission, Submit, Submitted, reconnect};
 

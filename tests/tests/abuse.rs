@@ -5,7 +5,8 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use entity::entities::{invitation_events, invitations, maintenance};
+use entity::entities::{email_deliveries, invitation_events, invitations, maintenance};
+use entity::{DeliveryKind, DeliveryStatus};
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use serde_json::json;
@@ -244,9 +245,34 @@ both!(
                 "TOO_MANY_ATTEMPTS"
             ]
         );
-        // Only the listed address got mail.
+        // Only the listed address got mail. The other's code request wrote the same outbox
+        // row, withheld: FAILED, never queued, saying why.
         let all = app.smtp.wait_for(1, Duration::from_secs(5)).await;
         assert!(all.iter().all(|m| !m.is_to("eve@example.com")));
+        let rows = email_deliveries::Entity::find()
+            .filter(email_deliveries::Column::Kind.eq(DeliveryKind::VerificationCode))
+            .all(&app.db)
+            .await
+            .unwrap();
+        let by = |to: &str| {
+            rows.iter()
+                .find(|r| r.recipient == to)
+                .map(|r| (r.status, r.attempts, r.last_error.clone()))
+        };
+        assert_eq!(rows.len(), 2);
+        // Sent, or about to be recorded as sent.
+        assert!(matches!(
+            by("ann@example.com"),
+            Some((DeliveryStatus::Sent | DeliveryStatus::Pending, _, None))
+        ));
+        assert_eq!(
+            by("eve@example.com"),
+            Some((
+                DeliveryStatus::Failed,
+                0,
+                Some(entity::recipient::NOT_LISTED.to_owned())
+            ))
+        );
         app.stop().await;
     }
 );

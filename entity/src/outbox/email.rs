@@ -88,39 +88,80 @@ pub async fn enqueue(
     let at = now();
     let mut written = Vec::with_capacity(recipients.len());
     for recipient in email::normalize_list(recipients, "recipients")? {
-        let id = Uuid::now_v7();
         // Hashed, so any prefix fits the column and the key does not repeat the address.
         let idempotency_key = idempotency_prefix.map(|p| hash_token(&format!("{p}\n{recipient}")));
-        let row = email_deliveries::Model {
-            id,
-            organization_id: invitation.organization_id,
-            invitation_id: invitation.id,
+        let row = delivery_row(
+            invitation,
             kind,
             recipient,
-            status: DeliveryStatus::Pending,
-            attempts: 0,
-            last_error: None,
-            message_id: format!("<{id}@{MESSAGE_ID_DOMAIN}>"),
+            payload.clone(),
             idempotency_key,
-            payload: payload.clone(),
-            next_attempt_at: at,
-            created_at: at,
-            updated_at: at,
-            sent_at: None,
-        };
-        // Without RETURNING: sea-orm reports a conflict under RETURNING as "inserted row not
-        // found" instead of `Conflicted`, and the row is already known in full anyway.
-        let inserted =
-            email_deliveries::Entity::insert(row.clone().into_active_model().reset_all())
-                .on_conflict_do_nothing_on([email_deliveries::Column::IdempotencyKey])
-                .exec_without_returning(work.txn())
-                .await?;
-        if matches!(inserted, sea_orm::TryInsertResult::Inserted(n) if n > 0) {
+            at,
+        );
+        if insert(work, &row).await? {
             work.push_email(row.id);
             written.push(row);
         }
     }
     Ok(written)
+}
+
+/// Writes the row a message to `recipient` would have, already FAILED with `reason`, and
+/// queues nothing: the same write as [`enqueue`], for a request whose answer time must not
+/// tell whether a message goes out (a verification code asked for an address that is not on
+/// the allow-list).
+pub async fn withhold(
+    work: &Work,
+    invitation: &invitations::Model,
+    kind: DeliveryKind,
+    recipient: String,
+    payload: Value,
+    reason: &str,
+) -> Result<(), DomainError> {
+    let mut row = delivery_row(invitation, kind, recipient, payload, None, now());
+    row.status = DeliveryStatus::Failed;
+    row.last_error = Some(reason.to_owned());
+    insert(work, &row).await?;
+    Ok(())
+}
+
+fn delivery_row(
+    invitation: &invitations::Model,
+    kind: DeliveryKind,
+    recipient: String,
+    payload: Value,
+    idempotency_key: Option<String>,
+    at: DateTime<Utc>,
+) -> email_deliveries::Model {
+    let id = Uuid::now_v7();
+    email_deliveries::Model {
+        id,
+        organization_id: invitation.organization_id,
+        invitation_id: invitation.id,
+        kind,
+        recipient,
+        status: DeliveryStatus::Pending,
+        attempts: 0,
+        last_error: None,
+        message_id: format!("<{id}@{MESSAGE_ID_DOMAIN}>"),
+        idempotency_key,
+        payload,
+        next_attempt_at: at,
+        created_at: at,
+        updated_at: at,
+        sent_at: None,
+    }
+}
+
+/// Inserts `row` unless its idempotency key is taken; whether it was written.
+async fn insert(work: &Work, row: &email_deliveries::Model) -> Result<bool, DomainError> {
+    // Without RETURNING: sea-orm reports a conflict under RETURNING as "inserted row not
+    // found" instead of `Conflicted`, and the row is already known in full anyway.
+    let inserted = email_deliveries::Entity::insert(row.clone().into_active_model().reset_all())
+        .on_conflict_do_nothing_on([email_deliveries::Column::IdempotencyKey])
+        .exec_without_returning(work.txn())
+        .await?;
+    Ok(matches!(inserted, sea_orm::TryInsertResult::Inserted(n) if n > 0))
 }
 
 /// How many invitation emails (initial and resent) one organization may have queued in the
