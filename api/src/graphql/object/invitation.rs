@@ -256,7 +256,8 @@ impl Delivery {
     async fn attempts(&self) -> i32 {
         self.0.attempts
     }
-    /// The last SMTP error, if any.
+    /// The last SMTP error, if any; for a verification code asked for an address that is not on
+    /// the allow-list (a FAILED delivery that never went out), that nothing was sent.
     async fn last_error(&self) -> Option<&str> {
         self.0.last_error.as_deref()
     }
