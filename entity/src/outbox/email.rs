@@ -125,7 +125,8 @@ pub async fn withhold(
     Ok(())
 }
 
-fn delivery_row(
+/// A new PENDING delivery of `kind` to `recipient`, due at `at`, with its `Message-ID` fixed now.
+pub fn delivery_row(
     invitation: &invitations::Model,
     kind: DeliveryKind,
     recipient: String,

@@ -1,7 +1,7 @@
 use super::templates::{Code, Invitation, Letter};
 use super::*;
 use chrono::{Duration, TimeZone};
-use entity::{DeliveryStatus, InvitationStatus, Prefill, StringList};
+use entity::{InvitationStatus, Prefill, StringList};
 use test_support::mail::Mail;
 
 fn at() -> DateTime<Utc> {
@@ -101,24 +101,14 @@ fn delivery(
     kind: DeliveryKind,
     payload: serde_json::Value,
 ) -> email_deliveries::Model {
-    let id = Uuid::now_v7();
-    email_deliveries::Model {
-        id,
-        organization_id: invitation.organization_id,
-        invitation_id: invitation.id,
+    entity::outbox::email::delivery_row(
+        invitation,
         kind,
-        recipient: "ann+x@example.com".into(),
-        status: DeliveryStatus::Pending,
-        attempts: 0,
-        last_error: None,
-        message_id: format!("<{id}@invitations.local>"),
-        idempotency_key: None,
+        "ann+x@example.com".into(),
         payload,
-        next_attempt_at: at(),
-        created_at: at(),
-        updated_at: at(),
-        sent_at: None,
-    }
+        None,
+        at(),
+    )
 }
 
 fn formatted(message: &Message) -> String {
