@@ -6,16 +6,22 @@ use std::future::Future;
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 
-/// Runs `attempt` for every item, at most `concurrency` at once, and hands the outcomes to
-/// `settle` in groups of up to `group`, in the order they finished. Recording a group does not
-/// stall the attempts in flight (they hold the process's send slots).
+/// Runs `attempt` for every item and hands the outcomes to `settle` in groups of up to `group`,
+/// in the order they finished. Recording a group does not stall the attempts in flight (they
+/// hold the process's send slots).
+///
+/// Every attempt starts at once and queues at the process's gate (`SendGate`), whose slots are
+/// handed out in the order they were asked for: so the gate serves the jobs of a process one
+/// after the other, in the order they started, and the oldest job ends first and frees its
+/// worker slot for the next job while the younger ones keep the connections busy. (Bounding
+/// each job's attempts instead interleaves the jobs: they all end at about the same moment, and
+/// the connections stand idle until the next jobs are fetched.)
 ///
 /// Every attempt runs to its end even when recording fails: an abandoned attempt may have
 /// reached its receiver already, and would be repeated when its lease ends. Returns the last
 /// recording error.
 pub(crate) async fn attempt_and_settle<'a, I, O, E, A, AF, S, SF>(
     items: &'a [I],
-    concurrency: usize,
     group: usize,
     attempt: A,
     mut settle: S,
@@ -28,16 +34,8 @@ where
 {
     let (finished, mut outcomes) = tokio::sync::mpsc::unbounded_channel();
     let attempt_all = async {
-        let mut waiting = items.iter();
-        let mut running = FuturesUnordered::new();
-        loop {
-            while running.len() < concurrency.max(1) {
-                let Some(item) = waiting.next() else { break };
-                running.push(attempt(item));
-            }
-            let Some(outcome) = running.next().await else {
-                break;
-            };
+        let mut running: FuturesUnordered<_> = items.iter().map(attempt).collect();
+        while let Some(outcome) = running.next().await {
             // The receiver lives until every sender is gone.
             let _ = finished.send(outcome);
         }

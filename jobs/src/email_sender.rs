@@ -110,7 +110,6 @@ async fn send_all(job: &SendEmail, ctx: &JobContext, queues: &Queues) -> Result<
     let sources = sources(ctx, &claims).await?;
     attempt_and_settle(
         &claims,
-        ctx.gate.concurrency(),
         SETTLE_BATCH,
         |claim| attempt_send(ctx, &sources, claim),
         |group| settle(ctx, queues, group),

@@ -134,7 +134,6 @@ async fn deliver_all(job: &DeliverWebhook, ctx: &WebhookContext) -> Result<(), B
     let gone = &Mutex::new(HashSet::new());
     attempt_and_settle(
         &sendable,
-        ctx.gate.concurrency(),
         SETTLE_BATCH,
         |claim| async move {
             let secrets = secrets

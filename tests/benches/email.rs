@@ -4,7 +4,12 @@
 //! interleaved:
 //!
 //! - a plain lettre client sending 2,000 messages of the same shape over `CONNECTIONS` pooled
-//!   connections: the rate the sink and this machine allow;
+//!   connections: the rate the sink and this machine allow. It runs as its own process (this
+//!   benchmark's executable, started again with `PLAIN_CLIENT_PORT`) and builds each message
+//!   as it sends it, as the worker does; the same client run inside this process, beside the
+//!   sink, with its messages built beforehand, is printed too. That one is faster than any
+//!   separate process can be: its writes reach the sink without crossing to another process
+//!   (the same thread often reads what it just wrote), so it is shown, not compared with;
 //! - the service on PostgreSQL + Redis, then on the embedded default (SQLite file and embedded
 //!   queue): a release `serve --no-workers` process takes 2,000 invitations with `sendEmail`
 //!   (20 mutations of 100), then one release `invitations worker` process with
@@ -61,28 +66,47 @@ fn message(i: usize) -> Message {
         .unwrap()
 }
 
-/// The plain client: `EMAILS` messages over `CONNECTIONS` pooled connections, as many in
-/// flight as connections. Returns messages/s.
-async fn plain_client(sink: &Sink) -> f64 {
+/// The plain client: `EMAILS` messages over `CONNECTIONS` pooled connections to `port`, as
+/// many in flight as connections. With `prebuilt`, the messages are built before the clock
+/// starts. Returns messages/s.
+async fn plain_client(port: u16, prebuilt: bool) -> f64 {
     let transport = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous("127.0.0.1")
-        .port(sink.port())
+        .port(port)
         .pool_config(PoolConfig::new().max_size(CONNECTIONS as u32))
         .build();
-    let messages: Vec<Message> = (0..EMAILS).map(message).collect();
-    let before = sink.count();
+    let messages: Vec<Option<Message>> =
+        (0..EMAILS).map(|i| prebuilt.then(|| message(i))).collect();
     let started = Instant::now();
-    futures::stream::iter(messages)
-        .map(|m| {
+    futures::stream::iter(messages.into_iter().enumerate())
+        .map(|(i, m)| {
             let t = transport.clone();
-            async move { t.send(m).await.unwrap() }
+            async move { t.send(m.unwrap_or_else(|| message(i))).await.unwrap() }
         })
         .buffer_unordered(CONNECTIONS)
         .collect::<Vec<_>>()
         .await;
-    let elapsed = started.elapsed();
-    assert_eq!(sink.count() - before, EMAILS);
-    EMAILS as f64 / elapsed.as_secs_f64()
+    EMAILS as f64 / started.elapsed().as_secs_f64()
 }
+
+/// The plain client in a process of its own (see the module documentation): this executable
+/// again, which prints its rate.
+fn plain_client_process(sink: &Sink) -> f64 {
+    let before = sink.count();
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .env(PLAIN_CLIENT_PORT, sink.port().to_string())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "the plain client failed: {out:?}");
+    assert_eq!(sink.count() - before, EMAILS);
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// Set in the plain client's own process: the sink's port.
+const PLAIN_CLIENT_PORT: &str = "PLAIN_CLIENT_PORT";
 
 struct Run {
     backlog_rate: f64,
@@ -91,6 +115,8 @@ struct Run {
     p99: Duration,
     lost: usize,
     doubled: usize,
+    /// SMTP connections the worker opened for the backlog.
+    connections: usize,
 }
 
 async fn create_invitations(gql: &Gql, company: &serde_json::Value, round: usize) {
@@ -158,8 +184,10 @@ async fn run_service(backend: Backend, sink: &Sink) -> Run {
     // Backlog: everything is queued before the worker starts.
     create_invitations(&gql, &company, 0).await;
     let from = sink.count();
+    let opened = sink.connections();
     let mut worker = server.worker(&[]);
     let backlog = accepted(sink, from, EMAILS).await;
+    let connections = sink.connections() - opened;
 
     // Burst: the worker is running while the invitations are created.
     let from = sink.count();
@@ -214,35 +242,47 @@ async fn run_service(backend: Backend, sink: &Sink) -> Run {
         p99: percentile(&latencies, 0.99),
         lost,
         doubled,
+        connections,
     }
 }
 
 #[tokio::main]
 async fn main() {
+    if let Ok(port) = std::env::var(PLAIN_CLIENT_PORT) {
+        println!("{}", plain_client(port.parse().unwrap(), false).await);
+        return;
+    }
     let sink = Sink::start().await;
     tests::release::binary();
     println!(
         "\nEmail: {EMAILS} invitation emails to a loopback SMTP sink, {CONNECTIONS} connections, one worker process\n"
     );
     println!(
-        "| backend | plain lettre msg/s | backlog msg/s | ratio | burst msg/s | commit→accept p50 | p99 | lost | doubled |"
+        "| backend | plain lettre, own process, msg/s | backlog msg/s | ratio | burst msg/s | commit→accept p50 | p99 | lost | doubled | SMTP connections (backlog) | plain lettre in the sink's process |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for (name, backend) in [
         ("PostgreSQL + Redis", Backend::Postgres),
         ("embedded (SQLite)", Backend::Sqlite),
     ] {
-        let plain = plain_client(&sink).await;
+        let beside = {
+            let before = sink.count();
+            let rate = plain_client(sink.port(), true).await;
+            assert_eq!(sink.count() - before, EMAILS);
+            rate
+        };
+        let plain = plain_client_process(&sink);
         let run = run_service(backend, &sink).await;
         println!(
-            "| {name} | {plain:.0} | {:.0} | {:.0}% | {:.0} | {:.0} ms | {:.0} ms | {} | {} |",
+            "| {name} | {plain:.0} | {:.0} | {:.0}% | {:.0} | {:.0} ms | {:.0} ms | {} | {} | {} | {beside:.0} |",
             run.backlog_rate,
             100.0 * run.backlog_rate / plain,
             run.burst_rate,
             run.p50.as_secs_f64() * 1e3,
             run.p99.as_secs_f64() * 1e3,
             run.lost,
-            run.doubled
+            run.doubled,
+            run.connections
         );
         assert_eq!((run.lost, run.doubled), (0, 0), "lost or doubled email");
     }

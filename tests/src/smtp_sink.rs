@@ -5,6 +5,7 @@
 //! fault injection; this one does the least an SMTP server must, so that what a benchmark
 //! measures is the client.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
 
@@ -24,6 +25,8 @@ pub struct Accepted {
 pub struct Sink {
     port: u16,
     accepted: Arc<Mutex<Vec<Accepted>>>,
+    /// Connections opened so far: a client that reuses its connections opens few.
+    connections: Arc<AtomicUsize>,
 }
 
 impl Sink {
@@ -35,13 +38,25 @@ impl Sink {
         let port = listener.local_addr().expect("sink address").port();
         let accepted = Arc::new(Mutex::new(Vec::new()));
         let log = Arc::clone(&accepted);
+        let connections = Arc::new(AtomicUsize::new(0));
+        let opened = Arc::clone(&connections);
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
+                opened.fetch_add(1, Ordering::Relaxed);
                 let _ = stream.set_nodelay(true);
                 tokio::spawn(session(stream, Arc::clone(&log)));
             }
         });
-        Self { port, accepted }
+        Self {
+            port,
+            accepted,
+            connections,
+        }
+    }
+
+    /// How many connections clients opened so far.
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::Relaxed)
     }
 
     /// `smtp://127.0.0.1:{port}`.
