@@ -116,9 +116,11 @@ impl WorkerOptions {
             // An idle worker's cost (one queue round trip) against the wait of a message
             // queued by another process.
             poll_interval: Duration::from_millis(100),
-            // As many jobs as sends: single-message jobs (retries, verification codes) fill the
-            // gate too.
-            concurrency: email.concurrency,
+            // Twice as many jobs as sends: single-message jobs (retries, verification codes)
+            // fill the gate too, and while the oldest of full jobs ends (the gate serves them in
+            // order), the next ones are already fetched and claimed, so the connections do not
+            // wait for the queue's next poll.
+            concurrency: email.concurrency.saturating_mul(2),
             webhook_concurrency: webhooks.concurrency,
             dispatch_interval: Duration::from_millis(250),
             sweep_interval: workers.sweep_interval,

@@ -438,6 +438,48 @@ async fn ten_thousand_expiries_by_two_workers() {
 }
 
 both!(
+    a_due_reminder_is_not_hidden_behind_earlier_deadlines,
+    |backend| async move {
+        let app = app::spawn_with(backend, |env| {
+            env.insert("EMAIL_SWEEP_INTERVAL_SECONDS".into(), "1".into());
+        })
+        .await;
+        let gql = app.gql();
+        let c = app::create_company(&gql, "Acme Co").await;
+        // A sweep's batch (500) of invitations with earlier deadlines whose reminders are not
+        // due for an hour, then one with a later deadline whose reminder is due at once.
+        for b in 0..5 {
+            let inputs: Vec<Value> = (0..100)
+                .map(|i| {
+                    json!({ "allowedEmails": [format!("early{b}-{i}@example.com")],
+                        "expiresInSeconds": 7200, "remindBeforeExpirySeconds": 3600 })
+                })
+                .collect();
+            gql.query(
+                "mutation($c: ID!, $i: [InvitationInput!]!) { createContributorInvitations(companyId: $c, inputs: $i) { id } }",
+                json!({ "c": c, "i": inputs }),
+            )
+            .await
+            .data();
+        }
+        gql.query(
+            "mutation($c: ID!) { createContributorInvitation(companyId: $c, input: {
+                allowedEmails: [\"due@example.com\"], expiresInSeconds: 86400,
+                remindBeforeExpirySeconds: 86399 }) { id } }",
+            json!({ "c": c }),
+        )
+        .await
+        .data();
+        let messages = app.smtp.wait_for(1, WAIT).await;
+        assert!(messages[0].is_to("due@example.com"), "{}", messages[0].data);
+        settled(&app).await;
+        assert_eq!(app.smtp.messages().len(), 1, "only the due reminder");
+        assert_eq!(count_events(&app, EventType::ReminderSent).await, 1);
+        app.stop().await;
+    }
+);
+
+both!(
     reminder_once_to_those_who_have_not_submitted,
     |backend| async move {
         let app = app::spawn_with(backend, |env| {

@@ -165,6 +165,31 @@ async fn insert(work: &Work, row: &email_deliveries::Model) -> Result<bool, Doma
     Ok(matches!(inserted, sea_orm::TryInsertResult::Inserted(n) if n > 0))
 }
 
+/// Rows per insert statement in [`insert_all`]: 15 values each stays well inside the bound
+/// both databases put on the parameters of one statement.
+const INSERT_CHUNK: usize = 1000;
+
+/// Writes new deliveries without idempotency keys, a statement per thousand, and queues them
+/// once the unit of work commits.
+pub(crate) async fn insert_all(
+    work: &Work,
+    rows: &[email_deliveries::Model],
+) -> Result<(), DomainError> {
+    for chunk in rows.chunks(INSERT_CHUNK) {
+        email_deliveries::Entity::insert_many(
+            chunk
+                .iter()
+                .map(|row| row.clone().into_active_model().reset_all()),
+        )
+        .exec_without_returning(work.txn())
+        .await?;
+    }
+    for row in rows {
+        work.push_email(row.id);
+    }
+    Ok(())
+}
+
 /// How many invitation emails (initial and resent) one organization may have queued in the
 /// last hour, all its API keys together.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
