@@ -68,6 +68,12 @@ pub async fn serve(
             },
             () = stop.cancelled() => break,
         };
+        // Responses and WebSocket frames are written whole, each when it is ready: Nagle's
+        // algorithm would hold one back until the peer acknowledged the previous one (up to the
+        // peer's delayed-ACK timer), which is what a live subscriber's second queued event hit.
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(error = %e, "TCP_NODELAY could not be set");
+        }
         let app = app.clone();
         let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
             request

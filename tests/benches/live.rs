@@ -12,17 +12,19 @@
 //! (`TEST_DATABASE_URL`, `TEST_REDIS_URL`) and a file descriptor limit above the subscriber count.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
+use serde::Deserialize;
 use serde_json::json;
 use tests::graphql::Gql;
 use tests::pg::TestDatabase;
 use tests::release::{Server, rss_kib};
-use tests::ws::{Received, WsClient};
+use tests::ws::WsClient;
 
 const CREATE: &str =
     "mutation($c: ID!) { createContributorInvitation(companyId: $c, input: {}) { id } }";
@@ -59,14 +61,6 @@ const SHAPES: [Shape; 3] = [
         seconds: 10,
     },
 ];
-
-/// What one subscriber saw.
-#[derive(Default)]
-struct Seen {
-    latencies_ms: Vec<f64>,
-    lost: usize,
-    lagged: usize,
-}
 
 async fn start(database: &TestDatabase, redis: &str, binary: Option<PathBuf>) -> Server {
     let prefix = tests::redis_env::unique_prefix();
@@ -109,8 +103,100 @@ async fn companies(gql: &Gql, n: usize) -> Vec<String> {
         .await
 }
 
-async fn run(shape: &Shape, database: &TestDatabase, redis: &str) {
-    let server = start(database, redis, None).await;
+/// The fields of a `next` message the benchmark reads, borrowed from the frame: ten thousand
+/// clients share the two cores with the server they measure, so each frame costs them one pass
+/// of the JSON parser and no allocation.
+#[derive(Deserialize)]
+struct Frame<'a> {
+    #[serde(borrow)]
+    payload: Payload<'a>,
+}
+
+#[derive(Deserialize)]
+struct Payload<'a> {
+    /// Null (with `errors`) when the subscription ended with an error, e.g. `SUBSCRIBER_LAGGED`.
+    #[serde(borrow)]
+    data: Option<Data<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Data<'a> {
+    #[serde(rename = "companyActivity", borrow)]
+    activity: Activity<'a>,
+}
+
+#[derive(Deserialize)]
+struct Activity<'a> {
+    id: &'a str,
+    #[serde(rename = "occurredAt")]
+    occurred_at: &'a str,
+}
+
+/// What one subscriber saw.
+struct Seen {
+    company: usize,
+    /// Event ids in the order received, compared with the activity log afterwards.
+    ids: Vec<i64>,
+    latencies_ms: Vec<f64>,
+    /// Ended with `SUBSCRIBER_LAGGED`.
+    lagged: bool,
+}
+
+/// Reads `ws` until `expected` events arrived or the subscription ended.
+async fn read(ws: &mut WsClient, seen: &mut Seen, expected: usize) {
+    while seen.ids.len() < expected {
+        let Some(text) = ws.next_text().await else {
+            return;
+        };
+        match serde_json::from_str::<Frame>(&text) {
+            Ok(Frame {
+                payload:
+                    Payload {
+                        data: Some(Data { activity }),
+                    },
+            }) => {
+                // The clock first: the parsing below is the client's time, not the server's.
+                let now = chrono::Utc::now();
+                let at = chrono::DateTime::parse_from_rfc3339(activity.occurred_at).unwrap();
+                let ms = (now - at.with_timezone(&chrono::Utc))
+                    .num_microseconds()
+                    .unwrap() as f64
+                    / 1000.0;
+                seen.latencies_ms.push(ms);
+                seen.ids.push(activity.id.parse().unwrap());
+            }
+            _ => {
+                seen.lagged = text.contains("SUBSCRIBER_LAGGED");
+                return;
+            }
+        }
+    }
+}
+
+/// The event ids of each company's activity log in cursor order, by company index.
+async fn logged_ids(database: &TestDatabase, companies: &[String]) -> Vec<Vec<i64>> {
+    use entity::entities::invitation_events;
+    use sea_orm::{EntityTrait, QueryOrder};
+    let db = sea_orm::Database::connect(database.url()).await.unwrap();
+    let index: HashMap<uuid::Uuid, usize> = companies
+        .iter()
+        .enumerate()
+        .map(|(i, id)| (id.parse().unwrap(), i))
+        .collect();
+    let mut logged = vec![Vec::new(); companies.len()];
+    for event in invitation_events::Entity::find()
+        .order_by_asc(invitation_events::Column::Position)
+        .all(&db)
+        .await
+        .unwrap()
+    {
+        logged[index[&event.company_id]].push(event.id);
+    }
+    logged
+}
+
+async fn run(shape: &Shape, build: &Build, database: &TestDatabase, redis: &str) {
+    let server = start(database, redis, Some(build.binary.clone())).await;
     let key = api_key(database).await;
     let base = server.base().to_owned();
     let gql = Gql::new(&base).with_api_key(&key);
@@ -142,50 +228,20 @@ async fn run(shape: &Shape, database: &TestDatabase, redis: &str) {
     let per_subscriber =
         rss_kib(server.pid()).saturating_sub(before) as f64 / shape.subscribers as f64;
 
-    let (created_all, last_created) = tokio::sync::watch::channel(false);
+    // Until the last event is due, then `GRACE` more: one timer per client, not one per frame.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(shape.seconds) + GRACE;
     let readers: Vec<_> = clients
         .into_iter()
         .map(|(mut ws, company)| {
             let expected = expected_for(company);
-            let mut last_created = last_created.clone();
             tokio::spawn(async move {
                 let mut seen = Seen {
+                    company,
+                    ids: Vec::with_capacity(expected),
                     latencies_ms: Vec::with_capacity(expected),
-                    ..Seen::default()
+                    lagged: false,
                 };
-                // Until the last event is created, then `GRACE` more.
-                let mut deadline: Option<Instant> = None;
-                while seen.latencies_ms.len() < expected {
-                    let wait = deadline.map_or(Duration::from_secs(3600), |d| {
-                        d.saturating_duration_since(Instant::now())
-                    });
-                    let received = tokio::select! {
-                        _ = last_created.wait_for(|created| *created), if deadline.is_none() => {
-                            deadline = Some(Instant::now() + GRACE);
-                            continue;
-                        }
-                        received = ws.try_next(wait) => received,
-                    };
-                    match received {
-                        Some(Received::Next(_, payload)) if payload["errors"].is_null() => {
-                            let at = payload["data"]["companyActivity"]["occurredAt"]
-                                .as_str()
-                                .unwrap();
-                            let at = chrono::DateTime::parse_from_rfc3339(at).unwrap();
-                            let ms = (chrono::Utc::now() - at.with_timezone(&chrono::Utc))
-                                .num_microseconds()
-                                .unwrap() as f64
-                                / 1000.0;
-                            seen.latencies_ms.push(ms);
-                        }
-                        Some(Received::Next(_, _)) => {
-                            seen.lagged += 1;
-                            break;
-                        }
-                        _ => break,
-                    }
-                }
-                seen.lost = expected - seen.latencies_ms.len();
+                let _ = tokio::time::timeout_at(deadline, read(&mut ws, &mut seen, expected)).await;
                 ws.close().await;
                 seen
             })
@@ -205,19 +261,30 @@ async fn run(shape: &Shape, database: &TestDatabase, redis: &str) {
     for c in creating {
         c.await.unwrap();
     }
-    created_all.send_replace(true);
+    let logged = logged_ids(database, &companies).await;
+    for (company, ids) in logged.iter().enumerate() {
+        assert_eq!(
+            ids.len(),
+            expected_for(company),
+            "events logged for company {company}"
+        );
+    }
     let mut all = Vec::new();
-    let (mut lost, mut lagged) = (0, 0);
+    let (mut lost, mut lagged, mut wrong) = (0, 0, 0);
     for r in readers {
         let seen = r.await.unwrap();
+        let log = &logged[seen.company];
+        lost += log.len() - seen.ids.len();
+        lagged += usize::from(seen.lagged);
+        // Every event of the log, each once, in cursor order: what arrived is a prefix of it.
+        wrong += usize::from(!log.starts_with(&seen.ids));
         all.extend(seen.latencies_ms);
-        lost += seen.lost;
-        lagged += seen.lagged;
     }
     all.sort_by(|a, b| a.total_cmp(b));
     let pick = |q: f64| all[((all.len() as f64 * q) as usize).min(all.len().saturating_sub(1))];
     println!(
-        "| {} | {} | {} ev/s × {} s | {} | {lost} ({lagged} lagged) | {:.1} | {:.1} | {per_subscriber:.1} KiB |",
+        "| {} | {} | {} | {} ev/s × {} s | {} | {lost} ({lagged} lagged) | {wrong} | {:.1} | {:.1} | {per_subscriber:.1} KiB |",
+        build.name,
         shape.subscribers,
         shape.companies,
         shape.rate,
@@ -255,27 +322,108 @@ async fn create_rate(redis: &str, binary: Option<PathBuf>) -> f64 {
     done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
 }
 
+/// A build of `invitations` the shapes run against.
+struct Build {
+    name: String,
+    binary: PathBuf,
+}
+
+/// What the command line asks for: `[SHAPE…] [create] [--build NAME=PATH…] [--rounds N]`, where
+/// a shape is `SUBSCRIBERSxCOMPANIES` (`10000x1`); nothing selected runs every shape and the
+/// create rate. Each round runs each selected shape against each build in turn (by default the
+/// one `tests/bench/run` built), so two builds are compared under the same load.
+struct Options {
+    shapes: Vec<&'static Shape>,
+    create: bool,
+    builds: Vec<Build>,
+    rounds: usize,
+}
+
+fn options() -> Options {
+    let (mut shapes, mut create, mut builds, mut rounds) = (Vec::new(), false, Vec::new(), 1);
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            // `cargo bench` passes it to every benchmark.
+            "--bench" => {}
+            "create" => create = true,
+            "--build" => {
+                let value = args.next().expect("--build NAME=PATH");
+                let (name, path) = value.split_once('=').expect("--build NAME=PATH");
+                builds.push(Build {
+                    name: name.to_owned(),
+                    binary: PathBuf::from(path),
+                });
+            }
+            "--rounds" => {
+                rounds = args
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .expect("--rounds N")
+            }
+            name => shapes.push(
+                SHAPES
+                    .iter()
+                    .find(|s| format!("{}x{}", s.subscribers, s.companies) == name)
+                    .unwrap_or_else(|| {
+                        panic!("unknown shape {name}: one of 1000x1, 10000x1, 10000x1000")
+                    }),
+            ),
+        }
+    }
+    if shapes.is_empty() && !create {
+        shapes = SHAPES.iter().collect();
+        create = true;
+    }
+    if builds.is_empty() {
+        builds.push(Build {
+            name: "this one".to_owned(),
+            binary: tests::release::binary(),
+        });
+    }
+    Options {
+        shapes,
+        create,
+        builds,
+        rounds,
+    }
+}
+
 #[tokio::main]
 async fn main() {
+    let options = options();
     let redis = tests::redis_env::redis_url();
     tests::redis_env::require_redis(&redis).await;
-    let most = SHAPES.iter().map(|s| s.subscribers).max().unwrap_or(0);
+    let most = options
+        .shapes
+        .iter()
+        .map(|s| s.subscribers)
+        .max()
+        .unwrap_or(0);
     let limit = tests::release::open_files_limit();
     assert!(
         limit > most as u64 + 1_000,
         "the open files limit ({limit}) is too low for {most} sockets: raise `ulimit -n`"
     );
 
-    println!("\nSubscription fan-out, `companyActivity`, PostgreSQL + Redis\n");
-    println!(
-        "| subscribers | companies | events created | events delivered | lost | p50 ms | p99 ms | server RSS per subscriber |"
-    );
-    println!("|---|---|---|---|---|---|---|---|");
-    for shape in &SHAPES {
-        let database = TestDatabase::postgres().await;
-        run(shape, &database, &redis).await;
+    if !options.shapes.is_empty() {
+        println!("\nSubscription fan-out, `companyActivity`, PostgreSQL + Redis\n");
+        println!(
+            "| build | subscribers | companies | events created | events delivered | lost | out of order or repeated | p50 ms | p99 ms | server RSS per subscriber |"
+        );
+        println!("|---|---|---|---|---|---|---|---|---|---|");
     }
-
+    for _ in 0..options.rounds {
+        for shape in &options.shapes {
+            for build in &options.builds {
+                let database = TestDatabase::postgres().await;
+                run(shape, build, &database, &redis).await;
+            }
+        }
+    }
+    if !options.create {
+        return;
+    }
     println!("\ncreateContributorInvitation, 16 clients in parallel for 10 s, no subscribers\n");
     println!("| build | invitations/s |");
     println!("|---|---|");

@@ -4,12 +4,15 @@ use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 type Stream =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// The server's keepalive ping, as it writes it.
+const PING: &str = r#"{"type":"ping"}"#;
 
 pub struct WsClient {
     stream: Stream,
@@ -163,6 +166,23 @@ impl WsClient {
                 }
             }
         })
+    }
+
+    /// The next text message as the server sent it, unparsed (a server ping is answered and
+    /// skipped); `None` once the socket is closed or broken. For benchmarks, which parse only the
+    /// fields they check: the clients share the machine with the server they measure.
+    pub async fn next_text(&mut self) -> Option<Utf8Bytes> {
+        loop {
+            match self.stream.next().await? {
+                Ok(Message::Text(text)) if text.as_str() == PING => {
+                    let pong = Message::Text(json!({ "type": "pong" }).to_string().into());
+                    let _ = self.stream.send(pong).await;
+                }
+                Ok(Message::Text(text)) => return Some(text),
+                Ok(Message::Close(_)) | Err(_) => return None,
+                Ok(_) => {}
+            }
+        }
     }
 
     /// The payload `data` of the next `next` message.

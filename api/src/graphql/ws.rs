@@ -34,7 +34,7 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket as Socket};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures::stream::SplitStream;
-use futures::{SinkExt, Stream, StreamExt};
+use futures::{FutureExt, SinkExt, Stream, StreamExt};
 use std::collections::HashMap;
 
 use futures::stream::SelectAll;
@@ -56,6 +56,10 @@ const KEEPALIVE: Duration = Duration::from_secs(30);
 const MIN_RECHECK: Duration = Duration::from_secs(1);
 /// Initial read buffer of a socket; client messages are small (`connection_init`, `subscribe`).
 const READ_BUFFER: usize = 4096;
+/// Frames queued for a socket are written together up to this many bytes (one `send` for the
+/// events a subscriber's connection finds waiting, rather than one each); a message is written
+/// at once when nothing else is waiting. The buffer grows only as far as a batch needs.
+const WRITE_BATCH: usize = 16 * 1024;
 /// Retry interval when the key could not be checked (the database did not answer).
 const RECHECK_AFTER_FAILURE: Duration = Duration::from_secs(5);
 
@@ -98,10 +102,10 @@ pub async fn upgrade(
     ws.max_message_size(max)
         .max_frame_size(max)
         // Idle sockets are most of a live server's memory: tungstenite allocates its read buffer
-        // up front (128 KiB by default), and grows it only for a message that needs it. Frames
-        // are written as they are sent (the sink flushes each message), so no write buffer.
+        // up front (128 KiB by default), and grows it only for a message that needs it. The
+        // write buffer starts empty and holds only a batch of frames until its flush.
         .read_buffer_size(READ_BUFFER)
-        .write_buffer_size(0)
+        .write_buffer_size(WRITE_BATCH)
         .protocols(async_graphql::http::ALL_WEBSOCKET_PROTOCOLS)
         .on_upgrade(move |socket| serve(socket, endpoint, protocol, client, slot))
 }
@@ -285,6 +289,10 @@ async fn serve(
     // This connection's subscriptions, and what ends each one early (`complete` from the client).
     let mut subscriptions = SelectAll::new();
     let mut cancels: HashMap<String, oneshot::Sender<()>> = HashMap::new();
+    // Registered once: a fresh `cancelled()` in every turn of the loop would take the token's
+    // lock (one for every connection of the process) twice per frame sent.
+    let shutdown = endpoint.shutdown.cancelled();
+    tokio::pin!(shutdown);
     loop {
         tokio::select! {
             Some(diverted) = diverted.recv() => match diverted {
@@ -313,7 +321,14 @@ async fn serve(
                 }
             },
             Some(text) = subscriptions.next(), if !subscriptions.is_empty() => {
-                if sink.send(Message::Text(text.into())).await.is_err() {
+                // Everything the subscriptions have ready goes out in one write: when events
+                // queue up (a busy server), a subscriber costs one `send` per batch, not one per
+                // event.
+                let mut batch = futures::stream::iter(std::iter::once(text).chain(
+                    std::iter::from_fn(|| subscriptions.next().now_or_never().flatten()),
+                ))
+                .map(|text| Ok(Message::Text(text.into())));
+                if sink.send_all(&mut batch).await.is_err() {
                     return;
                 }
             }
@@ -371,7 +386,7 @@ async fn serve(
                     return;
                 }
             }
-            () = endpoint.shutdown.cancelled() => {
+            () = &mut shutdown => {
                 let _ = sink.send(close(1001, "server shutting down")).await;
                 return;
             }
