@@ -10,7 +10,7 @@ use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use opentelemetry_sdk::trace::span_processor_with_async_runtime::BatchSpanProcessor;
 use tower_http::request_id::{
-    MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
 };
 use tower_http::trace::TraceLayer;
 use tracing_subscriber::layer::SubscriberExt;
@@ -101,8 +101,24 @@ pub fn with_request_ids(router: Router) -> Router {
                 )
             }),
         )
-        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(SetRequestIdLayer::x_request_id(RandomRequestId))
         .layer(axum::middleware::map_request(drop_odd_request_id))
+}
+
+/// A random (version 4) UUID per request, drawn from the thread's generator. tower-http's
+/// `MakeRequestUuid` asks the operating system for every one (a `getrandom` system call per
+/// request, and a `String` in between); an id has to be unique, not secret.
+#[derive(Clone, Copy)]
+struct RandomRequestId;
+
+impl MakeRequestId for RandomRequestId {
+    fn make_request_id<B>(&mut self, _: &Request<B>) -> Option<RequestId> {
+        let id = uuid::Builder::from_random_bytes(rand::random()).into_uuid();
+        let mut text = uuid::Uuid::encode_buffer();
+        HeaderValue::from_str(id.hyphenated().encode_lower(&mut text))
+            .ok()
+            .map(RequestId::new)
+    }
 }
 
 async fn drop_odd_request_id(mut request: Request) -> Request {
@@ -122,4 +138,24 @@ async fn drop_odd_request_id(mut request: Request) -> Request {
         request.headers_mut().remove("x-request-id");
     }
     request
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_request_ids_are_distinct_random_uuids() {
+        let request = Request::new(axum::body::Body::empty());
+        let mut make = RandomRequestId;
+        let mut id = || {
+            let id = make.make_request_id(&request).unwrap();
+            uuid::Uuid::parse_str(id.header_value().to_str().unwrap()).unwrap()
+        };
+        let (a, b) = (id(), id());
+        assert_eq!(a.get_version(), Some(uuid::Version::Random));
+        assert_eq!(b.get_version(), Some(uuid::Version::Random));
+        assert_ne!(a, b);
+    }
 }

@@ -15,6 +15,9 @@
 //! each, after a short warm-up. Printed: per query the median over the rounds of req/s, p50 and
 //! p99, the ratios, and the servers' resident memory. Load generators, servers and PostgreSQL
 //! share this machine's cores. Needs PostgreSQL (`TEST_DATABASE_URL`), pgbench, wrk and npm.
+//! `BASELINE_BINARY` names another build of `invitations` (e.g. the commit before a change): it
+//! serves the same database beside ours and runs in every round right after it, so a change is
+//! measured against its baseline under the same load.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
 use std::path::{Path, PathBuf};
@@ -398,16 +401,16 @@ struct Case {
 #[derive(Clone, Copy)]
 enum Peer {
     Ours,
+    Baseline,
     PostGraphile,
     Pgbench,
 }
-
-const PEERS: [Peer; 3] = [Peer::Ours, Peer::PostGraphile, Peer::Pgbench];
 
 impl Peer {
     fn name(self) -> &'static str {
         match self {
             Peer::Ours => "ours",
+            Peer::Baseline => "baseline",
             Peer::PostGraphile => "PostGraphile",
             Peer::Pgbench => "pgbench",
         }
@@ -430,6 +433,25 @@ async fn main() {
     ])
     .await;
     let ours_idle_kib = rss_kib(server.pid());
+    let baseline = match std::env::var_os("BASELINE_BINARY") {
+        Some(exe) => Some(
+            Server::start_binary(
+                PathBuf::from(exe),
+                &[
+                    ("DATABASE_URL", &url),
+                    ("DATABASE_MAX_CONNECTIONS", CONNECTIONS),
+                ],
+            )
+            .await,
+        ),
+        None => None,
+    };
+    let baseline_idle_kib = baseline.as_ref().map(|b| rss_kib(b.pid()));
+    let peers: Vec<Peer> = [Peer::Ours]
+        .into_iter()
+        .chain(baseline.as_ref().map(|_| Peer::Baseline))
+        .chain([Peer::PostGraphile, Peer::Pgbench])
+        .collect();
     let created: Value = serde_json::from_str(&server.cli(&["org", "create", "Bench", "--json"]))
         .expect("`org create --json` prints JSON");
     let org: Uuid = created["organizationId"].as_str().unwrap().parse().unwrap();
@@ -550,9 +572,11 @@ async fn main() {
         },
     ];
     let ours_url = format!("{}/graphql", server.base());
+    let baseline_url = baseline.as_ref().map(|b| format!("{}/graphql", b.base()));
     let postgraphile_url = format!("{postgraphile_base}/graphql");
     let run = |case: &Case, peer: Peer, seconds: u64| match peer {
         Peer::Ours => wrk(&ours_url, &case.ours, seconds),
+        Peer::Baseline => wrk(baseline_url.as_ref().unwrap(), &case.ours, seconds),
         Peer::PostGraphile => wrk(&postgraphile_url, &case.postgraphile, seconds),
         Peer::Pgbench => pgbench(&url, &case.pgbench, seconds, &scratch.0),
     };
@@ -562,15 +586,18 @@ async fn main() {
          {ROUNDS} interleaved rounds of {seconds} s (medians)\n"
     );
     for case in &cases {
-        for peer in PEERS {
+        for &peer in &peers {
             run(case, peer, warm_up);
         }
     }
     // results[case][peer] holds one Figures per round.
-    let mut results: Vec<[Vec<Figures>; 3]> = cases.iter().map(|_| Default::default()).collect();
+    let mut results: Vec<Vec<Vec<Figures>>> = cases
+        .iter()
+        .map(|_| peers.iter().map(|_| Vec::new()).collect())
+        .collect();
     for round in 1..=ROUNDS {
         for (c, case) in cases.iter().enumerate() {
-            for (p, peer) in PEERS.into_iter().enumerate() {
+            for (p, &peer) in peers.iter().enumerate() {
                 let f = run(case, peer, seconds);
                 println!(
                     "round {round}: {:<14} {:<12} {:>8.0} req/s  p50 {:>6.2} ms  p99 {:>6.2} ms",
@@ -599,10 +626,10 @@ async fn main() {
         println!("\n### {}\n", case.title);
         println!("| | req/s | p50 ms | p99 ms |");
         println!("|---|---:|---:|---:|");
-        for (peer, [rate, p50, p99]) in PEERS.iter().zip(&medians) {
+        for (peer, [rate, p50, p99]) in peers.iter().zip(&medians) {
             println!("| {} | {rate:.0} | {p50:.2} | {p99:.2} |", peer.name());
         }
-        for (peer, other) in PEERS.iter().zip(&medians).skip(1) {
+        for (peer, other) in peers.iter().zip(&medians).skip(1) {
             let ours = medians[0];
             println!(
                 "| ours / {} | {:.2}× | {:.2}× | {:.2}× |",
@@ -622,4 +649,11 @@ async fn main() {
         postgraphile_idle_kib as f64 / 1024.0,
         rss_kib(postgraphile.0.id()) as f64 / 1024.0,
     );
+    if let (Some(baseline), Some(idle)) = (&baseline, baseline_idle_kib) {
+        println!(
+            "Baseline {:.1} MiB idle after start-up, {:.1} MiB after the run",
+            idle as f64 / 1024.0,
+            rss_kib(baseline.pid()) as f64 / 1024.0,
+        );
+    }
 }
