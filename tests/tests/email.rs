@@ -437,15 +437,22 @@ async fn ten_thousand_expiries_by_two_workers() {
     api.stop().await;
 }
 
+/// An app whose sweeper (and so its reminder scheduler) runs every second, with its client
+/// and a company.
+async fn sweeping_every_second(backend: Backend) -> (TestApp, Gql, String) {
+    let app = app::spawn_with(backend, |env| {
+        env.insert("EMAIL_SWEEP_INTERVAL_SECONDS".into(), "1".into());
+    })
+    .await;
+    let gql = app.gql();
+    let c = app::create_company(&gql, "Acme Co").await;
+    (app, gql, c)
+}
+
 both!(
     a_due_reminder_is_not_hidden_behind_earlier_deadlines,
     |backend| async move {
-        let app = app::spawn_with(backend, |env| {
-            env.insert("EMAIL_SWEEP_INTERVAL_SECONDS".into(), "1".into());
-        })
-        .await;
-        let gql = app.gql();
-        let c = app::create_company(&gql, "Acme Co").await;
+        let (app, gql, c) = sweeping_every_second(backend).await;
         // A sweep's batch (500) of invitations with earlier deadlines whose reminders are not
         // due for an hour, then one with a later deadline whose reminder is due at once.
         for b in 0..5 {
@@ -482,12 +489,7 @@ both!(
 both!(
     reminder_once_to_those_who_have_not_submitted,
     |backend| async move {
-        let app = app::spawn_with(backend, |env| {
-            env.insert("EMAIL_SWEEP_INTERVAL_SECONDS".into(), "1".into());
-        })
-        .await;
-        let gql = app.gql();
-        let c = app::create_company(&gql, "Acme Co").await;
+        let (app, gql, c) = sweeping_every_second(backend).await;
         let r = gql
             .query(
                 "mutation($c: ID!) { createContributorInvitation(companyId: $c, input: {
