@@ -543,6 +543,18 @@ both!(rest_errors_and_tenant_isolation, |backend| async move {
     rest.post(&create, &json!({ "maxUses": "many" }))
         .await
         .assert_error(400, "BAD_USER_INPUT", Some("body"));
+    // Whitespace alone is not a JSON document, nor an empty body (Schemathesis found this one).
+    let blank = reqwest::Client::new()
+        .post(format!("{}{create}", app.url))
+        .header("x-api-key", &app.api_key)
+        .header("content-type", "application/json")
+        .body("\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(blank.status().as_u16(), 400);
+    let blank: Value = blank.json().await.unwrap();
+    assert_eq!(blank["code"], "BAD_USER_INPUT", "{blank}");
     // A struct's fields as an array are not an object (Schemathesis found this one).
     rest.post(
         &format!("/company/{company}/connection/link"),
