@@ -543,15 +543,17 @@ both!(rest_errors_and_tenant_isolation, |backend| async move {
     rest.post(&create, &json!({ "maxUses": "many" }))
         .await
         .assert_error(400, "BAD_USER_INPUT", Some("body"));
+    // A raw body of the given media type, sent to the create operation.
+    let raw = |media_type: &'static str, body: &'static str| {
+        reqwest::Client::new()
+            .post(format!("{}{create}", app.url))
+            .header("x-api-key", &app.api_key)
+            .header("content-type", media_type)
+            .body(body)
+            .send()
+    };
     // Whitespace alone is not a JSON document, nor an empty body (Schemathesis found this one).
-    let blank = reqwest::Client::new()
-        .post(format!("{}{create}", app.url))
-        .header("x-api-key", &app.api_key)
-        .header("content-type", "application/json")
-        .body("\n")
-        .send()
-        .await
-        .unwrap();
+    let blank = raw("application/json", "\n").await.unwrap();
     assert_eq!(blank.status().as_u16(), 400);
     let blank: Value = blank.json().await.unwrap();
     assert_eq!(blank["code"], "BAD_USER_INPUT", "{blank}");
@@ -569,12 +571,7 @@ both!(rest_errors_and_tenant_isolation, |backend| async move {
     .await
     .assert_error(400, "BAD_USER_INPUT", Some("sites[0]"));
     // Media type and size.
-    let form = reqwest::Client::new()
-        .post(format!("{}{create}", app.url))
-        .header("x-api-key", &app.api_key)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body("maxUses=1")
-        .send()
+    let form = raw("application/x-www-form-urlencoded", "maxUses=1")
         .await
         .unwrap();
     assert_eq!(form.status().as_u16(), 415);

@@ -16,12 +16,12 @@ use crate::work::{Command, Work};
 use crate::{DeliveryKind, DomainError, EventType, email, now};
 
 /// Writes the reminder emails that are due: ACTIVE invitations with `remindBeforeExpirySeconds`
-/// whose deadline is that close, not reminded yet. Set-based, three statements per batch
+/// whose deadline is that close, not reminded yet. Set-based, a few statements per batch
 /// whatever its size: the due invitations are claimed with one conditional update of
 /// `reminder_sent_at` (so however many workers run this, each invitation is reminded once),
 /// the addresses that already submitted are read in one query and skipped, and the emails are
-/// written in one insert. Looks at up to `batch` invitations; its output is how many emails it
-/// wrote.
+/// written an insert per thousand. Looks at up to `batch` invitations; its output is how many
+/// emails it wrote.
 pub struct QueueReminders {
     pub batch: u64,
 }
