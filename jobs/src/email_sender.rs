@@ -55,14 +55,14 @@ use crate::context::JobContext;
 use crate::email::ComposeError;
 use crate::mailer::SendError;
 use crate::metrics::{EmailFailure, EmailKind, QueueLabel};
-use crate::queue::{Queues, SEND_EMAIL_QUEUE, SendEmail};
+use crate::queue::{JOB_BATCH, Queues, SEND_EMAIL_QUEUE, SendEmail};
 
 /// Longest one send may take before it counts as a transient failure.
 pub const SEND_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Most outcomes recorded in one unit of work: a job's sends are recorded in groups as they
-/// finish, without waiting for the slowest of them.
-const SETTLE_BATCH: usize = 64;
+/// Most outcomes recorded in one unit of work: a whole job's when its sends are fast. They are
+/// recorded in groups as they finish (see `batch`), without waiting for the slowest of them.
+const SETTLE_BATCH: usize = JOB_BATCH;
 
 /// What one attempt came to, before it is recorded: sent, or why not.
 type Outcome = Result<(), Unsent>;

@@ -14,6 +14,7 @@ pub mod origin;
 pub mod queue;
 pub mod runtime;
 pub mod settings;
+mod smtp_pool;
 pub mod sweeper;
 pub mod webhook;
 

@@ -1,5 +1,5 @@
-//! Outgoing mail through lettre: pooled async SMTP in production, `.eml` files in the embedded
-//! default. One enum, because lettre's transports are different types.
+//! Outgoing mail through lettre: SMTP over a pool of connections in production
+//! ([`SmtpPool`]), `.eml` files in the embedded default.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -8,15 +8,16 @@ use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
-use lettre::transport::smtp::PoolConfig;
-use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use lettre::{AsyncFileTransport, AsyncTransport, Message, Tokio1Executor};
+
+use crate::smtp_pool::SmtpPool;
 
 pub use lettre::message::Mailbox;
 
 #[derive(Clone)]
 pub enum Mailer {
-    /// Pooled SMTP; clones share the pool.
-    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    /// SMTP; clones share the pool.
+    Smtp(Arc<SmtpPool>),
     /// Writes each message as `<uuid>.eml` into `dir` (the embedded default), readable by the
     /// owner only: a message holds a live link or code.
     File {
@@ -60,7 +61,7 @@ impl SendError {
 #[derive(Debug, thiserror::Error)]
 pub enum MailerConfigError {
     #[error("invalid SMTP URL ({0})")]
-    SmtpUrl(#[source] lettre::transport::smtp::Error),
+    SmtpUrl(String),
     #[error("cannot create {} ({source})", path.display())]
     Outbox {
         path: PathBuf,
@@ -81,16 +82,10 @@ impl Mailer {
         connections: usize,
     ) -> Result<Self, MailerConfigError> {
         match smtp_url {
-            Some(url) => {
-                let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
-                    .map_err(MailerConfigError::SmtpUrl)?
-                    .timeout(Some(SMTP_TIMEOUT))
-                    .pool_config(
-                        PoolConfig::new().max_size(u32::try_from(connections).unwrap_or(u32::MAX)),
-                    )
-                    .build();
-                Ok(Self::Smtp(transport))
-            }
+            Some(url) => Ok(Self::Smtp(Arc::new(
+                SmtpPool::from_url(url, connections, SMTP_TIMEOUT)
+                    .map_err(MailerConfigError::SmtpUrl)?,
+            ))),
             None => {
                 create_private_dir(outbox).map_err(|source| MailerConfigError::Outbox {
                     path: outbox.to_owned(),
@@ -112,35 +107,14 @@ impl Mailer {
     /// Whether the mail server answers (a connection and a NOOP); `None` when mail goes to files.
     pub async fn reachable(&self) -> Option<bool> {
         match self {
-            Self::Smtp(t) => Some(t.test_connection().await.unwrap_or(false)),
+            Self::Smtp(pool) => Some(pool.reachable().await),
             Self::File { .. } => None,
         }
     }
 
     pub async fn send(&self, message: Message) -> Result<(), SendError> {
         match self {
-            Self::Smtp(t) => {
-                let sent = t.send(message).await;
-                // lettre hands the connection back to its pool from a task it spawns when the
-                // send ends. Letting that task run before the caller frees its gate slot keeps
-                // the next send from finding the pool empty, opening a connection of its own,
-                // and the returning one from being closed on a full pool: without this, a
-                // worker opened one connection per 30 to 60 messages instead of reusing its
-                // `EMAIL_CONCURRENCY` connections.
-                tokio::task::yield_now().await;
-                sent.map(|_| ()).map_err(|e| {
-                    let text = e.to_string();
-                    if e.is_permanent() {
-                        SendError::Permanent(text)
-                    } else if e.is_timeout() {
-                        SendError::Transient(text, "timeout")
-                    } else if e.status().is_some() {
-                        SendError::Transient(text, "4xx")
-                    } else {
-                        SendError::Transient(text, "connection")
-                    }
-                })
-            }
+            Self::Smtp(pool) => pool.send(message.envelope(), &message.formatted()).await,
             Self::File { transport, dir } => {
                 let id = transport
                     .send(message)

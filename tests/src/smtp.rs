@@ -1,7 +1,8 @@
-//! A real (plain-text, no TLS, no AUTH) SMTP server on loopback that captures every message.
+//! A real (plain-text, no TLS) SMTP server on loopback that captures every message.
 //!
-//! It speaks enough of RFC 5321 for lettre's SMTP client: greeting, `EHLO`/`HELO`, `MAIL FROM`,
-//! `RCPT TO`, `DATA` (with dot-unstuffing), `RSET`, `NOOP`, `QUIT`; anything else gets `500`.
+//! It speaks enough of RFC 5321 for lettre's SMTP client: greeting, `EHLO`/`HELO`, `AUTH PLAIN`
+//! (any credentials are accepted and recorded), `MAIL FROM`, `RCPT TO`, `DATA` (with
+//! dot-unstuffing), `RSET`, `NOOP`, `QUIT`; anything else gets `500`.
 //! Faults are injected at run time with [`SmtpServer::set_mode`], and [`SmtpServer::stop`] /
 //! [`SmtpServer::restart_on_same_port`] simulate "SMTP down, then up again".
 
@@ -86,6 +87,7 @@ struct State {
     messages: Vec<Captured>,
     held: usize,
     connections: usize,
+    logins: Vec<(String, String)>,
 }
 
 struct Shared {
@@ -131,6 +133,7 @@ impl SmtpServer {
                 messages: Vec::new(),
                 held: 0,
                 connections: 0,
+                logins: Vec::new(),
             }),
             release: watch::Sender::new(0),
         });
@@ -234,6 +237,11 @@ impl SmtpServer {
     /// How many TCP connections were accepted since the start.
     pub fn connection_count(&self) -> usize {
         self.shared.lock().connections
+    }
+
+    /// The user and password of every `AUTH PLAIN`, in order.
+    pub fn logins(&self) -> Vec<(String, String)> {
+        self.shared.lock().logins.clone()
     }
 
     /// Whether the listener is open.
@@ -370,6 +378,17 @@ fn capture(shared: &Shared, message: Captured) -> usize {
     state.messages.len()
 }
 
+/// The user and password of an `AUTH PLAIN` response: base64 of `authzid NUL user NUL password`.
+fn plain_login(b64: &str) -> Option<(String, String)> {
+    use base64::Engine;
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(b64.trim())
+        .ok()?;
+    let text = String::from_utf8(raw).ok()?;
+    let mut parts = text.split('\0').skip(1);
+    Some((parts.next()?.to_owned(), parts.next()?.to_owned()))
+}
+
 async fn session(stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
     let (r, mut w) = stream.into_split();
     let mut r = BufReader::new(r);
@@ -394,7 +413,8 @@ async fn session(stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
                 greeted = true;
                 from = None;
                 rcpts.clear();
-                w.write_all(b"250-localhost\r\n250 8BITMIME\r\n").await?;
+                w.write_all(b"250-localhost\r\n250-AUTH PLAIN\r\n250 8BITMIME\r\n")
+                    .await?;
                 w.flush().await?;
             }
             "HELO" => {
@@ -478,6 +498,13 @@ async fn session(stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
                 rcpts.clear();
                 reply(&mut w, "250 2.0.0 OK").await?;
             }
+            "AUTH" => match arg.split_once(' ').and_then(|(_, b64)| plain_login(b64)) {
+                Some(login) if greeted => {
+                    shared.lock().logins.push(login);
+                    reply(&mut w, "235 2.7.0 Authentication successful").await?;
+                }
+                _ => reply(&mut w, "501 5.5.4 Syntax: AUTH PLAIN <base64>").await?,
+            },
             "NOOP" => reply(&mut w, "250 2.0.0 OK").await?,
             "QUIT" => {
                 reply(&mut w, "221 2.0.0 Bye").await?;

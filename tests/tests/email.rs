@@ -207,6 +207,58 @@ both!(smtp_down_then_up_delivers_once, |backend| async move {
 });
 
 both!(
+    a_connection_the_server_dropped_is_replaced_at_once,
+    |backend| async move {
+        let app = app::spawn(backend).await;
+        let gql = app.gql();
+        let c = app::create_company(&gql, "Acme Co").await;
+        invite(&gql, &c, &["first@example.com"]).await;
+        app.smtp.wait_for(1, WAIT).await;
+        // The worker keeps the connection for the next message; the server drops it meanwhile.
+        app.smtp.stop().await;
+        app.smtp.restart_on_same_port().await;
+        invite(&gql, &c, &["second@example.com"]).await;
+        let messages = app.smtp.wait_for(2, WAIT).await;
+        assert!(messages[1].is_to("second@example.com"));
+        let rows = settled(&app).await;
+        // The dead connection failed at MAIL FROM, before anything of the message went out:
+        // it is sent over a new connection in the same attempt, not retried later.
+        assert!(
+            rows.iter()
+                .all(|d| d.status == DeliveryStatus::Sent && d.attempts == 1),
+            "{rows:?}"
+        );
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert_eq!(app.smtp.messages().len(), 2, "each message once");
+        app.stop().await;
+    }
+);
+
+both!(credentials_in_the_smtp_url_log_in, |backend| async move {
+    let smtp = tests::smtp::SmtpServer::start().await;
+    // Percent-encoded as a URL must be; the server must see them decoded.
+    let url = format!(
+        "smtp://relay%40acme.example:p%3Ass%2Fw0rd@127.0.0.1:{}",
+        smtp.port()
+    );
+    let app = app::spawn_with(backend, |env| {
+        env.insert("SMTP_URL".to_owned(), url);
+    })
+    .await;
+    let gql = app.gql();
+    let c = app::create_company(&gql, "Acme Co").await;
+    invite(&gql, &c, &["x@example.com"]).await;
+    smtp.wait_for(1, WAIT).await;
+    assert_eq!(
+        smtp.logins(),
+        [("relay@acme.example".to_owned(), "p:ss/w0rd".to_owned())]
+    );
+    // The test app's own server, which the URL replaced, saw nothing.
+    assert!(app.smtp.messages().is_empty());
+    app.stop().await;
+});
+
+both!(
     permanent_rejection_fails_without_retry,
     |backend| async move {
         let app = app::spawn(backend).await;
