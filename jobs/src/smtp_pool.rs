@@ -22,6 +22,7 @@ use lettre::transport::smtp::client::{AsyncSmtpConnection, TlsParameters};
 use lettre::transport::smtp::commands::{Data, Mail, Rcpt};
 use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter, MailParameter};
 use lettre::transport::smtp::{Error, SMTP_PORT, SUBMISSION_PORT, SUBMISSIONS_PORT};
+use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use crate::mailer::SendError;
@@ -128,7 +129,7 @@ impl SmtpPool {
         loop {
             let (mut conn, reused) = match self.take() {
                 Some(conn) => (conn, true),
-                None => (self.server.connect().await.map_err(classify)?, false),
+                None => (self.server.connect().await?, false),
             };
             let mail = match mail_parameters(&conn, envelope, body) {
                 Ok(mail) => mail,
@@ -197,20 +198,46 @@ impl SmtpPool {
 }
 
 impl Server {
-    /// Connects, secures and authenticates, as lettre's transport does.
-    async fn connect(&self) -> Result<AsyncSmtpConnection, Error> {
-        let implicit = match &self.security {
-            Security::Implicit(parameters) => Some(parameters.clone()),
-            Security::Plain | Security::StartTls { .. } => None,
+    /// Connects, secures and authenticates, as lettre's transport does, except that a connection
+    /// not wrapped in TLS from the start sends without delay: lettre writes a message's body and
+    /// its closing `.` line separately, and with Nagle's algorithm the second write waits for
+    /// the first to be acknowledged before the server can answer.
+    async fn connect(&self) -> Result<AsyncSmtpConnection, SendError> {
+        let mut conn = match &self.security {
+            Security::Implicit(parameters) => AsyncSmtpConnection::connect_tokio1(
+                (self.host.as_str(), self.port),
+                Some(self.timeout),
+                &self.hello,
+                Some(parameters.clone()),
+                None,
+            )
+            .await
+            .map_err(classify)?,
+            Security::Plain | Security::StartTls { .. } => {
+                let address = (self.host.as_str(), self.port);
+                let stream = tokio::time::timeout(self.timeout, TcpStream::connect(address))
+                    .await
+                    .map_err(|_| {
+                        SendError::Transient(
+                            format!(
+                                "no connection to the mail server within {} s",
+                                self.timeout.as_secs()
+                            ),
+                            "timeout",
+                        )
+                    })?
+                    .and_then(|stream| stream.set_nodelay(true).map(|()| stream))
+                    .map_err(|e| {
+                        SendError::Transient(
+                            format!("cannot connect to the mail server: {e}"),
+                            "connection",
+                        )
+                    })?;
+                AsyncSmtpConnection::connect_with_transport(Box::new(stream), &self.hello)
+                    .await
+                    .map_err(classify)?
+            }
         };
-        let mut conn = AsyncSmtpConnection::connect_tokio1(
-            (self.host.as_str(), self.port),
-            Some(self.timeout),
-            &self.hello,
-            implicit,
-            None,
-        )
-        .await?;
         if let Security::StartTls {
             parameters,
             required,
@@ -218,10 +245,14 @@ impl Server {
             && (*required || conn.can_starttls())
         {
             // Refused by a server that does not offer STARTTLS when it is required.
-            conn.starttls(parameters.clone(), &self.hello).await?;
+            conn.starttls(parameters.clone(), &self.hello)
+                .await
+                .map_err(classify)?;
         }
         if let Some(credentials) = &self.credentials {
-            conn.auth(DEFAULT_MECHANISMS, credentials).await?;
+            conn.auth(DEFAULT_MECHANISMS, credentials)
+                .await
+                .map_err(classify)?;
         }
         Ok(conn)
     }
