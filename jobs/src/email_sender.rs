@@ -53,7 +53,7 @@ use uuid::Uuid;
 use crate::batch::attempt_and_settle;
 use crate::context::JobContext;
 use crate::email::ComposeError;
-use crate::mailer::SendError;
+use crate::mailer::{Outgoing, SendError};
 use crate::metrics::{EmailFailure, EmailKind, QueueLabel};
 use crate::queue::{JOB_BATCH, Queues, SEND_EMAIL_QUEUE, SendEmail};
 
@@ -179,12 +179,12 @@ async fn try_send(ctx: &JobContext, sources: &Sources, claim: &Claim) -> Outcome
         ));
     };
     let message = match ctx.composer.compose(row, invitation, company_name, at) {
-        Ok(message) => message,
+        Ok(message) => Outgoing::from(message),
         Err(e) => return Err(Unsent::Unsendable(e)),
     };
     // Held until the server has answered: the gate bounds messages in flight.
     let _turn = ctx.gate.enter().await;
-    match tokio::time::timeout(SEND_TIMEOUT, ctx.mailer.send(message)).await {
+    match tokio::time::timeout(SEND_TIMEOUT, ctx.mailer.send(&message)).await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(Unsent::Failed(e)),
         Err(_) => Err(Unsent::Failed(SendError::Transient(

@@ -8,6 +8,7 @@ use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
+use lettre::address::Envelope;
 use lettre::{AsyncFileTransport, AsyncTransport, Message, Tokio1Executor};
 
 use crate::smtp_pool::SmtpPool;
@@ -112,17 +113,34 @@ impl Mailer {
         }
     }
 
-    pub async fn send(&self, message: Message) -> Result<(), SendError> {
+    pub async fn send(&self, message: &Outgoing) -> Result<(), SendError> {
         match self {
-            Self::Smtp(pool) => pool.send(message.envelope(), &message.formatted()).await,
+            Self::Smtp(pool) => pool.send(&message.envelope, &message.body).await,
             Self::File { transport, dir } => {
                 let id = transport
-                    .send(message)
+                    .send_raw(&message.envelope, &message.body)
                     .await
                     .map_err(|e| SendError::Transient(e.to_string(), "connection"))?;
                 owner_only(&dir.join(format!("{id}.eml")))
                     .map_err(|e| SendError::Transient(e.to_string(), "connection"))
             }
+        }
+    }
+}
+
+/// A message as it goes on the wire: its envelope and its formatted bytes. Formatting (headers,
+/// quoted-printable bodies) happens before a send waits for its slot, so that a slot is held only
+/// for the conversation with the server.
+pub struct Outgoing {
+    envelope: Envelope,
+    body: Vec<u8>,
+}
+
+impl From<Message> for Outgoing {
+    fn from(message: Message) -> Self {
+        Self {
+            envelope: message.envelope().clone(),
+            body: message.formatted(),
         }
     }
 }
