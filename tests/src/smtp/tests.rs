@@ -109,12 +109,12 @@ async fn captures_a_message_and_unstuffs_dots() {
 
     let (code, lines) = c.cmd("EHLO client.test").await;
     assert_eq!(code, 250);
-    assert_eq!(lines, ["250-localhost", "250 8BITMIME"]);
-    assert!(
-        !lines
-            .iter()
-            .any(|l| l.contains("STARTTLS") || l.contains("AUTH"))
-    );
+    assert_eq!(lines, ["250-localhost", "250-AUTH PLAIN", "250 8BITMIME"]);
+    assert!(!lines.iter().any(|l| l.contains("STARTTLS")));
+    // AUTH PLAIN: base64 of "\0user\0pass"; any credentials are accepted and recorded.
+    assert_eq!(c.cmd("AUTH PLAIN AHVzZXIAcGFzcw==").await.0, 235);
+    assert_eq!(c.cmd("AUTH PLAIN !!").await.0, 501);
+    assert_eq!(smtp.logins(), [("user".to_owned(), "pass".to_owned())]);
     assert_eq!(c.cmd("NOOP").await.0, 250);
     assert_eq!(
         c.cmd("DATA").await.0,
