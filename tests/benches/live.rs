@@ -6,9 +6,9 @@
 //! rate, and reports for each shape the delivery latency (event `occurredAt`, stamped inside the
 //! committing transaction, to arrival at the client), the events lost (expected minus received,
 //! and `SUBSCRIBER_LAGGED` closes) and the server's resident memory per subscriber. Then it
-//! measures the rate of `createContributorInvitation` with 16 clients in parallel, and, when
-//! `BASELINE_BINARY` names another build of `invitations` (e.g. the commit before the
-//! commit-order sequencer), the same rate against that build. Needs PostgreSQL and Redis
+//! measures the rate of `createContributorInvitation` with 16 clients in parallel. With
+//! `--build NAME=PATH` (repeated) every measurement runs against each build in turn, e.g. this
+//! one and a build without the commit-order sequencer. Needs PostgreSQL and Redis
 //! (`TEST_DATABASE_URL`, `TEST_REDIS_URL`) and a file descriptor limit above the subscriber count.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
@@ -62,17 +62,14 @@ const SHAPES: [Shape; 3] = [
     },
 ];
 
-async fn start(database: &TestDatabase, redis: &str, binary: Option<PathBuf>) -> Server {
+async fn start(database: &TestDatabase, redis: &str, binary: PathBuf) -> Server {
     let prefix = tests::redis_env::unique_prefix();
     let env = [
         ("DATABASE_URL", database.url()),
         ("REDIS_URL", redis),
         ("REDIS_KEY_PREFIX", &prefix),
     ];
-    match binary {
-        Some(binary) => Server::start_binary(binary, &env).await,
-        None => Server::start(&env).await,
-    }
+    Server::start_binary(binary, &env).await
 }
 
 /// An organization's key on `server`'s database.
@@ -196,7 +193,7 @@ async fn logged_ids(database: &TestDatabase, companies: &[String]) -> Vec<Vec<i6
 }
 
 async fn run(shape: &Shape, build: &Build, database: &TestDatabase, redis: &str) {
-    let server = start(database, redis, Some(build.binary.clone())).await;
+    let server = start(database, redis, build.binary.clone()).await;
     let key = api_key(database).await;
     let base = server.base().to_owned();
     let gql = Gql::new(&base).with_api_key(&key);
@@ -296,9 +293,9 @@ async fn run(shape: &Shape, build: &Build, database: &TestDatabase, redis: &str)
 }
 
 /// Invitations created per second by 16 clients in a loop for 10 s, on a fresh database.
-async fn create_rate(redis: &str, binary: Option<PathBuf>) -> f64 {
+async fn create_rate(redis: &str, build: &Build) -> f64 {
     let database = TestDatabase::postgres().await;
-    let server = start(&database, redis, binary).await;
+    let server = start(&database, redis, build.binary.clone()).await;
     let key = api_key(&database).await;
     let gql = Gql::new(server.base()).with_api_key(&key);
     let company = companies(&gql, 1).await.remove(0);
@@ -427,9 +424,13 @@ async fn main() {
     println!("\ncreateContributorInvitation, 16 clients in parallel for 10 s, no subscribers\n");
     println!("| build | invitations/s |");
     println!("|---|---|");
-    println!("| this one | {:.0} |", create_rate(&redis, None).await);
-    if let Some(baseline) = std::env::var_os("BASELINE_BINARY") {
-        let rate = create_rate(&redis, Some(PathBuf::from(&baseline))).await;
-        println!("| {} | {rate:.0} |", PathBuf::from(baseline).display());
+    for _ in 0..options.rounds {
+        for build in &options.builds {
+            println!(
+                "| {} | {:.0} |",
+                build.name,
+                create_rate(&redis, build).await
+            );
+        }
     }
 }

@@ -33,12 +33,13 @@ use async_graphql::http::{ClientMessage, WebSocket, WebSocketProtocols, WsMessag
 use axum::extract::ws::{CloseFrame, Message, WebSocket as Socket};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use futures::channel::mpsc;
 use futures::stream::SplitStream;
 use futures::{FutureExt, SinkExt, Stream, StreamExt};
 use std::collections::HashMap;
 
 use futures::stream::SelectAll;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use super::connection::connection_data;
@@ -54,8 +55,11 @@ const KEEPALIVE: Duration = Duration::from_secs(30);
 /// Shortest interval between two checks of an open connection's key (when
 /// `API_KEY_CACHE_SECONDS` is 0, every operation is still checked against the database).
 const MIN_RECHECK: Duration = Duration::from_secs(1);
-/// Initial read buffer of a socket; client messages are small (`connection_init`, `subscribe`).
-const READ_BUFFER: usize = 4096;
+/// Initial read buffer of a socket, and the most read from it at once. Client messages are small
+/// (`connection_init`, `subscribe`, `pong`); a larger one grows the buffer to its size, up to the
+/// limit. Kept small because every socket holds it while idle, and because tungstenite zeroes
+/// its free part each time it tries to read (every time the connection wakes).
+const READ_BUFFER: usize = 512;
 /// Frames queued for a socket are written together up to this many bytes (one `send` for the
 /// events a subscriber's connection finds waiting, rather than one each); a message is written
 /// at once when nothing else is waiting. The buffer grows only as far as a batch needs.
@@ -188,10 +192,9 @@ fn incoming(
                 };
                 if let (Ok(ClientMessage::Start { .. }), Some(session)) = (&message, session.get())
                 {
-                    match state
-                        .guards
-                        .key_cache
-                        .verify(&state.store.db, &session.key)
+                    // Boxed: the check's future (cache, then database) is kilobytes, and held
+                    // inline it would be part of every idle connection.
+                    match Box::pin(state.guards.key_cache.verify(&state.store.db, &session.key))
                         .await
                     {
                         Ok(verdict) if verdict.viewer.is_some() => {}
@@ -205,14 +208,14 @@ fn incoming(
                 let message = match message {
                     Ok(ClientMessage::Start { id, mut payload }) if session.get().is_some() => {
                         if super::live::is_subscription(&mut payload) {
-                            let _ = diverted.send(Diverted::Start(id, Box::new(payload)));
+                            let _ = diverted.unbounded_send(Diverted::Start(id, Box::new(payload)));
                             continue;
                         }
                         Ok(ClientMessage::Start { id, payload })
                     }
                     Ok(ClientMessage::Stop { id }) => {
                         // The driver ignores ids it does not run; so does the connection.
-                        let _ = diverted.send(Diverted::Stop(id.clone()));
+                        let _ = diverted.unbounded_send(Diverted::Stop(id.clone()));
                         Ok(ClientMessage::Stop { id })
                     }
                     other => other,
@@ -239,7 +242,10 @@ async fn serve(
     let state = endpoint.state.clone();
     let session: Arc<OnceLock<Session>> = Arc::default();
     let (stopped, mut stop) = oneshot::channel();
-    let (divert, mut diverted) = mpsc::unbounded_channel();
+    // futures' channel rather than tokio's: tokio's allocates a block of 32 slots and a
+    // cache-padded header up front (1.5 KiB per connection), for a message or two per
+    // subscription.
+    let (divert, mut diverted) = mpsc::unbounded();
     let input = incoming(stream, state.clone(), session.clone(), stopped, divert);
     let opened = session.clone();
     let init = move |payload: serde_json::Value| async move {
@@ -295,7 +301,24 @@ async fn serve(
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
-            Some(diverted) = diverted.recv() => match diverted {
+            // Frames first: a connection is woken mostly by its subscriptions' events, and then
+            // need not poll the rest (reading the socket, timers) before writing them. The rest
+            // is polled whenever no frame is ready; a subscriber that keeps frames ready for
+            // longer than its queue lasts is ended as lagging.
+            biased;
+            Some(text) = subscriptions.next(), if !subscriptions.is_empty() => {
+                // Everything the subscriptions have ready goes out in one write: when events
+                // queue up (a busy server), a subscriber costs one `send` per batch, not one per
+                // event.
+                let mut batch = futures::stream::iter(std::iter::once(text).chain(
+                    std::iter::from_fn(|| subscriptions.next().now_or_never().flatten()),
+                ))
+                .map(|text: String| Ok(Message::Text(text.into())));
+                if sink.send_all(&mut batch).await.is_err() {
+                    return;
+                }
+            }
+            Some(diverted) = diverted.next() => match diverted {
                 Diverted::Start(id, request) => {
                     let Some(session) = session.get() else { continue };
                     // Subscriptions that completed have dropped their end of `cancels`.
@@ -320,18 +343,6 @@ async fn serve(
                     cancels.remove(&id);
                 }
             },
-            Some(text) = subscriptions.next(), if !subscriptions.is_empty() => {
-                // Everything the subscriptions have ready goes out in one write: when events
-                // queue up (a busy server), a subscriber costs one `send` per batch, not one per
-                // event.
-                let mut batch = futures::stream::iter(std::iter::once(text).chain(
-                    std::iter::from_fn(|| subscriptions.next().now_or_never().flatten()),
-                ))
-                .map(|text| Ok(Message::Text(text.into())));
-                if sink.send_all(&mut batch).await.is_err() {
-                    return;
-                }
-            }
             message = messages.next() => match message {
                 Some(WsMessage::Text(text)) => {
                     // The first message after a successful init is its acknowledgement.
@@ -361,7 +372,8 @@ async fn serve(
             () = &mut recheck, if acknowledged => {
                 let Some(session) = session.get() else { return };
                 let state = &endpoint.state;
-                match state.guards.key_cache.verify(&state.store.db, &session.key).await {
+                // Boxed, like the check in `incoming`: not part of every idle connection.
+                match Box::pin(state.guards.key_cache.verify(&state.store.db, &session.key)).await {
                     Ok(verdict) if verdict.viewer.is_some() => {
                         recheck.as_mut().reset(next_check(verdict.expires_at));
                     }
