@@ -32,7 +32,6 @@ use crate::mailer::SendError;
 const IDLE_LIMIT: Duration = Duration::from_secs(60);
 
 /// How the connection is secured, from the URL's scheme and `tls` parameter.
-#[derive(Clone)]
 enum Security {
     /// `smtp://` without `tls`: plain text (loopback only, see the settings).
     Plain,
