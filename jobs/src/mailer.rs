@@ -71,8 +71,9 @@ pub enum MailerConfigError {
     },
 }
 
-/// Time allowed for one SMTP conversation.
-const SMTP_TIMEOUT: Duration = Duration::from_secs(30);
+/// Time allowed for opening a connection to the mail server; a whole send is bounded by
+/// [`crate::email_sender::SEND_TIMEOUT`].
+const SMTP_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl Mailer {
     /// `smtp://` / `smtps://` URLs as lettre reads them (see the README), over at most
@@ -84,7 +85,7 @@ impl Mailer {
     ) -> Result<Self, MailerConfigError> {
         match smtp_url {
             Some(url) => Ok(Self::Smtp(Arc::new(
-                SmtpPool::from_url(url, connections, SMTP_TIMEOUT)
+                SmtpPool::from_url(url, connections, SMTP_CONNECT_TIMEOUT)
                     .map_err(MailerConfigError::SmtpUrl)?,
             ))),
             None => {

@@ -52,7 +52,8 @@ struct Server {
     security: Security,
     hello: ClientId,
     credentials: Option<Credentials>,
-    timeout: Duration,
+    /// How long opening a connection may take (the send as a whole is bounded by its caller).
+    connect_timeout: Duration,
 }
 
 /// The pool; shared by the clones of a [`crate::mailer::Mailer`].
@@ -69,9 +70,9 @@ impl SmtpPool {
     /// port 25), `smtp://host[:port]?tls=required` or `?tls=opportunistic` (STARTTLS, port
     /// 587), `smtps://host[:port]` (implicit TLS, port 465); the user and password, when given,
     /// authenticate (PLAIN or LOGIN), and a path names the client in `EHLO`. Keeps up to `keep`
-    /// connections; a conversation that takes longer than `timeout` fails. The error names what
+    /// connections; opening one that takes longer than `connect_timeout` fails. The error names what
     /// is wrong, never the password.
-    pub fn from_url(url: &str, keep: usize, timeout: Duration) -> Result<Self, String> {
+    pub fn from_url(url: &str, keep: usize, connect_timeout: Duration) -> Result<Self, String> {
         let url = url::Url::parse(url).map_err(|e| e.to_string())?;
         let host = url.host_str().ok_or("no host")?.to_owned();
         let tls = url
@@ -116,7 +117,7 @@ impl SmtpPool {
                 security,
                 hello,
                 credentials,
-                timeout,
+                connect_timeout,
             },
             idle: Mutex::new(Vec::new()),
             keep: keep.max(1),
@@ -205,7 +206,7 @@ impl Server {
         let mut conn = match &self.security {
             Security::Implicit(parameters) => AsyncSmtpConnection::connect_tokio1(
                 (self.host.as_str(), self.port),
-                Some(self.timeout),
+                Some(self.connect_timeout),
                 &self.hello,
                 Some(parameters.clone()),
                 None,
@@ -214,24 +215,25 @@ impl Server {
             .map_err(classify)?,
             Security::Plain | Security::StartTls { .. } => {
                 let address = (self.host.as_str(), self.port);
-                let stream = tokio::time::timeout(self.timeout, TcpStream::connect(address))
-                    .await
-                    .map_err(|_| {
-                        SendError::Transient(
-                            format!(
-                                "no connection to the mail server within {} s",
-                                self.timeout.as_secs()
-                            ),
-                            "timeout",
-                        )
-                    })?
-                    .and_then(|stream| stream.set_nodelay(true).map(|()| stream))
-                    .map_err(|e| {
-                        SendError::Transient(
-                            format!("cannot connect to the mail server: {e}"),
-                            "connection",
-                        )
-                    })?;
+                let stream =
+                    tokio::time::timeout(self.connect_timeout, TcpStream::connect(address))
+                        .await
+                        .map_err(|_| {
+                            SendError::Transient(
+                                format!(
+                                    "no connection to the mail server within {} s",
+                                    self.connect_timeout.as_secs()
+                                ),
+                                "timeout",
+                            )
+                        })?
+                        .and_then(|stream| stream.set_nodelay(true).map(|()| stream))
+                        .map_err(|e| {
+                            SendError::Transient(
+                                format!("cannot connect to the mail server: {e}"),
+                                "connection",
+                            )
+                        })?;
                 AsyncSmtpConnection::connect_with_transport(Box::new(stream), &self.hello)
                     .await
                     .map_err(classify)?
