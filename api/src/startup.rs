@@ -17,7 +17,10 @@ use tower_http::timeout::TimeoutLayer;
 
 use crate::config::{ConfigError, Settings};
 use crate::error::StartupError;
-use crate::graphql::{self, endpoint::GraphqlEndpoint};
+use crate::graphql::{
+    self,
+    endpoint::{Endpoint, GraphqlEndpoint},
+};
 use crate::state::{AppState, Guards, Outbound, Store};
 use crate::{db, health};
 
@@ -181,7 +184,7 @@ pub async fn build(
 pub fn router(state: AppState, shutdown: CancellationToken) -> Router {
     let request_timeout = state.settings.http.request_timeout;
     let gateway = graphql::gateway(&state.settings.graphql, state.clone());
-    let endpoint = GraphqlEndpoint {
+    let endpoint = GraphqlEndpoint::new(Endpoint {
         live: graphql::live::Live::new(gateway.clone(), state.clone()),
         gateway,
         documents: Arc::new(graphql::documents::Documents::new(
@@ -190,7 +193,7 @@ pub fn router(state: AppState, shutdown: CancellationToken) -> Router {
         state: state.clone(),
         shutdown,
         pending: Arc::default(),
-    };
+    });
     let rest_routes = crate::rest::routes(state.clone());
     let graphql_routes = Router::new()
         .route(

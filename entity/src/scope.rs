@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, PoisonError, RwLock};
 
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, QueryFilter, QueryTrait, Select,
-    Statement,
+    ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, IdenStatic, QueryFilter,
+    QueryTrait, Select, Statement,
 };
 use uuid::Uuid;
 
@@ -69,6 +69,25 @@ pub async fn find_owned<E: Owned>(
         .one(db)
         .await?
         .ok_or(DomainError::NotFound)
+}
+
+/// PostgreSQL only: `SELECT <columns> FROM <table> WHERE (organization_id, id) IN (SELECT *
+/// FROM unnest($1::uuid[], $2::uuid[]))`, the objects of several (organization, id) pairs in one
+/// statement, each pair scoped as [`find_owned`] scopes one: a row is returned only for the
+/// organization that asked for it. Its text does not depend on how many pairs it is given, so
+/// one prepared statement serves every batch.
+pub fn find_owned_many_sql<E: Owned>() -> Arc<str> {
+    let table = E::default().table_name().to_owned();
+    let pairs = format!(
+        r#"("{table}"."{}", "{table}"."{}") IN (SELECT * FROM unnest($1::uuid[], $2::uuid[]))"#,
+        E::organization_column().as_str(),
+        E::id_column().as_str(),
+    );
+    E::find()
+        .filter(sea_orm::sea_query::Expr::cust(pairs))
+        .build(DatabaseBackend::Postgres)
+        .sql
+        .into()
 }
 
 /// Rendered SQL by entity type and whether it is for PostgreSQL.

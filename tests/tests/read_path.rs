@@ -508,6 +508,104 @@ async fn persisted_queries_and_cached_documents() {
     app.stop().await;
 }
 
+both!(
+    concurrent_lookups_share_a_statement_and_stay_in_their_organization,
+    |backend| async move {
+        use futures::future::{MaybeDone, join_all, maybe_done};
+        use sea_orm::TransactionTrait;
+        use std::pin::Pin;
+
+        let app = app::spawn_api_only(backend, |_| {}).await;
+        let (_, ours) = seed(&app, 20, false).await;
+        let (other_org, other) = app.other_org().await;
+        let their_company = app::create_company(&other, "Theirs").await;
+        let (theirs, _) = app::invite(&other, &their_company, json!({})).await;
+        let theirs: Uuid = theirs.parse().unwrap();
+        let metrics = std::sync::Arc::new(jobs::metrics::Metrics::new());
+        let reads = api::db::Reads::new(app.db.clone(), metrics.clone());
+
+        // (asking organization, id, whether it is that organization's): each organization's
+        // own ids, and each asking for the other's, mixed in one batch.
+        let mut wanted: Vec<(Uuid, Uuid, bool)> = Vec::new();
+        for &id in &ours {
+            wanted.push((app.org_id, id, true));
+            wanted.push((other_org, id, false));
+        }
+        wanted.push((other_org, theirs, true));
+        wanted.push((app.org_id, theirs, false));
+
+        // On PostgreSQL the table is held, so the first lookups' statements wait in the
+        // database while every other lookup joins the queue behind them.
+        let hold = match backend {
+            Backend::Postgres => {
+                let txn = app.db.begin().await.unwrap();
+                txn.execute_unprepared("LOCK TABLE invitations IN ACCESS EXCLUSIVE MODE")
+                    .await
+                    .unwrap();
+                Some(txn)
+            }
+            Backend::Sqlite => None,
+        };
+        let mut lookups: Vec<Pin<Box<MaybeDone<_>>>> = wanted
+            .iter()
+            .map(|&(org, id, _)| {
+                Box::pin(maybe_done(
+                    reads.find_owned::<entity::entities::invitations::Entity>(org, id),
+                ))
+            })
+            .collect();
+        // One poll each queues every lookup, before any statement can answer.
+        for lookup in &mut lookups {
+            let _ = futures::poll!(lookup.as_mut());
+        }
+        if let Some(txn) = hold {
+            let blocked = "SELECT count(*)::int8 AS n FROM pg_stat_activity \
+                 WHERE wait_event_type = 'Lock' AND query LIKE '%unnest%'";
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+            loop {
+                let row = app
+                    .db
+                    .query_one_raw(Statement::from_string(DatabaseBackend::Postgres, blocked))
+                    .await
+                    .unwrap()
+                    .unwrap();
+                if row.try_get::<i64>("", "n").unwrap() == 2 {
+                    break;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "two lookup statements never waited on the held table"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            txn.commit().await.unwrap();
+        }
+        join_all(lookups.iter_mut().map(|l| l.as_mut())).await;
+        for ((org, id, owned), lookup) in wanted.iter().zip(&mut lookups) {
+            match lookup.as_mut().take_output().unwrap() {
+                Ok(row) => {
+                    assert!(owned, "{org} must not read {id}");
+                    assert_eq!((row.id, row.organization_id), (*id, *org));
+                }
+                Err(entity::DomainError::NotFound) => {
+                    assert!(!owned, "{org} must read its own {id}")
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+        if backend == Backend::Postgres {
+            // The two that started at once, then everything that queued behind them.
+            let statements = metrics
+                .encode()
+                .lines()
+                .find_map(|l| l.strip_prefix("invitations_db_statement_duration_seconds_count "))
+                .map(|n| n.trim().parse::<f64>().unwrap());
+            assert_eq!(statements, Some(3.0), "{} lookups", wanted.len());
+        }
+        app.stop().await;
+    }
+);
+
 /// Reads over a pool of `size` connections to a fresh PostgreSQL database.
 async fn reads_over(
     size: u32,

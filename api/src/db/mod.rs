@@ -1,6 +1,8 @@
 //! Database connection and migrations.
 
+mod lookups;
 mod reads;
+pub use lookups::Coalesced;
 pub use reads::Reads;
 
 use std::time::Duration;

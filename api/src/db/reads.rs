@@ -16,6 +16,7 @@
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use entity::DomainError;
 use jobs::metrics::Metrics;
 use sea_orm::sqlx::pool::PoolConnection;
 use sea_orm::sqlx::postgres::PgRow;
@@ -25,6 +26,9 @@ use sea_orm::{
     QueryResult, RuntimeErr, Statement,
 };
 use sea_query_sqlx::SqlxValues;
+use uuid::Uuid;
+
+use super::lookups::{AllLookups, Coalesced};
 
 /// How long one connection serves reads before it goes back to the pool, whose lifetime and
 /// health rules then apply to it again.
@@ -39,13 +43,14 @@ pub struct Reads {
     held: Option<Arc<Held>>,
 }
 
-struct Held {
+pub(super) struct Held {
     pool: PgPool,
     /// Connections free to read on, the most recently used last.
     free: Mutex<Vec<Connection>>,
     /// The most the stack keeps: the rest of the pool stays free for writes.
     keep: usize,
     metrics: Arc<Metrics>,
+    pub(super) lookups: AllLookups,
 }
 
 struct Connection {
@@ -67,11 +72,25 @@ impl Reads {
                     free: Mutex::new(Vec::with_capacity(keep)),
                     keep,
                     metrics,
+                    lookups: AllLookups::new(),
                 }))
             }
             _ => None,
         };
         Self { db, held }
+    }
+
+    /// One object of the organization by id, as [`entity::scope::find_owned`]; on PostgreSQL
+    /// the lookups of one kind that arrive together share a statement (see [`super::lookups`]).
+    pub async fn find_owned<E: Coalesced>(
+        &self,
+        org: Uuid,
+        id: Uuid,
+    ) -> Result<E::Model, DomainError> {
+        match &self.held {
+            Some(held) => held.lookup::<E>(org, id).await,
+            None => entity::scope::find_owned::<E>(&self.db, org, id).await,
+        }
     }
 }
 
@@ -123,23 +142,16 @@ impl Held {
         }
     }
 
-    /// Runs one read and times it as the pool's metric callback times the others. Should the
-    /// caller stop waiting half-way, the connection is dropped with this future and so returns
-    /// to the pool, whose release ping recovers or closes it.
-    async fn read<T>(
+    /// Runs `run` on a read connection and times it as the pool's metric callback times the
+    /// others. Should the caller stop waiting half-way, the connection is dropped with this
+    /// future and so returns to the pool, whose release ping recovers or closes it.
+    pub(super) async fn with_connection<T>(
         &self,
-        stmt: Statement,
-        run: impl AsyncFnOnce(
-            sqlx::query::Query<'_, Postgres, SqlxValues>,
-            &mut PoolConnection<Postgres>,
-        ) -> Result<T, sqlx::Error>,
+        run: impl AsyncFnOnce(&mut PoolConnection<Postgres>) -> Result<T, sqlx::Error>,
     ) -> Result<T, DbErr> {
         let mut c = self.take().await?;
-        // The statement is ours: its values move into the query, uncopied.
-        let values = stmt.values.unwrap_or(sea_orm::Values(Vec::new()));
-        let query = sqlx::query_with(sqlx::AssertSqlSafe(stmt.sql.as_str()), SqlxValues(values));
         let started = Instant::now();
-        let result = run(query, &mut c.conn).await;
+        let result = run(&mut c.conn).await;
         self.metrics
             .db_statement_duration
             .observe(started.elapsed().as_secs_f64());
@@ -153,6 +165,21 @@ impl Held {
                 Err(DbErr::Query(RuntimeErr::SqlxError(Arc::new(e))))
             }
         }
+    }
+
+    /// Runs one read statement.
+    async fn read<T>(
+        &self,
+        stmt: Statement,
+        run: impl AsyncFnOnce(
+            sqlx::query::Query<'_, Postgres, SqlxValues>,
+            &mut PoolConnection<Postgres>,
+        ) -> Result<T, sqlx::Error>,
+    ) -> Result<T, DbErr> {
+        // The statement is ours: its values move into the query, uncopied.
+        let values = stmt.values.unwrap_or(sea_orm::Values(Vec::new()));
+        let query = sqlx::query_with(sqlx::AssertSqlSafe(stmt.sql.as_str()), SqlxValues(values));
+        self.with_connection(async |c| run(query, c).await).await
     }
 }
 

@@ -3,7 +3,6 @@ use async_graphql::{Context, ID, Json, Object, Result, SimpleObject};
 use chrono::{DateTime, NaiveDate, Utc};
 use entity::crypto::Slot;
 use entity::entities::{email_deliveries, invitation_events, invitations};
-use entity::scope::find_owned;
 
 pub use super::page::{event_page, event_window};
 use super::{Company, Connection};
@@ -92,8 +91,11 @@ impl Invitation {
             return Ok(None);
         };
         let org = viewer(ctx)?.organization_id;
-        let db = &store(ctx)?.reads;
-        match find_owned::<entity::entities::connections::Entity>(db, org, connection_id).await {
+        let reads = &store(ctx)?.reads;
+        match reads
+            .find_owned::<entity::entities::connections::Entity>(org, connection_id)
+            .await
+        {
             Ok(row) => Ok(Some(Connection(row))),
             Err(entity::DomainError::NotFound) => Ok(None),
             Err(e) => Err(crate::graphql::error::into_gql(e)),

@@ -20,7 +20,9 @@ impl CompanyQuery {
     async fn company(&self, ctx: &Context<'_>, id: ID) -> Result<Company> {
         let org = viewer(ctx)?.organization_id;
         let company_id = parse_id("id", &id)?;
-        let row = find_owned::<companies::Entity>(&store(ctx)?.reads, org, company_id)
+        let row = store(ctx)?
+            .reads
+            .find_owned::<companies::Entity>(org, company_id)
             .await
             .gql()?;
         Ok(Company(row))
@@ -48,7 +50,9 @@ impl CompanyQuery {
     async fn connection(&self, ctx: &Context<'_>, id: ID) -> Result<Connection> {
         let org = viewer(ctx)?.organization_id;
         let connection_id = parse_id("id", &id)?;
-        let row = find_owned::<connections::Entity>(&store(ctx)?.reads, org, connection_id)
+        let row = store(ctx)?
+            .reads
+            .find_owned::<connections::Entity>(org, connection_id)
             .await
             .gql()?;
         Ok(Connection(row))

@@ -2,7 +2,6 @@ use async_graphql::connection::{Connection as Page, Edge, EmptyFields};
 use async_graphql::{Context, ID, Object, Result, SimpleObject, Value};
 use entity::entities::invitations;
 use entity::invitation::{EventWindow, ListCursor, ListFilter, ListRequest};
-use entity::scope::find_owned;
 
 use crate::graphql::context::{load, prime, store, viewer};
 use crate::graphql::error::GqlResult;
@@ -112,7 +111,9 @@ impl InvitationQuery {
     async fn invitation(&self, ctx: &Context<'_>, id: ID) -> Result<Invitation> {
         let org = viewer(ctx)?.organization_id;
         let invitation_id = parse_id("id", &id)?;
-        let row = find_owned::<invitations::Entity>(&store(ctx)?.reads, org, invitation_id)
+        let row = store(ctx)?
+            .reads
+            .find_owned::<invitations::Entity>(org, invitation_id)
             .await
             .gql()?;
         Ok(Invitation(row))

@@ -3,7 +3,6 @@ use std::collections::HashMap;
 use async_graphql::connection::{Connection as Page, Edge, EmptyFields};
 use async_graphql::{Context, ID, Object, Result};
 use entity::entities::webhook_endpoints;
-use entity::scope::find_owned;
 use entity::webhook::log::{DeliveryFilter, attempts_of};
 
 use crate::graphql::context::{store, viewer};
@@ -38,7 +37,9 @@ impl WebhookQuery {
     async fn webhook_endpoint(&self, ctx: &Context<'_>, id: ID) -> Result<WebhookEndpoint> {
         let org = viewer(ctx)?.organization_id;
         let id = parse_id("id", &id)?;
-        let row = find_owned::<webhook_endpoints::Entity>(&store(ctx)?.reads, org, id)
+        let row = store(ctx)?
+            .reads
+            .find_owned::<webhook_endpoints::Entity>(org, id)
             .await
             .gql()?;
         Ok(WebhookEndpoint(row))

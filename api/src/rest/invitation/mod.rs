@@ -9,7 +9,6 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use entity::entities::{connections, invitations};
 use entity::invitation::{ListCursor, ListFilter, ListRequest};
-use entity::scope::find_owned;
 use uuid::Uuid;
 
 use super::error::{ApiError, ChangeErrors, CommonErrors, ErrorBody};
@@ -229,7 +228,10 @@ pub async fn detail(
         ("eventsAfter", params.events_after.as_deref()),
         MAX_PAGE as i64,
     )?;
-    let row = find_owned::<invitations::Entity>(&store.reads, organization_id, id).await?;
+    let row = store
+        .reads
+        .find_owned::<invitations::Entity>(organization_id, id)
+        .await?;
     let mut events = entity::invitation::event_pages(&store.reads, organization_id, &[id], window)
         .await
         .map_err(entity::DomainError::from)?

@@ -1,0 +1,236 @@
+//! Lookups by id on PostgreSQL, coalesced: the commonest read there is (`invitation(id)`,
+//! `company(id)`, …, and the REST detail) costs one statement per batch of concurrent lookups
+//! instead of one per lookup.
+//!
+//! A lookup joins its entity's queue. While fewer than [`RUNNING_AT_MOST`] statements of that
+//! entity are running, it starts one at once with whatever is queued (itself, at least), so an
+//! idle server answers a lookup exactly as before; under load the lookups that arrive while the
+//! statements run wait for the next one and go together, up to [`BATCH_AT_MOST`] per
+//! statement. Each statement is one round trip and one execution in PostgreSQL for the whole
+//! batch, where every lookup used to cost both: the loopback send and the backend's wake-up
+//! were the largest parts of a point lookup's profile.
+//!
+//! Tenant scoping is kept in SQL: the statement takes (organization, id) pairs and returns a
+//! row only for the pair that names its organization
+//! ([`entity::scope::find_owned_many_sql`]); a lookup of another organization's id finds
+//! nothing, as alone. The statements run on their own task, so a request that goes away does
+//! not abandon the others of its batch.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use entity::DomainError;
+use entity::entities::{companies, connections, invitations, webhook_endpoints};
+use entity::scope::{Owned, find_owned_many_sql};
+use sea_orm::sqlx::{self, Row};
+use sea_orm::{DbErr, FromQueryResult, IdenStatic, QueryResult};
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+use super::reads::Held;
+
+/// Statements of one entity's lookups running at once. Two keep both of PostgreSQL's cores
+/// (on the development machine) busy while the next batch gathers; more would split the
+/// waiting lookups into smaller batches.
+const RUNNING_AT_MOST: usize = 2;
+
+/// Pairs one statement looks up at most, so a burst is answered in several statements
+/// rather than one statement holding a connection for a long time.
+const BATCH_AT_MOST: usize = 100;
+
+type Key = (Uuid, Uuid);
+type Answer<M> = Result<Option<M>, Arc<DbErr>>;
+
+struct Wanted<M> {
+    key: Key,
+    answer: oneshot::Sender<Answer<M>>,
+}
+
+struct Queue<M> {
+    waiting: Vec<Wanted<M>>,
+    running: usize,
+}
+
+/// The queue and statement of one entity's lookups.
+pub struct Lookups<M> {
+    sql: Arc<str>,
+    queue: Mutex<Queue<M>>,
+}
+
+impl<M> Lookups<M> {
+    fn new(sql: Arc<str>) -> Self {
+        Self {
+            sql,
+            queue: Mutex::new(Queue {
+                waiting: Vec::new(),
+                running: 0,
+            }),
+        }
+    }
+
+    /// Queues `wanted`; returns the batch to run now when a statement may start.
+    fn join(&self, wanted: Wanted<M>) -> Option<Vec<Wanted<M>>> {
+        let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
+        queue.waiting.push(wanted);
+        if queue.running < RUNNING_AT_MOST {
+            queue.running += 1;
+            Some(take(&mut queue.waiting))
+        } else {
+            None
+        }
+    }
+
+    /// The next batch for a statement that ended, or `None` (and one statement fewer running)
+    /// when nothing waits.
+    fn next(&self) -> Option<Vec<Wanted<M>>> {
+        let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
+        if queue.waiting.is_empty() {
+            queue.running -= 1;
+            None
+        } else {
+            Some(take(&mut queue.waiting))
+        }
+    }
+}
+
+/// The oldest [`BATCH_AT_MOST`] of `waiting`.
+fn take<M>(waiting: &mut Vec<Wanted<M>>) -> Vec<Wanted<M>> {
+    if waiting.len() <= BATCH_AT_MOST {
+        std::mem::take(waiting)
+    } else {
+        waiting.drain(..BATCH_AT_MOST).collect()
+    }
+}
+
+/// Every entity whose lookups are coalesced.
+pub struct AllLookups {
+    invitations: Lookups<invitations::Model>,
+    companies: Lookups<companies::Model>,
+    connections: Lookups<connections::Model>,
+    webhook_endpoints: Lookups<webhook_endpoints::Model>,
+}
+
+impl AllLookups {
+    pub(super) fn new() -> Self {
+        Self {
+            invitations: Lookups::new(find_owned_many_sql::<invitations::Entity>()),
+            companies: Lookups::new(find_owned_many_sql::<companies::Entity>()),
+            connections: Lookups::new(find_owned_many_sql::<connections::Entity>()),
+            webhook_endpoints: Lookups::new(find_owned_many_sql::<webhook_endpoints::Entity>()),
+        }
+    }
+}
+
+/// An entity looked up by id through [`crate::db::Reads::find_owned`].
+pub trait Coalesced: Owned<Model: Clone + Send + Sync + 'static> {
+    #[doc(hidden)]
+    fn lookups(all: &AllLookups) -> &Lookups<Self::Model>;
+}
+
+macro_rules! coalesced {
+    ($($module:ident),*) => {$(
+        impl Coalesced for $module::Entity {
+            fn lookups(all: &AllLookups) -> &Lookups<Self::Model> {
+                &all.$module
+            }
+        }
+    )*};
+}
+
+coalesced!(invitations, companies, connections, webhook_endpoints);
+
+impl Held {
+    /// `E`'s object `id` of organization `org`, looked up together with the lookups of `E`
+    /// that arrive while others run.
+    pub(super) async fn lookup<E: Coalesced>(
+        self: &Arc<Self>,
+        org: Uuid,
+        id: Uuid,
+    ) -> Result<E::Model, DomainError> {
+        let (answer, answered) = oneshot::channel();
+        let wanted = Wanted {
+            key: (org, id),
+            answer,
+        };
+        if let Some(batch) = E::lookups(&self.lookups).join(wanted) {
+            tokio::spawn(self.clone().run::<E>(batch));
+        }
+        match answered.await {
+            Ok(Ok(Some(model))) => Ok(model),
+            Ok(Ok(None)) => Err(DomainError::NotFound),
+            // The last of a failed batch to look gets the error itself, the others its text.
+            Ok(Err(error)) => Err(DomainError::Db(
+                Arc::try_unwrap(error).unwrap_or_else(|e| DbErr::Custom(e.to_string())),
+            )),
+            // Only a panic in the statement's task drops an answer unsent.
+            Err(_) => Err(DomainError::Db(DbErr::Custom(
+                "a coalesced lookup ended without an answer".to_owned(),
+            ))),
+        }
+    }
+
+    /// Runs batches of `E`'s lookups until none waits.
+    async fn run<E: Coalesced>(self: Arc<Self>, mut batch: Vec<Wanted<E::Model>>) {
+        let lookups = E::lookups(&self.lookups);
+        loop {
+            match self.fetch::<E>(&lookups.sql, &batch).await {
+                Ok(found) => {
+                    for wanted in batch {
+                        let _ = wanted.answer.send(Ok(found.get(&wanted.key).cloned()));
+                    }
+                }
+                Err(error) => {
+                    let error = Arc::new(error);
+                    for wanted in batch {
+                        let _ = wanted.answer.send(Err(error.clone()));
+                    }
+                }
+            }
+            match lookups.next() {
+                Some(next) => batch = next,
+                None => return,
+            }
+        }
+    }
+
+    /// One statement for the distinct pairs of `batch` (the same object asked for twice is read
+    /// once), its rows by pair.
+    async fn fetch<E: Coalesced>(
+        &self,
+        sql: &str,
+        batch: &[Wanted<E::Model>],
+    ) -> Result<HashMap<Key, E::Model>, DbErr> {
+        let mut orgs = Vec::with_capacity(batch.len());
+        let mut ids = Vec::with_capacity(batch.len());
+        for wanted in batch {
+            let (org, id) = wanted.key;
+            if !orgs.iter().zip(&ids).any(|(o, i)| (o, i) == (&org, &id)) {
+                orgs.push(org);
+                ids.push(id);
+            }
+        }
+        let rows = self
+            .with_connection(async |c| {
+                sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(&orgs)
+                    .bind(&ids)
+                    .fetch_all(&mut **c)
+                    .await
+            })
+            .await?;
+        let mut found = HashMap::with_capacity(rows.len());
+        for row in rows {
+            let key: Key = (
+                row.try_get(E::organization_column().as_str())
+                    .map_err(|e| DbErr::Type(e.to_string()))?,
+                row.try_get(E::id_column().as_str())
+                    .map_err(|e| DbErr::Type(e.to_string()))?,
+            );
+            found.insert(
+                key,
+                E::Model::from_query_result(&QueryResult::from(row), "")?,
+            );
+        }
+        Ok(found)
+    }
+}
