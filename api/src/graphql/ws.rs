@@ -26,7 +26,9 @@
 //! only `on_connection_init`, and closes a refused init with 1002). Rate limits hold through the
 //! same guard as over HTTP, fed by the client address the connection puts into its data.
 
-use std::sync::{Arc, OnceLock};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use async_graphql::http::{ClientMessage, WebSocket, WebSocketProtocols, WsMessage};
@@ -34,8 +36,7 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket as Socket};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures::channel::mpsc;
-use futures::stream::SplitStream;
-use futures::{FutureExt, SinkExt, Stream, StreamExt};
+use futures::{FutureExt, Sink, SinkExt, Stream, StreamExt};
 use std::collections::HashMap;
 
 use futures::stream::SelectAll;
@@ -66,6 +67,130 @@ const READ_BUFFER: usize = 512;
 const WRITE_BATCH: usize = 16 * 1024;
 /// Retry interval when the key could not be checked (the database did not answer).
 const RECHECK_AFTER_FAILURE: Duration = Duration::from_secs(5);
+
+/// A connection's socket, shared by the connection's task and the groups of its live
+/// subscriptions ([`super::live`]). A group writes an event's frame into the socket itself when
+/// nothing is in its way, so an event reaches ten thousand subscribers without waking ten
+/// thousand tasks (each waking meant a queue pop, the connection's select over its socket,
+/// timers and subscriptions, and a lock of the split socket: most of the server's own time in
+/// the fan-out). When something is in the way, the frame goes through the subscriber's bounded
+/// queue and the connection's task, as before: that keeps each subscriber's frames in order, and
+/// a peer that does not read still ends with `SUBSCRIBER_LAGGED` once its queue is full.
+pub struct Outlet {
+    io: Mutex<Io>,
+    /// The connection task's: a group's frame that the kernel did not take whole registers it,
+    /// so the task finishes the write when the socket can take more.
+    waker: Waker,
+}
+
+struct Io {
+    socket: Socket,
+    /// The connection's task has taken frames from its subscriptions and not yet written them:
+    /// a group's frame written now could overtake one of them.
+    in_hand: bool,
+    /// The socket holds bytes the kernel did not take (the peer reads slowly): frames wait in
+    /// their subscribers' queues until the connection's task has written these.
+    backed_up: bool,
+}
+
+impl Outlet {
+    fn new(socket: Socket, waker: Waker) -> Self {
+        Self {
+            io: Mutex::new(Io {
+                socket,
+                in_hand: false,
+                backed_up: false,
+            }),
+            waker,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Io> {
+        self.io.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Writes the frame `frame` gives into the socket at once, unless the connection's task is
+    /// using the socket or holds frames, or the socket is backed up; `frame` gives none when the
+    /// subscriber has frames queued (they go first). Whether the frame was written; if not,
+    /// the caller queues it. Never waits: a group does not stop for one connection.
+    pub(super) fn try_write(&self, frame: impl FnOnce() -> Option<String>) -> bool {
+        let Ok(mut io) = self.io.try_lock() else {
+            return false;
+        };
+        if io.in_hand || io.backed_up {
+            return false;
+        }
+        let Some(frame) = frame() else {
+            return false;
+        };
+        let mut cx = Context::from_waker(&self.waker);
+        let mut socket = Pin::new(&mut io.socket);
+        if !matches!(socket.as_mut().poll_ready(&mut cx), Poll::Ready(Ok(())))
+            || socket
+                .as_mut()
+                .start_send(Message::Text(frame.into()))
+                .is_err()
+        {
+            // Closing or closed: the connection's task is ending it.
+            return false;
+        }
+        // The frame is in the socket's buffer now, ahead of anything written later. An error
+        // (the peer gone) is the connection task's to see when it next reads or writes.
+        io.backed_up = socket.poll_flush(&mut cx).is_pending();
+        true
+    }
+
+    /// Finishes writing what a group's frame left in the socket; pending while there is none.
+    pub(super) fn poll_backlog(&self, cx: &mut Context<'_>) -> Poll<Result<(), axum::Error>> {
+        let mut io = self.lock();
+        if !io.backed_up {
+            // The group that backs the socket up registers this task's waker with it.
+            return Poll::Pending;
+        }
+        let flushed = io.socket.poll_flush_unpin(cx);
+        io.backed_up = flushed.is_pending();
+        flushed
+    }
+
+    fn set_in_hand(&self, in_hand: bool) {
+        self.lock().in_hand = in_hand;
+    }
+}
+
+/// The connection task's side of the shared socket: each call holds the lock for its duration.
+#[derive(Clone)]
+struct Shared(Arc<Outlet>);
+
+impl Stream for Shared {
+    type Item = Result<Message, axum::Error>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.0.lock().socket.poll_next_unpin(cx)
+    }
+}
+
+impl Sink<Message> for Shared {
+    type Error = axum::Error;
+
+    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.0.lock().socket.poll_ready_unpin(cx)
+    }
+
+    fn start_send(self: Pin<&mut Self>, item: Message) -> Result<(), Self::Error> {
+        self.0.lock().socket.start_send_unpin(item)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        let mut io = self.0.lock();
+        let flushed = io.socket.poll_flush_unpin(cx);
+        io.backed_up = flushed.is_pending();
+        flushed
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.0.lock().socket.poll_close_unpin(cx)
+    }
+}
 
 /// Upgrades a `GET /graphql` that asks for WebSocket to a GraphQL connection.
 pub async fn upgrade(
@@ -171,7 +296,7 @@ enum Diverted {
 /// message or a failed check ends the input, and `stopped` says which. Subscriptions of an
 /// acknowledged connection, and every `complete`/`stop`, go to `diverted`.
 fn incoming(
-    socket: SplitStream<Socket>,
+    socket: Shared,
     state: AppState,
     session: Arc<OnceLock<Session>>,
     stopped: oneshot::Sender<Stop>,
@@ -238,7 +363,10 @@ async fn serve(
 ) {
     // Held until the connection is acknowledged, or closes without that.
     let mut slot = Some(slot);
-    let (mut sink, stream) = socket.split();
+    let waker = std::future::poll_fn(|cx| Poll::Ready(cx.waker().clone())).await;
+    let outlet = Arc::new(Outlet::new(socket, waker));
+    let mut sink = Shared(outlet.clone());
+    let stream = sink.clone();
     let state = endpoint.state.clone();
     let session: Arc<OnceLock<Session>> = Arc::default();
     let (stopped, mut stop) = oneshot::channel();
@@ -306,7 +434,7 @@ async fn serve(
             // is polled whenever no frame is ready; a subscriber that keeps frames ready for
             // longer than its queue lasts is ended as lagging.
             biased;
-            Some(text) = subscriptions.next(), if !subscriptions.is_empty() => {
+            Some(text) = next_frame(&outlet, &mut subscriptions), if !subscriptions.is_empty() => {
                 // Everything the subscriptions have ready goes out in one write: when events
                 // queue up (a busy server), a subscriber costs one `send` per batch, not one per
                 // event.
@@ -315,6 +443,13 @@ async fn serve(
                 ))
                 .map(|text: String| Ok(Message::Text(text.into())));
                 if sink.send_all(&mut batch).await.is_err() {
+                    return;
+                }
+                // Written and flushed: the groups may write again.
+                outlet.set_in_hand(false);
+            }
+            written = std::future::poll_fn(|cx| outlet.poll_backlog(cx)) => {
+                if written.is_err() {
                     return;
                 }
             }
@@ -327,7 +462,7 @@ async fn serve(
                     // A reused id replaces the subscription that had it.
                     cancels.insert(id.clone(), cancel);
                     let frames = super::live::subscribe(
-                        &endpoint.live, &session.viewer, client, protocol, &id, *request,
+                        &endpoint.live, &session.viewer, client, protocol, &outlet, &id, *request,
                     );
                     let complete = format!(
                         r#"{{"type":"complete","id":{}}}"#,
@@ -406,7 +541,78 @@ async fn serve(
     }
 }
 
+/// The next frame of the connection's subscriptions. From before a frame is taken until the
+/// connection's task has written it, the groups leave the socket to the task: a frame of theirs
+/// could overtake it.
+fn next_frame<S: Stream<Item = String> + Unpin>(
+    outlet: &Outlet,
+    subscriptions: &mut S,
+) -> impl Future<Output = Option<String>> {
+    std::future::poll_fn(move |cx| {
+        outlet.set_in_hand(true);
+        let next = subscriptions.poll_next_unpin(cx);
+        if !matches!(next, Poll::Ready(Some(_))) {
+            outlet.set_in_hand(false);
+        }
+        next
+    })
+}
+
 /// When to check a key again: when its verdict expires, and not more often than `MIN_RECHECK`.
 fn next_check(expires_at: std::time::Instant) -> Instant {
     Instant::from_std(expires_at).max(Instant::now() + MIN_RECHECK)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+pub(super) mod tests {
+    use super::*;
+    use axum::extract::ws::WebSocketUpgrade;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpSocket;
+
+    /// An outlet on a real socket, upgraded by axum as the server's are, and the peer's end of
+    /// it past the handshake. Both ends' kernel buffers are small, so a peer that does not read
+    /// backs the outlet up after a few frames. Nothing flushes the outlet's backlog unless the
+    /// test does ([`Outlet::poll_backlog`]).
+    pub(in crate::graphql) async fn outlet_and_peer() -> (Arc<Outlet>, std::net::TcpStream) {
+        let listening = TcpSocket::new_v4().unwrap();
+        // Inherited by the accepted socket.
+        listening.set_send_buffer_size(4096).unwrap();
+        listening.bind(([127, 0, 0, 1], 0).into()).unwrap();
+        let listener = listening.listen(8).unwrap();
+        let address = listener.local_addr().unwrap();
+        let (upgraded, socket) = oneshot::channel();
+        let upgraded = Arc::new(Mutex::new(Some(upgraded)));
+        let app = axum::Router::new().route(
+            "/",
+            axum::routing::get(move |ws: WebSocketUpgrade| async move {
+                ws.on_upgrade(move |socket| async move {
+                    if let Some(upgraded) = upgraded.lock().unwrap().take() {
+                        let _ = upgraded.send(socket);
+                    }
+                })
+            }),
+        );
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let peer = TcpSocket::new_v4().unwrap();
+        peer.set_recv_buffer_size(4096).unwrap();
+        let mut peer = peer.connect(address).await.unwrap();
+        peer.write_all(
+            b"GET / HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        )
+        .await
+        .unwrap();
+        // The response's head, byte by byte so that no frame is read with it.
+        let mut head = Vec::new();
+        while !head.ends_with(b"\r\n\r\n") {
+            head.push(peer.read_u8().await.unwrap());
+        }
+        assert!(head.starts_with(b"HTTP/1.1 101"), "upgraded");
+        let outlet = Outlet::new(socket.await.unwrap(), futures::task::noop_waker());
+        let peer = peer.into_std().unwrap();
+        peer.set_nonblocking(false).unwrap();
+        (Arc::new(outlet), peer)
+    }
 }
