@@ -260,22 +260,33 @@ impl Group {
         let lagging = if threads <= 1 {
             hand_all(&queues)
         } else {
-            std::thread::scope(|scope| {
-                let mut chunks = queues.chunks(queues.len().div_ceil(threads));
-                let mine = chunks.next().unwrap_or_default();
-                let others: Vec<_> = chunks
-                    .map(|chunk| scope.spawn(move || hand_all(chunk)))
-                    .collect();
-                let mut lagging = hand_all(mine);
-                for other in others {
-                    lagging.extend(
-                        other
-                            .join()
-                            .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
-                    );
+            let fan_out = || {
+                std::thread::scope(|scope| {
+                    let mut chunks = queues.chunks(queues.len().div_ceil(threads));
+                    let mine = chunks.next().unwrap_or_default();
+                    let others: Vec<_> = chunks
+                        .map(|chunk| scope.spawn(move || hand_all(chunk)))
+                        .collect();
+                    let mut lagging = hand_all(mine);
+                    for other in others {
+                        lagging.extend(
+                            other
+                                .join()
+                                .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+                        );
+                    }
+                    lagging
+                })
+            };
+            // Thousands of `send`s hold this thread for milliseconds: on a multi-threaded
+            // runtime tokio hands this worker's other tasks (requests among them) to another
+            // thread meanwhile, instead of leaving them to wait behind the fan-out.
+            match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+                Ok(tokio::runtime::RuntimeFlavor::MultiThread) => {
+                    tokio::task::block_in_place(fan_out)
                 }
-                lagging
-            })
+                _ => fan_out(),
+            }
         };
         for id in lagging {
             members.queues.remove(&id);
