@@ -653,6 +653,17 @@ impl Subscriber {
 mod tests {
     use super::*;
 
+    /// An empty registry of groups, its metrics, and the key of one document's group.
+    fn registry() -> (Arc<LiveGroups>, Arc<Metrics>, GroupKey) {
+        let key = GroupKey {
+            query: "subscription { x }".into(),
+            operation_name: None,
+            variables: "{}".into(),
+            organization_id: Uuid::nil(),
+        };
+        (Arc::default(), Arc::new(Metrics::default()), key)
+    }
+
     async fn position(member: &mut Member) -> i64 {
         match member.queue.recv().await {
             Some(Delivery::Event { position, .. }) => position,
@@ -664,14 +675,7 @@ mod tests {
     /// once and in order.
     #[tokio::test]
     async fn a_large_group_hands_every_member_each_event_once_in_order() {
-        let groups = Arc::new(LiveGroups::default());
-        let metrics = Arc::new(Metrics::default());
-        let key = GroupKey {
-            query: "subscription { x }".into(),
-            operation_name: None,
-            variables: "{}".into(),
-            organization_id: Uuid::nil(),
-        };
+        let (groups, metrics, key) = registry();
         let mut started = None;
         let mut members: Vec<Member> = (0..2 * PER_THREAD + 1)
             .map(|_| groups.join(key.clone(), None, &metrics, |g| started = Some(g)))
@@ -699,14 +703,7 @@ mod tests {
     #[tokio::test]
     async fn a_member_whose_socket_backs_up_falls_back_to_its_queue() {
         let (outlet, peer) = super::super::ws::tests::outlet_and_peer().await;
-        let groups = Arc::new(LiveGroups::default());
-        let metrics = Arc::new(Metrics::default());
-        let key = GroupKey {
-            query: "subscription { x }".into(),
-            operation_name: None,
-            variables: "{}".into(),
-            organization_id: Uuid::nil(),
-        };
+        let (groups, metrics, key) = registry();
         let direct = Arc::new(Direct {
             outlet: outlet.clone(),
             framing: Arc::new(Framing {
@@ -780,14 +777,7 @@ mod tests {
     /// others keep receiving; the group stops with its last member.
     #[tokio::test]
     async fn a_lagging_member_ends_while_the_others_continue() {
-        let groups = Arc::new(LiveGroups::default());
-        let metrics = Arc::new(Metrics::default());
-        let key = GroupKey {
-            query: "subscription { x }".into(),
-            operation_name: None,
-            variables: "{}".into(),
-            organization_id: Uuid::nil(),
-        };
+        let (groups, metrics, key) = registry();
         let mut started = None;
         let mut fast = groups.join(key.clone(), None, &metrics, |g| started = Some(g));
         let mut slow = groups.join(key, None, &metrics, |_| panic!("one group per key"));
