@@ -5,8 +5,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 /// jemalloc instead of the C library's allocator, which spent about a fifth of a nested page's
-/// profile in `malloc`/`free`, much of it consolidating its fast bins whenever a request
-/// allocated a kilobyte or more.
+/// profile in `malloc`, `free` and their helpers (README, design notes).
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 

@@ -29,9 +29,10 @@ use uuid::Uuid;
 
 use super::reads::Held;
 
-/// Statements of one entity's lookups running at once. Two keep both of PostgreSQL's cores
-/// (on the development machine) busy while the next batch gathers; more would split the
-/// waiting lookups into smaller batches.
+/// Statements of one entity's lookups running at once: enough that a statement in flight does
+/// not hold up the next batch, few enough that the waiting lookups gather into batches (the
+/// only value measured is this one: about four lookups per statement under the read
+/// benchmark).
 const RUNNING_AT_MOST: usize = 2;
 
 /// Pairs one statement looks up at most, so a burst is answered in several statements
