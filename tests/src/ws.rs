@@ -1,5 +1,6 @@
 //! A `graphql-transport-ws` client for subscription tests.
 
+use std::ops::Range;
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
@@ -13,6 +14,7 @@ type Stream =
 
 /// The server's keepalive ping, as it writes it.
 const PING: &str = r#"{"type":"ping"}"#;
+const PONG: &str = r#"{"type":"pong"}"#;
 
 pub struct WsClient {
     stream: Stream,
@@ -207,4 +209,133 @@ impl WsClient {
     pub async fn close(mut self) {
         let _ = self.stream.close(None).await;
     }
+
+    /// The socket, read frame by frame from here on ([`FrameReader`]). Call it right after
+    /// [`WsClient::subscribe`]: tungstenite may have read ahead of the last message it returned,
+    /// and such bytes would be lost; up to `connection_ack` the server answers only what it is
+    /// sent, so nothing is read ahead, and nothing it sends after the `subscribe` is read yet.
+    pub fn into_frames(self) -> FrameReader {
+        match self.stream.into_inner() {
+            tokio_tungstenite::MaybeTlsStream::Plain(tcp) => FrameReader {
+                tcp,
+                buffer: vec![0; 4096],
+                start: 0,
+                end: 0,
+            },
+            _ => panic!("raw reads need a plain TCP connection"),
+        }
+    }
+}
+
+/// The server's messages on a subscribed socket, read from the TCP stream with a minimal
+/// WebSocket frame parser: for benchmarks, whose ten thousand clients share the two cores with
+/// the server they measure. tungstenite cost a client about as much CPU per frame as the server
+/// spent writing it (its waker proxies, the read buffer's bookkeeping, a `Bytes` per message);
+/// this reads into one buffer it reuses and hands out each message borrowed from it. It reads
+/// every frame and answers pings, as [`WsClient::next_text`] does.
+pub struct FrameReader {
+    tcp: tokio::net::TcpStream,
+    buffer: Vec<u8>,
+    /// The bytes read and not yet handed out: `buffer[start..end]`.
+    start: usize,
+    end: usize,
+}
+
+const TEXT: u8 = 1;
+const BINARY: u8 = 2;
+const CLOSE: u8 = 8;
+const WS_PING: u8 = 9;
+const WS_PONG: u8 = 10;
+
+impl FrameReader {
+    /// The next text message as the server sent it (a server ping is answered and skipped);
+    /// `None` once the socket is closed or broken.
+    pub async fn next_text(&mut self) -> Option<&str> {
+        loop {
+            let (opcode, payload) = self.frame().await?;
+            match opcode {
+                TEXT | BINARY if &self.buffer[payload.clone()] == PING.as_bytes() => {
+                    self.send(TEXT, PONG.as_bytes()).await;
+                }
+                TEXT | BINARY => return std::str::from_utf8(&self.buffer[payload]).ok(),
+                WS_PING => {
+                    let data = self.buffer[payload].to_vec();
+                    self.send(WS_PONG, &data).await;
+                }
+                CLOSE => return None,
+                _ => {}
+            }
+        }
+    }
+
+    /// Sends a close frame (1000) and drops the socket.
+    pub async fn close(mut self) {
+        self.send(CLOSE, &1000u16.to_be_bytes()).await;
+    }
+
+    /// The next whole frame: its opcode and where its payload is in the buffer (until the next
+    /// call); `None` at the end of the stream or on an error.
+    async fn frame(&mut self) -> Option<(u8, Range<usize>)> {
+        use tokio::io::AsyncReadExt;
+        loop {
+            let parsed = header(&self.buffer[self.start..self.end]);
+            if let Some((opcode, head, length)) = parsed
+                && self.end - self.start >= head + length
+            {
+                let payload = self.start + head..self.start + head + length;
+                self.start = payload.end;
+                return Some((opcode, payload));
+            }
+            // What the frame needs, or at least the longest header.
+            let needed = parsed.map_or(14, |(_, head, length)| head + length);
+            if self.start == self.end {
+                (self.start, self.end) = (0, 0);
+            } else if self.buffer.len() - self.start < needed {
+                self.buffer.copy_within(self.start..self.end, 0);
+                (self.start, self.end) = (0, self.end - self.start);
+            }
+            if self.buffer.len() < needed {
+                self.buffer.resize(needed, 0);
+            }
+            // One `recv` per wake-up: tokio takes a read that does not fill the buffer as the
+            // socket drained.
+            match self.tcp.read(&mut self.buffer[self.end..]).await {
+                Ok(0) | Err(_) => return None,
+                Ok(read) => self.end += read,
+            }
+        }
+    }
+
+    /// Writes one frame; a client's frames are masked, and with a zero key the payload goes
+    /// unchanged. Errors are left to the next read.
+    async fn send(&mut self, opcode: u8, payload: &[u8]) {
+        use tokio::io::AsyncWriteExt;
+        let length = u8::try_from(payload.len())
+            .ok()
+            .filter(|n| *n < 126)
+            .expect("a control message");
+        let mut frame = vec![0x80 | opcode, 0x80 | length, 0, 0, 0, 0];
+        frame.extend_from_slice(payload);
+        let _ = self.tcp.write_all(&frame).await;
+    }
+}
+
+/// A server frame's opcode, header length and payload length, once `bytes` hold its header.
+/// The server sends each message as one unmasked frame.
+fn header(bytes: &[u8]) -> Option<(u8, usize, usize)> {
+    let (first, second) = (*bytes.first()?, *bytes.get(1)?);
+    assert!(first & 0x80 != 0, "a fragmented message");
+    assert!(second & 0x80 == 0, "a masked frame from the server");
+    let length = match second & 0x7f {
+        126 => (
+            4,
+            usize::from(u16::from_be_bytes(bytes.get(2..4)?.try_into().ok()?)),
+        ),
+        127 => (
+            10,
+            usize::try_from(u64::from_be_bytes(bytes.get(2..10)?.try_into().ok()?)).ok()?,
+        ),
+        short => (2, usize::from(short)),
+    };
+    Some((first & 0x0f, length.0, length.1))
 }

@@ -136,33 +136,70 @@ both!(events_arrive_in_commit_order, |backend| async move {
     app.stop().await;
 });
 
+/// Creates `n` invitations in company `c`, one after the other; their ids.
+async fn create_invitations(gql: &Gql, c: &str, n: usize) -> Vec<Value> {
+    let mut ids = Vec::new();
+    for _ in 0..n {
+        let created = gql
+            .query(
+                "mutation($c: ID!) { createContributorInvitation(companyId: $c, input: {}) { id } }",
+                json!({ "c": c }),
+            )
+            .await;
+        ids.push(created.data()["createContributorInvitation"]["id"].clone());
+    }
+    ids
+}
+
 both!(
     reconnect_with_since_yields_exactly_the_missed_events,
     |backend| async move {
         let app = app::spawn(backend).await;
         let gql = app.gql();
         let c = app::create_company(&gql, "Acme Co").await;
-        let create =
-            "mutation($c: ID!) { createContributorInvitation(companyId: $c, input: {}) { id } }";
         let mut ws = subscribed(&app.url, &app.api_key, &c, None).await;
-        gql.query(create, json!({ "c": c })).await.data();
+        create_invitations(&gql, &c, 1).await;
         let seen = next_event(&mut ws).await;
         ws.close().await;
         // Missed while disconnected.
-        let mut missed = Vec::new();
-        for _ in 0..3 {
-            missed.push(gql.query(create, json!({ "c": c })).await.data()["createContributorInvitation"]["id"].clone());
-        }
+        let missed = create_invitations(&gql, &c, 3).await;
         let mut ws = subscribed(&app.url, &app.api_key, &c, seen["cursor"].as_str()).await;
         let replayed = events(&mut ws, 3).await;
         let got: Vec<Value> = replayed.iter().map(|e| e["invitationId"].clone()).collect();
         assert_eq!(got, missed, "exactly the missed events, in order");
         // Then live, without a duplicate.
-        let live = gql.query(create, json!({ "c": c })).await.data()["createContributorInvitation"]
-            ["id"]
-            .clone();
-        assert_eq!(next_event(&mut ws).await["invitationId"], live);
+        let live = create_invitations(&gql, &c, 1).await;
+        assert_eq!(next_event(&mut ws).await["invitationId"], live[0]);
         ws.close().await;
+        app.stop().await;
+    }
+);
+
+both!(
+    the_benchmarks_frame_reader_reads_each_message_whole_and_in_order,
+    |backend| async move {
+        let app = app::spawn(backend).await;
+        let gql = app.gql();
+        let c = app::create_company(&gql, "Acme Co").await;
+        let mut frames = subscribed(&app.url, &app.api_key, &c, None)
+            .await
+            .into_frames();
+        let created = create_invitations(&gql, &c, 3).await;
+        let mut got = Vec::new();
+        for _ in 0..3 {
+            let text = tokio::time::timeout(WAIT, frames.next_text())
+                .await
+                .expect("a message in time")
+                .expect("the socket open");
+            let message: Value = serde_json::from_str(text).unwrap();
+            assert_eq!(
+                (message["type"].as_str(), message["id"].as_str()),
+                (Some("next"), Some("1"))
+            );
+            got.push(message["payload"]["data"]["companyActivity"]["invitationId"].clone());
+        }
+        assert_eq!(got, created, "every event, whole, in order");
+        frames.close().await;
         app.stop().await;
     }
 );
