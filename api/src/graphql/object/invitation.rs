@@ -200,11 +200,11 @@ impl Invitation {
 /// One entry of an invitation's activity log.
 pub struct InvitationEvent(pub invitation_events::Model);
 
-/// `serial`: every field is a plain read of the row, so resolving them one after another gives
-/// the same answer without the `FuturesUnordered` that async-graphql builds for each object
-/// resolved in parallel (its tasks, wakers and `Arc`s were about a tenth of a nested page's
-/// profile, over all its objects; a page of twenty invitations with five events each has a
-/// hundred events).
+// `serial`: every field is a plain read of the row, so resolving them one after another gives
+// the same answer without the `FuturesUnordered` that async-graphql builds for each object
+// resolved in parallel (its tasks, wakers and `Arc`s were about a tenth of a nested page's
+// profile, over all its objects; a page of twenty invitations with five events each has a
+// hundred events). (Not a doc comment: that would become the type's GraphQL description.)
 #[Object(serial)]
 impl InvitationEvent {
     async fn id(&self) -> ID {
@@ -246,7 +246,7 @@ impl InvitationEvent {
 /// One email of the outbox.
 pub struct Delivery(pub email_deliveries::Model);
 
-/// `serial` for the reason [`InvitationEvent`] is: every field is a plain read of the row.
+// `serial` for the reason `InvitationEvent` is: every field is a plain read of the row.
 #[Object(serial)]
 impl Delivery {
     async fn id(&self) -> ID {
