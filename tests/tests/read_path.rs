@@ -671,3 +671,148 @@ async fn reads_leave_a_pool_of_one_to_writes() {
         txn.commit().await.unwrap();
     }
 }
+
+/// The fields of `type_name` that take no arguments and hold a scalar or an enum (or lists of
+/// them), as the schema's introspection lists them.
+async fn leaf_fields(gql: &tests::graphql::Gql, type_name: &str) -> Vec<String> {
+    let r = gql
+        .query(
+            "query($t: String!) { __type(name: $t) { fields { name args { name }
+             type { kind ofType { kind ofType { kind ofType { kind } } } } } } }",
+            json!({ "t": type_name }),
+        )
+        .await;
+    let innermost = |mut ty: &Value| {
+        while ty["ofType"].is_object() {
+            ty = &ty["ofType"];
+        }
+        ty["kind"].as_str().unwrap().to_owned()
+    };
+    r.data()["__type"]["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["args"].as_array().unwrap().is_empty())
+        .filter(|f| matches!(innermost(&f["type"]).as_str(), "SCALAR" | "ENUM"))
+        .map(|f| f["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+both!(plain_fields_answer_as_their_resolvers_do, |backend| async move {
+    use sea_orm::{ActiveModelTrait, IntoActiveModel};
+
+    let app = app::spawn_api_only(backend, |_| {}).await;
+    let gql = app.gql();
+    let company = app::create_company(&gql, "Plain").await;
+    let connection = app::gridco_connection(&gql, &company, false).await;
+    let (reconnect, _) = app::reconnect_invite(&gql, &connection).await;
+    app::invite(
+        &gql,
+        &company,
+        json!({ "allowedEmails": ["a@example.com", "b@example.com"], "expiresInSeconds": 3600,
+                "maxUses": 3, "prefill": { "country": "DE" }, "lockedFields": ["COUNTRY"],
+                "remindBeforeExpirySeconds": 600 }),
+    )
+    .await;
+    let (revoked, _) = app::invite(&gql, &company, json!({})).await;
+    gql.query(
+        "mutation($id: ID!) { revokeInvitation(id: $id, reason: \"sent twice\") { id } }",
+        json!({ "id": revoked }),
+    )
+    .await
+    .data();
+    // What a recipient's submission leaves behind, written to the rows: a fulfilled invitation
+    // and an event with every column set.
+    let reconnect: Uuid = reconnect.parse().unwrap();
+    let row = entity::entities::invitations::Entity::find_by_id(reconnect)
+        .one(&app.db)
+        .await
+        .unwrap()
+        .unwrap();
+    let mut row = row.into_active_model();
+    row.fulfilled_at = Set(Some(entity::now()));
+    row.update(&app.db).await.unwrap();
+    invitation_events::ActiveModel {
+        id: NotSet,
+        invitation_id: Set(reconnect),
+        organization_id: Set(app.org_id),
+        company_id: Set(company.parse().unwrap()),
+        event_type: Set(EventType::Submitted),
+        occurred_at: Set(entity::now()),
+        email: Set(Some("owner@example.com".into())),
+        connection_id: Set(Some(connection.parse().unwrap())),
+        actor: Set("recipient".into()),
+        detail: Set(json!({ "fields": ["url"], "attempt": 2 })),
+        position: Set(Some(1_000_000)),
+    }
+    .insert(&app.db)
+    .await
+    .unwrap();
+
+    let invitation = leaf_fields(&gql, "Invitation").await.join(" ");
+    let event = leaf_fields(&gql, "InvitationEvent").await.join(" ");
+    // Every selection set of the query, plain or inside an inline fragment on its own type:
+    // a fragment sends the selection through async-graphql's resolvers.
+    let query = |wrap: bool| {
+        let on = |ty: &str, body: String| {
+            if wrap {
+                format!("{{ ... on {ty} {{ {body} }} }}")
+            } else {
+                format!("{{ {body} }}")
+            }
+        };
+        let events = on(
+            "InvitationEventConnection",
+            format!(
+                "pageInfo {{ hasNextPage }} edges {}",
+                on(
+                    "InvitationEventEdge",
+                    format!("cursor node {}", on("InvitationEvent", format!("__typename {event}")))
+                )
+            ),
+        );
+        let node = on(
+            "Invitation",
+            format!("__typename alias: id {invitation} prefill {{ country }} events(first: 10) {events}"),
+        );
+        format!(
+            "query($c: ID!, $id: ID!) {{ invitations(companyId: $c, first: 10) {} invitation(id: $id) {node} }}",
+            on(
+                "InvitationConnection",
+                format!(
+                    "totalCount pageInfo {{ hasNextPage endCursor }} edges {}",
+                    on("InvitationEdge", format!("cursor node {node}"))
+                )
+            )
+        )
+    };
+    let variables = json!({ "c": company, "id": reconnect });
+    let plain = gql.query(&query(false), variables.clone()).await;
+    let resolved = gql.query(&query(true), variables).await;
+    assert_eq!(plain.data(), resolved.data());
+
+    // The comparison covers a value in every field, not only nulls.
+    let nodes: Vec<&Value> = plain.data()["invitations"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["node"])
+        .collect();
+    assert_eq!(nodes.len(), 3);
+    let events: Vec<&Value> = nodes
+        .iter()
+        .flat_map(|n| n["events"]["edges"].as_array().unwrap())
+        .map(|e| &e["node"])
+        .collect();
+    for (fields, objects) in [(&invitation, &nodes), (&event, &events)] {
+        for field in fields.split(' ') {
+            assert!(
+                objects.iter().any(|o| !o[field].is_null()),
+                "{field} is null in every object"
+            );
+        }
+    }
+    assert_eq!(plain.data()["invitation"]["revokedReason"], Value::Null);
+    assert_eq!(plain.data()["invitation"]["alias"], reconnect.to_string());
+    app.stop().await;
+});

@@ -17,6 +17,7 @@ pub mod loader;
 pub mod mutation;
 pub mod object;
 pub mod paging;
+pub mod plain;
 pub mod public;
 mod query;
 mod subscription;

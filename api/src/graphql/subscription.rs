@@ -15,6 +15,7 @@ use super::error::{GqlResult, bad_input, internal};
 use super::ids::parse_id;
 use super::live::LiveMode;
 use super::object::InvitationEvent;
+use super::plain::Plain;
 
 /// Most events replayed for one `since` (a client further behind pages with `invitation.events`).
 const MAX_REPLAY: u64 = 10_000;
@@ -31,7 +32,7 @@ fn parse_since(raw: &str) -> Result<Since> {
         .map_err(|_| bad_input("since", "an event cursor or an RFC 3339 timestamp"))
 }
 
-type Events = BoxStream<'static, Result<InvitationEvent>>;
+type Events = BoxStream<'static, Result<Plain<InvitationEvent>>>;
 
 #[Subscription]
 impl Subscription {
@@ -76,7 +77,7 @@ impl Subscription {
                 if let Some(last) = replay.iter().filter_map(|e| e.position).max() {
                     replayed.store(last, Ordering::Relaxed);
                 }
-                Ok(stream::iter(replay.into_iter().map(|e| Ok(InvitationEvent(e)))).boxed())
+                Ok(stream::iter(replay.into_iter().map(|e| Ok(Plain(InvitationEvent(e))))).boxed())
             }
             // `since` only chooses a subscriber's replay.
             LiveMode::Shared(feed) => {
@@ -105,7 +106,7 @@ fn shared(
         .ok_or_else(|| internal(&"one live field per subscription"))?;
     Ok(stream::unfold(events, |mut events| async move {
         let event = events.recv().await?;
-        Some((Ok(InvitationEvent((*event).clone())), events))
+        Some((Ok(Plain(InvitationEvent((*event).clone()))), events))
     })
     .boxed())
 }

@@ -17,6 +17,7 @@ use crate::graphql::loader::{
     CompanyById, ConnectionsCreatedBy, DeliveriesOf, EventsPage, LastActivityOf,
 };
 use crate::graphql::paging::{NESTED_LIST_DEFAULT, nested_complexity, page_size};
+use crate::graphql::plain::{Plain, plain_fields};
 
 /// An invitation: a link that lets an outside person connect or repair a utility account.
 pub struct Invitation(pub invitations::Model);
@@ -188,14 +189,36 @@ impl Invitation {
         ctx: &Context<'_>,
         #[graphql(desc = "Page size, 1 to 100 (default 20).")] first: Option<i32>,
         #[graphql(desc = "Cursor of the last event already seen.")] after: Option<String>,
-    ) -> Result<Page<String, InvitationEvent, EmptyFields, EmptyFields>> {
+    ) -> Result<Plain<Page<String, Plain<InvitationEvent>, EmptyFields, EmptyFields>>> {
         let window = event_window(first, after.as_deref())?;
         let rows = load(ctx, EventsPage(self.0.id, window))
             .await?
             .unwrap_or_default();
-        Ok(event_page(window, rows, |e| e.id, InvitationEvent))
+        Ok(Plain(event_page(window, rows, |e| e.id, |e| {
+            Plain(InvitationEvent(e))
+        })))
     }
 }
+
+plain_fields!(Invitation {
+    "id" => id,
+    "invitationType" => invitation_type,
+    "status" => status,
+    "companyId" => company_id,
+    "connectionId" => connection_id,
+    "allowedEmails" => allowed_emails,
+    "expiresAt" => expires_at,
+    "maxUses" => max_uses,
+    "useCount" => use_count,
+    "remainingUses" => remaining_uses,
+    "createdAt" => created_at,
+    "createdBy" => created_by,
+    "revokedAt" => revoked_at,
+    "revokedReason" => revoked_reason,
+    "fulfilledAt" => fulfilled_at,
+    "remindBeforeExpirySeconds" => remind_before_expiry_seconds,
+    "lockedFields" => locked_fields,
+});
 
 /// One entry of an invitation's activity log.
 pub struct InvitationEvent(pub invitation_events::Model);
@@ -242,6 +265,19 @@ impl InvitationEvent {
         Json(self.0.detail.clone())
     }
 }
+
+plain_fields!(InvitationEvent {
+    "id" => id,
+    "cursor" => cursor,
+    "invitationId" => invitation_id,
+    "companyId" => company_id,
+    "eventType" => event_type,
+    "occurredAt" => occurred_at,
+    "email" => email,
+    "connectionId" => connection_id,
+    "actor" => actor,
+    "detail" => detail,
+});
 
 /// One email of the outbox.
 pub struct Delivery(pub email_deliveries::Model);

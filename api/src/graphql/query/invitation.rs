@@ -11,6 +11,7 @@ use crate::graphql::loader::{CompanyById, ConnectionsCreatedBy, DeliveriesOf, Ev
 use crate::graphql::object::Invitation;
 use crate::graphql::object::invitation::event_window;
 use crate::graphql::paging::{NESTED_LIST_DEFAULT, page_size};
+use crate::graphql::plain::Plain;
 
 #[derive(Default)]
 pub struct InvitationQuery;
@@ -22,7 +23,8 @@ pub struct InvitationPageInfo {
     pub total_count: u64,
 }
 
-pub type InvitationPage = Page<String, Invitation, InvitationPageInfo, EmptyFields>;
+/// The page and its invitations resolve their plain fields in one pass (see `plain.rs`).
+pub type InvitationPage = Plain<Page<String, Plain<Invitation>, InvitationPageInfo, EmptyFields>>;
 
 /// The windows of the log that the page's `events` selections (aliases included) ask for; one
 /// whose arguments do not parse is left to the resolver, which reports it.
@@ -108,7 +110,7 @@ async fn prime_page(ctx: &Context<'_>, rows: &[invitations::Model]) -> Result<()
 #[Object]
 impl InvitationQuery {
     /// One invitation of the organization.
-    async fn invitation(&self, ctx: &Context<'_>, id: ID) -> Result<Invitation> {
+    async fn invitation(&self, ctx: &Context<'_>, id: ID) -> Result<Plain<Invitation>> {
         let org = viewer(ctx)?.organization_id;
         let invitation_id = parse_id("id", &id)?;
         let row = store(ctx)?
@@ -116,7 +118,7 @@ impl InvitationQuery {
             .find_owned::<invitations::Entity>(org, invitation_id)
             .await
             .gql()?;
-        Ok(Invitation(row))
+        Ok(Plain(Invitation(row)))
     }
 
     /// The invitations of one company, newest first (ties by id), as a Relay connection.
@@ -162,8 +164,8 @@ impl InvitationQuery {
         connection.edges.extend(
             page.rows
                 .into_iter()
-                .map(|row| Edge::new(ListCursor::of(&row), Invitation(row))),
+                .map(|row| Edge::new(ListCursor::of(&row), Plain(Invitation(row)))),
         );
-        Ok(connection)
+        Ok(Plain(connection))
     }
 }
