@@ -19,6 +19,7 @@ pub mod pool;
 pub mod positions;
 pub mod recipient;
 pub mod reseal;
+pub mod rows;
 pub mod scope;
 pub mod webhook;
 pub mod work;

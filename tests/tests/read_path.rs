@@ -698,121 +698,284 @@ async fn leaf_fields(gql: &tests::graphql::Gql, type_name: &str) -> Vec<String> 
         .collect()
 }
 
-both!(plain_fields_answer_as_their_resolvers_do, |backend| async move {
-    use sea_orm::{ActiveModelTrait, IntoActiveModel};
+both!(
+    plain_fields_answer_as_their_resolvers_do,
+    |backend| async move {
+        use sea_orm::{ActiveModelTrait, IntoActiveModel};
 
-    let app = app::spawn_api_only(backend, |_| {}).await;
-    let gql = app.gql();
-    let company = app::create_company(&gql, "Plain").await;
-    let connection = app::gridco_connection(&gql, &company, false).await;
-    let (reconnect, _) = app::reconnect_invite(&gql, &connection).await;
-    app::invite(
-        &gql,
-        &company,
-        json!({ "allowedEmails": ["a@example.com", "b@example.com"], "expiresInSeconds": 3600,
+        let app = app::spawn_api_only(backend, |_| {}).await;
+        let gql = app.gql();
+        let company = app::create_company(&gql, "Plain").await;
+        let connection = app::gridco_connection(&gql, &company, false).await;
+        let (reconnect, _) = app::reconnect_invite(&gql, &connection).await;
+        app::invite(
+            &gql,
+            &company,
+            json!({ "allowedEmails": ["a@example.com", "b@example.com"], "expiresInSeconds": 3600,
                 "maxUses": 3, "prefill": { "country": "DE" }, "lockedFields": ["COUNTRY"],
                 "remindBeforeExpirySeconds": 600 }),
-    )
-    .await;
-    let (revoked, _) = app::invite(&gql, &company, json!({})).await;
-    gql.query(
-        "mutation($id: ID!) { revokeInvitation(id: $id, reason: \"sent twice\") { id } }",
-        json!({ "id": revoked }),
-    )
-    .await
-    .data();
-    // What a recipient's submission leaves behind, written to the rows: a fulfilled invitation
-    // and an event with every column set.
-    let reconnect: Uuid = reconnect.parse().unwrap();
-    let row = entity::entities::invitations::Entity::find_by_id(reconnect)
-        .one(&app.db)
+        )
+        .await;
+        let (revoked, _) = app::invite(&gql, &company, json!({})).await;
+        gql.query(
+            "mutation($id: ID!) { revokeInvitation(id: $id, reason: \"sent twice\") { id } }",
+            json!({ "id": revoked }),
+        )
         .await
-        .unwrap()
+        .data();
+        // What a recipient's submission leaves behind, written to the rows: a fulfilled invitation
+        // and an event with every column set.
+        let reconnect: Uuid = reconnect.parse().unwrap();
+        let row = entity::entities::invitations::Entity::find_by_id(reconnect)
+            .one(&app.db)
+            .await
+            .unwrap()
+            .unwrap();
+        let mut row = row.into_active_model();
+        row.fulfilled_at = Set(Some(entity::now()));
+        row.update(&app.db).await.unwrap();
+        invitation_events::ActiveModel {
+            id: NotSet,
+            invitation_id: Set(reconnect),
+            organization_id: Set(app.org_id),
+            company_id: Set(company.parse().unwrap()),
+            event_type: Set(EventType::Submitted),
+            occurred_at: Set(entity::now()),
+            email: Set(Some("owner@example.com".into())),
+            connection_id: Set(Some(connection.parse().unwrap())),
+            actor: Set("recipient".into()),
+            detail: Set(json!({ "fields": ["url"], "attempt": 2 })),
+            position: Set(Some(1_000_000)),
+        }
+        .insert(&app.db)
+        .await
         .unwrap();
-    let mut row = row.into_active_model();
-    row.fulfilled_at = Set(Some(entity::now()));
-    row.update(&app.db).await.unwrap();
-    invitation_events::ActiveModel {
-        id: NotSet,
-        invitation_id: Set(reconnect),
+
+        let invitation = leaf_fields(&gql, "Invitation").await.join(" ");
+        let event = leaf_fields(&gql, "InvitationEvent").await.join(" ");
+        // Every selection set of the query, plain or inside an inline fragment on its own type:
+        // a fragment sends the selection through async-graphql's resolvers.
+        let query = |wrap: bool| {
+            let on = |ty: &str, body: String| {
+                if wrap {
+                    format!("{{ ... on {ty} {{ {body} }} }}")
+                } else {
+                    format!("{{ {body} }}")
+                }
+            };
+            let events = on(
+                "InvitationEventConnection",
+                format!(
+                    "pageInfo {{ hasNextPage }} edges {}",
+                    on(
+                        "InvitationEventEdge",
+                        format!(
+                            "cursor node {}",
+                            on("InvitationEvent", format!("__typename {event}"))
+                        )
+                    )
+                ),
+            );
+            let node = on(
+                "Invitation",
+                format!(
+                    "__typename alias: id {invitation} prefill {{ country }} events(first: 10) {events}"
+                ),
+            );
+            format!(
+                "query($c: ID!, $id: ID!) {{ invitations(companyId: $c, first: 10) {} invitation(id: $id) {node} }}",
+                on(
+                    "InvitationConnection",
+                    format!(
+                        "totalCount pageInfo {{ hasNextPage endCursor }} edges {}",
+                        on("InvitationEdge", format!("cursor node {node}"))
+                    )
+                )
+            )
+        };
+        let variables = json!({ "c": company, "id": reconnect });
+        let plain = gql.query(&query(false), variables.clone()).await;
+        let resolved = gql.query(&query(true), variables).await;
+        assert_eq!(plain.data(), resolved.data());
+
+        // The comparison covers a value in every field, not only nulls.
+        let nodes: Vec<&Value> = plain.data()["invitations"]["edges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| &e["node"])
+            .collect();
+        assert_eq!(nodes.len(), 3);
+        let events: Vec<&Value> = nodes
+            .iter()
+            .flat_map(|n| n["events"]["edges"].as_array().unwrap())
+            .map(|e| &e["node"])
+            .collect();
+        for (fields, objects) in [(&invitation, &nodes), (&event, &events)] {
+            for field in fields.split(' ') {
+                assert!(
+                    objects.iter().any(|o| !o[field].is_null()),
+                    "{field} is null in every object"
+                );
+            }
+        }
+        assert_eq!(plain.data()["invitation"]["revokedReason"], Value::Null);
+        assert_eq!(plain.data()["invitation"]["alias"], reconnect.to_string());
+        app.stop().await;
+    }
+);
+
+both!(rows_decode_as_sea_orm_decodes_them, |backend| async move {
+    use entity::entities::invitations;
+    use sea_orm::{ActiveModelTrait, ColumnTrait, FromQueryResult, QueryFilter, QueryTrait};
+
+    let app = app::spawn_api_only(backend, |_| {}).await;
+    let company = app::insert_company(&app.db, app.org_id, "Rows").await;
+    let connection = app::gridco_connection(&app.gql(), &company.id.to_string(), false).await;
+    let connection: Uuid = connection.parse().unwrap();
+    let at = entity::now();
+    // Every optional column set, and every optional column NULL.
+    let full = invitations::ActiveModel {
+        id: Set(Uuid::now_v7()),
         organization_id: Set(app.org_id),
-        company_id: Set(company.parse().unwrap()),
-        event_type: Set(EventType::Submitted),
-        occurred_at: Set(entity::now()),
-        email: Set(Some("owner@example.com".into())),
-        connection_id: Set(Some(connection.parse().unwrap())),
-        actor: Set("recipient".into()),
-        detail: Set(json!({ "fields": ["url"], "attempt": 2 })),
-        position: Set(Some(1_000_000)),
+        company_id: Set(company.id),
+        connection_id: Set(Some(connection)),
+        invitation_type: Set(InvitationType::EditConnection),
+        status: Set(InvitationStatus::Revoked),
+        token_hash: Set("hash-of-the-full-row".into()),
+        token_sealed: Set("sealed-token".into()),
+        allowed_emails: Set(entity::StringList(vec!["a@example.com".into()])),
+        expires_at: Set(Some(at + ChronoDuration::hours(1))),
+        max_uses: Set(Some(3)),
+        use_count: Set(2),
+        prefill: Set(entity::Prefill {
+            country: Some("DE".into()),
+            initial_sites: vec![Uuid::now_v7()],
+            utility_types: vec![entity::UtilityType::Gas],
+            ..Default::default()
+        }),
+        locked_fields: Set(entity::StringList(vec!["country".into()])),
+        remind_before_expiry_seconds: Set(Some(600)),
+        reminder_sent_at: Set(Some(at)),
+        created_by: Set("rows-key".into()),
+        created_at: Set(at),
+        updated_at: Set(at + ChronoDuration::seconds(5)),
+        revoked_at: Set(Some(at + ChronoDuration::seconds(6))),
+        revoked_reason: Set(Some("sent twice".into())),
+        fulfilled_at: Set(Some(at + ChronoDuration::seconds(7))),
+        expired_at: Set(Some(at + ChronoDuration::seconds(8))),
     }
     .insert(&app.db)
     .await
     .unwrap();
-
-    let invitation = leaf_fields(&gql, "Invitation").await.join(" ");
-    let event = leaf_fields(&gql, "InvitationEvent").await.join(" ");
-    // Every selection set of the query, plain or inside an inline fragment on its own type:
-    // a fragment sends the selection through async-graphql's resolvers.
-    let query = |wrap: bool| {
-        let on = |ty: &str, body: String| {
-            if wrap {
-                format!("{{ ... on {ty} {{ {body} }} }}")
-            } else {
-                format!("{{ {body} }}")
-            }
-        };
-        let events = on(
-            "InvitationEventConnection",
-            format!(
-                "pageInfo {{ hasNextPage }} edges {}",
-                on(
-                    "InvitationEventEdge",
-                    format!("cursor node {}", on("InvitationEvent", format!("__typename {event}")))
-                )
-            ),
-        );
-        let node = on(
-            "Invitation",
-            format!("__typename alias: id {invitation} prefill {{ country }} events(first: 10) {events}"),
-        );
-        format!(
-            "query($c: ID!, $id: ID!) {{ invitations(companyId: $c, first: 10) {} invitation(id: $id) {node} }}",
-            on(
-                "InvitationConnection",
-                format!(
-                    "totalCount pageInfo {{ hasNextPage endCursor }} edges {}",
-                    on("InvitationEdge", format!("cursor node {node}"))
-                )
-            )
-        )
-    };
-    let variables = json!({ "c": company, "id": reconnect });
-    let plain = gql.query(&query(false), variables.clone()).await;
-    let resolved = gql.query(&query(true), variables).await;
-    assert_eq!(plain.data(), resolved.data());
-
-    // The comparison covers a value in every field, not only nulls.
-    let nodes: Vec<&Value> = plain.data()["invitations"]["edges"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| &e["node"])
-        .collect();
-    assert_eq!(nodes.len(), 3);
-    let events: Vec<&Value> = nodes
-        .iter()
-        .flat_map(|n| n["events"]["edges"].as_array().unwrap())
-        .map(|e| &e["node"])
-        .collect();
-    for (fields, objects) in [(&invitation, &nodes), (&event, &events)] {
-        for field in fields.split(' ') {
-            assert!(
-                objects.iter().any(|o| !o[field].is_null()),
-                "{field} is null in every object"
-            );
-        }
+    let sparse = invitations::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        token_hash: Set("hash-of-the-sparse-row".into()),
+        connection_id: Set(None),
+        invitation_type: Set(InvitationType::CreateConnection),
+        status: Set(InvitationStatus::Active),
+        allowed_emails: Set(entity::StringList::default()),
+        expires_at: Set(None),
+        max_uses: Set(None),
+        prefill: Set(entity::Prefill::default()),
+        locked_fields: Set(entity::StringList::default()),
+        remind_before_expiry_seconds: Set(None),
+        reminder_sent_at: Set(None),
+        revoked_at: Set(None),
+        revoked_reason: Set(None),
+        fulfilled_at: Set(None),
+        expired_at: Set(None),
+        ..full.clone().into()
     }
-    assert_eq!(plain.data()["invitation"]["revokedReason"], Value::Null);
-    assert_eq!(plain.data()["invitation"]["alias"], reconnect.to_string());
+    .insert(&app.db)
+    .await
+    .unwrap();
+    let event = |email: Option<&str>, connection_id, position| invitation_events::ActiveModel {
+        id: NotSet,
+        invitation_id: Set(full.id),
+        organization_id: Set(app.org_id),
+        company_id: Set(company.id),
+        event_type: Set(EventType::Submitted),
+        occurred_at: Set(at),
+        email: Set(email.map(str::to_owned)),
+        connection_id: Set(connection_id),
+        actor: Set("recipient".into()),
+        detail: Set(json!({ "fields": ["url"], "n": 2 })),
+        position: Set(position),
+    };
+    event(Some("owner@example.com"), Some(connection), Some(1_000_000))
+        .insert(&app.db)
+        .await
+        .unwrap();
+    event(None, None, None).insert(&app.db).await.unwrap();
+
+    let builder = app.db.get_database_backend();
+    let invitation_rows = app
+        .db
+        .query_all_raw(
+            invitations::Entity::find()
+                .filter(invitations::Column::Id.is_in([full.id, sparse.id]))
+                .build(builder),
+        )
+        .await
+        .unwrap();
+    let decoded: Vec<invitations::Model> = entity::rows::decode(&invitation_rows).unwrap();
+    let by_name: Vec<invitations::Model> = invitation_rows
+        .iter()
+        .map(|r| invitations::Model::from_query_result(r, "").unwrap())
+        .collect();
+    assert_eq!(decoded.len(), 2);
+    assert_eq!(decoded, by_name);
+    assert!(decoded.contains(&full) && decoded.contains(&sparse));
+
+    // The events as the page reads them, through the statement that selects them.
+    let pages = entity::invitation::events::event_pages(
+        &app.db,
+        app.org_id,
+        &[full.id],
+        EventWindow {
+            first: 10,
+            after: None,
+        },
+    )
+    .await
+    .unwrap();
+    let event_rows = app
+        .db
+        .query_all_raw(
+            invitation_events::Entity::find()
+                .filter(invitation_events::Column::InvitationId.eq(full.id))
+                .build(builder),
+        )
+        .await
+        .unwrap();
+    let mut by_name: Vec<invitation_events::Model> = event_rows
+        .iter()
+        .map(|r| invitation_events::Model::from_query_result(r, "").unwrap())
+        .collect();
+    by_name.sort_by_key(|e| e.id);
+    assert_eq!(by_name.len(), 2);
+    assert_eq!(pages[&full.id], by_name);
+
+    // The point lookup (coalesced on PostgreSQL) reads the same row.
+    let r = app
+        .gql()
+        .query(
+            "query($id: ID!) { invitation(id: $id) { connectionId status maxUses useCount
+             allowedEmails lockedFields remindBeforeExpirySeconds revokedReason fulfilledAt
+             prefill { country utilityTypes } } }",
+            json!({ "id": full.id }),
+        )
+        .await;
+    assert_eq!(
+        r.data()["invitation"],
+        json!({
+            "connectionId": connection, "status": "REVOKED", "maxUses": 3, "useCount": 2,
+            "allowedEmails": ["a@example.com"], "lockedFields": ["COUNTRY"],
+            "remindBeforeExpirySeconds": 600, "revokedReason": "sent twice",
+            "fulfilledAt": full.fulfilled_at.unwrap().to_rfc3339(),
+            "prefill": { "country": "DE", "utilityTypes": ["GAS"] },
+        })
+    );
     app.stop().await;
 });

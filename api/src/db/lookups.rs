@@ -22,6 +22,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use entity::DomainError;
 use entity::entities::{companies, connections, invitations, webhook_endpoints};
 use entity::scope::{Owned, find_owned_many_sql};
+use sea_orm::sqlx::postgres::PgRow;
 use sea_orm::sqlx::{self, Row};
 use sea_orm::{DbErr, FromQueryResult, IdenStatic, QueryResult};
 use tokio::sync::oneshot;
@@ -126,6 +127,15 @@ impl AllLookups {
 pub trait Coalesced: Owned<Model: Clone + Send + Sync + 'static> {
     #[doc(hidden)]
     fn lookups(all: &AllLookups) -> &Lookups<Self::Model>;
+
+    /// The models of a batch's rows; by name through sea-orm unless the model reads rows by
+    /// position (`entity::rows`).
+    #[doc(hidden)]
+    fn decode(rows: Vec<PgRow>) -> Result<Vec<Self::Model>, DbErr> {
+        rows.into_iter()
+            .map(|row| Self::Model::from_query_result(&QueryResult::from(row), ""))
+            .collect()
+    }
 }
 
 macro_rules! coalesced {
@@ -138,7 +148,18 @@ macro_rules! coalesced {
     )*};
 }
 
-coalesced!(invitations, companies, connections, webhook_endpoints);
+coalesced!(companies, connections, webhook_endpoints);
+
+/// Invitations, the point lookup of the read path, read their rows by position.
+impl Coalesced for invitations::Entity {
+    fn lookups(all: &AllLookups) -> &Lookups<Self::Model> {
+        &all.invitations
+    }
+
+    fn decode(rows: Vec<PgRow>) -> Result<Vec<Self::Model>, DbErr> {
+        entity::rows::decode_pg(&rows)
+    }
+}
 
 impl Held {
     /// `E`'s object `id` of organization `org`, looked up together with the lookups of `E`
@@ -219,19 +240,17 @@ impl Held {
                     .await
             })
             .await?;
-        let mut found = HashMap::with_capacity(rows.len());
-        for row in rows {
-            let key: Key = (
-                row.try_get(E::organization_column().as_str())
-                    .map_err(|e| DbErr::Type(e.to_string()))?,
-                row.try_get(E::id_column().as_str())
-                    .map_err(|e| DbErr::Type(e.to_string()))?,
-            );
-            found.insert(
-                key,
-                E::Model::from_query_result(&QueryResult::from(row), "")?,
-            );
-        }
-        Ok(found)
+        let keys = rows
+            .iter()
+            .map(|row| {
+                Ok((
+                    row.try_get(E::organization_column().as_str())
+                        .map_err(|e| DbErr::Type(e.to_string()))?,
+                    row.try_get(E::id_column().as_str())
+                        .map_err(|e| DbErr::Type(e.to_string()))?,
+                ))
+            })
+            .collect::<Result<Vec<Key>, DbErr>>()?;
+        Ok(keys.into_iter().zip(E::decode(rows)?).collect())
     }
 }

@@ -16,17 +16,17 @@
 use std::borrow::Cow;
 
 use async_graphql::connection::{Connection, Edge, EmptyFields};
+use async_graphql::indexmap::IndexMap;
 use async_graphql::parser::types::{Field, Selection};
 use async_graphql::registry::Registry;
 use async_graphql::resolver_utils::{ContainerType, enum_value};
 use async_graphql::{
-    Context, ContextSelectionSet, ID, Json, Name, ObjectType, OutputType, Positioned,
-    ServerResult, Value,
+    Context, ContextSelectionSet, ID, Json, Name, ObjectType, OutputType, Positioned, ServerResult,
+    Value,
 };
 use chrono::{DateTime, Utc};
 use futures::FutureExt;
 use futures::future::{join_all, try_join_all};
-use async_graphql::indexmap::IndexMap;
 
 use crate::graphql::enums::{EventType, InvitationStatus, InvitationType, PrefillField};
 
@@ -247,10 +247,7 @@ impl PlainValue for Json<serde_json::Value> {
 pub fn ready<V: PlainValue>(
     resolver: impl Future<Output = async_graphql::Result<V>>,
 ) -> Option<Value> {
-    resolver
-        .now_or_never()?
-        .ok()
-        .map(PlainValue::plain_value)
+    resolver.now_or_never()?.ok().map(PlainValue::plain_value)
 }
 
 /// Implements [`PlainFields`] for an `#[Object]` type by naming which of its resolvers are plain

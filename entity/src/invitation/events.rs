@@ -3,8 +3,8 @@
 use std::collections::HashMap;
 
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseBackend, DbErr, EntityTrait, FromQueryResult,
-    PaginatorTrait, QueryFilter, Statement,
+    ColumnTrait, ConnectionTrait, DatabaseBackend, DbErr, EntityTrait, PaginatorTrait, QueryFilter,
+    Statement,
 };
 use uuid::Uuid;
 
@@ -64,8 +64,8 @@ pub async fn event_pages(
         invitation_ids,
         window,
     );
-    for row in db.query_all_raw(statement).await? {
-        let event = invitation_events::Model::from_query_result(&row, "")?;
+    let rows = db.query_all_raw(statement).await?;
+    for event in crate::rows::decode::<invitation_events::Model>(&rows)? {
         pages.entry(event.invitation_id).or_default().push(event);
     }
     for page in pages.values_mut() {

@@ -15,8 +15,8 @@ use sea_orm::sea_query::{
     Alias, Expr, ExprTrait, Func, OnConflict, Query, SelectStatement, SimpleExpr,
 };
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, FromQueryResult, QueryFilter,
-    QueryOrder, QuerySelect, QueryTrait, Set,
+    ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, QueryTrait, Set,
 };
 use uuid::Uuid;
 
@@ -240,14 +240,11 @@ pub async fn list(
 ) -> Result<Page, DomainError> {
     let at = now();
     let found = db.query_all(&page_query(request, at)?).await?;
-    let mut total = None;
-    let mut rows = Vec::with_capacity(found.len());
-    for row in &found {
-        if request.with_total && total.is_none() {
-            total = Some(total_in(row)?);
-        }
-        rows.push(invitations::Model::from_query_result(row, "")?);
-    }
+    let mut total = match found.first() {
+        Some(row) if request.with_total => Some(total_in(row)?),
+        _ => None,
+    };
+    let mut rows = crate::rows::decode::<invitations::Model>(&found)?;
     // Rows carry the caller's organization and this company, so the company is the caller's;
     // without rows, that has to be asked.
     if rows.is_empty() {

@@ -194,9 +194,12 @@ impl Invitation {
         let rows = load(ctx, EventsPage(self.0.id, window))
             .await?
             .unwrap_or_default();
-        Ok(Plain(event_page(window, rows, |e| e.id, |e| {
-            Plain(InvitationEvent(e))
-        })))
+        Ok(Plain(event_page(
+            window,
+            rows,
+            |e| e.id,
+            |e| Plain(InvitationEvent(e)),
+        )))
     }
 }
 
