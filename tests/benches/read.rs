@@ -18,6 +18,14 @@
 //! `BASELINE_BINARY` names another build of `invitations` (e.g. the commit before a change): it
 //! serves the same database beside ours and runs in every round right after it, so a change is
 //! measured against its baseline under the same load.
+//!
+//! `tests/bench/run read --instructions` counts instead of timing: ours (and the baseline) run
+//! under valgrind's callgrind, and after 50 requests of warm-up each query is sent one request
+//! at a time (1,000 point lookups, 200 pages) while callgrind counts the server's user-space
+//! instructions; printed per request, and ours / baseline. The count is the same from run to run
+//! whatever else the machine is doing, so it shows changes of a few percent that the request
+//! rates on shared cores cannot. Needs valgrind (installed with apt-get when missing), not wrk,
+//! PostGraphile or pgbench.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
 use std::path::{Path, PathBuf};
@@ -26,9 +34,10 @@ use std::time::Duration;
 
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 use serde_json::{Value, json};
+use tests::callgrind::Callgrind;
 use tests::graphql::Gql;
 use tests::pg::TestDatabase;
-use tests::release::{Server, free_port, rss_kib};
+use tests::release::{Server, binary, free_port, require_tool, rss_kib};
 use uuid::Uuid;
 
 use entity::entities::invitations;
@@ -77,7 +86,9 @@ fn page_sql(org: Uuid, company: Uuid, page: &[Uuid]) -> String {
 /// invitation (about 35 days), so its oldest seventh has passed the 30-day expiry and reads as
 /// `EXPIRED`. A quarter has an allow-list. `invitation_emails` and
 /// `invitation_counts` are derived from the invitations, as the server keeps them when it
-/// creates one.
+/// creates one. The events carry their positions, as the sequencer gives them once committed:
+/// without them both servers' sequencers would spend the first rounds numbering half a million
+/// events beside the reads being measured.
 const SEED: [&str; 6] = [
     "INSERT INTO companies (id, organization_id, name, public_id, created_at)
      SELECT gen_random_uuid(), '{org}', 'Company ' || n, 'bench-' || md5(random()::text),
@@ -111,11 +122,12 @@ const SEED: [&str; 6] = [
      SELECT company_id, organization_id, COUNT(*) FROM invitations
      WHERE organization_id = '{org}' GROUP BY company_id, organization_id",
     "INSERT INTO invitation_events (invitation_id, organization_id, company_id, event_type,
-                                    occurred_at, actor, detail)
+                                    occurred_at, actor, detail, position)
      SELECT i.id, i.organization_id, i.company_id,
             CASE WHEN k = 1 THEN 'CREATED'
                  ELSE (ARRAY['EMAIL_SENT', 'VIEWED', 'RESENT', 'REMINDER_SENT'])[1 + k % 4] END,
-            i.created_at + (k - 1) * interval '1 minute', 'bench', '{}'
+            i.created_at + (k - 1) * interval '1 minute', 'bench', '{}',
+            row_number() OVER (ORDER BY i.created_at, k)
      FROM invitations i
      CROSS JOIN LATERAL generate_series(1, 1 + get_byte(decode(i.token_hash, 'hex'), 0) % 8) k
      WHERE i.organization_id = '{org}'
@@ -165,26 +177,6 @@ fn without_tls(url: &str) -> String {
         .extend_pairs(kept)
         .append_pair("sslmode", "disable");
     url.to_string()
-}
-
-/// Installs wrk with apt-get when it is not on the PATH (we run as root on the bench machines).
-fn require_wrk() {
-    if Command::new("wrk").arg("--version").output().is_ok() {
-        return;
-    }
-    let installed = Command::new("apt-get")
-        .args(["update", "-qq"])
-        .status()
-        .and_then(|_| {
-            Command::new("apt-get")
-                .args(["install", "-y", "-qq", "wrk"])
-                .env("DEBIAN_FRONTEND", "noninteractive")
-                .status()
-        });
-    assert!(
-        matches!(installed, Ok(s) if s.success()),
-        "wrk is needed and `apt-get install wrk` failed: install it and run again"
-    );
 }
 
 /// Starts PostGraphile on a free port (after `npm ci` when its packages are missing) and waits
@@ -417,6 +409,45 @@ impl Peer {
     }
 }
 
+/// Requests of each query sent before counting starts (connections, caches and the allocator
+/// settle).
+const COUNT_WARM_UP: usize = 50;
+
+/// `--instructions`: the user-space instructions each server executes per request of each
+/// query (`(title, body, requests counted)`), requests sent one at a time.
+async fn count_instructions(
+    servers: &[(&str, &Server, &Callgrind)],
+    key: &str,
+    queries: &[(&str, &Value, usize)],
+) {
+    println!("\nInstructions per request (callgrind, user space, one request at a time)\n");
+    let names: Vec<&str> = servers.iter().map(|(name, _, _)| *name).collect();
+    println!("| query | requests | {} |", names.join(" | "));
+    println!("|---|---:|{}", "---:|".repeat(names.len()));
+    for &(title, body, count) in queries {
+        let mut row = Vec::new();
+        for &(_, server, callgrind) in servers {
+            let client = Gql::new(server.base()).with_api_key(key);
+            let send = |n: usize| {
+                let client = &client;
+                async move {
+                    for _ in 0..n {
+                        client.post(body.clone()).await.data();
+                    }
+                }
+            };
+            send(COUNT_WARM_UP).await;
+            let total = callgrind.instructions(server.pid(), send(count)).await;
+            row.push(total as f64 / count as f64);
+        }
+        let cells: Vec<String> = row.iter().map(|n| format!("{n:.0}")).collect();
+        println!("| {title} | {count} | {} |", cells.join(" | "));
+        if let [ours, baseline] = row[..] {
+            println!("| {title}, ours / baseline | | {:.3}× | |", ours / baseline);
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() {
     let seconds: u64 = std::env::var("BENCH_SECONDS")
@@ -424,27 +455,36 @@ async fn main() {
         .map(|s| s.parse().expect("BENCH_SECONDS is a number of seconds"))
         .unwrap_or(5);
     let warm_up = seconds.min(2);
-    require_wrk();
+    let counting = std::env::args().any(|a| a == "--instructions");
+    if !counting {
+        require_tool("wrk", "wrk");
+    }
+    let scratch =
+        Scratch(std::env::temp_dir().join(format!("invitations-read-{}", Uuid::now_v7().simple())));
+    std::fs::create_dir_all(&scratch.0).unwrap();
     let database = TestDatabase::postgres().await;
     let url = without_tls(database.url());
-    let server = Server::start(&[
-        ("DATABASE_URL", &url),
+    let env = [
+        ("DATABASE_URL", url.as_str()),
         ("DATABASE_MAX_CONNECTIONS", CONNECTIONS),
-    ])
-    .await;
+    ];
+    // With --instructions, each server runs under callgrind.
+    let start = |exe: PathBuf, name: &str| {
+        let callgrind = counting.then(|| Callgrind::new(&scratch.0, name));
+        async move {
+            let launcher = callgrind.as_ref().map(Callgrind::launcher);
+            let server = Server::start_under(launcher.as_deref().unwrap_or_default(), exe, &env);
+            (server.await, callgrind)
+        }
+    };
+    let (server, ours_callgrind) = start(binary(), "ours").await;
     let ours_idle_kib = rss_kib(server.pid());
-    let baseline = match std::env::var_os("BASELINE_BINARY") {
-        Some(exe) => Some(
-            Server::start_binary(
-                PathBuf::from(exe),
-                &[
-                    ("DATABASE_URL", &url),
-                    ("DATABASE_MAX_CONNECTIONS", CONNECTIONS),
-                ],
-            )
-            .await,
-        ),
-        None => None,
+    let (baseline, baseline_callgrind) = match std::env::var_os("BASELINE_BINARY") {
+        Some(exe) => {
+            let (server, callgrind) = start(PathBuf::from(exe), "baseline").await;
+            (Some(server), callgrind)
+        }
+        None => (None, None),
     };
     let baseline_idle_kib = baseline.as_ref().map(|b| rss_kib(b.pid()));
     let peers: Vec<Peer> = [Peer::Ours]
@@ -489,9 +529,6 @@ async fn main() {
     .await;
     db.close().await.unwrap();
 
-    let (postgraphile, postgraphile_base) = start_postgraphile(&url).await;
-    let postgraphile_idle_kib = rss_kib(postgraphile.0.id());
-
     // The same reads; PostGraphile names the `id` column `rowId` (its `id` is the global node
     // id) and keeps status and type as the plain text columns they are. Its page gets the
     // organization as a condition, as ours scopes every read by it: the list indexes lead with
@@ -512,6 +549,29 @@ async fn main() {
         "query": "query($c: UUID!, $o: UUID!) { companyByRowId(rowId: $c) { invitationsByCompanyId(first: 20, condition: { organizationId: $o }, orderBy: [CREATED_AT_DESC, ROW_ID_DESC]) { totalCount edges { node { rowId status createdAt invitationEventsByInvitationId(first: 5, orderBy: ROW_ID_ASC) { edges { node { rowId eventType occurredAt } } } } } } } }",
         "variables": { "c": company, "o": org },
     });
+
+    if counting {
+        let ours = Gql::new(server.base()).with_api_key(&key);
+        let answer = ours.post(page_ours.clone()).await;
+        let listed: Vec<String> = page_rows(&answer.data()["invitations"], "id", "events")
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
+        assert_eq!(listed, page.iter().map(Uuid::to_string).collect::<Vec<_>>());
+        let mut servers = vec![("ours", &server, ours_callgrind.as_ref().unwrap())];
+        if let (Some(baseline), Some(callgrind)) = (&baseline, &baseline_callgrind) {
+            servers.push(("baseline", baseline, callgrind));
+        }
+        let queries = [
+            ("Point lookup", &point_ours, 1_000),
+            ("Nested page", &page_ours, 200),
+        ];
+        count_instructions(&servers, &key, &queries).await;
+        return;
+    }
+
+    let (postgraphile, postgraphile_base) = start_postgraphile(&url).await;
+    let postgraphile_idle_kib = rss_kib(postgraphile.0.id());
 
     // Both servers answer with the same seeded rows before anything is timed.
     let ours = Gql::new(server.base()).with_api_key(&key);
@@ -548,9 +608,6 @@ async fn main() {
     assert_eq!(listed, expected);
     assert!(rows.iter().all(|(_, events)| !events.is_empty()));
 
-    let scratch =
-        Scratch(std::env::temp_dir().join(format!("invitations-read-{}", Uuid::now_v7().simple())));
-    std::fs::create_dir_all(&scratch.0).unwrap();
     let write = |name: &str, text: String| {
         let path = scratch.0.join(name);
         std::fs::write(&path, text).unwrap();

@@ -7,6 +7,7 @@
 //! so a test can never pass silently without PostgreSQL or Redis.
 
 pub mod browser;
+pub mod callgrind;
 pub mod graphql;
 pub mod otlp;
 pub mod pg;

@@ -32,6 +32,27 @@ pub fn open_files_limit() -> u64 {
         .unwrap_or(0)
 }
 
+/// Installs Debian's `package` with apt-get when `program` does not run (`program --version`);
+/// panics with what to do when that fails.
+pub fn require_tool(program: &str, package: &str) {
+    if Command::new(program).arg("--version").output().is_ok() {
+        return;
+    }
+    let installed = Command::new("apt-get")
+        .args(["update", "-qq"])
+        .status()
+        .and_then(|_| {
+            Command::new("apt-get")
+                .args(["install", "-y", "-qq", package])
+                .env("DEBIAN_FRONTEND", "noninteractive")
+                .status()
+        });
+    assert!(
+        matches!(installed, Ok(s) if s.success()),
+        "{program} is needed and `apt-get install {package}` failed: install it and run again"
+    );
+}
+
 /// A free TCP port on 127.0.0.1 (taken by binding port 0 and letting go of it).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -71,6 +92,13 @@ impl Server {
 
     /// [`Server::start`] with another build of `invitations` (a benchmark's baseline).
     pub async fn start_binary(exe: PathBuf, env: &[(&str, &str)]) -> Self {
+        Self::start_under(&[], exe, env).await
+    }
+
+    /// [`Server::start_binary`] run by `launcher` (a program and its arguments, e.g. valgrind's,
+    /// the server's command line appended); [`Server::cli`] still runs the binary itself. Waits
+    /// up to three minutes for readiness: under valgrind start-up is many times slower.
+    pub async fn start_under(launcher: &[String], exe: PathBuf, env: &[(&str, &str)]) -> Self {
         let port = free_port();
         let base = format!("http://127.0.0.1:{port}");
         let data_dir = std::env::temp_dir().join(format!(
@@ -88,7 +116,15 @@ impl Server {
             ("LOG_LEVEL".to_owned(), "error".to_owned()),
         ];
         all.extend(env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
-        let child = Command::new(&exe)
+        let mut command = match launcher.split_first() {
+            Some((program, args)) => {
+                let mut command = Command::new(program);
+                command.args(args).arg(&exe);
+                command
+            }
+            None => Command::new(&exe),
+        };
+        let child = command
             .args(["serve", "--no-workers"])
             .env_clear()
             .envs(all.iter().map(|(k, v)| (k, v)))
@@ -103,7 +139,7 @@ impl Server {
             data_dir,
         };
         let ready = format!("{}/readyz", server.base);
-        crate::poll::eventually("the server to be ready", Duration::from_secs(60), || {
+        crate::poll::eventually("the server to be ready", Duration::from_secs(180), || {
             let url = ready.clone();
             async move {
                 reqwest::get(url)
