@@ -110,6 +110,25 @@ both!(
             .await;
         assert_eq!(r.data()["invitations"]["totalCount"], 100);
 
+        // The page's events are read once and handed to each selection of their window: two
+        // aliases and a fragment of the same window each get the whole page, a window asked for
+        // once more through a fragment still costs no more statements.
+        let q = "query($c: ID!) { invitations(companyId: $c, first: 3) { edges { node {
+            a: events(first: 5) { edges { node { id } } }
+            b: events(first: 5) { edges { node { id } } }
+            ... on Invitation { c: events(first: 5) { edges { node { id } } } } } } } }";
+        let (r, cost) = app
+            .fewest_statements(&gql, q, json!({ "c": company }))
+            .await;
+        assert!(cost <= costs[0], "repeated selections: {cost} statements");
+        let edges = r.data()["invitations"]["edges"].as_array().unwrap();
+        for (edge, len) in edges.iter().zip([5, 1, 1]) {
+            let node = &edge["node"];
+            assert_eq!(node["a"]["edges"].as_array().unwrap().len(), len, "{node}");
+            assert_eq!(node["a"], node["b"]);
+            assert_eq!(node["a"], node["c"]);
+        }
+
         // Without totalCount the count is not run; the second page of a log follows its cursor.
         let r = gql
             .query(

@@ -106,7 +106,7 @@ async fn resolve_plain<'a, T: PlainFields>(
     fields: &[&'a Positioned<Field>],
 ) -> Value {
     let mut results: IndexMap<Name, Value> = IndexMap::with_capacity(fields.len());
-    let mut others = Vec::new();
+    let mut others: Vec<(Name, &'a Positioned<Field>)> = Vec::new();
     for &field in fields {
         let key = field.node.response_key().node.clone();
         let value = if field.node.name.node == "__typename" {
@@ -121,14 +121,22 @@ async fn resolve_plain<'a, T: PlainFields>(
             None => {
                 // A placeholder keeps the key in query order; the resolver's value replaces it.
                 results.insert(key.clone(), Value::Null);
-                others.push(async move {
-                    let ctx_field = ctx.with_field(field);
-                    (key, root.resolve_other(&ctx_field).await)
-                });
+                others.push((key, field));
             }
         }
     }
-    for (key, outcome) in join_all(others).await {
+    let resolve = |(key, field): (Name, &'a Positioned<Field>)| async move {
+        let ctx_field = ctx.with_field(field);
+        (key, root.resolve_other(&ctx_field).await)
+    };
+    // Most objects here have one such field (an edge's node, an invitation's events): awaited
+    // in place, its future (which holds the whole nested resolution) is not moved to the heap.
+    let outcomes = if others.len() == 1 {
+        vec![resolve(others.swap_remove(0)).await]
+    } else {
+        join_all(others.into_iter().map(resolve)).await
+    };
+    for (key, outcome) in outcomes {
         match outcome {
             Ok(value) => {
                 results.insert(key, value.unwrap_or_default());

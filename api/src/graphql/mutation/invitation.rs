@@ -26,7 +26,7 @@ impl InvitationMutation {
     ) -> Result<Invitation> {
         let target = InvitationFor::Company(parse_id("companyId", &company_id)?);
         let created = operations::create_invitation(store(ctx)?, viewer(ctx)?, target, input);
-        Ok(Invitation(created.await.gql()?))
+        Ok(Invitation::from(created.await.gql()?))
     }
 
     /// Creates a reconnect invitation for a connection: submitting it updates its credentials.
@@ -38,7 +38,7 @@ impl InvitationMutation {
     ) -> Result<Invitation> {
         let target = InvitationFor::Connection(parse_id("connectionId", &connection_id)?);
         let created = operations::create_invitation(store(ctx)?, viewer(ctx)?, target, input);
-        Ok(Invitation(created.await.gql()?))
+        Ok(Invitation::from(created.await.gql()?))
     }
 
     /// Creates up to 100 contributor invitations for one company, all or nothing. An error names
@@ -86,7 +86,12 @@ impl InvitationMutation {
             idempotency_key.as_deref(),
             &request,
         );
-        Ok(created.await.gql()?.into_iter().map(Invitation).collect())
+        Ok(created
+            .await
+            .gql()?
+            .into_iter()
+            .map(Invitation::from)
+            .collect())
     }
 
     /// Revokes an ACTIVE invitation; its link stops working at once. Revoking anything else is a
@@ -105,7 +110,7 @@ impl InvitationMutation {
             reason,
             idempotency_key.as_deref(),
         );
-        Ok(Invitation(revoked.await.gql()?))
+        Ok(Invitation::from(revoked.await.gql()?))
     }
 
     /// Emails the link again, without a new link unless `rotateToken`. See `ResendInvitationInput`.
@@ -118,6 +123,6 @@ impl InvitationMutation {
         let id = parse_id("id", &id)?;
         let input = input.unwrap_or_default();
         let resent = operations::resend_invitation(store(ctx)?, viewer(ctx)?, id, input);
-        Ok(Invitation(resent.await.gql()?))
+        Ok(Invitation::from(resent.await.gql()?))
     }
 }

@@ -1,8 +1,11 @@
+use std::sync::{Mutex, PoisonError};
+
 use async_graphql::connection::{Connection as Page, EmptyFields};
 use async_graphql::{Context, ID, Json, Object, Result, SimpleObject};
 use chrono::{DateTime, NaiveDate, Utc};
 use entity::crypto::Slot;
 use entity::entities::{email_deliveries, invitation_events, invitations};
+use entity::invitation::EventWindow;
 
 pub use super::page::{event_page, event_window};
 use super::{Company, Connection};
@@ -20,7 +23,61 @@ use crate::graphql::paging::{NESTED_LIST_DEFAULT, nested_complexity, page_size};
 use crate::graphql::plain::{Plain, plain_fields};
 
 /// An invitation: a link that lets an outside person connect or repair a utility account.
-pub struct Invitation(pub invitations::Model);
+pub struct Invitation(pub invitations::Model, pub Prefetched);
+
+impl From<invitations::Model> for Invitation {
+    fn from(row: invitations::Model) -> Self {
+        Self(row, Prefetched::default())
+    }
+}
+
+/// Event pages read for this invitation together with the rest of a list (one statement for
+/// the whole list), handed to its `events` fields directly: a page of twenty invitations then
+/// neither hashes its keys into the DataLoader's cache nor clones each page out of it.
+#[derive(Default)]
+pub struct Prefetched(Mutex<Vec<PrefetchedPage>>);
+
+struct PrefetchedPage {
+    window: EventWindow,
+    rows: Vec<invitation_events::Model>,
+    /// Selections of this window in the query still to read it: the last one takes the rows,
+    /// the others clone them.
+    readers: usize,
+}
+
+impl Prefetched {
+    /// Events of `window` for `readers` selections of it.
+    pub fn add(
+        &mut self,
+        window: EventWindow,
+        rows: Vec<invitation_events::Model>,
+        readers: usize,
+    ) {
+        self.0
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(PrefetchedPage {
+                window,
+                rows,
+                readers,
+            });
+    }
+
+    /// The rows of `window`, if they were read with the list and a reader is left.
+    fn take(&self, window: EventWindow) -> Option<Vec<invitation_events::Model>> {
+        let mut pages = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let index = pages
+            .iter()
+            .position(|p| p.window == window && p.readers > 0)?;
+        let page = &mut pages[index];
+        page.readers -= 1;
+        Some(if page.readers == 0 {
+            pages.swap_remove(index).rows
+        } else {
+            page.rows.clone()
+        })
+    }
+}
 
 /// Prefill data of a contributor invitation.
 #[derive(SimpleObject)]
@@ -191,9 +248,12 @@ impl Invitation {
         #[graphql(desc = "Cursor of the last event already seen.")] after: Option<String>,
     ) -> Result<Plain<Page<String, Plain<InvitationEvent>, EmptyFields, EmptyFields>>> {
         let window = event_window(first, after.as_deref())?;
-        let rows = load(ctx, EventsPage(self.0.id, window))
-            .await?
-            .unwrap_or_default();
+        let rows = match self.1.take(window) {
+            Some(rows) => rows,
+            None => load(ctx, EventsPage(self.0.id, window))
+                .await?
+                .unwrap_or_default(),
+        };
         Ok(Plain(event_page(
             window,
             rows,

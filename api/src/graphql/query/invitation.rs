@@ -2,12 +2,13 @@ use async_graphql::connection::{Connection as Page, Edge, EmptyFields};
 use async_graphql::{Context, ID, Object, Result, SimpleObject, Value};
 use entity::entities::invitations;
 use entity::invitation::{EventWindow, ListCursor, ListFilter, ListRequest};
+use uuid::Uuid;
 
 use crate::graphql::context::{load, prime, store, viewer};
 use crate::graphql::error::GqlResult;
 use crate::graphql::ids::parse_id;
 use crate::graphql::inputs::InvitationFilter;
-use crate::graphql::loader::{CompanyById, ConnectionsCreatedBy, DeliveriesOf, EventsPage};
+use crate::graphql::loader::{CompanyById, ConnectionsCreatedBy, DeliveriesOf};
 use crate::graphql::object::Invitation;
 use crate::graphql::object::invitation::event_window;
 use crate::graphql::paging::{NESTED_LIST_DEFAULT, page_size};
@@ -26,10 +27,11 @@ pub struct InvitationPageInfo {
 /// The page and its invitations resolve their plain fields in one pass (see `plain.rs`).
 pub type InvitationPage = Plain<Page<String, Plain<Invitation>, InvitationPageInfo, EmptyFields>>;
 
-/// The windows of the log that the page's `events` selections (aliases included) ask for; one
-/// whose arguments do not parse is left to the resolver, which reports it.
-fn event_windows(node: &async_graphql::Lookahead<'_>) -> Vec<EventWindow> {
-    let mut windows = Vec::new();
+/// The windows of the log that the page's `events` selections (aliases included) ask for, each
+/// with the number of selections that ask for it; one whose arguments do not parse is left to
+/// the resolver, which reports it.
+fn event_windows(node: &async_graphql::Lookahead<'_>) -> Vec<(EventWindow, usize)> {
+    let mut windows: Vec<(EventWindow, usize)> = Vec::new();
     for field in node.field("events").selection_fields() {
         let Ok(arguments) = field.arguments() else {
             continue;
@@ -50,10 +52,12 @@ fn event_windows(node: &async_graphql::Lookahead<'_>) -> Vec<EventWindow> {
             Some(Value::String(s)) => Some(s.as_str()),
             Some(_) => continue,
         };
-        if let Ok(window) = event_window(first, after)
-            && !windows.contains(&window)
-        {
-            windows.push(window);
+        let Ok(window) = event_window(first, after) else {
+            continue;
+        };
+        match windows.iter_mut().find(|(w, _)| *w == window) {
+            Some((_, selections)) => *selections += 1,
+            None => windows.push((window, 1)),
         }
     }
     windows
@@ -81,13 +85,23 @@ fn list_sizes(node: &async_graphql::Lookahead<'_>, name: &str) -> Vec<u64> {
     sizes
 }
 
-/// Loads the nested fields a page asks for, one query per field for the whole page.
-async fn prime_page(ctx: &Context<'_>, rows: &[invitations::Model]) -> Result<()> {
+/// Loads the nested fields a page asks for, one query per field for the whole page: the event
+/// pages straight into the invitations, the rest into the request's DataLoader.
+async fn prime_page(ctx: &Context<'_>, rows: Vec<invitations::Model>) -> Result<Vec<Invitation>> {
     let node = ctx.look_ahead().field("edges").field("node");
-    let ids = || rows.iter().map(|r| r.id);
-    for window in event_windows(&node) {
-        prime(ctx, ids().map(|id| EventsPage(id, window)).collect()).await?;
+    let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
+    let mut invitations: Vec<Invitation> = rows.into_iter().map(Invitation::from).collect();
+    let org = viewer(ctx)?.organization_id;
+    for (window, selections) in event_windows(&node) {
+        let mut pages = entity::invitation::event_pages(&store(ctx)?.reads, org, &ids, window)
+            .await
+            .gql()?;
+        for invitation in &mut invitations {
+            let rows = pages.remove(&invitation.0.id).unwrap_or_default();
+            invitation.1.add(window, rows, selections);
+        }
     }
+    let ids = || ids.iter().copied();
     for first in list_sizes(&node, "createdConnections") {
         prime(
             ctx,
@@ -100,11 +114,11 @@ async fn prime_page(ctx: &Context<'_>, rows: &[invitations::Model]) -> Result<()
     }
     if node.field("company").exists() {
         // Every row of the page belongs to the one company of the query.
-        if let Some(first) = rows.first() {
-            load(ctx, CompanyById(first.company_id)).await?;
+        if let Some(first) = invitations.first() {
+            load(ctx, CompanyById(first.0.company_id)).await?;
         }
     }
-    Ok(())
+    Ok(invitations)
 }
 
 #[Object]
@@ -118,7 +132,7 @@ impl InvitationQuery {
             .find_owned::<invitations::Entity>(org, invitation_id)
             .await
             .gql()?;
-        Ok(Plain(Invitation(row)))
+        Ok(Plain(Invitation::from(row)))
     }
 
     /// The invitations of one company, newest first (ties by id), as a Relay connection.
@@ -153,7 +167,7 @@ impl InvitationQuery {
         let page = entity::invitation::list(&store(ctx)?.reads, &request)
             .await
             .gql()?;
-        prime_page(ctx, &page.rows).await?;
+        let invitations = prime_page(ctx, page.rows).await?;
         let mut connection = Page::with_additional_fields(
             cursor.is_some(),
             page.has_next,
@@ -162,9 +176,9 @@ impl InvitationQuery {
             },
         );
         connection.edges.extend(
-            page.rows
+            invitations
                 .into_iter()
-                .map(|row| Edge::new(ListCursor::of(&row), Plain(Invitation(row)))),
+                .map(|invitation| Edge::new(ListCursor::of(&invitation.0), Plain(invitation))),
         );
         Ok(Plain(connection))
     }
