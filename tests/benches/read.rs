@@ -88,9 +88,9 @@ fn page_sql(org: Uuid, company: Uuid, page: &[Uuid]) -> String {
 /// `invitation_counts` are derived from the invitations, as the server keeps them when it
 /// creates one. Company ids are fixed, so the token hashes made from them, and with them how
 /// many events each invitation has, are the same in every run: the pages read are alike from
-/// one run to the next. The events carry their positions, as the sequencer gives them once committed:
-/// without them both servers' sequencers would spend the first rounds numbering half a million
-/// events beside the reads being measured.
+/// one run to the next. The events carry their positions, as the sequencer gives them once
+/// committed: without them both servers' sequencers would spend the first rounds numbering half
+/// a million events beside the reads being measured.
 const SEED: [&str; 6] = [
     "INSERT INTO companies (id, organization_id, name, public_id, created_at)
      SELECT md5('bench company ' || n)::uuid, '{org}', 'Company ' || n, 'bench-' || n,
