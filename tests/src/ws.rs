@@ -76,7 +76,9 @@ impl WsClient {
     pub async fn init_with(&mut self, payload: Value) -> Result<(), u16> {
         self.send(json!({ "type": "connection_init", "payload": payload }))
             .await;
-        match self.recv(Duration::from_secs(10)).await {
+        // Longer than the server's database acquire timeout (10 s), so a check that fails
+        // there is answered before this gives up.
+        match self.recv(Duration::from_secs(30)).await {
             Some(Ok(v)) if v["type"] == "connection_ack" => Ok(()),
             Some(Err(code)) => Err(code),
             other => panic!("unexpected answer to connection_init: {other:?}"),

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use sea_orm::{EntityTrait, PaginatorTrait};
+use sea_orm::{EntityTrait, PaginatorTrait, TransactionTrait};
 use serde_json::{Value, json};
 use tests::pg::Backend;
 use tests::ws::{Received, WsClient};
@@ -89,6 +89,43 @@ both!(
             .query(CREATE, json!({ "c": c }))
             .await;
         assert_eq!(over_http.error_code().as_deref(), Some("UNAUTHENTICATED"));
+        app.stop().await;
+    }
+);
+
+both!(
+    a_key_the_database_cannot_check_closes_with_1011_not_4403,
+    |backend| async move {
+        // The smallest pool (two connections), which the test takes: the key check waits out
+        // the pool's acquire timeout and fails, as under a database outage.
+        let app = app::spawn_roles(
+            backend,
+            |env| {
+                env.insert("DATABASE_MAX_CONNECTIONS".into(), "2".into());
+                // The init timeout counts the key check too: well past the acquire timeout.
+                env.insert("GRAPHQL_WS_INIT_TIMEOUT_SECONDS".into(), "60".into());
+            },
+            api::startup::Roles {
+                http: true,
+                workers: false,
+            },
+        )
+        .await;
+        // A key no request has used yet, so no cached answer hides the database.
+        let key = entity::organization::create_api_key(&app.db, app.org_id, "socket")
+            .await
+            .unwrap();
+        let held = [app.db.begin().await.unwrap(), app.db.begin().await.unwrap()];
+        let mut ws = WsClient::connect(&app.url).await;
+        // Not 4403: that would tell the client its key is bad, and the console would sign out.
+        assert_eq!(ws.init(&key.key).await, Err(1011));
+        for transaction in held {
+            transaction.rollback().await.unwrap();
+        }
+        // The database is back: the same key is accepted.
+        let mut ws = WsClient::connect(&app.url).await;
+        ws.init(&key.key).await.unwrap();
+        ws.close().await;
         app.stop().await;
     }
 );

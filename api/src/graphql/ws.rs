@@ -8,7 +8,8 @@
 //!   beyond that the upgrade answers 429 / 503;
 //! - the API key comes in the `connection_init` payload (`apiKey`) and is checked again on every
 //!   operation and whenever the key cache's answer expires (`API_KEY_CACHE_SECONDS`): a bad or
-//!   revoked key closes with 4403;
+//!   revoked key closes with 4403, a key the database could not check with 1011 (the client
+//!   reconnects; it does not give up its key);
 //! - the client address goes into the connection data, so public operations count against the
 //!   same per-client rate limits as over HTTP.
 //!
@@ -51,6 +52,9 @@ use crate::auth::Viewer;
 use crate::state::AppState;
 
 const FORBIDDEN: &str = "Forbidden";
+/// The close reason when the key could not be checked (the database failed): 1011, which a
+/// client retries, unlike 4403, which tells it to ask for another key.
+const CHECK_FAILED: &str = "internal server error";
 /// Interval of server pings on an acknowledged connection.
 const KEEPALIVE: Duration = Duration::from_secs(30);
 /// Shortest interval between two checks of an open connection's key (when
@@ -263,7 +267,7 @@ impl Stop {
         match self {
             Stop::TooLarge => close(1009, "message too large"),
             Stop::Revoked => close(4403, FORBIDDEN),
-            Stop::Failed => close(1011, "internal server error"),
+            Stop::Failed => close(1011, CHECK_FAILED),
         }
     }
 }
@@ -382,18 +386,17 @@ async fn serve(
             .and_then(|k| k.as_str())
             .map(str::to_owned)
             .unwrap_or_default();
-        let verdict = state
-            .guards
-            .key_cache
-            .verify(&state.store.db, &key)
-            .await
-            .map_err(|e| tracing::error!(error = %e, "API key check failed"))
-            .ok();
-        let Some((viewer, recheck_at)) =
-            verdict.and_then(|v| v.viewer.map(|viewer| (viewer, v.expires_at)))
-        else {
+        let verdict = match state.guards.key_cache.verify(&state.store.db, &key).await {
+            Ok(verdict) => verdict,
+            Err(e) => {
+                tracing::error!(error = %e, "API key check failed");
+                return Err(async_graphql::Error::new(CHECK_FAILED));
+            }
+        };
+        let Some(viewer) = verdict.viewer else {
             return Err(async_graphql::Error::new(FORBIDDEN));
         };
+        let recheck_at = verdict.expires_at;
         let data = connection_data(&state, &viewer, client);
         let _ = opened.set(Session {
             key,
@@ -492,8 +495,12 @@ async fn serve(
                 }
                 Some(WsMessage::Close(code, reason)) => {
                     // async-graphql answers a refused connection_init with 1002; the protocol
-                    // says 4403.
-                    let code = if reason == FORBIDDEN { 4403 } else { code };
+                    // says 4403 for a bad key, and a check that failed is the server's error.
+                    let code = match reason.as_str() {
+                        FORBIDDEN => 4403,
+                        CHECK_FAILED => 1011,
+                        _ => code,
+                    };
                     let _ = sink.send(close(code, &reason)).await;
                     return;
                 }
