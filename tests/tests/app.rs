@@ -108,12 +108,27 @@ pub async fn spawn_with(
     .await
 }
 
+/// The in-process apps' warnings and errors go to the output of the test that started them
+/// (the harness captures what a test's threads print, and shows it when the test fails), so a
+/// failure comes with what the server logged. Installed once for the whole test binary.
+fn capture_logs() {
+    static INSTALLED: OnceLock<()> = OnceLock::new();
+    INSTALLED.get_or_init(|| {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("warn")
+            .with_test_writer()
+            .with_ansi(false)
+            .try_init();
+    });
+}
+
 /// Starts only what `roles` asks for (e.g. no workers, so nothing runs SQL in the background).
 pub async fn spawn_roles(
     backend: Backend,
     tweak: impl FnOnce(&mut HashMap<String, String>),
     roles: Roles,
 ) -> TestApp {
+    capture_logs();
     let database = TestDatabase::new(backend).await;
     if backend == Backend::Postgres {
         tests::redis_env::require_redis(&tests::redis_env::redis_url()).await;
@@ -403,8 +418,18 @@ pub fn binary() -> PathBuf {
     BUILT
         .get_or_init(|| {
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-            let status = std::process::Command::new(cargo)
-                .args(["build", "--quiet", "--workspace", "--bins"])
+            let mut build = std::process::Command::new(cargo);
+            build.args(["build", "--quiet", "--workspace", "--bins"]);
+            // Under `cargo test` this process has the test crate's variables. Passed on, they
+            // look like a changed environment to build scripts that read them (ring's reads
+            // CARGO_MANIFEST_DIR): half the tree would be rebuilt here, a minute of both cores
+            // in the middle of the tests, and again by the next plain `cargo build`.
+            for (key, _) in std::env::vars_os() {
+                if key.to_str().is_some_and(set_by_cargo_for_tests) {
+                    build.env_remove(key);
+                }
+            }
+            let status = build
                 .status()
                 .expect("cargo build of the invitations binary");
             assert!(status.success(), "building the invitations binary failed");
@@ -416,6 +441,25 @@ pub fn binary() -> PathBuf {
             bin
         })
         .clone()
+}
+
+/// Whether cargo sets `name` for the crate it builds or tests, rather than taking it from the
+/// user's environment.
+fn set_by_cargo_for_tests(name: &str) -> bool {
+    ["CARGO_PKG_", "CARGO_BIN_EXE_"]
+        .iter()
+        .any(|prefix| name.starts_with(prefix))
+        || matches!(
+            name,
+            "CARGO_MANIFEST_DIR"
+                | "CARGO_MANIFEST_PATH"
+                | "CARGO_CRATE_NAME"
+                | "CARGO_BIN_NAME"
+                | "CARGO_PRIMARY_PACKAGE"
+                | "CARGO_TARGET_TMPDIR"
+                | "CARGO_RUSTC_CURRENT_DIR"
+                | "OUT_DIR"
+        )
 }
 
 /// Runs the binary with exactly `env` (plus PATH) and `args`.
