@@ -742,6 +742,24 @@ both!(
         )
         .await
         .data();
+        // On PostgreSQL the sequencer numbers committed events just after their commit: once it
+        // has, both queries below read the same cursors, and the event written below by hand
+        // comes after every numbered one.
+        let db = &app.db;
+        tests::poll::eventually(
+            "every event numbered",
+            std::time::Duration::from_secs(30),
+            || async move {
+                use sea_orm::{ColumnTrait, PaginatorTrait, QueryFilter};
+                invitation_events::Entity::find()
+                    .filter(invitation_events::Column::Position.is_null())
+                    .count(db)
+                    .await
+                    .unwrap()
+                    == 0
+            },
+        )
+        .await;
         // What a recipient's submission leaves behind, written to the rows: a fulfilled invitation
         // and an event with every column set.
         let reconnect: Uuid = reconnect.parse().unwrap();
