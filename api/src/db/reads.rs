@@ -89,7 +89,9 @@ impl Reads {
     ) -> Result<E::Model, DomainError> {
         match &self.held {
             Some(held) => held.lookup::<E>(org, id).await,
-            None => entity::scope::find_owned::<E>(&self.db, org, id).await,
+            // Boxed, so that this future is the size of the coalesced lookup's, not of
+            // sea-orm's query (kilobytes), when it is moved into the resolvers' futures.
+            None => Box::pin(entity::scope::find_owned::<E>(&self.db, org, id)).await,
         }
     }
 }
