@@ -58,7 +58,10 @@ pub struct TestApp {
 /// A fresh temporary folder, removed by the test's end of life (best effort).
 pub fn temp_dir() -> PathBuf {
     let dir = std::env::temp_dir().join(format!("invitations-test-{}", Uuid::now_v7().simple()));
-    std::fs::create_dir_all(&dir).unwrap();
+    // 0700, as the app wants its data folder: it warns about a looser one at every start.
+    std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
+        .create(&dir)
+        .unwrap();
     dir
 }
 
