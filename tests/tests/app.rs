@@ -113,16 +113,14 @@ pub async fn spawn_with(
 
 /// The in-process apps' warnings and errors go to the output of the test that started them
 /// (the harness captures what a test's threads print, and shows it when the test fails), so a
-/// failure comes with what the server logged. Installed once for the whole test binary.
+/// failure comes with what the server logged. The first app installs it for the whole test
+/// binary; later calls find it installed and change nothing.
 fn capture_logs() {
-    static INSTALLED: OnceLock<()> = OnceLock::new();
-    INSTALLED.get_or_init(|| {
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter("warn")
-            .with_test_writer()
-            .with_ansi(false)
-            .try_init();
-    });
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("warn")
+        .with_test_writer()
+        .with_ansi(false)
+        .try_init();
 }
 
 /// Starts only what `roles` asks for (e.g. no workers, so nothing runs SQL in the background).

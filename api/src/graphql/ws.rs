@@ -28,6 +28,7 @@
 //! same guard as over HTTP, fed by the client address the connection puts into its data.
 
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
@@ -380,7 +381,12 @@ async fn serve(
     let (divert, mut diverted) = mpsc::unbounded();
     let input = incoming(stream, state.clone(), session.clone(), stopped, divert);
     let opened = session.clone();
+    // Set when `connection_init` arrives: the init timeout is for sending it, not for the key
+    // check that follows (a slow database would otherwise answer 4408, blaming the client).
+    let init_received = Arc::new(AtomicBool::new(false));
+    let received = init_received.clone();
     let init = move |payload: serde_json::Value| async move {
+        received.store(true, Ordering::Relaxed);
         let key = payload
             .get("apiKey")
             .and_then(|k| k.as_str())
@@ -417,7 +423,12 @@ async fn serve(
     // Server pings keep idle subscriptions alive through proxies and reveal dead peers.
     let mut keepalive =
         tokio::time::interval_at(tokio::time::Instant::now() + KEEPALIVE, KEEPALIVE);
-    let deadline = tokio::time::sleep(timeout);
+    let deadline = async move {
+        tokio::time::sleep(timeout).await;
+        if init_received.load(Ordering::Relaxed) {
+            std::future::pending::<()>().await;
+        }
+    };
     tokio::pin!(deadline);
     // Armed once the connection is acknowledged.
     let recheck = tokio::time::sleep(Duration::ZERO);
