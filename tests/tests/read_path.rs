@@ -1016,3 +1016,135 @@ both!(rows_decode_as_sea_orm_decodes_them, |backend| async move {
     );
     app.stop().await;
 });
+
+/// A cached document skips async-graphql's full validation and has its variables checked by
+/// the gateway instead; a client must not be able to tell. Every wrong value below is sent
+/// while its document is new (fully validated), then again once a good request has cached
+/// it: the two answers must be the same, byte for byte of the JSON.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_cached_document_answers_wrong_variables_as_a_new_one() {
+    let app = app::spawn_api_only(Backend::Sqlite, |_| {}).await;
+    let gql = app.gql();
+    let zero = "00000000-0000-0000-0000-000000000000";
+    // (document, operation, a good request's variables, wrong ones)
+    let cases: Vec<(&str, Option<&str>, Value, Vec<Value>)> = vec![
+        (
+            "query($id: ID!) { invitation(id: $id) { id } }",
+            None,
+            json!({ "id": zero }),
+            vec![
+                json!({ "id": null }),
+                json!({ "id": true }),
+                json!({ "id": 1.5 }),
+                json!({ "id": 5 }),
+                json!({ "id": { "a": 1 } }),
+                json!({ "id": ["x"] }),
+                json!({}),
+            ],
+        ),
+        (
+            "query($c: ID!, $n: Int, $f: InvitationFilter) { invitations(companyId: $c, first: $n, filter: $f) { totalCount } }",
+            None,
+            json!({ "c": zero, "n": 5 }),
+            vec![
+                json!({ "c": zero, "n": "many" }),
+                json!({ "c": zero, "n": 1.5 }),
+                json!({ "c": zero, "n": -1 }),
+                json!({ "c": zero, "n": 10_000_000_000_i64 }),
+                json!({ "c": zero, "f": { "status": "NOPE" } }),
+                json!({ "c": zero, "f": { "status": 3 } }),
+                json!({ "c": zero, "f": { "nope": 1 } }),
+                json!({ "c": zero, "f": "x" }),
+                json!({ "c": zero, "f": { "createdAfter": "not a date" } }),
+                json!({ "c": zero, "f": { "status": "ACTIVE", "invitationType": "X" } }),
+                json!({ "c": null, "n": "many" }),
+            ],
+        ),
+        (
+            "query($s: InvitationStatus) { invitations(companyId: \"00000000-0000-0000-0000-000000000000\", filter: { status: $s, email: \"a@b.co\" }) { totalCount } }",
+            None,
+            json!({ "s": "ACTIVE" }),
+            vec![
+                json!({ "s": "NOPE" }),
+                json!({ "s": true }),
+                json!({ "s": ["ACTIVE"] }),
+            ],
+        ),
+        (
+            "query($flag: Boolean!, $n: Int) { viewer @include(if: $flag) { organizationId } ...F __typename @skip(if: $n) } fragment F on Query { companies(first: $n) { id } }",
+            None,
+            json!({ "flag": true, "n": 1 }),
+            vec![
+                json!({ "flag": "yes", "n": 1 }),
+                json!({ "flag": true, "n": "x" }),
+                json!({ "flag": null, "n": "x" }),
+            ],
+        ),
+        (
+            "mutation($c: ID!, $in: [InvitationInput!]!) { createContributorInvitations(companyId: $c, inputs: $in) { id } }",
+            None,
+            json!({ "c": zero, "in": [] }),
+            vec![
+                json!({ "c": zero, "in": [{ "allowedEmails": ["a@b.co", 1] }] }),
+                json!({ "c": zero, "in": [null] }),
+                json!({ "c": zero, "in": { "maxUses": "x" } }),
+                json!({ "c": zero, "in": [{ "nope": 1 }] }),
+                json!({ "c": zero, "in": [{ "prefill": { "lockedFields": ["NOPE"] } }] }),
+            ],
+        ),
+        (
+            "mutation($i: CreateCompanyInput!) { createCompany(input: $i) { id } }",
+            None,
+            json!({ "i": { "name": "Cached" } }),
+            vec![
+                json!({ "i": {} }),
+                json!({ "i": { "name": 5 } }),
+                json!({ "i": { "name": "x", "nope": 1 } }),
+            ],
+        ),
+        (
+            "query A($id: ID!) { invitation(id: $id) { id } } query B($n: Int) { companies(first: $n) { id } }",
+            Some("B"),
+            json!({ "n": 1 }),
+            vec![
+                json!({ "n": "x", "id": true }),
+                json!({ "n": 1, "id": true }),
+            ],
+        ),
+    ];
+    let send = |query: &str, operation: Option<&str>, variables: &Value| {
+        let mut body = json!({ "query": query, "variables": variables });
+        if let Some(name) = operation {
+            body["operationName"] = json!(name);
+        }
+        gql.post(body)
+    };
+    let mut compared = 0;
+    for (index, (query, operation, good, wrong)) in cases.iter().enumerate() {
+        // A text of its own, so that no earlier case has cached it.
+        let query = format!("{query} # case {index}");
+        let mut new = Vec::new();
+        for variables in wrong {
+            let r = send(&query, *operation, variables).await;
+            new.push((r.status, r.body));
+        }
+        let r = send(&query, *operation, good).await;
+        assert_eq!(r.status, 200, "{query}: {:?}", r.body);
+        assert!(
+            !r.body["data"].is_null() || r.errors().iter().all(|e| e.get("path").is_some()),
+            "the good request must run, so that its document is cached: {:?}",
+            r.body
+        );
+        for (variables, (status, body)) in wrong.iter().zip(new) {
+            let r = send(&query, *operation, variables).await;
+            assert_eq!(
+                (r.status, &r.body),
+                (status, &body),
+                "{query} with {variables}: cached, then new"
+            );
+            compared += 1;
+        }
+    }
+    assert_eq!(compared, 34);
+    app.stop().await;
+}

@@ -1,9 +1,9 @@
 //! Documents a client sends again and again: parsed once, and reachable by hash.
 //!
 //! - The **document cache** keeps the parsed form of query texts that executed without a
-//!   request error, so a repeated query skips the parser. Validation still runs per request:
-//!   it checks the request's variables against the arguments they feed, which differ from
-//!   request to request.
+//!   request error, so a repeated query skips the parser and all of validation but the one
+//!   check that depends on the request: its variables against the arguments they feed
+//!   ([`super::arguments`]).
 //! - **Automatic Persisted Queries** (the `extensions.persistedQuery` protocol of Apollo
 //!   clients): a client sends the SHA-256 of a query instead of its text; when the hash is
 //!   unknown it gets `PERSISTED_QUERY_NOT_FOUND` and sends text and hash once, which is then
@@ -20,6 +20,7 @@ use lru::LruCache;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use super::arguments::Uses;
 use super::error::code;
 
 /// A least-recently-used map bounded by the bytes of query text its entries hold.
@@ -70,8 +71,15 @@ pub enum Persisted {
     Refused(&'static str, &'static str),
 }
 
+/// A document that ran without a request error.
+pub struct Known {
+    pub doc: ExecutableDocument,
+    /// What its requests still need checked to skip full validation; `None`: they never skip it.
+    pub uses: Option<Uses>,
+}
+
 pub struct Documents {
-    parsed: Mutex<Bounded<Arc<ExecutableDocument>>>,
+    parsed: Mutex<Bounded<Arc<Known>>>,
     persisted: Mutex<Bounded<Arc<str>>>,
 }
 
@@ -85,22 +93,20 @@ impl Documents {
     }
 
     /// The parsed form of `query`, when it ran before.
-    pub fn parsed(&self, query: &str) -> Option<ExecutableDocument> {
-        let doc = self
-            .parsed
+    pub fn parsed(&self, query: &str) -> Option<Arc<Known>> {
+        self.parsed
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .get(query)?;
-        Some((*doc).clone())
+            .get(query)
     }
 
-    /// Remembers the parsed form of a query that executed without a request error.
-    pub fn remember(&self, query: String, doc: ExecutableDocument) {
+    /// Remembers a query that executed without a request error.
+    pub fn remember(&self, query: String, known: Known) {
         let weight = query.len();
         self.parsed
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .put(query, Arc::new(doc), weight);
+            .put(query, Arc::new(known), weight);
     }
 
     /// Applies `extensions.persistedQuery`, if the request has one, to the request's query text.
@@ -210,7 +216,10 @@ mod tests {
     #[test]
     fn caches_stay_within_their_budget() {
         let docs = Documents::new(100);
-        let doc = |q: &str| async_graphql::parser::parse_query(q).unwrap();
+        let doc = |q: &str| Known {
+            doc: async_graphql::parser::parse_query(q).unwrap(),
+            uses: None,
+        };
         let a = format!("{{ a{} }}", " ".repeat(40));
         let b = format!("{{ b{} }}", " ".repeat(40));
         let c = format!("{{ c{} }}", " ".repeat(40));

@@ -18,12 +18,17 @@ use jobs::metrics::{GraphqlLabels, GraphqlOperation, Metrics};
 use tracing::Instrument;
 
 use super::AppSchema;
+use super::arguments::{InputTypes, Uses};
 use super::depth::DepthLimit;
 use super::error::classify_request_error;
 
 #[derive(Clone)]
 pub struct Gateway {
     schema: AppSchema,
+    /// The same schema with async-graphql's fast validation, for documents that passed the
+    /// full one before; the request-dependent rule is checked here instead (see `arguments`).
+    validated: AppSchema,
+    inputs: Arc<InputTypes>,
     depth: DepthLimit,
     metrics: Arc<Metrics>,
 }
@@ -37,12 +42,54 @@ struct Checked {
 }
 
 impl Gateway {
-    pub fn new(schema: AppSchema, depth: DepthLimit, metrics: Arc<Metrics>) -> Self {
+    /// `schema` validates fully and `validated` fast; both are the same schema.
+    pub fn new(
+        schema: AppSchema,
+        validated: AppSchema,
+        depth: DepthLimit,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        let inputs = InputTypes::from_sdl(&schema.sdl())
+            .unwrap_or_else(|e| panic!("the schema's own SDL does not parse: {e}"));
         Self {
             schema,
+            validated,
+            inputs: Arc::new(inputs),
             depth,
             metrics,
         }
+    }
+
+    /// What a document, once validated, needs checked on each request; `None` when it
+    /// must be validated fully every time.
+    pub fn uses(&self, doc: &async_graphql::parser::types::ExecutableDocument) -> Option<Uses> {
+        self.inputs.uses(doc)
+    }
+
+    /// Runs a request whose document passed full validation before, with `uses` from
+    /// [`Self::uses`] of that document.
+    pub async fn execute_validated(&self, request: Request, uses: &Uses) -> Response {
+        self.run(request, Some(uses)).await
+    }
+
+    async fn run(&self, mut request: Request, validated: Option<&Uses>) -> Response {
+        let started = Instant::now();
+        let checked = self.check(&mut request);
+        let response = match checked.refused {
+            Some(error) => Response::from_errors(vec![error]),
+            None => {
+                // A value that does not fit is answered by full validation, word for word.
+                let fast = validated.is_some_and(|uses| {
+                    let operation = request.operation_name.as_deref();
+                    uses.fit(&self.inputs, operation, &request.variables)
+                });
+                let schema = if fast { &self.validated } else { &self.schema };
+                let span = Self::span(&checked.labels);
+                schema.execute(request).instrument(span).await
+            }
+        };
+        Self::observe(&self.metrics, checked.labels, started, &response);
+        response
     }
 
     /// Parses the document (kept in the request, so it happens once) and bounds it before
@@ -115,18 +162,8 @@ impl Gateway {
 }
 
 impl Executor for Gateway {
-    async fn execute(&self, mut request: Request) -> Response {
-        let started = Instant::now();
-        let checked = self.check(&mut request);
-        let response = match checked.refused {
-            Some(error) => Response::from_errors(vec![error]),
-            None => {
-                let span = Self::span(&checked.labels);
-                self.schema.execute(request).instrument(span).await
-            }
-        };
-        Self::observe(&self.metrics, checked.labels, started, &response);
-        response
+    async fn execute(&self, request: Request) -> Response {
+        self.run(request, None).await
     }
 
     /// Over WebSocket: a subscription streams on; a query or mutation answers once and is

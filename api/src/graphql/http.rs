@@ -14,7 +14,7 @@ use std::net::SocketAddr;
 
 use axum::extract::ConnectInfo;
 
-use super::documents::Persisted;
+use super::documents::{Known, Persisted};
 use super::endpoint::GraphqlEndpoint;
 use super::error::{classify_request_error, code};
 use super::loader::{Loaders, RequestLoader};
@@ -255,13 +255,13 @@ async fn execute(
             code::BAD_USER_INPUT,
         );
     };
-    // A query seen before skips the parser; a new one is parsed here so that it can be
-    // remembered once it has run without a request error.
-    let (mut request, unseen) = match endpoint.documents.parsed(&query) {
-        Some(doc) => {
+    // A query seen before skips the parser (and, where it can, full validation); a new one is
+    // parsed here so that it can be remembered once it has run without a request error.
+    let (mut request, known, unseen) = match endpoint.documents.parsed(&query) {
+        Some(known) => {
             let mut request = async_graphql::Request::new(query);
-            request.set_parsed_query(doc);
-            (request, None)
+            request.set_parsed_query(known.doc.clone());
+            (request, Some(known), None)
         }
         None => {
             let mut request = async_graphql::Request::new(query.clone());
@@ -269,7 +269,7 @@ async fn execute(
                 request.set_parsed_query(doc.clone());
                 (query, doc)
             });
-            (request, unseen)
+            (request, None, unseen)
         }
     };
     if let Some(name) = body.operation_name {
@@ -330,12 +330,17 @@ async fn execute(
     }
     request = request.data(viewer);
     request = request.data(client);
-    let response = async_graphql::Executor::execute(&endpoint.gateway, request).await;
+    let gateway = &endpoint.gateway;
+    let response = match known.as_ref().and_then(|k| k.uses.as_ref()) {
+        Some(uses) => gateway.execute_validated(request, uses).await,
+        None => async_graphql::Executor::execute(gateway, request).await,
+    };
     let request_error = is_request_error(&response);
     if let Some((query, doc)) = unseen
         && !request_error
     {
-        endpoint.documents.remember(query, doc);
+        let uses = gateway.uses(&doc);
+        endpoint.documents.remember(query, Known { doc, uses });
     }
     render(response, request_error, media)
 }

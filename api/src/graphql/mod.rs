@@ -1,5 +1,6 @@
 //! The GraphQL schema, built once and shared by HTTP and WebSocket.
 
+pub mod arguments;
 pub mod connection;
 pub mod context;
 mod depth;
@@ -24,7 +25,7 @@ mod subscription;
 pub mod ws;
 pub mod ws_pending;
 
-use async_graphql::{SDLExportOptions, Schema};
+use async_graphql::{SDLExportOptions, Schema, ValidationMode};
 
 use crate::config::GraphqlSettings;
 use crate::state::AppState;
@@ -60,10 +61,15 @@ pub fn selected_operation<'d>(
 /// The schema with the configured limits; `state` is `None` only for printing the SDL. Its data
 /// is the parts of the state resolvers use (the store, the guards and the settings; see
 /// [`context`]). It has no extensions (see [`gateway`]): operations reach it through [`gateway`].
-pub fn build_schema(limits: &GraphqlSettings, state: Option<AppState>) -> AppSchema {
+pub fn build_schema(
+    limits: &GraphqlSettings,
+    state: Option<AppState>,
+    validation: ValidationMode,
+) -> AppSchema {
     let mut builder = Schema::build(Query::default(), Mutation::default(), Subscription)
         // Not `limit_depth`: that one also counts the standard introspection query (see depth.rs).
-        .limit_complexity(limits.max_complexity);
+        .limit_complexity(limits.max_complexity)
+        .validation_mode(validation);
     if !limits.introspection {
         // "Did you mean …" in validation errors would name the fields introspection hides.
         builder = builder.disable_introspection().disable_suggestions();
@@ -81,7 +87,8 @@ pub fn build_schema(limits: &GraphqlSettings, state: Option<AppState>) -> AppSch
 pub fn gateway(limits: &GraphqlSettings, state: AppState) -> gateway::Gateway {
     let metrics = state.metrics.clone();
     gateway::Gateway::new(
-        build_schema(limits, Some(state)),
+        build_schema(limits, Some(state.clone()), ValidationMode::Strict),
+        build_schema(limits, Some(state), ValidationMode::Fast),
         depth::DepthLimit::new(limits.max_depth, limits.introspection),
         metrics,
     )
@@ -100,7 +107,8 @@ pub fn sdl() -> String {
     };
     // With `@specifiedBy`: introspection answers `specifiedByURL` (DateTime is RFC 3339), so the
     // committed schema says it too and matches what tools load from a running server.
-    build_schema(&limits, None).sdl_with_options(SDLExportOptions::new().include_specified_by())
+    build_schema(&limits, None, ValidationMode::Strict)
+        .sdl_with_options(SDLExportOptions::new().include_specified_by())
 }
 
 #[cfg(test)]
