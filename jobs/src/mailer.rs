@@ -8,8 +8,8 @@ use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
+use lettre::Message;
 use lettre::address::Envelope;
-use lettre::{AsyncFileTransport, AsyncTransport, Message, Tokio1Executor};
 
 use crate::smtp_pool::SmtpPool;
 
@@ -21,10 +21,7 @@ pub enum Mailer {
     Smtp(Arc<SmtpPool>),
     /// Writes each message as `<uuid>.eml` into `dir` (the embedded default), readable by the
     /// owner only: a message holds a live link or code.
-    File {
-        transport: AsyncFileTransport<Tokio1Executor>,
-        dir: PathBuf,
-    },
+    File { dir: PathBuf },
 }
 
 impl std::fmt::Debug for Mailer {
@@ -101,7 +98,6 @@ impl Mailer {
     /// Writes `.eml` files into `dir`, which must exist.
     pub fn file(dir: &Path) -> Self {
         Self::File {
-            transport: AsyncFileTransport::new(dir),
             dir: dir.to_owned(),
         }
     }
@@ -117,14 +113,9 @@ impl Mailer {
     pub async fn send(&self, message: &Outgoing) -> Result<(), SendError> {
         match self {
             Self::Smtp(pool) => pool.send(&message.envelope, &message.body).await,
-            Self::File { transport, dir } => {
-                let id = transport
-                    .send_raw(&message.envelope, &message.body)
-                    .await
-                    .map_err(|e| SendError::Transient(e.to_string(), "connection"))?;
-                owner_only(&dir.join(format!("{id}.eml")))
-                    .map_err(|e| SendError::Transient(e.to_string(), "connection"))
-            }
+            Self::File { dir } => write_eml(dir, &message.body)
+                .await
+                .map_err(|e| SendError::Transient(e.to_string(), "connection")),
         }
     }
 }
@@ -211,15 +202,21 @@ fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)
 }
 
-/// lettre writes with the process umask's mode; the folder is already 0700, and the file
-/// follows so a copied or re-permissioned folder does not expose it.
-#[cfg(unix)]
-fn owner_only(file: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o600))
-}
-
-#[cfg(not(unix))]
-fn owner_only(_: &Path) -> std::io::Result<()> {
-    Ok(())
+/// Writes `body` as `<uuid>.eml` into `dir`. The file is created owner-only (the folder is
+/// already 0700; the file follows so a copied or re-permissioned folder does not expose it)
+/// under a hidden temporary name and renamed once complete, so a reader of the folder never
+/// sees a partial message or one with the umask's mode.
+async fn write_eml(dir: &Path, body: &[u8]) -> std::io::Result<()> {
+    use tokio::io::AsyncWriteExt;
+    let id = uuid::Uuid::new_v4();
+    let partial = dir.join(format!(".{id}.eml.partial"));
+    let mut options = tokio::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    options.mode(0o600);
+    let mut file = options.open(&partial).await?;
+    file.write_all(body).await?;
+    file.flush().await?;
+    drop(file);
+    tokio::fs::rename(&partial, dir.join(format!("{id}.eml"))).await
 }
