@@ -74,7 +74,7 @@ impl Gateway {
 
     async fn run(&self, mut request: Request, validated: Option<&Uses>) -> Response {
         let started = Instant::now();
-        let checked = self.check(&mut request);
+        let checked = self.check(&mut request, validated.is_some());
         let response = match checked.refused {
             Some(error) => Response::from_errors(vec![error]),
             None => {
@@ -95,14 +95,19 @@ impl Gateway {
     /// Parses the document (kept in the request, so it happens once) and bounds it before
     /// async-graphql's own recursion check, which walks every fragment spread without
     /// remembering fragments: exponential work for chained fragments, which only a check that
-    /// comes first can refuse. A parse error is left for the schema to report.
-    fn check(&self, request: &mut Request) -> Checked {
+    /// comes first can refuse. A parse error is left for the schema to report. A document that
+    /// ran before (`seen`) passed the bound then; it depends on the document alone.
+    fn check(&self, request: &mut Request, seen: bool) -> Checked {
         let requested = request.operation_name.clone();
         let (operation, refused) = match request.parsed_query() {
             Ok(doc) => (
                 super::selected_operation(doc, requested.as_deref())
                     .map(|(name, ty)| (name.map(str::to_owned), ty)),
-                self.depth.check(doc).err(),
+                if seen {
+                    None
+                } else {
+                    self.depth.check(doc).err()
+                },
             ),
             Err(_) => (None, None),
         };
@@ -174,7 +179,7 @@ impl Executor for Gateway {
         session_data: Option<Arc<Data>>,
     ) -> BoxStream<'static, Response> {
         let started = Instant::now();
-        let checked = self.check(&mut request);
+        let checked = self.check(&mut request, false);
         if let Some(error) = checked.refused {
             return stream::once(async move { Response::from_errors(vec![error]) }).boxed();
         }
