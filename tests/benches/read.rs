@@ -16,8 +16,7 @@
 //! every query runs on each of them back to back, `BENCH_SECONDS` (default 5) each, after a
 //! short warm-up. Printed: per query the median over the rounds of req/s, p50, p99 and each HTTP
 //! server's CPU per request (user + system, from `/proc`), the ratios, and the servers' resident
-//! memory. Load generators, servers and PostgreSQL
-//! share this machine's cores. Needs PostgreSQL (`TEST_DATABASE_URL`), pgbench, wrk and npm.
+//! memory. Load generators, servers and PostgreSQL share this machine's cores. Needs PostgreSQL (`TEST_DATABASE_URL`), pgbench, wrk and npm.
 //! `BASELINE_BINARY` names another build of `invitations` (e.g. the commit before a change): it
 //! serves the same database beside ours and runs in every round right after it, so a change is
 //! measured against its baseline under the same load.
@@ -182,7 +181,7 @@ impl Drop for Scratch {
     }
 }
 
-/// The HTTP floor's state: our data layer over a pool as our server's.
+/// The HTTP floor's state: our data layer over the server's own pool.
 struct FloorState {
     org: Uuid,
     reads: api::db::Reads,
@@ -200,14 +199,15 @@ struct FloorVariables {
 
 /// Starts the HTTP floor of the point lookup; returns its base URL. It is our server without
 /// GraphQL: axum over hyper on a tokio runtime with one worker per CPU, reading the POSTed JSON
-/// for the id, then our data layer as our server calls it (`api::db::Reads::find_owned`: a pool
-/// of 16, the held connections without the release ping, the lookups that arrive together in
+/// for the id, then our data layer as our server calls it (`api::db::Reads::find_owned` over the
+/// pool `api::db::connect` opens from the server's own settings: the held connections without
+/// the release ping, the lookups that arrive together in
 /// one statement, rows decoded by position), then the 8 fields written as JSON; no GraphQL, API
 /// key, middleware or metrics, and the organization is given instead of read from a key. It runs
 /// in this process on a runtime of its own; this process only waits while wrk loads it. Its rate
 /// against pgbench's is about the most a server of our design reaches on these shared cores;
 /// ours against it is what GraphQL, the key and the middleware cost.
-fn start_floor(url: &str, org: Uuid) -> String {
+fn start_floor(env: &[(&str, &str)], org: Uuid) -> String {
     use axum::extract::State;
     use axum::response::{IntoResponse, Response};
 
@@ -237,7 +237,11 @@ fn start_floor(url: &str, org: Uuid) -> String {
         axum::Json(json!({ "data": { "invitation": invitation } })).into_response()
     }
 
-    let url = url.to_owned();
+    let env: std::collections::HashMap<String, String> = env
+        .iter()
+        .map(|&(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    let settings = api::config::Settings::from_lookup(&|k| env.get(k).cloned()).unwrap();
     let (started, base) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -245,12 +249,7 @@ fn start_floor(url: &str, org: Uuid) -> String {
             .build()
             .unwrap();
         runtime.block_on(async move {
-            let mut options = sea_orm::ConnectOptions::new(url);
-            options
-                .max_connections(CONNECTIONS.parse().unwrap())
-                .test_before_acquire_if_idle_for(Duration::from_secs(30))
-                .sqlx_logging(false);
-            let db = sea_orm::Database::connect(options).await.unwrap();
+            let db = api::db::connect(&settings).await.unwrap();
             let metrics = std::sync::Arc::new(jobs::metrics::Metrics::new());
             let state = std::sync::Arc::new(FloorState {
                 org,
@@ -682,7 +681,7 @@ async fn main() {
     }
 
     let (postgraphile, postgraphile_base) = start_postgraphile(&url).await;
-    let floor_base = start_floor(&url, org);
+    let floor_base = start_floor(&env, org);
     let postgraphile_idle_kib = rss_kib(postgraphile.0.id());
 
     // Both servers answer with the same seeded rows before anything is timed.
@@ -781,26 +780,30 @@ async fn main() {
         "\nRead path, PostgreSQL on loopback without TLS, {CONNECTIONS} connections, \
          {ROUNDS} interleaved rounds of {seconds} s (medians)\n"
     );
-    let peers_of = |case: &Case| -> Vec<Peer> {
-        peers
-            .iter()
-            .copied()
-            .filter(|p| case.floor || !matches!(p, Peer::Floor))
-            .collect()
-    };
-    for case in &cases {
-        for peer in peers_of(case) {
+    // What serves each case, in order.
+    let peers_of: Vec<Vec<Peer>> = cases
+        .iter()
+        .map(|case| {
+            peers
+                .iter()
+                .copied()
+                .filter(|p| case.floor || *p != Peer::Floor)
+                .collect()
+        })
+        .collect();
+    for (case, peers) in cases.iter().zip(&peers_of) {
+        for &peer in peers {
             run(case, peer, warm_up);
         }
     }
-    // results[case][peer] holds one Figures per round, peers as `peers_of(case)`.
-    let mut results: Vec<Vec<Vec<Figures>>> = cases
+    // results[case][peer] holds one Figures per round, peers as in `peers_of[case]`.
+    let mut results: Vec<Vec<Vec<Figures>>> = peers_of
         .iter()
-        .map(|case| peers_of(case).iter().map(|_| Vec::new()).collect())
+        .map(|peers| peers.iter().map(|_| Vec::new()).collect())
         .collect();
     for round in 1..=ROUNDS {
         for (c, case) in cases.iter().enumerate() {
-            for (p, peer) in peers_of(case).into_iter().enumerate() {
+            for (p, &peer) in peers_of[c].iter().enumerate() {
                 let f = run(case, peer, seconds);
                 let cpu = f.cpu_us.map_or_else(String::new, |[user, system]| {
                     format!("  CPU/req {user:>4.0} + {system:>3.0} µs")
@@ -818,8 +821,7 @@ async fn main() {
         }
     }
 
-    for (case, by_who) in cases.iter().zip(&results) {
-        let peers = peers_of(case);
+    for ((case, by_who), peers) in cases.iter().zip(&results).zip(&peers_of) {
         let medians: Vec<[f64; 3]> = by_who
             .iter()
             .map(|runs| {
