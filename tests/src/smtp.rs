@@ -178,18 +178,26 @@ impl SmtpServer {
     /// Polls every 20 ms until at least `n` messages were captured and returns them all;
     /// panics with a clear message after `timeout`.
     pub async fn wait_for(&self, n: usize, timeout: Duration) -> Vec<Captured> {
+        self.try_wait_for(n, timeout)
+            .await
+            .unwrap_or_else(|why| panic!("{why}"))
+    }
+
+    /// [`Self::wait_for`], with what the server saw as the error after `timeout`, for a caller
+    /// that adds what the sender saw before it fails.
+    pub async fn try_wait_for(&self, n: usize, timeout: Duration) -> Result<Vec<Captured>, String> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let messages = self.messages();
             if messages.len() >= n {
-                return messages;
+                return Ok(messages);
             }
             if tokio::time::Instant::now() >= deadline {
                 let summary: Vec<String> = messages
                     .iter()
                     .map(|m| format!("to {:?}, subject {:?}", m.to, m.mail().subject()))
                     .collect();
-                panic!(
+                return Err(format!(
                     "SMTP test server on port {}: expected at least {n} message(s) within {timeout:?}, \
                      got {} {summary:?} (mode {:?}, {} held session(s), {} connection(s))",
                     self.port,
@@ -197,7 +205,7 @@ impl SmtpServer {
                     self.mode(),
                     self.held_count(),
                     self.connection_count(),
-                );
+                ));
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }

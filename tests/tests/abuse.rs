@@ -37,7 +37,7 @@ fn reason(r: &GqlResponse) -> String {
 
 /// The code in the newest verification email to `to` (after `n` emails in all arrived).
 async fn code_for(app: &TestApp, n: usize, to: &str) -> String {
-    let messages = app.smtp.wait_for(n, Duration::from_secs(30)).await;
+    let messages = app.wait_for_mail(n, Duration::from_secs(30)).await;
     messages
         .iter()
         .rev()
@@ -265,7 +265,7 @@ both!(
         );
         // Only the listed address got mail. The other's code request wrote the same outbox
         // row, withheld: FAILED, never queued, saying why.
-        let all = app.smtp.wait_for(1, Duration::from_secs(5)).await;
+        let all = app.wait_for_mail(1, Duration::from_secs(5)).await;
         assert!(all.iter().all(|m| !m.is_to("eve@example.com")));
         let rows = email_deliveries::Entity::find()
             .filter(email_deliveries::Column::Kind.eq(DeliveryKind::VerificationCode))

@@ -339,6 +339,47 @@ impl TestApp {
         (answer.unwrap(), fewest)
     }
 
+    /// [`SmtpServer::wait_for`] on this app's SMTP server; when the messages do not come, the
+    /// failure also lists the app's email deliveries (written, leased, failed or never queued).
+    pub async fn wait_for_mail(
+        &self,
+        n: usize,
+        timeout: std::time::Duration,
+    ) -> Vec<tests::smtp::Captured> {
+        match self.smtp.try_wait_for(n, timeout).await {
+            Ok(messages) => messages,
+            Err(why) => {
+                use sea_orm::EntityTrait;
+                let deliveries = entity::entities::email_deliveries::Entity::find()
+                    .all(&self.db)
+                    .await
+                    .map(|rows| {
+                        rows.iter()
+                            .map(|d| {
+                                format!(
+                                    "\n  {} {:?} to {:?}: {:?}, {} attempt(s), last error {:?}, \
+                                     next attempt {}, created {}, sent {:?}",
+                                    d.id,
+                                    d.kind,
+                                    d.recipient,
+                                    d.status,
+                                    d.attempts,
+                                    d.last_error,
+                                    d.next_attempt_at,
+                                    d.created_at,
+                                    d.sent_at,
+                                )
+                            })
+                            .collect::<String>()
+                    });
+                panic!(
+                    "{why}\nthe app's email deliveries at {}: {deliveries:?}",
+                    chrono::Utc::now()
+                );
+            }
+        }
+    }
+
     /// SQL statements the app's pool has run (`/metrics`).
     pub async fn statements(&self) -> u64 {
         let count = tests::scrape::scrape(&self.url)

@@ -280,7 +280,7 @@ both!(email_gate_in_the_browser, |backend| async move {
     browser.type_keys("ann@example.com\n").await;
     browser.wait_heading("Check your inbox").await;
     assert_eq!(browser.focused_id().await, "code");
-    let messages = app.smtp.wait_for(1, Duration::from_secs(20)).await;
+    let messages = app.wait_for_mail(1, Duration::from_secs(20)).await;
     let code = code_in(&messages, "ann@example.com").expect("a code in the email");
     browser.type_keys(&format!("{code}\n")).await;
     browser.wait_heading("asks you to connect").await;
@@ -304,7 +304,7 @@ both!(email_gate_in_the_browser, |backend| async move {
         json!({ "allowedEmails": ["bo@example.com"], "sendEmail": true }),
     )
     .await;
-    let messages = app.smtp.wait_for(2, Duration::from_secs(20)).await;
+    let messages = app.wait_for_mail(2, Duration::from_secs(20)).await;
     let link = messages
         .iter()
         .filter(|m| m.is_to("bo@example.com"))

@@ -350,7 +350,7 @@ both!(revoke_and_resend_from_the_detail, |backend| async move {
             .ends_with(after["token"].as_str().unwrap()),
         "the detail shows the new link"
     );
-    let messages = app.smtp.wait_for(1, WAIT).await;
+    let messages = app.wait_for_mail(1, WAIT).await;
     assert!(
         messages.iter().all(|m| m.is_to("ann@example.com")),
         "only the chosen address is emailed"

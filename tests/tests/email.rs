@@ -67,7 +67,7 @@ both!(three_recipients_three_messages, |backend| async move {
     )
     .await;
     let token = inv["token"].as_str().unwrap();
-    let messages = app.smtp.wait_for(3, WAIT).await;
+    let messages = app.wait_for_mail(3, WAIT).await;
     let by_id: HashMap<String, String> = inv["deliveries"]
         .as_array()
         .unwrap()
@@ -143,10 +143,10 @@ both!(
         let c = app::create_company(&gql, "Acme Co").await;
         let inv = invite(&gql, &c, &["r@example.com"]).await;
         let old = inv["token"].as_str().unwrap().to_owned();
-        app.smtp.wait_for(1, WAIT).await;
+        app.wait_for_mail(1, WAIT).await;
         let resend = "mutation($id: ID!, $i: ResendInvitationInput) { resendInvitation(id: $id, input: $i) { token } }";
         gql.query(resend, json!({ "id": inv["id"] })).await.data();
-        let messages = app.smtp.wait_for(2, WAIT).await;
+        let messages = app.wait_for_mail(2, WAIT).await;
         assert!(
             messages[1].mail().links().iter().any(|l| l.contains(&old)),
             "the same link again"
@@ -167,7 +167,7 @@ both!(
             .unwrap()
             .to_owned();
         assert_ne!(new, old);
-        let messages = app.smtp.wait_for(3, WAIT).await;
+        let messages = app.wait_for_mail(3, WAIT).await;
         assert!(messages[2].mail().links().iter().any(|l| l.contains(&new)));
         let q = "query($t: String!) { publicInvitation(token: $t) { companyName } }";
         app.anon()
@@ -197,7 +197,7 @@ both!(smtp_down_then_up_delivers_once, |backend| async move {
     })
     .await;
     app.smtp.restart_on_same_port().await;
-    app.smtp.wait_for(2, WAIT).await;
+    app.wait_for_mail(2, WAIT).await;
     let rows = settled(&app).await;
     assert!(rows.iter().all(|d| d.status == DeliveryStatus::Sent));
     // Let any stray retry happen, then count again.
@@ -213,12 +213,12 @@ both!(
         let gql = app.gql();
         let c = app::create_company(&gql, "Acme Co").await;
         invite(&gql, &c, &["first@example.com"]).await;
-        app.smtp.wait_for(1, WAIT).await;
+        app.wait_for_mail(1, WAIT).await;
         // The worker keeps the connection for the next message; the server drops it meanwhile.
         app.smtp.stop().await;
         app.smtp.restart_on_same_port().await;
         invite(&gql, &c, &["second@example.com"]).await;
-        let messages = app.smtp.wait_for(2, WAIT).await;
+        let messages = app.wait_for_mail(2, WAIT).await;
         assert!(messages[1].is_to("second@example.com"));
         let rows = settled(&app).await;
         // The dead connection failed at MAIL FROM, before anything of the message went out:
@@ -321,7 +321,7 @@ async fn lost_queue_is_recovered_by_the_sweeper() {
         env.insert("EMAIL_SWEEP_GRACE_SECONDS".into(), "1".into());
     })
     .await;
-    api.smtp.wait_for(3, WAIT).await;
+    api.wait_for_mail(3, WAIT).await;
     settled(&api).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let ids: HashSet<_> = api
@@ -350,7 +350,7 @@ async fn two_workers_share_the_queue() {
     for i in 0..20 {
         invite(&gql, &c, &[&format!("w{i}@example.com")]).await;
     }
-    api.smtp.wait_for(20, WAIT).await;
+    api.wait_for_mail(20, WAIT).await;
     settled(&api).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let messages = api.smtp.messages();
@@ -398,7 +398,7 @@ async fn killed_worker_mid_send_is_recovered() {
     api.smtp.restart_on_same_port().await;
     assert!(api.smtp.messages().is_empty());
     let worker = app::spawn_worker(&api, |_| {}).await;
-    let messages = api.smtp.wait_for(1, WAIT).await;
+    let messages = api.wait_for_mail(1, WAIT).await;
     assert_eq!(
         messages[0].mail().message_id().as_deref(),
         Some(expected.as_str())
@@ -529,7 +529,7 @@ both!(
         )
         .await
         .data();
-        let messages = app.smtp.wait_for(1, WAIT).await;
+        let messages = app.wait_for_mail(1, WAIT).await;
         assert!(messages[0].is_to("due@example.com"), "{}", messages[0].data);
         settled(&app).await;
         assert_eq!(app.smtp.messages().len(), 1, "only the due reminder");
@@ -573,7 +573,7 @@ both!(
         )
         .await
         .data();
-        let messages = app.smtp.wait_for(1, WAIT).await;
+        let messages = app.wait_for_mail(1, WAIT).await;
         assert!(messages[0].is_to("late@example.com"));
         assert!(
             messages[0]

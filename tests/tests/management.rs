@@ -683,7 +683,7 @@ both!(
             .collect();
         assert_eq!(ids.len(), 3, "one Message-ID per delivery");
         // The worker sends them through the real SMTP server.
-        let messages = app.smtp.wait_for(3, Duration::from_secs(20)).await;
+        let messages = app.wait_for_mail(3, Duration::from_secs(20)).await;
         let mut to: Vec<String> = messages.iter().flat_map(|m| m.to.clone()).collect();
         to.sort();
         assert_eq!(to, ["a@example.com", "b@example.com", "c@example.com"]);

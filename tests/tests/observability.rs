@@ -102,7 +102,7 @@ both!(metrics_follow_real_traffic, |backend| async move {
         json!({ "allowedEmails": ["ann@example.com"], "sendEmail": true }),
     )
     .await;
-    app.smtp.wait_for(1, WAIT).await;
+    app.wait_for_mail(1, WAIT).await;
     // The job is counted as finished after its handler returned, a moment after the send.
     eventually(
         "the sent email and its finished job are counted",
@@ -382,7 +382,7 @@ both!(
             json!({ "allowedEmails": ["bob@example.com"], "sendEmail": true }),
         )
         .await;
-        app.smtp.wait_for(1, WAIT).await;
+        app.wait_for_mail(1, WAIT).await;
         eventually("the worker counts the sent email", WAIT, || async {
             scrape(&ops).await.value(SENT, &[("kind", "invitation")]) >= 1.0
         })

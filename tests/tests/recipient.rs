@@ -248,7 +248,7 @@ both!(email_gate_with_codes, |backend| async move {
         .query(request, json!({ "t": token, "e": "eve@example.com" }))
         .await;
     assert_eq!(listed.body, unlisted.body);
-    let messages = app.smtp.wait_for(1, Duration::from_secs(20)).await;
+    let messages = app.wait_for_mail(1, Duration::from_secs(20)).await;
     assert!(messages.iter().all(|m| !m.is_to("eve@example.com")));
     let code = code_in(&messages, "ann@example.com").expect("a code in the email");
     // Submitting without a grant is refused.
@@ -306,7 +306,7 @@ both!(email_gate_with_codes, |backend| async move {
         .query(request, json!({ "t": other, "e": "ann@example.com" }))
         .await
         .data();
-    let messages = app.smtp.wait_for(2, Duration::from_secs(20)).await;
+    let messages = app.wait_for_mail(2, Duration::from_secs(20)).await;
     let code = code_in(&messages, "ann@example.com").unwrap();
     let wrong = if code == "000000" { "111111" } else { "000000" };
     for _ in 0..5 {
@@ -340,7 +340,7 @@ both!(emailed_links_are_pre_verified, |backend| async move {
         json!({ "allowedEmails": ["bo@example.com"], "sendEmail": true }),
     )
     .await;
-    let messages = app.smtp.wait_for(1, Duration::from_secs(20)).await;
+    let messages = app.wait_for_mail(1, Duration::from_secs(20)).await;
     let link = messages[0]
         .mail()
         .links()

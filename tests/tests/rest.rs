@@ -148,7 +148,7 @@ both!(
         let id = inv["id"].as_str().unwrap().to_owned();
 
         // The same email goes out as for a GraphQL create, and its event is in both logs.
-        let mail = app.smtp.wait_for(1, Duration::from_secs(20)).await;
+        let mail = app.wait_for_mail(1, Duration::from_secs(20)).await;
         assert_eq!(mail[0].to, vec!["ann@example.com".to_owned()]);
         let detail = eventually(
             "EMAIL_SENT in the REST log",
