@@ -71,23 +71,35 @@ pub async fn find_owned<E: Owned>(
         .ok_or(DomainError::NotFound)
 }
 
-/// PostgreSQL only: `SELECT <columns> FROM <table> WHERE (organization_id, id) IN (SELECT *
-/// FROM unnest($1::uuid[], $2::uuid[]))`, the objects of several (organization, id) pairs in one
-/// statement, each pair scoped as [`find_owned`] scopes one: a row is returned only for the
-/// organization that asked for it. Its text does not depend on how many pairs it is given, so
-/// one prepared statement serves every batch.
-pub fn find_owned_many_sql<E: Owned>() -> Arc<str> {
+/// PostgreSQL only: `SELECT <columns> FROM <table> JOIN (VALUES ($1::uuid, $2::uuid), ($3, $4),
+/// …) AS wanted (organization_id, id) USING both`, the objects of `pairs` (organization, id) pairs
+/// in one statement, each pair scoped as [`find_owned`] scopes one: a row is returned only for
+/// the organization that asked for it (one primary-key probe per pair).
+///
+/// Each pair is two parameters of its own, not two arrays: with arrays the statement's generic
+/// plan cannot know their length, PostgreSQL estimates it far above a real batch's, and so plans
+/// every execution afresh (a custom plan, costing more than running it). Joined as a `VALUES`
+/// list, the generic plan is the custom one (the same estimates, parameters or not), so after
+/// PostgreSQL's five trial custom plans on a connection the statement runs without planning. (An
+/// `IN` list of pairs was tried too: from 64 pairs on, the custom plan folds the pairs of one
+/// organization into one filter and PostgreSQL keeps planning afresh.) A batch is answered by the
+/// statement of the next size up (see `api::db::lookups`).
+pub fn find_owned_many_sql<E: Owned>(pairs: usize) -> Arc<str> {
+    assert!(pairs > 0, "a lookup statement for no pairs");
     let table = E::default().table_name().to_owned();
-    let pairs = format!(
-        r#"("{table}"."{}", "{table}"."{}") IN (SELECT * FROM unnest($1::uuid[], $2::uuid[]))"#,
-        E::organization_column().as_str(),
-        E::id_column().as_str(),
-    );
-    E::find()
-        .filter(sea_orm::sea_query::Expr::cust(pairs))
-        .build(DatabaseBackend::Postgres)
-        .sql
-        .into()
+    let organization = E::organization_column();
+    let id = E::id_column();
+    let values = (1..=pairs)
+        .map(|i| format!("(${}::uuid, ${}::uuid)", 2 * i - 1, 2 * i))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let select = E::find().build(DatabaseBackend::Postgres).sql;
+    format!(
+        r#"{select} JOIN (VALUES {values}) AS "wanted" ("organization_id", "id") ON "{table}"."{id}" = "wanted"."id" AND "{table}"."{organization}" = "wanted"."organization_id""#,
+        organization = organization.as_str(),
+        id = id.as_str(),
+    )
+    .into()
 }
 
 /// Rendered SQL by entity type and whether it is for PostgreSQL.

@@ -15,8 +15,9 @@
 //! wrk (2 threads, 16 connections; installed with apt-get when missing). In each of 3 rounds
 //! every query runs on each of them back to back, `BENCH_SECONDS` (default 5) each, after a
 //! short warm-up. Printed: per query the median over the rounds of req/s, p50, p99 and each HTTP
-//! server's CPU per request (user + system, from `/proc`), the ratios, and the servers' resident
-//! memory. Load generators, servers and PostgreSQL share this machine's cores. Needs PostgreSQL (`TEST_DATABASE_URL`), pgbench, wrk and npm.
+//! server's CPU per request (user + system, from `/proc`), where the rest of both cores' time
+//! went per request (the load generator, PostgreSQL with whatever else ran, idle; see
+//! [`Machine`]), the ratios, and the servers' resident memory. Load generators, servers and PostgreSQL share this machine's cores. Needs PostgreSQL (`TEST_DATABASE_URL`), pgbench, wrk and npm.
 //! `BASELINE_BINARY` names another build of `invitations` (e.g. the commit before a change): it
 //! serves the same database beside ours and runs in every round right after it, so a change is
 //! measured against its baseline under the same load.
@@ -46,9 +47,10 @@ use entity::entities::invitations;
 use entity::invitation::{EventWindow, ListFilter, ListRequest};
 use sea_orm::sea_query::PostgresQueryBuilder;
 
-/// pgbench script of `invitation(id)`: the server's own statement, with its values written in.
+/// pgbench script of `invitation(id)`: the server's own statement for one lookup, with its
+/// values written in.
 fn point_lookup_sql(org: Uuid, id: Uuid) -> String {
-    let sql = entity::scope::find_owned_sql::<invitations::Entity>(DbBackend::Postgres);
+    let sql = entity::scope::find_owned_many_sql::<invitations::Entity>(1);
     let statement =
         Statement::from_sql_and_values(DbBackend::Postgres, sql.as_ref(), [org.into(), id.into()]);
     format!("{};\n", tests::sql::inline(&statement))
@@ -150,16 +152,102 @@ struct Figures {
     /// The serving process's CPU per request, user and system, in µs (none for pgbench, whose
     /// server is PostgreSQL's backends).
     cpu_us: Option<[f64; 2]>,
+    /// Where the machine's time went during the run (filled in by the caller of `wrk` and
+    /// `pgbench`).
+    machine: Machine,
+}
+
+/// The whole machine's time during one run, per request: the load generator (wrk or pgbench),
+/// PostgreSQL with whatever else ran (the cores' busy time less the serving process and the
+/// load generator; PostgreSQL's backends cannot be read directly, as pgbench's exit with it and
+/// take their time with them), and the cores' idle share. With the serving process's CPU these
+/// account for both cores: what each request costs, and who pays.
+#[derive(Clone, Copy, Default)]
+struct Machine {
+    rest_us: f64,
+    load_us: f64,
+    idle: f64,
+}
+
+/// A reading of the counters [`Machine`] is the difference of.
+struct MachineCounters {
+    children: f64,
+    idle_ticks: f64,
+    all_ticks: f64,
+}
+
+impl MachineCounters {
+    fn read() -> Self {
+        let (idle_ticks, all_ticks) = cpu_ticks();
+        Self {
+            children: children_cpu_seconds(),
+            idle_ticks,
+            all_ticks,
+        }
+    }
+
+    /// What happened since `self`, for `requests` requests, `server_us` of which the serving
+    /// process spent per request.
+    fn since(&self, requests: f64, server_us: f64) -> Machine {
+        let now = Self::read();
+        let idle = now.idle_ticks - self.idle_ticks;
+        let all = now.all_ticks - self.all_ticks;
+        let load_us = (now.children - self.children) * 1e6 / requests;
+        // /proc/stat counts in the kernel's user-visible ticks of 1/100 s.
+        let busy_us = (all - idle) / 100.0 * 1e6 / requests;
+        Machine {
+            rest_us: busy_us - load_us - server_us,
+            load_us,
+            idle: idle / all,
+        }
+    }
+}
+
+/// The fields of `/proc/{pid}/stat` after the command name (which is in parentheses and may
+/// hold spaces), and that name; `None` when the process is gone.
+fn proc_stat(pid: &str) -> Option<(String, Vec<String>)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let open = stat.find('(')?;
+    let close = stat.rfind(')')?;
+    let fields = stat[close + 2..].split(' ').map(str::to_owned).collect();
+    Some((stat[open + 1..close].to_owned(), fields))
+}
+
+/// `fields[at]` of a `/proc/{pid}/stat` line, in seconds (the kernel's user-visible ticks are
+/// 1/100 s).
+fn ticks(fields: &[String], at: usize) -> f64 {
+    fields[at].parse::<f64>().unwrap() / 100.0
 }
 
 /// User and system CPU time process `pid` has used so far, in seconds (`/proc/{pid}/stat`,
 /// in the kernel's user-visible ticks of 1/100 s).
 fn cpu_seconds(pid: u32) -> [f64; 2] {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    // The fields after the command name, which is in parentheses and may hold spaces: utime
-    // and stime are the 14th and 15th of the line, the 12th and 13th of these.
-    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
-    [fields[11], fields[12]].map(|ticks| ticks.parse::<f64>().unwrap() / 100.0)
+    let (_, fields) = proc_stat(&pid.to_string()).unwrap();
+    // utime and stime are the 14th and 15th fields of the line, the 12th and 13th of these.
+    [ticks(&fields, 11), ticks(&fields, 12)]
+}
+
+/// User + system CPU time of this process's children that have been waited for (wrk and
+/// pgbench runs), in seconds: `cutime` and `cstime`, the 16th and 17th fields.
+fn children_cpu_seconds() -> f64 {
+    let (_, fields) = proc_stat("self").unwrap();
+    ticks(&fields, 13) + ticks(&fields, 14)
+}
+
+/// Idle (with I/O wait) and all ticks of every core so far (`/proc/stat`).
+fn cpu_ticks() -> (f64, f64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap();
+    let counts: Vec<f64> = stat
+        .lines()
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .skip(1)
+        .map(|n| n.parse().unwrap())
+        .collect();
+    // user nice system idle iowait irq softirq steal guest guest_nice; guest time is also
+    // counted in user.
+    (counts[3] + counts[4], counts[..8].iter().sum())
 }
 
 /// A child process killed when dropped, so a panic leaves no server behind.
@@ -360,6 +448,7 @@ fn wrk(url: &str, script: &Path, seconds: u64) -> Figures {
         p50_ms: wrk_ms(field("50%")),
         p99_ms: wrk_ms(field("99%")),
         cpu_us: None,
+        machine: Machine::default(),
     }
 }
 
@@ -431,6 +520,7 @@ fn pgbench(url: &str, script: &Path, seconds: u64, scratch: &Path) -> Figures {
         p50_ms: percentile(&latencies, 0.50),
         p99_ms: percentile(&latencies, 0.99),
         cpu_us: None,
+        machine: Machine::default(),
     }
 }
 
@@ -761,6 +851,7 @@ async fn main() {
     // The floor reads the same request body as ours (it ignores the query and the API key).
     let run = |case: &Case, peer: Peer, seconds: u64| {
         let before = pid_of(peer).map(cpu_seconds);
+        let counters = MachineCounters::read();
         let mut figures = match peer {
             Peer::Ours => wrk(&ours_url, &case.ours, seconds),
             Peer::Baseline => wrk(baseline_url.as_ref().unwrap(), &case.ours, seconds),
@@ -768,11 +859,13 @@ async fn main() {
             Peer::PostGraphile => wrk(&postgraphile_url, &case.postgraphile, seconds),
             Peer::Pgbench => pgbench(&url, &case.pgbench, seconds, &scratch.0),
         };
+        let requests = figures.rate * seconds as f64;
         if let (Some(pid), Some(before)) = (pid_of(peer), before) {
             let after = cpu_seconds(pid);
-            let requests = figures.rate * seconds as f64;
             figures.cpu_us = Some([0, 1].map(|i| (after[i] - before[i]) * 1e6 / requests));
         }
+        let server_us = figures.cpu_us.map_or(0.0, |[user, system]| user + system);
+        figures.machine = counters.since(requests, server_us);
         figures
     };
 
@@ -808,13 +901,18 @@ async fn main() {
                 let cpu = f.cpu_us.map_or_else(String::new, |[user, system]| {
                     format!("  CPU/req {user:>4.0} + {system:>3.0} µs")
                 });
+                let m = f.machine;
                 println!(
-                    "round {round}: {:<14} {:<12} {:>8.0} req/s  p50 {:>6.2} ms  p99 {:>6.2} ms{cpu}",
+                    "round {round}: {:<14} {:<12} {:>8.0} req/s  p50 {:>6.2} ms  p99 {:>6.2} ms{cpu}  \
+                     PostgreSQL and the rest {:>4.0} µs  load {:>4.0} µs  idle {:>4.1} %",
                     case.title.split(':').next().unwrap(),
                     peer.name(),
                     f.rate,
                     f.p50_ms,
-                    f.p99_ms
+                    f.p99_ms,
+                    m.rest_us,
+                    m.load_us,
+                    m.idle * 100.0,
                 );
                 results[c][p].push(f);
             }
@@ -833,8 +931,11 @@ async fn main() {
             })
             .collect();
         println!("\n### {}\n", case.title);
-        println!("| | req/s | p50 ms | p99 ms | CPU µs/req, user + system |");
-        println!("|---|---:|---:|---:|---:|");
+        println!(
+            "| | req/s | p50 ms | p99 ms | CPU µs/req, user + system | PostgreSQL and the rest µs/req | \
+             load generator µs/req | idle |"
+        );
+        println!("|---|---:|---:|---:|---:|---:|---:|---:|");
         for ((peer, [rate, p50, p99]), runs) in peers.iter().zip(&medians).zip(by_who) {
             let cpu = runs
                 .iter()
@@ -844,15 +945,20 @@ async fn main() {
                     let part = |i: usize| median(cpu.iter().map(|c| c[i]).collect());
                     format!("{:.0} + {:.0}", part(0), part(1))
                 });
+            let machine =
+                |part: fn(&Machine) -> f64| median(runs.iter().map(|f| part(&f.machine)).collect());
             println!(
-                "| {} | {rate:.0} | {p50:.2} | {p99:.2} | {cpu} |",
-                peer.name()
+                "| {} | {rate:.0} | {p50:.2} | {p99:.2} | {cpu} | {:.0} | {:.0} | {:.1} % |",
+                peer.name(),
+                machine(|m| m.rest_us),
+                machine(|m| m.load_us),
+                machine(|m| m.idle) * 100.0,
             );
         }
         for (peer, other) in peers.iter().zip(&medians).skip(1) {
             let ours = medians[0];
             println!(
-                "| ours / {} | {:.2}× | {:.2}× | {:.2}× | |",
+                "| ours / {} | {:.2}× | {:.2}× | {:.2}× | | | | |",
                 peer.name(),
                 ours[0] / other[0],
                 ours[1] / other[1],
@@ -864,7 +970,10 @@ async fn main() {
             at.map(|at| medians[at][0])
         };
         if let (Some(floor), Some(pgbench)) = (rate(Peer::Floor), rate(Peer::Pgbench)) {
-            println!("| HTTP floor / pgbench | {:.2}× | | | |", floor / pgbench);
+            println!(
+                "| HTTP floor / pgbench | {:.2}× | | | | | | |",
+                floor / pgbench
+            );
         }
     }
     println!("\nRatios above 1: ours is higher (more req/s is better, more ms is worse).");
