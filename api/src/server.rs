@@ -10,8 +10,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
 use axum::extract::ConnectInfo;
+use axum::extract::Request;
+use axum::response::Response;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
@@ -28,10 +29,13 @@ const MAX_STREAMS_PER_CONNECTION: u32 = 100;
 /// Pause after a failed `accept` (e.g. out of file descriptors) before trying again.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
+/// What a listener serves: a router with the layers every request passes, as one service.
+pub type App = tower::util::BoxCloneSyncService<Request, Response, Infallible>;
+
 /// Serves `app` on `listener` until `stop` is cancelled, then lets open requests finish.
 pub async fn serve(
     listener: TcpListener,
-    app: Router,
+    app: App,
     limits: &HttpSettings,
     stop: CancellationToken,
 ) {
@@ -80,6 +84,7 @@ pub async fn serve(
                 .extensions_mut()
                 .insert(ConnectInfo::<SocketAddr>(peer));
             let app = app.clone();
+            let request = request.map(axum::body::Body::new);
             async move { Ok::<_, Infallible>(app.oneshot(request).await.unwrap_or_else(|e| match e {})) }
         });
         let connection = builder

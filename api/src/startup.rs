@@ -181,7 +181,7 @@ pub async fn build(
     })
 }
 
-pub fn router(state: AppState, shutdown: CancellationToken) -> Router {
+pub fn router(state: AppState, shutdown: CancellationToken) -> crate::server::App {
     let request_timeout = state.settings.http.request_timeout;
     let gateway = graphql::gateway(&state.settings.graphql, state.clone());
     let endpoint = GraphqlEndpoint::new(Endpoint {
@@ -266,7 +266,7 @@ impl App {
             let listener = TcpListener::bind(addr).await.map_err(|e| {
                 ConfigError::caused("METRICS_ADDR", format!("cannot listen on {addr}"), e)
             })?;
-            let app = ops_router(self.state.clone(), self.roles.workers);
+            let app = crate::server::App::new(ops_router(self.state.clone(), self.roles.workers));
             let limits = self.state.settings.http.clone();
             let stop = stop.clone();
             tasks.spawn(async move { crate::server::serve(listener, app, &limits, stop).await });

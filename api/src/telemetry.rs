@@ -4,11 +4,13 @@
 use axum::Router;
 use axum::extract::Request;
 use axum::http::HeaderValue;
+use axum::response::IntoResponse;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::{Protocol, SpanExporter, WithExportConfig};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use opentelemetry_sdk::trace::span_processor_with_async_runtime::BatchSpanProcessor;
+use tower::ServiceBuilder;
 use tower_http::request_id::{
     MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
 };
@@ -82,9 +84,14 @@ const MAX_REQUEST_ID: usize = 128;
 /// Gives every request an id (the client's `x-request-id` when it is a plain token, else a new
 /// UUID), echoes it in the response, and runs the request in an `http` span that carries it, so
 /// every log line of the request names it.
-pub fn with_request_ids(router: Router) -> Router {
-    router
-        .layer(PropagateRequestIdLayer::x_request_id())
+///
+/// The layers wrap the router from outside rather than through `Router::layer`, which wraps every
+/// route in each layer separately: a request then cloned the whole boxed stack of its route, one
+/// allocation per layer, and polled a boxed future per layer.
+pub fn with_request_ids(router: Router) -> crate::server::App {
+    let service = ServiceBuilder::new()
+        .layer(axum::middleware::map_request(drop_odd_request_id))
+        .layer(SetRequestIdLayer::x_request_id(RandomRequestId))
         .layer(
             TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
                 let id = req
@@ -101,8 +108,10 @@ pub fn with_request_ids(router: Router) -> Router {
                 )
             }),
         )
-        .layer(SetRequestIdLayer::x_request_id(RandomRequestId))
-        .layer(axum::middleware::map_request(drop_odd_request_id))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .map_response(IntoResponse::into_response)
+        .service(router);
+    crate::server::App::new(service)
 }
 
 /// A random (version 4) UUID per request, drawn from the thread's generator. tower-http's
