@@ -72,9 +72,10 @@ pub async fn find_owned<E: Owned>(
 }
 
 /// PostgreSQL only: `SELECT <columns> FROM <table> JOIN (VALUES ($1::uuid, $2::uuid), ($3, $4),
-/// …) AS wanted (organization_id, id) USING both`, the objects of `pairs` (organization, id) pairs
-/// in one statement, each pair scoped as [`find_owned`] scopes one: a row is returned only for
-/// the organization that asked for it (one primary-key probe per pair).
+/// …) AS wanted (organization_id, id) ON id = wanted.id AND organization_id =
+/// wanted.organization_id`, the objects of `pairs` (organization, id) pairs in one statement,
+/// each pair scoped as [`find_owned`] scopes one: a row is returned only for the organization
+/// that asked for it (one primary-key probe per pair).
 ///
 /// Each pair is two parameters of its own, not two arrays: with arrays the statement's generic
 /// plan cannot know their length, PostgreSQL estimates it far above a real batch's, and so plans
