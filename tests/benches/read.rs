@@ -17,7 +17,9 @@
 //! short warm-up. Printed: per query the median over the rounds of req/s, p50, p99 and each HTTP
 //! server's CPU per request (user + system, from `/proc`), where the rest of both cores' time
 //! went per request (the load generator, PostgreSQL with whatever else ran, idle; see
-//! [`Machine`]), the ratios, and the servers' resident memory. Load generators, servers and PostgreSQL share this machine's cores. Needs PostgreSQL (`TEST_DATABASE_URL`), pgbench, wrk and npm.
+//! [`Machine`]), the ratios, and the servers' resident memory. Load generators, servers and
+//! PostgreSQL share this machine's cores. Needs PostgreSQL (`TEST_DATABASE_URL`), pgbench, wrk
+//! and npm.
 //! `BASELINE_BINARY` names another build of `invitations` (e.g. the commit before a change): it
 //! serves the same database beside ours and runs in every round right after it, so a change is
 //! measured against its baseline under the same load.
@@ -204,13 +206,13 @@ impl MachineCounters {
 }
 
 /// The fields of `/proc/{pid}/stat` after the command name (which is in parentheses and may
-/// hold spaces), and that name; `None` when the process is gone.
-fn proc_stat(pid: &str) -> Option<(String, Vec<String>)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let open = stat.find('(')?;
-    let close = stat.rfind(')')?;
-    let fields = stat[close + 2..].split(' ').map(str::to_owned).collect();
-    Some((stat[open + 1..close].to_owned(), fields))
+/// hold spaces).
+fn proc_stat(pid: &str) -> Vec<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    stat[stat.rfind(')').unwrap() + 2..]
+        .split(' ')
+        .map(str::to_owned)
+        .collect()
 }
 
 /// `fields[at]` of a `/proc/{pid}/stat` line, in seconds (the kernel's user-visible ticks are
@@ -222,7 +224,7 @@ fn ticks(fields: &[String], at: usize) -> f64 {
 /// User and system CPU time process `pid` has used so far, in seconds (`/proc/{pid}/stat`,
 /// in the kernel's user-visible ticks of 1/100 s).
 fn cpu_seconds(pid: u32) -> [f64; 2] {
-    let (_, fields) = proc_stat(&pid.to_string()).unwrap();
+    let fields = proc_stat(&pid.to_string());
     // utime and stime are the 14th and 15th fields of the line, the 12th and 13th of these.
     [ticks(&fields, 11), ticks(&fields, 12)]
 }
@@ -230,7 +232,7 @@ fn cpu_seconds(pid: u32) -> [f64; 2] {
 /// User + system CPU time of this process's children that have been waited for (wrk and
 /// pgbench runs), in seconds: `cutime` and `cstime`, the 16th and 17th fields.
 fn children_cpu_seconds() -> f64 {
-    let (_, fields) = proc_stat("self").unwrap();
+    let fields = proc_stat("self");
     ticks(&fields, 13) + ticks(&fields, 14)
 }
 

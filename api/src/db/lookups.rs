@@ -19,8 +19,8 @@
 //! A batch is sent as the statement for the next of [`SIZES`] up, padded with pairs that match
 //! nothing: a handful of statement texts per entity, each prepared once per connection and run
 //! on its generic plan, so PostgreSQL does not plan a lookup statement again on every execution
-//! (it did while the pairs were two arrays: about 70 µs of planning for 30 µs of running, which
-//! made PostgreSQL's share of a point lookup twice pgbench's for the same row).
+//! (it did while the pairs were two arrays: 70 to 100 µs of planning for 30 µs of running,
+//! which made PostgreSQL's share of a point lookup more than twice pgbench's for the same row).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -38,10 +38,11 @@ use super::reads::Held;
 
 /// Statements of one entity's lookups running at once. One: the lookups that arrive while it
 /// runs all go together in the next, so batches grow with the load and the round trips and
-/// backend wake-ups per lookup fall. Under the read benchmark one statement in flight answered
-/// 1.32× the lookups per second that two did, with a lower median latency (0.49 against 0.63
-/// ms) and about the same p99; an idle server still starts a lookup's statement at once. A
-/// lookup waits at most for the statement in flight and its own, however many queue.
+/// backend wake-ups per lookup fall. In two runs of the read benchmark one statement in flight
+/// answered 1.32× and 1.44× the lookups per second that two did, with a lower median latency
+/// and about the same p99; an idle server still starts a lookup's statement at once. Unless
+/// more than [`BATCH_AT_MOST`] queue ahead of it, a lookup waits at most for the statement in
+/// flight and its own.
 const RUNNING_AT_MOST: usize = 1;
 
 /// The statement sizes, in pairs: a batch takes the smallest that holds it. Doubling keeps the
