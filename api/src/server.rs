@@ -40,6 +40,94 @@ pub async fn serve(
     stop: CancellationToken,
 ) {
     let permits = Arc::new(Semaphore::new(limits.max_connections));
+    accept(listener, app, limits, stop, permits).await;
+}
+
+/// [`serve`] from `HTTP_THREADS` threads of its own, each an event loop (a current-thread
+/// runtime) that accepts connections from the shared listener and serves each to its end.
+/// Each thread first runs `setup` and keeps what it returns while it serves (its own read
+/// connections, see `crate::db::Reads::serve_this_thread`). `HTTP_MAX_CONNECTIONS` bounds the
+/// connections of all threads together. Returns once every thread has let its open requests
+/// finish.
+///
+/// Why not the process's multi-threaded runtime: there a request, the statement it joins and
+/// the answer hop between worker threads that park and wake each other. In the read
+/// benchmark's point lookup a server on one such runtime with two workers spent 36 % more CPU
+/// per request than one with a single worker, and two single-threaded processes side by side
+/// answered 1.3 to 1.6 times what one two-worker process did (README, design notes).
+pub async fn serve_on_threads<S, F, G>(
+    listener: TcpListener,
+    app: App,
+    limits: &HttpSettings,
+    stop: CancellationToken,
+    setup: S,
+) where
+    S: Fn() -> F + Clone + Send + 'static,
+    F: Future<Output = G>,
+{
+    let listener = match listener.into_std() {
+        Ok(listener) => listener,
+        Err(e) => {
+            tracing::error!(error = %e, "the HTTP listener cannot be shared between threads");
+            return;
+        }
+    };
+    let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let mut finished = Vec::with_capacity(limits.threads);
+    for n in 0..limits.threads {
+        let (done, finish) = tokio::sync::oneshot::channel::<()>();
+        let thread = listener.try_clone().and_then(|listener| {
+            let (app, limits, stop) = (app.clone(), limits.clone(), stop.clone());
+            let (permits, setup) = (permits.clone(), setup.clone());
+            std::thread::Builder::new()
+                .name(format!("http-{n}"))
+                .spawn(move || {
+                    let runtime = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build();
+                    match runtime {
+                        Ok(runtime) => runtime.block_on(async move {
+                            let _kept = setup().await;
+                            match TcpListener::from_std(listener) {
+                                Ok(listener) => {
+                                    accept(listener, app, &limits, stop, permits).await;
+                                }
+                                Err(e) => tracing::error!(error = %e, "HTTP thread not started"),
+                            }
+                        }),
+                        Err(e) => tracing::error!(error = %e, "HTTP thread not started"),
+                    }
+                    drop(done);
+                })
+        });
+        match thread {
+            Ok(_) => finished.push(finish),
+            Err(e) => tracing::error!(error = %e, "HTTP thread not started"),
+        }
+    }
+    if finished.is_empty() {
+        // Serving from fewer threads beats not serving at all.
+        tracing::error!("no HTTP thread started: serving on the main runtime");
+        if let Ok(listener) = TcpListener::from_std(listener) {
+            accept(listener, app, limits, stop, permits).await;
+        }
+        return;
+    }
+    for finish in finished {
+        // An error only says the thread ended without saying so (a panic), which is the end too.
+        let _ = finish.await;
+    }
+}
+
+/// Accepts and serves connections while `permits` allows, until `stop` is cancelled; then
+/// lets this loop's open requests finish.
+async fn accept(
+    listener: TcpListener,
+    app: App,
+    limits: &HttpSettings,
+    stop: CancellationToken,
+    permits: Arc<Semaphore>,
+) {
     let mut builder = Builder::new(TokioExecutor::new());
     builder
         .http1()

@@ -38,8 +38,9 @@ pub struct App {
 }
 
 /// Everything both the API and the workers need: checked settings, the database (migrated),
-/// Redis when configured.
-pub async fn prepare(mut settings: Settings) -> Result<AppState, StartupError> {
+/// Redis when configured. `http`: the process serves HTTP, whose threads get read pools of
+/// their own (see [`db::pool_sizes`]).
+pub async fn prepare(mut settings: Settings, http: bool) -> Result<AppState, StartupError> {
     settings.prepare_data_dir()?;
     if settings.load_secret_key()? {
         tracing::warn!(
@@ -54,7 +55,8 @@ pub async fn prepare(mut settings: Settings) -> Result<AppState, StartupError> {
             .map(|k| k.expose_secret().as_bytes())
             .unwrap_or_default(),
     );
-    let mut db = db::connect(&settings).await?;
+    let http_threads = if http { settings.http.threads } else { 0 };
+    let mut db = db::connect(&settings, http_threads).await?;
     let metrics = Arc::new(jobs::metrics::Metrics::new());
     crate::metrics::observe_database(&metrics, &mut db);
     db::migrate(&db).await.map_err(StartupError::failed)?;
@@ -166,7 +168,7 @@ pub async fn build(
     roles: Roles,
 ) -> Result<App, StartupError> {
     let bind = settings.bind_addr;
-    let state = prepare(settings).await?;
+    let state = prepare(settings, roles.http).await?;
     let listener = match (roles.http, listener) {
         (false, _) => None,
         (true, Some(l)) => Some(l),
@@ -275,13 +277,34 @@ impl App {
             let app = router(self.state.clone(), stop.clone());
             let limits = self.state.settings.http.clone();
             let stop = stop.clone();
-            tasks.spawn(async move { crate::server::serve(listener, app, &limits, stop).await });
+            let state = self.state.clone();
+            let setup = move || thread_reads(state.clone());
+            tasks.spawn(async move {
+                crate::server::serve_on_threads(listener, app, &limits, stop, setup).await;
+            });
         }
         signal.await;
         tracing::info!("shutting down");
         stop.cancel();
         while tasks.join_next().await.is_some() {}
         Ok(())
+    }
+}
+
+/// An HTTP thread's own read pool, read through on that thread while the returned pair lives
+/// (see [`crate::db::Reads::serve_this_thread`]). Should it not open, the thread reads from the
+/// shared pool, as on SQLite.
+async fn thread_reads(state: AppState) -> Option<(DatabaseConnection, crate::db::ThreadReads)> {
+    match db::connect_thread_reads(&state.settings).await {
+        Ok(Some(pool)) => {
+            let reads = state.store.reads.serve_this_thread(&pool)?;
+            Some((pool, reads))
+        }
+        Ok(None) => None,
+        Err(e) => {
+            tracing::error!(error = %e, "an HTTP thread reads from the shared pool");
+            None
+        }
     }
 }
 

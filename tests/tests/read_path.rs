@@ -733,6 +733,74 @@ async fn reads_leave_a_pool_of_one_to_writes() {
     }
 }
 
+/// The PostgreSQL backend a read through `reads` ran on.
+async fn backend_pid(reads: &api::db::Reads) -> i32 {
+    let statement =
+        Statement::from_string(DatabaseBackend::Postgres, "SELECT pg_backend_pid() AS n");
+    let row = reads.query_one_raw(statement).await.unwrap().unwrap();
+    row.try_get::<i32>("", "n").unwrap()
+}
+
+/// An HTTP thread reads on a pool of its own, opened on its own runtime, while it serves
+/// (`Reads::serve_this_thread`); other threads, and that thread afterwards, read on the
+/// shared pool.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http_thread_reads_on_its_own_pool() {
+    let (database, db, reads) = reads_over(4).await;
+    api::db::migrate(&db).await.unwrap();
+    let shared = backend_pid(&reads).await;
+    let url = database.url().to_owned();
+    let on_thread = reads.clone();
+    let (own, direct, after) = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let mut options = sea_orm::ConnectOptions::new(url);
+            options.max_connections(1).sqlx_logging(false);
+            let pool = sea_orm::Database::connect(options).await.unwrap();
+            let serving = on_thread
+                .serve_this_thread(&pool)
+                .expect("PostgreSQL reads");
+            let mut own = Vec::new();
+            for _ in 0..3 {
+                own.push(backend_pid(&on_thread).await);
+            }
+            // More reads at once than the pool has connections: each waits its turn, not the
+            // pool's acquire timeout (a connection given back must reach the waiting reads).
+            let together = futures::future::join_all((0..3).map(|_| backend_pid(&on_thread)));
+            own.extend(together.await);
+            // The thread's own lookups go through its pool too.
+            let missing = on_thread
+                .find_owned::<entity::entities::invitations::Entity>(Uuid::nil(), Uuid::nil())
+                .await;
+            assert!(matches!(missing, Err(entity::DomainError::NotFound)));
+            drop(serving);
+            let row = pool
+                .query_one_raw(Statement::from_string(
+                    DatabaseBackend::Postgres,
+                    "SELECT pg_backend_pid() AS n",
+                ))
+                .await
+                .unwrap()
+                .unwrap();
+            let direct = row.try_get::<i32>("", "n").unwrap();
+            (own, direct, backend_pid(&on_thread).await)
+        })
+    })
+    .join()
+    .unwrap();
+    // The thread's pool has one connection: every read there ran on it, none on the shared.
+    assert_eq!(own, vec![direct; 6]);
+    assert_ne!(direct, shared);
+    assert_eq!(
+        after, shared,
+        "after serving, the thread reads on the shared pool"
+    );
+    assert_eq!(backend_pid(&reads).await, shared);
+}
+
 /// The fields of `type_name` that take no arguments and hold a scalar or an enum (or lists of
 /// them), as the schema's introspection lists them.
 async fn leaf_fields(gql: &tests::graphql::Gql, type_name: &str) -> Vec<String> {

@@ -13,6 +13,8 @@
 //! never carries an open transaction. SQLite runs in-process with nothing to ping over a
 //! network, so there the pool serves reads as it serves everything else.
 
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -34,6 +36,18 @@ use super::lookups::{AllLookups, Coalesced};
 /// health rules then apply to it again.
 const HOLD_AT_MOST: Duration = Duration::from_secs(300);
 
+thread_local! {
+    /// The read connections of the HTTP thread this is (see [`Reads::serve_this_thread`]).
+    static THREAD: RefCell<Option<ThreadHeld>> = const { RefCell::new(None) };
+}
+
+/// An HTTP thread's own read connections, and the shared ones they stand in for: another
+/// [`Reads`] (another database) used on the same thread still reads through its own.
+struct ThreadHeld {
+    shared: Arc<Held>,
+    own: Arc<Held>,
+}
+
 /// The application pool for writes, plus the held connections for reads. sqlx's `close()`
 /// waits for every connection the pool lent, so a pool that is to be closed must outlive no
 /// `Reads` of it (the process ends without closing it today).
@@ -49,6 +63,11 @@ pub(super) struct Held {
     free: Mutex<Vec<Connection>>,
     /// The most the stack keeps: the rest of the pool stays free for writes.
     keep: usize,
+    /// Reads of this stack waiting for the pool. A connection given back goes to them, through
+    /// the pool: kept in the stack it would serve only reads that come later, and the waiting
+    /// ones would wait out the acquire timeout whenever the stack may keep every connection
+    /// (an HTTP thread's own pool) or reads outnumber the connections.
+    waiting: AtomicUsize,
     metrics: Arc<Metrics>,
     pub(super) lookups: AllLookups,
 }
@@ -62,22 +81,31 @@ struct Connection {
 impl Reads {
     /// Reads for `db`; on PostgreSQL they hold at most half its connections (rounded down).
     pub fn new(db: DatabaseConnection, metrics: Arc<Metrics>) -> Self {
-        let held = match &db.inner {
-            DatabaseConnectionType::SqlxPostgresPoolConnection(_) => {
-                let pool = db.get_postgres_connection_pool().clone();
-                // A pool of one keeps nothing back: its connection must stay free for writes.
-                let keep = pool.options().get_max_connections() as usize / 2;
-                Some(Arc::new(Held {
-                    pool,
-                    free: Mutex::new(Vec::with_capacity(keep)),
-                    keep,
-                    metrics,
-                    lookups: AllLookups::new(),
-                }))
-            }
-            _ => None,
-        };
+        // A pool of one keeps nothing back: its connection must stay free for writes.
+        let held = Held::new(&db, metrics, |max| max / 2);
         Self { db, held }
+    }
+
+    /// From now until the guard drops, reads made on this thread go through `db`, a pool
+    /// opened on this thread's runtime (an HTTP thread's, see `crate::server`): its
+    /// connections, their wake-ups and the lookups batched on them stay on this thread, instead
+    /// of waking whichever thread's event loop opened a shared connection. `db` is the read
+    /// pool's alone, so all of its connections may be kept. Nothing changes on SQLite.
+    pub fn serve_this_thread(&self, db: &DatabaseConnection) -> Option<ThreadReads> {
+        let shared = self.held.clone()?;
+        let own = Held::new(db, shared.metrics.clone(), |max| max)?;
+        THREAD.with(|t| *t.borrow_mut() = Some(ThreadHeld { shared, own }));
+        Some(ThreadReads(()))
+    }
+
+    /// The held connections to read on: this thread's own for this database, if it has some.
+    fn held(&self) -> Option<Arc<Held>> {
+        let shared = self.held.as_ref()?;
+        let own = THREAD.with(|t| match &*t.borrow() {
+            Some(thread) if Arc::ptr_eq(&thread.shared, shared) => Some(thread.own.clone()),
+            _ => None,
+        });
+        Some(own.unwrap_or_else(|| shared.clone()))
     }
 
     /// One object of the organization by id, as [`entity::scope::find_owned`]; on PostgreSQL
@@ -87,7 +115,7 @@ impl Reads {
         org: Uuid,
         id: Uuid,
     ) -> Result<E::Model, DomainError> {
-        match &self.held {
+        match self.held() {
             Some(held) => held.lookup::<E>(org, id).await,
             // Boxed, so that this future is the size of the coalesced lookup's, not of
             // sea-orm's query (kilobytes), when it is moved into the resolvers' futures.
@@ -96,7 +124,56 @@ impl Reads {
     }
 }
 
+/// One read counted in [`Held::waiting`] until dropped (also when its caller stops waiting).
+struct Queued<'a>(&'a AtomicUsize);
+
+impl<'a> Queued<'a> {
+    fn on(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::Relaxed);
+        Self(count)
+    }
+}
+
+impl Drop for Queued<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Ends an HTTP thread's own reads ([`Reads::serve_this_thread`]). Dropped on the thread's
+/// runtime, as its connections must be: each goes back to the pool through a task.
+pub struct ThreadReads(());
+
+impl Drop for ThreadReads {
+    fn drop(&mut self) {
+        let thread = THREAD.with(|t| t.borrow_mut().take());
+        drop(thread);
+    }
+}
+
 impl Held {
+    /// Held connections of `db`'s pool, keeping at most `keep(pool size)`; `None` off
+    /// PostgreSQL.
+    fn new(
+        db: &DatabaseConnection,
+        metrics: Arc<Metrics>,
+        keep: impl FnOnce(usize) -> usize,
+    ) -> Option<Arc<Self>> {
+        let DatabaseConnectionType::SqlxPostgresPoolConnection(_) = &db.inner else {
+            return None;
+        };
+        let pool = db.get_postgres_connection_pool().clone();
+        let keep = keep(pool.options().get_max_connections() as usize);
+        Some(Arc::new(Self {
+            pool,
+            free: Mutex::new(Vec::with_capacity(keep)),
+            keep,
+            waiting: AtomicUsize::new(0),
+            metrics,
+            lookups: AllLookups::new(),
+        }))
+    }
+
     /// A connection to read on: the most recently used free one, else one from the pool.
     async fn take(&self) -> Result<Connection, DbErr> {
         loop {
@@ -113,7 +190,7 @@ impl Held {
                 None => break,
             }
         }
-        let waiting = entity::pool::Waiting::start();
+        let waiting = (entity::pool::Waiting::start(), Queued::on(&self.waiting));
         let acquired = self.pool.acquire().await;
         drop(waiting);
         let conn = acquired.map_err(|e| match e {
@@ -134,7 +211,7 @@ impl Held {
     /// Keeps a connection whose statement ran to its end (so it is clean) for the next read;
     /// one held long enough, or one more than the stack keeps, goes back to the pool.
     fn give_back(&self, mut c: Connection) {
-        if c.taken_at.elapsed() >= HOLD_AT_MOST {
+        if c.taken_at.elapsed() >= HOLD_AT_MOST || self.waiting.load(Ordering::Relaxed) > 0 {
             return;
         }
         c.used_at = Instant::now();
@@ -200,7 +277,7 @@ impl ConnectionTrait for Reads {
     }
 
     async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
-        match &self.held {
+        match self.held() {
             Some(held) => {
                 let row: Option<PgRow> = held
                     .read(stmt, async |q, c| q.fetch_optional(&mut **c).await)
@@ -212,7 +289,7 @@ impl ConnectionTrait for Reads {
     }
 
     async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
-        match &self.held {
+        match self.held() {
             Some(held) => {
                 let rows = held
                     .read(stmt, async |q, c| q.fetch_all(&mut **c).await)
