@@ -3,7 +3,8 @@
 //! keep-alive connection may idle that long between requests), at most
 //! `HTTP_MAX_CONNECTIONS` connections are served at once (further ones wait in the listen
 //! backlog until one closes), and `HTTP_REQUEST_TIMEOUT_SECONDS` bounds each request (a layer
-//! in [`crate::startup::router`]).
+//! in [`crate::startup::router`]). The public listener is served from `HTTP_THREADS` threads
+//! of their own ([`serve_on_threads`]); the metrics listener from the main runtime.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;

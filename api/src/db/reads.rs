@@ -55,6 +55,8 @@ struct ThreadHeld {
 pub struct Reads {
     db: DatabaseConnection,
     held: Option<Arc<Held>>,
+    /// The HTTP threads' own read connections, while they serve (for `/metrics`).
+    threads: Arc<Mutex<Vec<Arc<Held>>>>,
 }
 
 pub(super) struct Held {
@@ -83,7 +85,11 @@ impl Reads {
     pub fn new(db: DatabaseConnection, metrics: Arc<Metrics>) -> Self {
         // A pool of one keeps nothing back: its connection must stay free for writes.
         let held = Held::new(&db, metrics, |max| max / 2);
-        Self { db, held }
+        Self {
+            db,
+            held,
+            threads: Arc::default(),
+        }
     }
 
     /// From now until the guard drops, reads made on this thread go through `db`, a pool
@@ -94,8 +100,17 @@ impl Reads {
     pub fn serve_this_thread(&self, db: &DatabaseConnection) -> Option<ThreadReads> {
         let shared = self.held.clone()?;
         let own = Held::new(db, shared.metrics.clone(), |max| max)?;
+        lock(&self.threads).push(own.clone());
         THREAD.with(|t| *t.borrow_mut() = Some(ThreadHeld { shared, own }));
-        Some(ThreadReads(()))
+        Some(ThreadReads(self.threads.clone()))
+    }
+
+    /// The pools of the HTTP threads' own reads, besides the application pool.
+    pub fn thread_pools(&self) -> Vec<PgPool> {
+        lock(&self.threads)
+            .iter()
+            .map(|held| held.pool.clone())
+            .collect()
     }
 
     /// The held connections to read on: this thread's own for this database, if it has some.
@@ -142,13 +157,19 @@ impl Drop for Queued<'_> {
 
 /// Ends an HTTP thread's own reads ([`Reads::serve_this_thread`]). Dropped on the thread's
 /// runtime, as its connections must be: each goes back to the pool through a task.
-pub struct ThreadReads(());
+pub struct ThreadReads(Arc<Mutex<Vec<Arc<Held>>>>);
 
 impl Drop for ThreadReads {
     fn drop(&mut self) {
-        let thread = THREAD.with(|t| t.borrow_mut().take());
-        drop(thread);
+        if let Some(thread) = THREAD.with(|t| t.borrow_mut().take()) {
+            lock(&self.0).retain(|held| !Arc::ptr_eq(held, &thread.own));
+        }
     }
+}
+
+/// A mutex's value; a panic elsewhere while it was held leaves nothing half-done here.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Held {
@@ -177,11 +198,7 @@ impl Held {
     /// A connection to read on: the most recently used free one, else one from the pool.
     async fn take(&self) -> Result<Connection, DbErr> {
         loop {
-            let popped = self
-                .free
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .pop();
+            let popped = lock(&self.free).pop();
             match popped {
                 // Idle too long to trust without a ping: back to the pool, which pings it on
                 // release, and on to the next one.
@@ -215,7 +232,7 @@ impl Held {
             return;
         }
         c.used_at = Instant::now();
-        let mut free = self.free.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut free = lock(&self.free);
         if free.len() < self.keep {
             free.push(c);
         }
