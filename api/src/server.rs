@@ -9,6 +9,7 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::extract::ConnectInfo;
@@ -19,7 +20,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
@@ -40,16 +41,17 @@ pub async fn serve(
     limits: &HttpSettings,
     stop: CancellationToken,
 ) {
-    let permits = Arc::new(Semaphore::new(limits.max_connections));
-    accept(listener, app, limits, stop, permits).await;
+    let loops = Loops::new(limits.max_connections, 1);
+    accept(listener, app, limits, stop, &loops, 0).await;
 }
 
 /// [`serve`] from `HTTP_THREADS` threads of its own, each an event loop (a current-thread
 /// runtime) that accepts connections from the shared listener and serves each to its end.
 /// Each thread first runs `setup` and keeps what it returns while it serves (its own read
 /// connections, see `crate::db::Reads::serve_this_thread`). `HTTP_MAX_CONNECTIONS` bounds the
-/// connections of all threads together. Returns once every thread has let its open requests
-/// finish.
+/// connections of all threads together, and a thread that serves more connections than another
+/// leaves the next ones to the others (see [`Loops`]). Returns once every thread has let its
+/// open requests finish.
 ///
 /// Why not the process's multi-threaded runtime: there a request, the statement it joins and
 /// the answer hop between worker threads that park and wake each other. In the read
@@ -73,13 +75,13 @@ pub async fn serve_on_threads<S, F, G>(
             return;
         }
     };
-    let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let loops = Loops::new(limits.max_connections, limits.threads);
     let mut finished = Vec::with_capacity(limits.threads);
     for n in 0..limits.threads {
         let (done, finish) = tokio::sync::oneshot::channel::<()>();
         let thread = listener.try_clone().and_then(|listener| {
             let (app, limits, stop) = (app.clone(), limits.clone(), stop.clone());
-            let (permits, setup) = (permits.clone(), setup.clone());
+            let (loops, setup) = (loops.clone(), setup.clone());
             std::thread::Builder::new()
                 .name(format!("http-{n}"))
                 .spawn(move || {
@@ -91,7 +93,7 @@ pub async fn serve_on_threads<S, F, G>(
                             let _kept = setup().await;
                             match TcpListener::from_std(listener) {
                                 Ok(listener) => {
-                                    accept(listener, app, &limits, stop, permits).await;
+                                    accept(listener, app, &limits, stop, &loops, n).await;
                                 }
                                 Err(e) => tracing::error!(error = %e, "HTTP thread not started"),
                             }
@@ -110,7 +112,8 @@ pub async fn serve_on_threads<S, F, G>(
         // Serving from fewer threads beats not serving at all.
         tracing::error!("no HTTP thread started: serving on the main runtime");
         if let Ok(listener) = TcpListener::from_std(listener) {
-            accept(listener, app, limits, stop, permits).await;
+            let loops = Loops::new(limits.max_connections, 1);
+            accept(listener, app, limits, stop, &loops, 0).await;
         }
         return;
     }
@@ -120,14 +123,79 @@ pub async fn serve_on_threads<S, F, G>(
     }
 }
 
-/// Accepts and serves connections while `permits` allows, until `stop` is cancelled; then
-/// lets this loop's open requests finish.
+/// What the accept loops of one listener share: the `HTTP_MAX_CONNECTIONS` permits, and the
+/// connections each loop serves. Every loop waits on the same listener, and the kernel wakes
+/// whichever it wakes: left to it, one thread may end up with most of a client's keep-alive
+/// connections while the other core idles (a read benchmark round with 31 % of both cores
+/// idle). So only the loops that serve the fewest connections accept.
+#[derive(Clone)]
+struct Loops {
+    permits: Arc<Semaphore>,
+    /// Connections per loop; [`NOT_SERVING`] for a loop that has not started or has ended.
+    open: Arc<[AtomicUsize]>,
+    /// Signalled whenever a count changes.
+    changed: Arc<Notify>,
+}
+
+const NOT_SERVING: usize = usize::MAX;
+
+impl Loops {
+    fn new(max_connections: usize, loops: usize) -> Self {
+        Self {
+            permits: Arc::new(Semaphore::new(max_connections)),
+            open: (0..loops).map(|_| AtomicUsize::new(NOT_SERVING)).collect(),
+            changed: Arc::new(Notify::new()),
+        }
+    }
+
+    /// Waits until loop `me` serves no more connections than any other.
+    async fn my_turn(&self, me: usize) {
+        loop {
+            let changed = self.changed.notified();
+            tokio::pin!(changed);
+            // Registered before the counts are read, so a change after the read wakes it.
+            changed.as_mut().enable();
+            let mine = self.open[me].load(Ordering::Acquire);
+            if self.open.iter().all(|n| mine <= n.load(Ordering::Acquire)) {
+                return;
+            }
+            changed.await;
+        }
+    }
+
+    /// Changes loop `me`'s count by `change`, and wakes the loops waiting for their turn.
+    fn count(&self, me: usize, change: impl Fn(usize) -> usize) {
+        let _ =
+            self.open[me].fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| Some(change(n)));
+        self.changed.notify_waiters();
+    }
+}
+
+/// Loop `me` of [`Loops`] while it accepts; not counted any more once dropped (also on panic).
+struct Serving<'a>(&'a Loops, usize);
+
+impl<'a> Serving<'a> {
+    fn start(loops: &'a Loops, me: usize) -> Self {
+        loops.count(me, |_| 0);
+        Self(loops, me)
+    }
+}
+
+impl Drop for Serving<'_> {
+    fn drop(&mut self) {
+        self.0.count(self.1, |_| NOT_SERVING);
+    }
+}
+
+/// Accepts and serves connections as loop `me` of `loops` (when its turn and a permit allow),
+/// until `stop` is cancelled; then lets this loop's open requests finish.
 async fn accept(
     listener: TcpListener,
     app: App,
     limits: &HttpSettings,
     stop: CancellationToken,
-    permits: Arc<Semaphore>,
+    loops: &Loops,
+    me: usize,
 ) {
     let mut builder = Builder::new(TokioExecutor::new());
     builder
@@ -142,9 +210,14 @@ async fn accept(
         .keep_alive_interval(limits.header_timeout)
         .keep_alive_timeout(limits.header_timeout);
     let graceful = GracefulShutdown::new();
+    let serving = Serving::start(loops, me);
     loop {
+        tokio::select! {
+            () = loops.my_turn(me) => {}
+            () = stop.cancelled() => break,
+        }
         let permit = tokio::select! {
-            permit = permits.clone().acquire_owned() => match permit {
+            permit = loops.permits.clone().acquire_owned() => match permit {
                 Ok(permit) => permit,
                 Err(_) => break,
             },
@@ -180,14 +253,53 @@ async fn accept(
             .serve_connection_with_upgrades(TokioIo::new(stream), service)
             .into_owned();
         let connection = graceful.watch(connection);
+        loops.count(me, |n| n.saturating_add(1));
+        let loops = loops.clone();
         tokio::spawn(async move {
             // Clients that vanish or time out end here; nothing to report.
             if let Err(e) = connection.await {
                 tracing::debug!(error = %e, "connection ended with an error");
             }
+            // Once the loop has stopped serving, its count stays NOT_SERVING.
+            loops.count(me, |n| if n == NOT_SERVING { n } else { n - 1 });
             drop(permit);
         });
     }
-    drop(listener);
+    drop((listener, serving));
     graceful.shutdown().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use futures::FutureExt;
+
+    use super::{Loops, Serving};
+
+    #[tokio::test]
+    async fn only_the_loops_with_the_fewest_connections_accept() {
+        let loops = Loops::new(10, 3);
+        let (first, second) = (Serving::start(&loops, 0), Serving::start(&loops, 1));
+        // Loop 2 never started: it holds nobody back.
+        assert!(loops.my_turn(0).now_or_never().is_some());
+        assert!(loops.my_turn(1).now_or_never().is_some());
+
+        loops.count(0, |n| n + 1);
+        let waiting = loops.my_turn(0);
+        tokio::pin!(waiting);
+        assert!(
+            waiting.as_mut().now_or_never().is_none(),
+            "loop 0 serves more"
+        );
+        assert!(loops.my_turn(1).now_or_never().is_some());
+
+        // Loop 1 catches up: loop 0's turn comes back, and the waiting future sees it.
+        loops.count(1, |n| n + 1);
+        assert!(waiting.now_or_never().is_some());
+
+        // A loop that stopped serving holds nobody back either.
+        loops.count(0, |n| n + 1);
+        drop(second);
+        assert!(loops.my_turn(0).now_or_never().is_some());
+        drop(first);
+    }
 }

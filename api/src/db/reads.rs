@@ -14,7 +14,7 @@
 //! network, so there the pool serves reads as it serves everything else.
 
 use std::cell::RefCell;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -28,6 +28,7 @@ use sea_orm::{
     QueryResult, RuntimeErr, Statement,
 };
 use sea_query_sqlx::SqlxValues;
+use tokio::sync::oneshot;
 use uuid::Uuid;
 
 use super::lookups::{AllLookups, Coalesced};
@@ -61,17 +62,25 @@ pub struct Reads {
 
 pub(super) struct Held {
     pool: PgPool,
-    /// Connections free to read on, the most recently used last.
-    free: Mutex<Vec<Connection>>,
+    stack: Mutex<Stack>,
     /// The most the stack keeps: the rest of the pool stays free for writes.
     keep: usize,
-    /// Reads of this stack waiting for the pool. A connection given back goes to them, through
-    /// the pool: kept in the stack it would serve only reads that come later, and the waiting
-    /// ones would wait out the acquire timeout whenever the stack may keep every connection
-    /// (an HTTP thread's own pool) or reads outnumber the connections.
-    waiting: AtomicUsize,
     metrics: Arc<Metrics>,
     pub(super) lookups: AllLookups,
+}
+
+/// The free connections and the reads waiting for one, under one lock, so that a connection
+/// given back and a read that starts waiting cannot miss each other.
+#[derive(Default)]
+struct Stack {
+    /// Connections free to read on, the most recently used last.
+    free: Vec<Connection>,
+    /// Reads that found no free connection and wait for the pool, oldest first. A connection
+    /// given back goes straight to the first that still waits: kept in the stack it would serve
+    /// only reads that come later, and when the stack may keep every connection of its pool
+    /// (an HTTP thread's own) the waiting ones would wait out the pool's acquire timeout.
+    /// Sent this way it skips the pool's release ping too.
+    waiting: VecDeque<oneshot::Sender<Connection>>,
 }
 
 struct Connection {
@@ -139,22 +148,6 @@ impl Reads {
     }
 }
 
-/// One read counted in [`Held::waiting`] until dropped (also when its caller stops waiting).
-struct Queued<'a>(&'a AtomicUsize);
-
-impl<'a> Queued<'a> {
-    fn on(count: &'a AtomicUsize) -> Self {
-        count.fetch_add(1, Ordering::Relaxed);
-        Self(count)
-    }
-}
-
-impl Drop for Queued<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
 /// Ends an HTTP thread's own reads ([`Reads::serve_this_thread`]). Dropped on the thread's
 /// runtime, as its connections must be: each goes back to the pool through a task.
 pub struct ThreadReads(Arc<Mutex<Vec<Arc<Held>>>>);
@@ -187,29 +180,44 @@ impl Held {
         let keep = keep(pool.options().get_max_connections() as usize);
         Some(Arc::new(Self {
             pool,
-            free: Mutex::new(Vec::with_capacity(keep)),
+            stack: Mutex::new(Stack {
+                free: Vec::with_capacity(keep),
+                waiting: VecDeque::new(),
+            }),
             keep,
-            waiting: AtomicUsize::new(0),
             metrics,
             lookups: AllLookups::new(),
         }))
     }
 
-    /// A connection to read on: the most recently used free one, else one from the pool.
+    /// A connection to read on: the most recently used free one, else the first given back or
+    /// one from the pool, whichever comes first.
     async fn take(&self) -> Result<Connection, DbErr> {
-        loop {
-            let popped = lock(&self.free).pop();
-            match popped {
-                // Idle too long to trust without a ping: back to the pool, which pings it on
-                // release, and on to the next one.
-                Some(c) if c.used_at.elapsed() >= super::PING_IF_IDLE_FOR => drop(c),
-                Some(c) => return Ok(c),
-                None => break,
+        let mut stale = Vec::new();
+        let handed = {
+            let mut stack = lock(&self.stack);
+            loop {
+                match stack.free.pop() {
+                    // Idle too long to trust without a ping: back to the pool (once the lock
+                    // is let go), which pings it on release, and on to the next one.
+                    Some(c) if c.used_at.elapsed() >= super::PING_IF_IDLE_FOR => stale.push(c),
+                    Some(c) => return Ok(c),
+                    None => break,
+                }
             }
-        }
-        let waiting = (entity::pool::Waiting::start(), Queued::on(&self.waiting));
-        let acquired = self.pool.acquire().await;
-        drop(waiting);
+            // Reads that stopped waiting leave their place behind; clear them out first.
+            stack.waiting.retain(|waiter| !waiter.is_closed());
+            let (handing, handed) = oneshot::channel();
+            stack.waiting.push_back(handing);
+            handed
+        };
+        drop(stale);
+        let _waiting = entity::pool::Waiting::start();
+        let acquired = tokio::select! {
+            biased;
+            Ok(c) = handed => return Ok(c),
+            acquired = self.pool.acquire() => acquired,
+        };
         let conn = acquired.map_err(|e| match e {
             sqlx::Error::PoolTimedOut => DbErr::ConnectionAcquire(sea_orm::ConnAcquireErr::Timeout),
             sqlx::Error::PoolClosed => {
@@ -225,16 +233,24 @@ impl Held {
         })
     }
 
-    /// Keeps a connection whose statement ran to its end (so it is clean) for the next read;
-    /// one held long enough, or one more than the stack keeps, goes back to the pool.
+    /// Hands a connection whose statement ran to its end (so it is clean) to the first read
+    /// still waiting, or keeps it for the next; one held long enough, or one more than the
+    /// stack keeps, goes back to the pool.
     fn give_back(&self, mut c: Connection) {
-        if c.taken_at.elapsed() >= HOLD_AT_MOST || self.waiting.load(Ordering::Relaxed) > 0 {
+        if c.taken_at.elapsed() >= HOLD_AT_MOST {
             return;
         }
         c.used_at = Instant::now();
-        let mut free = lock(&self.free);
-        if free.len() < self.keep {
-            free.push(c);
+        let mut stack = lock(&self.stack);
+        while let Some(waiter) = stack.waiting.pop_front() {
+            match waiter.send(c) {
+                Ok(()) => return,
+                // That read got a connection from the pool meanwhile, or its caller went away.
+                Err(back) => c = back,
+            }
+        }
+        if stack.free.len() < self.keep {
+            stack.free.push(c);
         }
     }
 
