@@ -171,7 +171,7 @@ async fn serve(settings: Settings, workers: bool) -> Result<(), StartupError> {
 
 async fn migrate(settings: Settings, action: MigrateAction) -> Result<(), StartupError> {
     settings.prepare_data_dir()?;
-    let conn = db::connect(&settings, 0).await?;
+    let conn = db::connect(&settings).await?;
     match action {
         MigrateAction::Up => {
             db::migrate(&conn).await?;
@@ -191,7 +191,7 @@ async fn migrate(settings: Settings, action: MigrateAction) -> Result<(), Startu
 }
 
 async fn org(settings: Settings, action: OrgAction) -> Result<(), StartupError> {
-    let state = startup::prepare(settings, false).await?;
+    let state = startup::prepare(settings).await?;
     match action {
         OrgAction::Create { name, json } => {
             let org = entity::organization::create(&state.store.db, &name).await?;
@@ -209,7 +209,7 @@ async fn org(settings: Settings, action: OrgAction) -> Result<(), StartupError> 
 }
 
 async fn api_key(settings: Settings, action: ApiKeyAction) -> Result<(), StartupError> {
-    let state = startup::prepare(settings, false).await?;
+    let state = startup::prepare(settings).await?;
     let db = &state.store.db;
     match action {
         ApiKeyAction::Create { org, name, json } => {

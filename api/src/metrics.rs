@@ -33,7 +33,7 @@ pub async fn render(
     State(m): State<Arc<Metrics>>,
     State(store): State<Arc<Store>>,
 ) -> impl IntoResponse {
-    let (size, idle, max) = pool_state(&store);
+    let (size, idle, max) = pool_state(&store.db);
     m.db_pool_connections
         .get_or_create(&PoolState { state: "in_use" })
         .set(size.saturating_sub(idle));
@@ -51,43 +51,28 @@ pub async fn render(
     )
 }
 
-/// Open connections, idle ones, and the most the pools open: the application pool and the
-/// HTTP threads' read pools together, so that the maximum is `DATABASE_MAX_CONNECTIONS`.
-fn pool_state(store: &Store) -> (i64, i64, i64) {
+/// Open connections, idle ones, and the most the pool opens.
+fn pool_state(db: &DatabaseConnection) -> (i64, i64, i64) {
     let wide = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
-    let one = |size: u32, idle: usize, max: u32| (i64::from(size), wide(idle), i64::from(max));
-    let db = &store.db;
-    let shared = match &db.inner {
+    match &db.inner {
         DatabaseConnectionType::SqlxPostgresPoolConnection(_) => {
             let pool = db.get_postgres_connection_pool();
-            one(
-                pool.size(),
-                pool.num_idle(),
-                pool.options().get_max_connections(),
+            (
+                i64::from(pool.size()),
+                wide(pool.num_idle()),
+                i64::from(pool.options().get_max_connections()),
             )
         }
         DatabaseConnectionType::SqlxSqlitePoolConnection(_) => {
             let pool = db.get_sqlite_connection_pool();
-            one(
-                pool.size(),
-                pool.num_idle(),
-                pool.options().get_max_connections(),
+            (
+                i64::from(pool.size()),
+                wide(pool.num_idle()),
+                i64::from(pool.options().get_max_connections()),
             )
         }
         _ => (0, 0, 0),
-    };
-    store
-        .reads
-        .thread_pools()
-        .iter()
-        .fold(shared, |(s, i, m), pool| {
-            let (size, idle, max) = one(
-                pool.size(),
-                pool.num_idle(),
-                pool.options().get_max_connections(),
-            );
-            (s + size, i + idle, m + max)
-        })
+    }
 }
 
 /// Counts and times every request by its route template (never the path: recipient links

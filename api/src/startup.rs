@@ -38,9 +38,8 @@ pub struct App {
 }
 
 /// Everything both the API and the workers need: checked settings, the database (migrated),
-/// Redis when configured. `http`: the process serves HTTP, whose threads get read pools of
-/// their own (see [`db::pool_sizes`]).
-pub async fn prepare(mut settings: Settings, http: bool) -> Result<AppState, StartupError> {
+/// Redis when configured.
+pub async fn prepare(mut settings: Settings) -> Result<AppState, StartupError> {
     settings.prepare_data_dir()?;
     if settings.load_secret_key()? {
         tracing::warn!(
@@ -55,8 +54,7 @@ pub async fn prepare(mut settings: Settings, http: bool) -> Result<AppState, Sta
             .map(|k| k.expose_secret().as_bytes())
             .unwrap_or_default(),
     );
-    let http_threads = if http { settings.http.threads } else { 0 };
-    let mut db = db::connect(&settings, http_threads).await?;
+    let mut db = db::connect(&settings).await?;
     let metrics = Arc::new(jobs::metrics::Metrics::new());
     crate::metrics::observe_database(&metrics, &mut db);
     db::migrate(&db).await.map_err(StartupError::failed)?;
@@ -168,7 +166,7 @@ pub async fn build(
     roles: Roles,
 ) -> Result<App, StartupError> {
     let bind = settings.bind_addr;
-    let state = prepare(settings, roles.http).await?;
+    let state = prepare(settings).await?;
     let listener = match (roles.http, listener) {
         (false, _) => None,
         (true, Some(l)) => Some(l),
@@ -277,34 +275,13 @@ impl App {
             let app = router(self.state.clone(), stop.clone());
             let limits = self.state.settings.http.clone();
             let stop = stop.clone();
-            let state = self.state.clone();
-            let setup = move || thread_reads(state.clone());
-            tasks.spawn(async move {
-                crate::server::serve_on_threads(listener, app, &limits, stop, setup).await;
-            });
+            tasks.spawn(async move { crate::server::serve(listener, app, &limits, stop).await });
         }
         signal.await;
         tracing::info!("shutting down");
         stop.cancel();
         while tasks.join_next().await.is_some() {}
         Ok(())
-    }
-}
-
-/// An HTTP thread's own read pool, read through on that thread while the returned pair lives
-/// (see [`crate::db::Reads::serve_this_thread`]). Should it not open, the thread reads from the
-/// shared pool, as on SQLite.
-async fn thread_reads(state: AppState) -> Option<(DatabaseConnection, crate::db::ThreadReads)> {
-    match db::connect_thread_reads(&state.settings).await {
-        Ok(Some(pool)) => {
-            let reads = state.store.reads.serve_this_thread(&pool)?;
-            Some((pool, reads))
-        }
-        Ok(None) => None,
-        Err(e) => {
-            tracing::error!(error = %e, "an HTTP thread reads from the shared pool");
-            None
-        }
     }
 }
 

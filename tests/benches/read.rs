@@ -339,7 +339,7 @@ fn start_floor(env: &[(&str, &str)], org: Uuid) -> String {
             .build()
             .unwrap();
         runtime.block_on(async move {
-            let db = api::db::connect(&settings, 0).await.unwrap();
+            let db = api::db::connect(&settings).await.unwrap();
             let metrics = std::sync::Arc::new(jobs::metrics::Metrics::new());
             let state = std::sync::Arc::new(FloorState {
                 org,

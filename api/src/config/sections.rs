@@ -341,13 +341,6 @@ pub struct HttpSettings {
         deserialize_with = "jobs::conf::de::number::<_, _, 1, 1_000_000>"
     )]
     pub max_connections: usize,
-    /// Threads that serve HTTP, each with its own event loop and its own read connections to
-    /// PostgreSQL (see `crate::server`); one per core by default.
-    #[serde(
-        rename = "HTTP_THREADS",
-        deserialize_with = "jobs::conf::de::number::<_, _, 1, 1024>"
-    )]
-    pub threads: usize,
     /// Proxies whose `Forwarded` / `X-Forwarded-For` name the client; empty: nobody's.
     #[serde(
         rename = "TRUSTED_PROXIES",
@@ -368,7 +361,6 @@ impl Default for HttpSettings {
             header_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
             max_connections: 4096,
-            threads: std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
             trusted_proxies: crate::client::TrustedProxies::default(),
             rate_limit_max_keys: 100_000,
         }

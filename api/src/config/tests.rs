@@ -50,7 +50,6 @@ fn each_bad_value_names_its_key() {
         ("DATABASE_URL", "postgres//nohost"),
         ("DATABASE_URL", "sqlite://"),
         ("DATABASE_MAX_CONNECTIONS", "1"),
-        ("HTTP_THREADS", "0"),
         ("REDIS_URL", "http://localhost"),
         ("SMTP_URL", "::"),
         ("BIND_ADDR", "localhost"),

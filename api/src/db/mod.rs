@@ -3,7 +3,7 @@
 mod lookups;
 mod reads;
 pub use lookups::Coalesced;
-pub use reads::{Reads, ThreadReads};
+pub use reads::Reads;
 
 use std::time::Duration;
 
@@ -24,52 +24,10 @@ const STATEMENT_CACHE: usize = 512;
 /// trips; reads skip that one too, see [`Reads`].)
 const PING_IF_IDLE_FOR: Duration = Duration::from_secs(30);
 
-/// Connects to `DATABASE_URL`: the shared pool of a process that serves HTTP on `http_threads`
-/// threads (0 for one that does not), sized as [`pool_sizes`] says. SQLite gets WAL, a busy
-/// timeout and several connections (one connection deadlocks code that uses the pool while a
-/// transaction is open).
-pub async fn connect(
-    settings: &Settings,
-    http_threads: usize,
-) -> Result<DatabaseConnection, ConfigError> {
-    open(settings, pool_sizes(settings, http_threads).shared).await
-}
-
-/// How `DATABASE_MAX_CONNECTIONS` is divided.
-#[derive(Debug, PartialEq, Eq)]
-pub struct PoolSizes {
-    /// The pool every write, worker and read off the HTTP threads uses.
-    pub shared: u32,
-    /// The read pool of each HTTP thread; 0 when the threads read from the shared pool.
-    pub per_thread: u32,
-}
-
-/// On PostgreSQL the HTTP threads' read pools get half of `DATABASE_MAX_CONNECTIONS`, an equal
-/// part each, and the shared pool the rest, so the process never holds more connections than
-/// the setting says. When half is too few to give every thread one, or on SQLite (where a pool
-/// is a set of in-process handles, not sockets), the threads read from the shared pool.
-pub fn pool_sizes(settings: &Settings, http_threads: usize) -> PoolSizes {
-    let max = settings.database_max_connections;
-    let per_thread = match u32::try_from(http_threads) {
-        Ok(threads) if threads > 0 && !settings.is_sqlite() => max / 2 / threads,
-        _ => 0,
-    };
-    PoolSizes {
-        shared: max - per_thread * u32::try_from(http_threads).unwrap_or(0),
-        per_thread,
-    }
-}
-
-/// The read pool of one HTTP thread (see [`pool_sizes`]), opened on that thread so that its
-/// connections' sockets belong to the thread's own event loop; `None` when the thread reads
-/// from the shared pool.
-pub async fn connect_thread_reads(
-    settings: &Settings,
-) -> Result<Option<DatabaseConnection>, ConfigError> {
-    match pool_sizes(settings, settings.http.threads).per_thread {
-        0 => Ok(None),
-        size => open(settings, size).await.map(Some),
-    }
+/// Connects to `DATABASE_URL`. SQLite gets WAL, a busy timeout and several connections (one
+/// connection deadlocks code that uses the pool while a transaction is open).
+pub async fn connect(settings: &Settings) -> Result<DatabaseConnection, ConfigError> {
+    open(settings, settings.database_max_connections).await
 }
 
 /// One PostgreSQL connection of its own for the live-activity sequencer, so its runs never wait
@@ -197,31 +155,6 @@ pub async fn write_locked(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    #[allow(clippy::unwrap_used)]
-    fn http_threads_read_on_half_of_the_connections() {
-        let sizes = |url: &str, max: &str, threads: usize| {
-            let settings = Settings::from_lookup(&|k| match k {
-                "DATABASE_URL" => Some(url.to_owned()),
-                "DATABASE_MAX_CONNECTIONS" => Some(max.to_owned()),
-                _ => None,
-            })
-            .unwrap();
-            let PoolSizes { shared, per_thread } = pool_sizes(&settings, threads);
-            (shared, per_thread)
-        };
-        let pg = "postgres://u@127.0.0.1/db";
-        assert_eq!(sizes(pg, "20", 2), (10, 5));
-        assert_eq!(sizes(pg, "16", 3), (10, 2));
-        assert_eq!(sizes(pg, "7", 1), (4, 3));
-        // Half is too few to give each thread one: they read from the shared pool.
-        assert_eq!(sizes(pg, "2", 2), (2, 0));
-        assert_eq!(sizes(pg, "5", 3), (5, 0));
-        // A process without HTTP, and SQLite, keep one pool.
-        assert_eq!(sizes(pg, "20", 0), (20, 0));
-        assert_eq!(sizes("sqlite://x.db", "20", 2), (20, 0));
-    }
 
     #[test]
     fn tls_defaults_by_where_the_server_is() {

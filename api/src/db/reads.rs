@@ -13,8 +13,6 @@
 //! never carries an open transaction. SQLite runs in-process with nothing to ping over a
 //! network, so there the pool serves reads as it serves everything else.
 
-use std::cell::RefCell;
-use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -28,7 +26,6 @@ use sea_orm::{
     QueryResult, RuntimeErr, Statement,
 };
 use sea_query_sqlx::SqlxValues;
-use tokio::sync::oneshot;
 use uuid::Uuid;
 
 use super::lookups::{AllLookups, Coalesced};
@@ -37,18 +34,6 @@ use super::lookups::{AllLookups, Coalesced};
 /// health rules then apply to it again.
 const HOLD_AT_MOST: Duration = Duration::from_secs(300);
 
-thread_local! {
-    /// The read connections of the HTTP thread this is (see [`Reads::serve_this_thread`]).
-    static THREAD: RefCell<Option<ThreadHeld>> = const { RefCell::new(None) };
-}
-
-/// An HTTP thread's own read connections, and the shared ones they stand in for: another
-/// [`Reads`] (another database) used on the same thread still reads through its own.
-struct ThreadHeld {
-    shared: Arc<Held>,
-    own: Arc<Held>,
-}
-
 /// The application pool for writes, plus the held connections for reads. sqlx's `close()`
 /// waits for every connection the pool lent, so a pool that is to be closed must outlive no
 /// `Reads` of it (the process ends without closing it today).
@@ -56,31 +41,16 @@ struct ThreadHeld {
 pub struct Reads {
     db: DatabaseConnection,
     held: Option<Arc<Held>>,
-    /// The HTTP threads' own read connections, while they serve (for `/metrics`).
-    threads: Arc<Mutex<Vec<Arc<Held>>>>,
 }
 
 pub(super) struct Held {
     pool: PgPool,
-    stack: Mutex<Stack>,
+    /// Connections free to read on, the most recently used last.
+    free: Mutex<Vec<Connection>>,
     /// The most the stack keeps: the rest of the pool stays free for writes.
     keep: usize,
     metrics: Arc<Metrics>,
     pub(super) lookups: AllLookups,
-}
-
-/// The free connections and the reads waiting for one, under one lock, so that a connection
-/// given back and a read that starts waiting cannot miss each other.
-#[derive(Default)]
-struct Stack {
-    /// Connections free to read on, the most recently used last.
-    free: Vec<Connection>,
-    /// Reads that found no free connection and wait for the pool, oldest first. A connection
-    /// given back goes straight to the first that still waits: kept in the stack it would serve
-    /// only reads that come later, and when the stack may keep every connection of its pool
-    /// (an HTTP thread's own) the waiting ones would wait out the pool's acquire timeout.
-    /// Sent this way it skips the pool's release ping too.
-    waiting: VecDeque<oneshot::Sender<Connection>>,
 }
 
 struct Connection {
@@ -92,44 +62,22 @@ struct Connection {
 impl Reads {
     /// Reads for `db`; on PostgreSQL they hold at most half its connections (rounded down).
     pub fn new(db: DatabaseConnection, metrics: Arc<Metrics>) -> Self {
-        // A pool of one keeps nothing back: its connection must stay free for writes.
-        let held = Held::new(&db, metrics, |max| max / 2);
-        Self {
-            db,
-            held,
-            threads: Arc::default(),
-        }
-    }
-
-    /// From now until the guard drops, reads made on this thread go through `db`, a pool
-    /// opened on this thread's runtime (an HTTP thread's, see `crate::server`): its
-    /// connections, their wake-ups and the lookups batched on them stay on this thread, instead
-    /// of waking whichever thread's event loop opened a shared connection. `db` is the read
-    /// pool's alone, so all of its connections may be kept. Nothing changes on SQLite.
-    pub fn serve_this_thread(&self, db: &DatabaseConnection) -> Option<ThreadReads> {
-        let shared = self.held.clone()?;
-        let own = Held::new(db, shared.metrics.clone(), |max| max)?;
-        lock(&self.threads).push(own.clone());
-        THREAD.with(|t| *t.borrow_mut() = Some(ThreadHeld { shared, own }));
-        Some(ThreadReads(self.threads.clone()))
-    }
-
-    /// The pools of the HTTP threads' own reads, besides the application pool.
-    pub fn thread_pools(&self) -> Vec<PgPool> {
-        lock(&self.threads)
-            .iter()
-            .map(|held| held.pool.clone())
-            .collect()
-    }
-
-    /// The held connections to read on: this thread's own for this database, if it has some.
-    fn held(&self) -> Option<Arc<Held>> {
-        let shared = self.held.as_ref()?;
-        let own = THREAD.with(|t| match &*t.borrow() {
-            Some(thread) if Arc::ptr_eq(&thread.shared, shared) => Some(thread.own.clone()),
+        let held = match &db.inner {
+            DatabaseConnectionType::SqlxPostgresPoolConnection(_) => {
+                let pool = db.get_postgres_connection_pool().clone();
+                // A pool of one keeps nothing back: its connection must stay free for writes.
+                let keep = pool.options().get_max_connections() as usize / 2;
+                Some(Arc::new(Held {
+                    pool,
+                    free: Mutex::new(Vec::with_capacity(keep)),
+                    keep,
+                    metrics,
+                    lookups: AllLookups::new(),
+                }))
+            }
             _ => None,
-        });
-        Some(own.unwrap_or_else(|| shared.clone()))
+        };
+        Self { db, held }
     }
 
     /// One object of the organization by id, as [`entity::scope::find_owned`]; on PostgreSQL
@@ -139,7 +87,7 @@ impl Reads {
         org: Uuid,
         id: Uuid,
     ) -> Result<E::Model, DomainError> {
-        match self.held() {
+        match &self.held {
             Some(held) => held.lookup::<E>(org, id).await,
             // Boxed, so that this future is the size of the coalesced lookup's, not of
             // sea-orm's query (kilobytes), when it is moved into the resolvers' futures.
@@ -148,76 +96,26 @@ impl Reads {
     }
 }
 
-/// Ends an HTTP thread's own reads ([`Reads::serve_this_thread`]). Dropped on the thread's
-/// runtime, as its connections must be: each goes back to the pool through a task.
-pub struct ThreadReads(Arc<Mutex<Vec<Arc<Held>>>>);
-
-impl Drop for ThreadReads {
-    fn drop(&mut self) {
-        if let Some(thread) = THREAD.with(|t| t.borrow_mut().take()) {
-            lock(&self.0).retain(|held| !Arc::ptr_eq(held, &thread.own));
-        }
-    }
-}
-
-/// A mutex's value; a panic elsewhere while it was held leaves nothing half-done here.
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
 impl Held {
-    /// Held connections of `db`'s pool, keeping at most `keep(pool size)`; `None` off
-    /// PostgreSQL.
-    fn new(
-        db: &DatabaseConnection,
-        metrics: Arc<Metrics>,
-        keep: impl FnOnce(usize) -> usize,
-    ) -> Option<Arc<Self>> {
-        let DatabaseConnectionType::SqlxPostgresPoolConnection(_) = &db.inner else {
-            return None;
-        };
-        let pool = db.get_postgres_connection_pool().clone();
-        let keep = keep(pool.options().get_max_connections() as usize);
-        Some(Arc::new(Self {
-            pool,
-            stack: Mutex::new(Stack {
-                free: Vec::with_capacity(keep),
-                waiting: VecDeque::new(),
-            }),
-            keep,
-            metrics,
-            lookups: AllLookups::new(),
-        }))
-    }
-
-    /// A connection to read on: the most recently used free one, else the first given back or
-    /// one from the pool, whichever comes first.
+    /// A connection to read on: the most recently used free one, else one from the pool.
     async fn take(&self) -> Result<Connection, DbErr> {
-        let mut stale = Vec::new();
-        let handed = {
-            let mut stack = lock(&self.stack);
-            loop {
-                match stack.free.pop() {
-                    // Idle too long to trust without a ping: back to the pool (once the lock
-                    // is let go), which pings it on release, and on to the next one.
-                    Some(c) if c.used_at.elapsed() >= super::PING_IF_IDLE_FOR => stale.push(c),
-                    Some(c) => return Ok(c),
-                    None => break,
-                }
+        loop {
+            let popped = self
+                .free
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .pop();
+            match popped {
+                // Idle too long to trust without a ping: back to the pool, which pings it on
+                // release, and on to the next one.
+                Some(c) if c.used_at.elapsed() >= super::PING_IF_IDLE_FOR => drop(c),
+                Some(c) => return Ok(c),
+                None => break,
             }
-            // Reads that stopped waiting leave their place behind; clear them out first.
-            stack.waiting.retain(|waiter| !waiter.is_closed());
-            let (handing, handed) = oneshot::channel();
-            stack.waiting.push_back(handing);
-            handed
-        };
-        drop(stale);
-        let _waiting = entity::pool::Waiting::start();
-        let acquired = tokio::select! {
-            biased;
-            Ok(c) = handed => return Ok(c),
-            acquired = self.pool.acquire() => acquired,
-        };
+        }
+        let waiting = entity::pool::Waiting::start();
+        let acquired = self.pool.acquire().await;
+        drop(waiting);
         let conn = acquired.map_err(|e| match e {
             sqlx::Error::PoolTimedOut => DbErr::ConnectionAcquire(sea_orm::ConnAcquireErr::Timeout),
             sqlx::Error::PoolClosed => {
@@ -233,24 +131,16 @@ impl Held {
         })
     }
 
-    /// Hands a connection whose statement ran to its end (so it is clean) to the first read
-    /// still waiting, or keeps it for the next; one held long enough, or one more than the
-    /// stack keeps, goes back to the pool.
+    /// Keeps a connection whose statement ran to its end (so it is clean) for the next read;
+    /// one held long enough, or one more than the stack keeps, goes back to the pool.
     fn give_back(&self, mut c: Connection) {
         if c.taken_at.elapsed() >= HOLD_AT_MOST {
             return;
         }
         c.used_at = Instant::now();
-        let mut stack = lock(&self.stack);
-        while let Some(waiter) = stack.waiting.pop_front() {
-            match waiter.send(c) {
-                Ok(()) => return,
-                // That read got a connection from the pool meanwhile, or its caller went away.
-                Err(back) => c = back,
-            }
-        }
-        if stack.free.len() < self.keep {
-            stack.free.push(c);
+        let mut free = self.free.lock().unwrap_or_else(PoisonError::into_inner);
+        if free.len() < self.keep {
+            free.push(c);
         }
     }
 
@@ -310,7 +200,7 @@ impl ConnectionTrait for Reads {
     }
 
     async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
-        match self.held() {
+        match &self.held {
             Some(held) => {
                 let row: Option<PgRow> = held
                     .read(stmt, async |q, c| q.fetch_optional(&mut **c).await)
@@ -322,7 +212,7 @@ impl ConnectionTrait for Reads {
     }
 
     async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
-        match self.held() {
+        match &self.held {
             Some(held) => {
                 let rows = held
                     .read(stmt, async |q, c| q.fetch_all(&mut **c).await)
