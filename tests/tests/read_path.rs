@@ -1190,3 +1190,90 @@ async fn a_cached_document_answers_wrong_variables_as_a_new_one() {
     assert_eq!(compared, 34);
     app.stop().await;
 }
+
+/// The body of a POST to `/graphql` as the server wrote it.
+async fn raw_answer(app: &TestApp, body: &Value) -> String {
+    let response = tests::graphql::client()
+        .post(format!("{}/graphql", app.url))
+        .header("content-type", "application/json")
+        .header("x-api-key", &app.api_key)
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    response.text().await.unwrap()
+}
+
+both!(
+    a_repeated_query_answers_byte_for_byte_as_its_first_run,
+    |backend| async move {
+        // The first run of a document builds async-graphql's values; once it is cached, its
+        // plain objects write their JSON themselves (`api/src/graphql/json.rs`).
+        let app = app::spawn_api_only(backend, |_| {}).await;
+        let (company, ids) = seed(&app, 4, true).await;
+        add_events(&app, &company, ids[0], 7).await;
+        let queries = [
+            // The dashboard's page, with the page cursors (not the events' live `cursor`,
+            // which the sequencer may set between two requests).
+            "query($c: ID!) { invitations(companyId: $c, first: 3) { totalCount edges { cursor
+             node { id status createdAt events(first: 5) { edges { cursor node { id eventType
+             occurredAt actor email detail invitationId } } pageInfo { hasNextPage
+             endCursor } } } } pageInfo { hasNextPage endCursor } } }",
+            // Every plain field of an invitation, beside loaded and nested ones.
+            "query($c: ID!) { invitations(companyId: $c, first: 2) { edges { node { id
+             invitationType status companyId connectionId allowedEmails expiresAt maxUses
+             useCount remainingUses createdAt createdBy revokedAt revokedReason fulfilledAt
+             remindBeforeExpirySeconds lockedFields __typename prefill { url country }
+             company { id name } } } } }",
+            // A field error inside the page (a page size out of range): reported, the rest
+            // answered.
+            "query($c: ID!) { invitations(companyId: $c, first: 2) { edges { node { id
+             events(first: 500) { edges { node { id } } } status } } } }",
+            // Fragments and aliases.
+            "query($c: ID!) { invitations(companyId: $c, first: 2) { edges { node { ...F a: id }
+             } } } fragment F on Invitation { status events(first: 2) { edges { node {
+             eventType } } } }",
+            // A repeated key, whose two selections async-graphql merges into one object (in
+            // the order they complete, so only the values are compared).
+            "query($c: ID!) { invitations(companyId: $c, first: 2) { totalCount }
+             invitations(companyId: $c, first: 2) { edges { node { id } } } }",
+        ];
+        for (i, query) in queries.iter().enumerate() {
+            let body = json!({ "query": query, "variables": { "c": company } });
+            let first = raw_answer(&app, &body).await;
+            let parsed: Value = serde_json::from_str(&first).unwrap();
+            assert!(parsed["data"]["invitations"].is_object(), "{first}");
+            for _ in 0..2 {
+                let again = raw_answer(&app, &body).await;
+                if i == 4 {
+                    assert_eq!(serde_json::from_str::<Value>(&again).unwrap(), parsed);
+                } else {
+                    assert_eq!(again, first, "{query}");
+                }
+            }
+        }
+        // What the queries above answer: the events, the error, the merged selections.
+        let body = |i: usize| json!({ "query": queries[i], "variables": { "c": company } });
+        let page: Value = serde_json::from_str(&raw_answer(&app, &body(0)).await).unwrap();
+        let events = &page["data"]["invitations"]["edges"][0]["node"]["events"];
+        assert_eq!(events["edges"].as_array().unwrap().len(), 5, "{page}");
+        assert_eq!(events["pageInfo"]["hasNextPage"], true);
+        let failed: Value = serde_json::from_str(&raw_answer(&app, &body(2)).await).unwrap();
+        assert_eq!(failed["errors"][0]["path"][4], "events", "{failed}");
+        let node = &failed["data"]["invitations"]["edges"][0]["node"];
+        assert_eq!(node["status"], "ACTIVE", "{failed}");
+        assert!(node.get("events").is_none(), "{failed}");
+        let merged: Value = serde_json::from_str(&raw_answer(&app, &body(4)).await).unwrap();
+        assert_eq!(merged["data"]["invitations"]["totalCount"], 4, "{merged}");
+        assert_eq!(
+            merged["data"]["invitations"]["edges"]
+                .as_array()
+                .unwrap()
+                .len(),
+            2,
+            "{merged}"
+        );
+        app.stop().await;
+    }
+);

@@ -76,6 +76,8 @@ pub struct Known {
     pub doc: ExecutableDocument,
     /// What its requests still need checked to skip full validation; `None`: they never skip it.
     pub uses: Option<Uses>,
+    /// Whether its answers may be rendered as JSON in place ([`super::json::mergeless`]).
+    pub mergeless: bool,
 }
 
 pub struct Documents {
@@ -219,6 +221,7 @@ mod tests {
         let doc = |q: &str| Known {
             doc: async_graphql::parser::parse_query(q).unwrap(),
             uses: None,
+            mergeless: false,
         };
         let a = format!("{{ a{} }}", " ".repeat(40));
         let b = format!("{{ b{} }}", " ".repeat(40));

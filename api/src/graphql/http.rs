@@ -17,6 +17,7 @@ use axum::extract::ConnectInfo;
 use super::documents::{Known, Persisted};
 use super::endpoint::GraphqlEndpoint;
 use super::error::{classify_request_error, code};
+use super::json::{RenderJson, mergeless, response_body};
 use super::loader::{Loaders, RequestLoader};
 use super::public::ClientAddr;
 use crate::auth::presented_key;
@@ -330,6 +331,9 @@ async fn execute(
     }
     request = request.data(viewer);
     request = request.data(client);
+    if known.as_ref().is_some_and(|k| k.mergeless) {
+        request = request.data(RenderJson);
+    }
     let gateway = &endpoint.gateway;
     let response = match known.as_ref().and_then(|k| k.uses.as_ref()) {
         Some(uses) => gateway.execute_validated(request, uses).await,
@@ -340,7 +344,15 @@ async fn execute(
         && !request_error
     {
         let uses = gateway.uses(&doc);
-        endpoint.documents.remember(query, Known { doc, uses });
+        let mergeless = mergeless(&doc);
+        endpoint.documents.remember(
+            query,
+            Known {
+                doc,
+                uses,
+                mergeless,
+            },
+        );
     }
     render(response, request_error, media)
 }
@@ -382,7 +394,7 @@ fn render(
             serde_json::to_vec(&json!({ "errors": response.errors })),
         )
     } else {
-        (StatusCode::OK, serde_json::to_vec(&response))
+        (StatusCode::OK, response_body(&response))
     };
     let body = body.unwrap_or_else(|e| {
         tracing::error!(error = %e, "response serialization failed");

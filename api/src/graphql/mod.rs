@@ -13,6 +13,7 @@ pub mod gateway;
 pub mod http;
 pub mod ids;
 pub mod inputs;
+pub mod json;
 pub mod live;
 pub mod loader;
 pub mod mutation;

@@ -54,9 +54,22 @@ pub struct ListCursor {
 }
 
 impl ListCursor {
+    /// The position of `row` in the listing.
+    pub fn at(row: &invitations::Model) -> Self {
+        Self {
+            created_at: row.created_at,
+            id: row.id,
+        }
+    }
+
     /// The opaque cursor of `row`, which both APIs hand out: the next page starts after it.
     pub fn of(row: &invitations::Model) -> String {
-        URL_SAFE_NO_PAD.encode(format!("{}|{}", row.created_at.to_rfc3339(), row.id))
+        Self::at(row).encode()
+    }
+
+    /// This position as the opaque cursor [`ListCursor::decode`] reads.
+    pub fn encode(&self) -> String {
+        URL_SAFE_NO_PAD.encode(format!("{}|{}", self.created_at.to_rfc3339(), self.id))
     }
 
     /// Reads a cursor made by [`ListCursor::of`]; anything else is an input error on `field`.

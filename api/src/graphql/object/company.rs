@@ -55,7 +55,7 @@ impl Company {
         ctx: &Context<'_>,
         #[graphql(desc = "Page size, 1 to 100 (default 20).")] first: Option<i32>,
         #[graphql(desc = "Cursor of the last event already seen.")] after: Option<String>,
-    ) -> Result<Page<String, MagicLinkEvent, EmptyFields, EmptyFields>> {
+    ) -> Result<Page<i64, MagicLinkEvent, EmptyFields, EmptyFields>> {
         let window = event_window(first, after.as_deref())?;
         let org = viewer(ctx)?.organization_id;
         let rows = entity::magic_link::events(&store(ctx)?.reads, org, self.0.id, window)

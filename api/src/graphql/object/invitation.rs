@@ -246,7 +246,7 @@ impl Invitation {
         ctx: &Context<'_>,
         #[graphql(desc = "Page size, 1 to 100 (default 20).")] first: Option<i32>,
         #[graphql(desc = "Cursor of the last event already seen.")] after: Option<String>,
-    ) -> Result<Plain<Page<String, Plain<InvitationEvent>, EmptyFields, EmptyFields>>> {
+    ) -> Result<Plain<Page<i64, Plain<InvitationEvent>, EmptyFields, EmptyFields>>> {
         let window = event_window(first, after.as_deref())?;
         let rows = match self.1.take(window) {
             Some(rows) => rows,

@@ -9,20 +9,18 @@ use crate::graphql::error::GqlResult;
 use crate::graphql::paging::checked_size;
 
 /// A page of a log read as `window.first + 1` rows (the extra one says another page follows),
-/// each row's cursor its id.
+/// each row's cursor its id (written out only when a query selects it).
 pub fn event_page<R, T: OutputType>(
     window: EventWindow,
     mut rows: Vec<R>,
     cursor: impl Fn(&R) -> i64,
     wrap: impl Fn(R) -> T,
-) -> Page<String, T, EmptyFields, EmptyFields> {
+) -> Page<i64, T, EmptyFields, EmptyFields> {
     let has_next = rows.len() as u64 > window.first;
     rows.truncate(window.first as usize);
     let mut page = Page::new(window.after.is_some(), has_next);
-    page.edges.extend(
-        rows.into_iter()
-            .map(|r| Edge::new(cursor(&r).to_string(), wrap(r))),
-    );
+    page.edges
+        .extend(rows.into_iter().map(|r| Edge::new(cursor(&r), wrap(r))));
     page
 }
 

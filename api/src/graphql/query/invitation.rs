@@ -1,4 +1,4 @@
-use async_graphql::connection::{Connection as Page, Edge, EmptyFields};
+use async_graphql::connection::{Connection as Page, CursorType, Edge, EmptyFields};
 use async_graphql::{Context, ID, Object, Result, SimpleObject, Value};
 use entity::entities::invitations;
 use entity::invitation::{EventWindow, ListCursor, ListFilter, ListRequest};
@@ -24,8 +24,25 @@ pub struct InvitationPageInfo {
     pub total_count: u64,
 }
 
+/// An invitation's place in the list, encoded as its opaque cursor only when a query selects
+/// it (most pages ask for `pageInfo` or nothing, not for every edge's cursor).
+pub struct ListPosition(ListCursor);
+
+impl CursorType for ListPosition {
+    type Error = entity::DomainError;
+
+    fn decode_cursor(s: &str) -> Result<Self, Self::Error> {
+        ListCursor::decode("after", s).map(Self)
+    }
+
+    fn encode_cursor(&self) -> String {
+        self.0.encode()
+    }
+}
+
 /// The page and its invitations resolve their plain fields in one pass (see `plain.rs`).
-pub type InvitationPage = Plain<Page<String, Plain<Invitation>, InvitationPageInfo, EmptyFields>>;
+pub type InvitationPage =
+    Plain<Page<ListPosition, Plain<Invitation>, InvitationPageInfo, EmptyFields>>;
 
 /// The windows of the log that the page's `events` selections (aliases included) ask for, each
 /// with the number of selections that ask for it; one whose arguments do not parse is left to
@@ -175,11 +192,14 @@ impl InvitationQuery {
                 total_count: page.total.unwrap_or_default(),
             },
         );
-        connection.edges.extend(
-            invitations
-                .into_iter()
-                .map(|invitation| Edge::new(ListCursor::of(&invitation.0), Plain(invitation))),
-        );
+        connection
+            .edges
+            .extend(invitations.into_iter().map(|invitation| {
+                Edge::new(
+                    ListPosition(ListCursor::at(&invitation.0)),
+                    Plain(invitation),
+                )
+            }));
         Ok(Plain(connection))
     }
 }
