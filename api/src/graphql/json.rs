@@ -66,6 +66,24 @@ pub fn write_value(out: &mut Vec<u8>, value: &Value) {
     }
 }
 
+/// About how many bytes [`write_value`] writes for `value` (exactly, for rendered JSON), so a
+/// buffer can be sized once instead of growing as it is written.
+pub fn size_hint(value: &Value) -> usize {
+    match value {
+        Value::Binary(json) => json.len(),
+        Value::String(s) => s.len() + 2,
+        Value::List(items) => items.iter().map(|v| size_hint(v) + 1).sum::<usize>() + 2,
+        Value::Object(members) => {
+            let members: usize = members
+                .iter()
+                .map(|(k, v)| k.len() + 4 + size_hint(v))
+                .sum();
+            members + 2
+        }
+        _ => 8,
+    }
+}
+
 /// `"name"` for a GraphQL name (a response key, an enum value): `[_A-Za-z][_0-9A-Za-z]*`, which
 /// the parser and the schema guarantee, so nothing in it needs escaping.
 pub fn write_name(out: &mut Vec<u8>, name: &str) {
@@ -118,7 +136,7 @@ pub fn write_str(out: &mut Vec<u8>, s: &str) {
 /// The body of `response` as async-graphql's `Response` serializes (`data`, then `extensions`
 /// and `errors` when there are any), its data written by [`write_value`].
 pub fn response_body(response: &Response) -> serde_json::Result<Vec<u8>> {
-    let mut out = Vec::with_capacity(1024);
+    let mut out = Vec::with_capacity(size_hint(&response.data) + 64);
     out.extend_from_slice(b"{\"data\":");
     write_value(&mut out, &response.data);
     if !response.extensions.is_empty() {

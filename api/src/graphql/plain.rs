@@ -143,9 +143,8 @@ async fn resolve_plain<'a, T: PlainFields>(
             }
         }
     }
-    let (keys, others): (Vec<Name>, Vec<_>) = others.into_iter().unzip();
-    let outcomes = resolve_others(ctx, root, others).await;
-    for (key, outcome) in keys.into_iter().zip(outcomes) {
+    let outcomes = resolve_others(ctx, root, others.iter().map(|&(_, field)| field)).await;
+    for ((key, _), outcome) in others.into_iter().zip(outcomes) {
         match outcome {
             Ok(value) => {
                 results.insert(key, value.unwrap_or_default());
@@ -167,7 +166,7 @@ async fn resolve_plain<'a, T: PlainFields>(
 async fn resolve_others<'a, T: PlainFields>(
     ctx: &ContextSelectionSet<'a>,
     root: &'a T,
-    mut others: Vec<&'a Positioned<Field>>,
+    mut others: impl ExactSizeIterator<Item = &'a Positioned<Field>>,
 ) -> Vec<ServerResult<Option<Value>>> {
     let resolve = |field: &'a Positioned<Field>| async move {
         let ctx_field = ctx.with_field(field);
@@ -175,23 +174,27 @@ async fn resolve_others<'a, T: PlainFields>(
     };
     // Most objects here have one such field (an edge's node, an invitation's events): awaited
     // in place, its future (which holds the whole nested resolution) is not moved to the heap.
-    if others.len() == 1 {
-        vec![resolve(others.swap_remove(0)).await]
+    if others.len() == 1
+        && let Some(field) = others.next()
+    {
+        vec![resolve(field).await]
     } else {
-        join_all(others.into_iter().map(resolve)).await
+        join_all(others.map(resolve)).await
     }
 }
 
 /// [`resolve_plain`] writing JSON text: the object's members as `,"key":value` in query order
-/// (the plain ones as they are read, the others spliced in where they belong once resolved),
-/// then the first comma becomes the opening brace. `None` when no member is left (every field
-/// failed), which async-graphql answers as null.
+/// (the plain ones as they are read, the others where they belong once resolved), then the
+/// first comma becomes the opening brace. `None` when no member is left (every field failed),
+/// which async-graphql answers as null.
 async fn render_plain<'a, T: PlainFields>(
     ctx: &ContextSelectionSet<'a>,
     root: &'a T,
     fields: &[&'a Positioned<Field>],
 ) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(32 * fields.len() + 2);
+    // About what a member takes (a key and an id or a timestamp), so most objects' plain
+    // members fit without the buffer growing.
+    let mut out = Vec::with_capacity(48 * fields.len() + 2);
     // The fields that are not plain, each with where its member goes in `out`.
     let mut others: Vec<(usize, &'a Positioned<Field>)> = Vec::new();
     for &field in fields {
@@ -205,16 +208,30 @@ async fn render_plain<'a, T: PlainFields>(
             others.push((mark, field));
         }
     }
-    let mut body = if others.is_empty() {
-        out
-    } else {
-        let (marks, others): (Vec<usize>, Vec<_>) = others.into_iter().unzip();
-        let outcomes = resolve_others(ctx, root, others.clone()).await;
-        let mut body = Vec::with_capacity(out.len() + 256);
+    if !others.is_empty() {
+        let outcomes = resolve_others(ctx, root, others.iter().map(|&(_, field)| field)).await;
+        let members: usize = outcomes
+            .iter()
+            .map(|outcome| match outcome {
+                Ok(Some(value)) => json::size_hint(value) + 32,
+                _ => 32,
+            })
+            .sum();
+        // Usually the other fields come last (an edge's node, an invitation's events): their
+        // members go on the end; otherwise the plain members after them move up.
+        let appending = others.iter().all(|&(mark, _)| mark == out.len());
+        let mut body = if appending {
+            out.reserve(members + 1);
+            std::mem::take(&mut out)
+        } else {
+            Vec::with_capacity(out.len() + members + 1)
+        };
         let mut copied = 0;
-        for ((mark, field), outcome) in marks.into_iter().zip(others).zip(outcomes) {
-            body.extend_from_slice(&out[copied..mark]);
-            copied = mark;
+        for ((mark, field), outcome) in others.into_iter().zip(outcomes) {
+            if !appending {
+                body.extend_from_slice(&out[copied..mark]);
+                copied = mark;
+            }
             match outcome {
                 Ok(value) => {
                     body.push(b',');
@@ -224,13 +241,15 @@ async fn render_plain<'a, T: PlainFields>(
                 Err(error) => ctx.add_error(error),
             }
         }
-        body.extend_from_slice(&out[copied..]);
-        body
-    };
-    let first = body.first_mut()?;
+        if !appending {
+            body.extend_from_slice(&out[copied..]);
+        }
+        out = body;
+    }
+    let first = out.first_mut()?;
     *first = b'{';
-    body.push(b'}');
-    Some(body)
+    out.push(b'}');
+    Some(out)
 }
 
 /// A page resolves its edges itself, each edge as a plain object (its cursor read in place),
@@ -259,8 +278,14 @@ where
                 let fields = &fields;
                 async move { render_plain(&ctx_edge, edge, fields).await }
             });
-            let mut list = vec![b'['];
-            for (index, edge) in join_all(edges).await.into_iter().enumerate() {
+            let edges = join_all(edges).await;
+            let bytes: usize = edges
+                .iter()
+                .map(|e| e.as_ref().map_or(4, Vec::len) + 1)
+                .sum();
+            let mut list = Vec::with_capacity(bytes + 2);
+            list.push(b'[');
+            for (index, edge) in edges.into_iter().enumerate() {
                 if index > 0 {
                     list.push(b',');
                 }
@@ -577,6 +602,7 @@ mod tests {
         let plain_selections = [
             "{ rows { id name at status tags missing __typename next { id at } } }",
             "{ rows { id failing name } }",
+            "{ rows { n: next { id } id failing name next { at } } }",
             "{ page { edges { cursor node { id status next { at } } } pageInfo { hasNextPage endCursor } } }",
             "{ a: rows { x: id y: name } page { edges { node { tags } } } }",
             // async-graphql drops `@skip` and `@include` before it executes.
