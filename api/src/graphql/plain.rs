@@ -41,6 +41,13 @@ pub trait PlainFields: ContainerType {
     /// the field to [`PlainFields::resolve_other`].
     fn plain_field(&self, ctx: &Context<'_>) -> Option<Value>;
 
+    /// Whether the field `name` can be plain; `false` sends it to
+    /// [`PlainFields::resolve_other`] without a try, so an object of such fields alone starts
+    /// its JSON with no buffer to grow.
+    fn may_be_plain(_name: &str) -> bool {
+        true
+    }
+
     /// Writes the JSON of the field `ctx` selects when it is a plain read, as
     /// [`PlainFields::plain_field`] would answer it; `false` (nothing written) sends the field
     /// to [`PlainFields::resolve_other`].
@@ -192,13 +199,22 @@ async fn render_plain<'a, T: PlainFields>(
     root: &'a T,
     fields: &[&'a Positioned<Field>],
 ) -> Option<Vec<u8>> {
+    let may_be_plain = |field: &Positioned<Field>| match field.node.name.node.as_str() {
+        "__typename" => true,
+        name => T::may_be_plain(name),
+    };
     // About what a member takes (a key and an id or a timestamp), so most objects' plain
     // members fit without the buffer growing.
-    let mut out = Vec::with_capacity(48 * fields.len() + 2);
+    let plain = fields.iter().filter(|field| may_be_plain(field)).count();
+    let mut out = Vec::with_capacity(if plain == 0 { 0 } else { 48 * plain + 2 });
     // The fields that are not plain, each with where its member goes in `out`.
     let mut others: Vec<(usize, &'a Positioned<Field>)> = Vec::new();
     for &field in fields {
         let mark = out.len();
+        if !may_be_plain(field) {
+            others.push((mark, field));
+            continue;
+        }
         out.push(b',');
         json::write_key(&mut out, &field.node.response_key().node);
         if field.node.name.node == "__typename" {
@@ -264,6 +280,10 @@ where
         None
     }
 
+    fn may_be_plain(_name: &str) -> bool {
+        false
+    }
+
     async fn resolve_other(&self, ctx: &Context<'_>) -> ServerResult<Option<Value>> {
         if ctx.item.node.name.node != "edges" {
             return self.resolve_field(ctx).await;
@@ -314,6 +334,10 @@ where
 impl<C: CursorType + Send + Sync, N: OutputType> PlainFields for Edge<C, N, EmptyFields> {
     fn plain_field(&self, ctx: &Context<'_>) -> Option<Value> {
         (ctx.item.node.name.node == "cursor").then(|| Value::String(self.cursor.encode_cursor()))
+    }
+
+    fn may_be_plain(name: &str) -> bool {
+        name == "cursor"
     }
 
     fn write_field(&self, ctx: &Context<'_>, out: &mut Vec<u8>) -> bool {
@@ -490,6 +514,10 @@ macro_rules! plain_fields {
                     $($name => ready(self.$method(ctx)).map(PlainValue::plain_value),)*
                     _ => None,
                 }
+            }
+
+            fn may_be_plain(name: &str) -> bool {
+                matches!(name, $($name)|*)
             }
 
             fn write_field(&self, ctx: &async_graphql::Context<'_>, out: &mut Vec<u8>) -> bool {

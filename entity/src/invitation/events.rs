@@ -65,8 +65,13 @@ pub async fn event_pages(
         window,
     );
     let rows = db.query_all_raw(statement).await?;
+    // Each page holds at most `first + 1` events: sized once, not grown event by event.
+    let page_size = usize::try_from(window.first.saturating_add(1)).unwrap_or(usize::MAX);
     for event in crate::rows::decode::<invitation_events::Model>(&rows)? {
-        pages.entry(event.invitation_id).or_default().push(event);
+        pages
+            .entry(event.invitation_id)
+            .or_insert_with(|| Vec::with_capacity(page_size.min(rows.len())))
+            .push(event);
     }
     for page in pages.values_mut() {
         page.sort_unstable_by_key(|e| e.id);
