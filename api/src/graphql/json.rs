@@ -41,16 +41,7 @@ pub fn write_value(out: &mut Vec<u8>, value: &Value) {
         Value::String(s) => write_str(out, s),
         Value::Enum(name) => write_name(out, name),
         Value::Binary(json) => out.extend_from_slice(json),
-        Value::List(items) => {
-            out.push(b'[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_value(out, item);
-            }
-            out.push(b']');
-        }
+        Value::List(items) => write_list(out, items, write_value),
         Value::Object(members) => {
             out.push(b'{');
             for (i, (key, member)) in members.iter().enumerate() {
@@ -64,6 +55,22 @@ pub fn write_value(out: &mut Vec<u8>, value: &Value) {
             out.push(b'}');
         }
     }
+}
+
+/// `[item,item,…]`, each item written by `write`.
+pub fn write_list<I: IntoIterator>(
+    out: &mut Vec<u8>,
+    items: I,
+    write: impl Fn(&mut Vec<u8>, I::Item),
+) {
+    out.push(b'[');
+    for (index, item) in items.into_iter().enumerate() {
+        if index > 0 {
+            out.push(b',');
+        }
+        write(out, item);
+    }
+    out.push(b']');
 }
 
 /// About how many bytes [`write_value`] writes for `value` (exactly, for rendered JSON), so a

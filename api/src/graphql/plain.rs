@@ -304,17 +304,10 @@ where
                 .map(|e| e.as_ref().map_or(4, Vec::len) + 1)
                 .sum();
             let mut list = Vec::with_capacity(bytes + 2);
-            list.push(b'[');
-            for (index, edge) in edges.into_iter().enumerate() {
-                if index > 0 {
-                    list.push(b',');
-                }
-                match edge {
-                    Some(object) => list.extend_from_slice(&object),
-                    None => list.extend_from_slice(b"null"),
-                }
-            }
-            list.push(b']');
+            json::write_list(&mut list, edges, |list, edge| match edge {
+                Some(object) => list.extend_from_slice(&object),
+                None => list.extend_from_slice(b"null"),
+            });
             return Ok(Some(json::rendered(list)));
         }
         // As async-graphql's lists: each item under its index, an item's failure the list's.
@@ -448,7 +441,7 @@ impl PlainValue for &[String] {
     }
 
     fn write_json(self, out: &mut Vec<u8>) {
-        write_list(out, self.iter(), |out, s| json::write_str(out, s));
+        json::write_list(out, self.iter(), |out, s| json::write_str(out, s));
     }
 }
 
@@ -471,20 +464,8 @@ impl<T: PlainValue> PlainValue for Vec<T> {
     }
 
     fn write_json(self, out: &mut Vec<u8>) {
-        write_list(out, self, |out, item| item.write_json(out));
+        json::write_list(out, self, |out, item| item.write_json(out));
     }
-}
-
-/// `[item,item,…]`.
-fn write_list<I: IntoIterator>(out: &mut Vec<u8>, items: I, write: impl Fn(&mut Vec<u8>, I::Item)) {
-    out.push(b'[');
-    for (index, item) in items.into_iter().enumerate() {
-        if index > 0 {
-            out.push(b',');
-        }
-        write(out, item);
-    }
-    out.push(b']');
 }
 
 impl PlainValue for Json<serde_json::Value> {
