@@ -332,14 +332,6 @@ impl<C: CursorType + Send + Sync, N: OutputType> PlainFields for Edge<C, N, Empt
     fn may_be_plain(name: &str) -> bool {
         name == "cursor"
     }
-
-    fn write_field(&self, ctx: &Context<'_>, out: &mut Vec<u8>) -> bool {
-        let cursor = ctx.item.node.name.node == "cursor";
-        if cursor {
-            json::write_str(out, &self.cursor.encode_cursor());
-        }
-        cursor
-    }
 }
 
 /// A resolver's return value as the GraphQL value async-graphql would render for it.
