@@ -71,34 +71,44 @@ fn positions<E: EntityTrait>(row: &PgRow) -> Result<Vec<usize>, DbErr> {
 }
 
 /// Models of PostgreSQL rows of one result set, by position.
-pub fn decode_pg<'r, M: FromPgRow>(
-    rows: impl IntoIterator<Item = &'r PgRow>,
-) -> Result<Vec<M>, DbErr> {
+pub fn decode_pg<'r, M: FromPgRow, I>(rows: I) -> Result<Vec<M>, DbErr>
+where
+    I: IntoIterator<Item = &'r PgRow>,
+    I::IntoIter: ExactSizeIterator,
+{
     let mut rows = rows.into_iter().peekable();
     let Some(first) = rows.peek() else {
         return Ok(Vec::new());
     };
     let positions = positions::<M::Entity>(first)?;
-    rows.map(|row| {
-        M::from_pg_row(&mut Columns {
+    // Sized once: collecting `Result`s gives the vector no size hint, and it would grow (and
+    // move every model read so far) several times over a page of events.
+    let mut models = Vec::with_capacity(rows.len());
+    for row in rows {
+        models.push(M::from_pg_row(&mut Columns {
             row,
             positions: positions.iter(),
-        })
-    })
-    .collect()
+        })?);
+    }
+    Ok(models)
 }
 
 /// Models of the rows of one result set of any backend: PostgreSQL's by position, others
 /// through sea-orm.
 pub fn decode<M: FromPgRow>(rows: &[QueryResult]) -> Result<Vec<M>, DbErr> {
-    let pg: Option<Vec<&PgRow>> = rows.iter().map(QueryResult::try_as_pg_row).collect();
-    match pg {
-        Some(pg) => decode_pg::<M>(pg),
-        None => rows
-            .iter()
-            .map(|row| M::from_query_result(row, ""))
-            .collect(),
+    let mut pg = Vec::with_capacity(rows.len());
+    for row in rows {
+        match row.try_as_pg_row() {
+            Some(row) => pg.push(row),
+            None => {
+                return rows
+                    .iter()
+                    .map(|row| M::from_query_result(row, ""))
+                    .collect();
+            }
+        }
     }
+    decode_pg::<M, _>(pg)
 }
 
 impl FromPgRow for invitations::Model {
