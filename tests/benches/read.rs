@@ -47,7 +47,6 @@ use uuid::Uuid;
 
 use entity::entities::invitations;
 use entity::invitation::{EventWindow, ListFilter, ListRequest};
-use sea_orm::sea_query::PostgresQueryBuilder;
 
 /// pgbench script of `invitation(id)`: the server's own statement for one lookup, with its
 /// values written in.
@@ -70,7 +69,9 @@ fn page_sql(org: Uuid, company: Uuid, page: &[Uuid]) -> String {
         after: None,
         with_total: true,
     };
-    let list = entity::invitation::list::page_query(&request, entity::now()).unwrap();
+    let list =
+        entity::invitation::list::page_statement(DbBackend::Postgres, &request, entity::now())
+            .unwrap();
     let events = entity::invitation::events::event_pages_statement(
         DbBackend::Postgres,
         org,
@@ -82,7 +83,7 @@ fn page_sql(org: Uuid, company: Uuid, page: &[Uuid]) -> String {
     );
     format!(
         "{};\n{};\n",
-        list.to_string(PostgresQueryBuilder),
+        tests::sql::inline(&list),
         tests::sql::inline(&events)
     )
 }

@@ -2,19 +2,16 @@
 //! tests and for pgbench scripts in benchmarks, so both run exactly what the server runs.
 //! (Statements built by sea-query inline their values with `to_string` instead.)
 
+use sea_orm::sea_query::{PostgresQueryBuilder, QueryBuilder, SqliteQueryBuilder};
 use sea_orm::{DatabaseBackend, Statement, Value};
 
-/// A value as an SQL literal of `backend` (the kinds the read path binds).
+/// A value as an SQL literal of `backend`: sea-query's, except UUIDs on SQLite, which the
+/// driver binds as 16-byte blobs.
 fn literal(backend: DatabaseBackend, value: &Value) -> String {
-    match value {
-        Value::Uuid(Some(u)) => match backend {
-            DatabaseBackend::Postgres => format!("'{u}'"),
-            _ => format!("X'{}'", u.simple()),
-        },
-        Value::BigInt(Some(n)) => n.to_string(),
-        Value::BigUnsigned(Some(n)) => n.to_string(),
-        Value::Int(Some(n)) => n.to_string(),
-        other => panic!("no literal for {other:?}"),
+    match (backend, value) {
+        (DatabaseBackend::Sqlite, Value::Uuid(Some(u))) => format!("X'{}'", u.simple()),
+        (DatabaseBackend::Postgres, v) => PostgresQueryBuilder.value_to_string(v),
+        (_, v) => SqliteQueryBuilder.value_to_string(v),
     }
 }
 

@@ -258,6 +258,63 @@ fn inline(backend: Backend, query: &sea_orm::sea_query::SelectStatement) -> Stri
     }
 }
 
+/// Every filter the list offers, one at a time and all at once.
+fn list_filters(at: chrono::DateTime<chrono::Utc>) -> Vec<(&'static str, ListFilter)> {
+    let mut filters: Vec<(&'static str, ListFilter)> = vec![("none", ListFilter::default())];
+    for status in [
+        InvitationStatus::Active,
+        InvitationStatus::Expired,
+        InvitationStatus::Revoked,
+        InvitationStatus::Fulfilled,
+    ] {
+        filters.push((
+            status.as_str(),
+            ListFilter {
+                status: Some(status),
+                ..Default::default()
+            },
+        ));
+    }
+    for t in [
+        InvitationType::CreateConnection,
+        InvitationType::EditConnection,
+    ] {
+        filters.push((
+            "type",
+            ListFilter {
+                invitation_type: Some(t),
+                ..Default::default()
+            },
+        ));
+    }
+    filters.push((
+        "email",
+        ListFilter {
+            email: Some("all@example.com".into()),
+            ..Default::default()
+        },
+    ));
+    filters.push((
+        "created range",
+        ListFilter {
+            created_after: Some(at - ChronoDuration::days(1)),
+            created_before: Some(at),
+            ..Default::default()
+        },
+    ));
+    filters.push((
+        "all at once",
+        ListFilter {
+            status: Some(InvitationStatus::Active),
+            invitation_type: Some(InvitationType::CreateConnection),
+            email: Some("all@example.com".into()),
+            created_after: Some(at - ChronoDuration::days(1)),
+            created_before: Some(at),
+        },
+    ));
+    filters
+}
+
 both!(
     every_list_filter_is_served_by_an_index,
     |backend| async move {
@@ -268,58 +325,7 @@ both!(
             app.db.execute_unprepared("ANALYZE").await.unwrap();
         }
         let at = entity::now();
-        let mut filters: Vec<(&str, ListFilter)> = vec![("none", ListFilter::default())];
-        for status in [
-            InvitationStatus::Active,
-            InvitationStatus::Expired,
-            InvitationStatus::Revoked,
-            InvitationStatus::Fulfilled,
-        ] {
-            filters.push((
-                status.as_str(),
-                ListFilter {
-                    status: Some(status),
-                    ..Default::default()
-                },
-            ));
-        }
-        for t in [
-            InvitationType::CreateConnection,
-            InvitationType::EditConnection,
-        ] {
-            filters.push((
-                "type",
-                ListFilter {
-                    invitation_type: Some(t),
-                    ..Default::default()
-                },
-            ));
-        }
-        filters.push((
-            "email",
-            ListFilter {
-                email: Some("all@example.com".into()),
-                ..Default::default()
-            },
-        ));
-        filters.push((
-            "created range",
-            ListFilter {
-                created_after: Some(at - ChronoDuration::days(1)),
-                created_before: Some(at),
-                ..Default::default()
-            },
-        ));
-        filters.push((
-            "all at once",
-            ListFilter {
-                status: Some(InvitationStatus::Active),
-                invitation_type: Some(InvitationType::CreateConnection),
-                email: Some("all@example.com".into()),
-                created_after: Some(at - ChronoDuration::days(1)),
-                created_before: Some(at),
-            },
-        ));
+        let filters = list_filters(at);
         for (name, filter) in &filters {
             let request = ListRequest {
                 organization_id: app.org_id,
@@ -329,9 +335,14 @@ both!(
                 after: None,
                 with_total: true,
             };
-            let page = entity::invitation::list::page_query(&request, at).unwrap();
+            let page = entity::invitation::list::page_statement(
+                app.db.get_database_backend(),
+                &request,
+                at,
+            )
+            .unwrap();
             let empty = entity::invitation::list::company_query(&request, at).unwrap();
-            for sql in [inline(backend, &page), inline(backend, &empty)] {
+            for sql in [tests::sql::inline(&page), inline(backend, &empty)] {
                 let plan = plan(&app, &sql, false).await;
                 match backend {
                     Backend::Postgres => {
@@ -369,6 +380,113 @@ both!(
         app.stop().await;
     }
 );
+
+/// A page's statements, once prepared on a connection, run on PostgreSQL's generic plan: for
+/// every filter but the time-bound statuses, on the first page and after a cursor, and the
+/// nested event pages. A limit or a status bound as a parameter kept the page's statement from
+/// it (planned again at every execution, and planning took longer than running it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn page_statements_run_on_a_generic_plan() {
+    use sea_orm::TransactionTrait;
+
+    let app = app::spawn_api_only(Backend::Postgres, |_| {}).await;
+    let (company, ids) = seed(&app, 50, true).await;
+    let company: Uuid = company.parse().unwrap();
+    for id in &ids[..20] {
+        add_events(&app, &company.to_string(), *id, 8).await;
+    }
+    // Thousands of older rows: with a few dozen, a guessed limit costs no more than the real
+    // one and any plan passes.
+    app.db
+        .execute_unprepared(&format!(
+            "INSERT INTO invitations (id, organization_id, company_id, invitation_type, status, \
+             token_hash, token_sealed, allowed_emails, expires_at, max_uses, use_count, prefill, \
+             locked_fields, created_by, created_at, updated_at) \
+             SELECT gen_random_uuid(), '{org}', '{company}', 'CREATE_CONNECTION', 'ACTIVE', \
+             md5('{company}/' || g), 'unsealed', '[]', now() + interval '30 days', 1, 0, '{{}}', \
+             '[]', 'test', now() - g * interval '1 hour', now() - g * interval '1 hour' \
+             FROM generate_series(1, 3000) g",
+            org = app.org_id,
+        ))
+        .await
+        .unwrap();
+    app.db.execute_unprepared("ANALYZE").await.unwrap();
+    let at = entity::now();
+    let row = entity::entities::invitations::Entity::find_by_id(ids[20])
+        .one(&app.db)
+        .await
+        .unwrap()
+        .unwrap();
+    let cursor = entity::invitation::ListCursor::at(&row);
+    let filters = list_filters(at);
+    let mut statements = vec![(
+        "events".to_owned(),
+        entity::invitation::events::event_pages_statement(
+            DatabaseBackend::Postgres,
+            app.org_id,
+            &ids[..20],
+            EventWindow {
+                first: 5,
+                after: None,
+            },
+        ),
+    )];
+    // The effective ACTIVE and EXPIRED compare `expires_at` with now, a bound value whose
+    // selectivity PostgreSQL estimates per execution: those pages may be planned each time.
+    let timed = [
+        Some(InvitationStatus::Active),
+        Some(InvitationStatus::Expired),
+    ];
+    for (name, filter) in filters.iter().filter(|(_, f)| !timed.contains(&f.status)) {
+        for after in [None, Some(cursor)] {
+            let request = ListRequest {
+                organization_id: app.org_id,
+                company_id: company,
+                filter,
+                first: 20,
+                after,
+                with_total: true,
+            };
+            let page =
+                entity::invitation::list::page_statement(DatabaseBackend::Postgres, &request, at)
+                    .unwrap();
+            statements.push((format!("filter {name}, after {after:?}"), page));
+        }
+    }
+    // One transaction: one connection, whose prepared statements PostgreSQL lists.
+    let txn = app.db.begin().await.unwrap();
+    let mut replanned = Vec::new();
+    for (name, statement) in statements {
+        for _ in 0..10 {
+            txn.query_all_raw(statement.clone()).await.unwrap();
+        }
+        let plans = txn
+            .query_one_raw(Statement::from_sql_and_values(
+                DatabaseBackend::Postgres,
+                "SELECT generic_plans, custom_plans FROM pg_prepared_statements \
+                 WHERE statement = $1",
+                [statement.sql.clone().into()],
+            ))
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("{name}: not prepared"));
+        let generic: i64 = plans.try_get("", "generic_plans").unwrap();
+        let custom: i64 = plans.try_get("", "custom_plans").unwrap();
+        // PostgreSQL tries five custom plans before it compares them with the generic one.
+        if generic < 5 || custom > 5 {
+            replanned.push(format!(
+                "{name}: {generic} generic and {custom} custom plans {}",
+                tests::sql::inline(&statement)
+            ));
+        }
+    }
+    txn.rollback().await.unwrap();
+    assert!(
+        replanned.is_empty(),
+        "in 10 executions each: {replanned:#?}"
+    );
+    app.stop().await;
+}
 
 both!(event_pages_never_read_a_whole_log, |backend| async move {
     let app = app::spawn_api_only(backend, |_| {}).await;

@@ -15,14 +15,15 @@ use sea_orm::sea_query::{
     Alias, Expr, ExprTrait, Func, OnConflict, Query, SelectStatement, SimpleExpr,
 };
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, QueryTrait, Set,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, DbErr, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, QueryTrait, Set, Statement,
 };
 use uuid::Uuid;
 
-use super::active_at;
+use super::{active_at, is_variant};
 use crate::entities::{companies, invitation_counts, invitation_emails, invitations};
 use crate::{DomainError, InvitationStatus, InvitationType, email, now};
+use invitations::Column::Status;
 
 /// Filters of the invitation listing (SPEC §6). `status` is the effective status.
 #[derive(Debug, Clone, Default)]
@@ -117,13 +118,13 @@ pub fn status_condition(status: InvitationStatus, at: DateTime<Utc>) -> Conditio
     match status {
         InvitationStatus::Active => active_at(at),
         InvitationStatus::Expired => Condition::any()
-            .add(invitations::Column::Status.eq(InvitationStatus::Expired))
+            .add(is_variant(Status, InvitationStatus::Expired))
             .add(
                 Condition::all()
-                    .add(invitations::Column::Status.eq(InvitationStatus::Active))
+                    .add(is_variant(Status, InvitationStatus::Active))
                     .add(invitations::Column::ExpiresAt.lte(at)),
             ),
-        other => Condition::all().add(invitations::Column::Status.eq(other)),
+        other => Condition::all().add(is_variant(Status, other)),
     }
 }
 
@@ -141,7 +142,7 @@ fn filter_condition(request: &ListRequest, at: DateTime<Utc>) -> Result<Conditio
         cond = cond.add(status_condition(status, at));
     }
     if let Some(t) = filter.invitation_type {
-        cond = cond.add(invitations::Column::InvitationType.eq(t));
+        cond = cond.add(is_variant(invitations::Column::InvitationType, t));
     }
     if let Some(raw) = &filter.email {
         let email = email::normalize(raw).map_err(|m| DomainError::invalid("filter.email", m))?;
@@ -194,12 +195,13 @@ fn total_of(request: &ListRequest, at: DateTime<Utc>) -> Result<SimpleExpr, Doma
 }
 
 /// The statement of one page (`first + 1` rows, so the caller learns whether more follow), with
-/// the total as column `total_count` when `with_total`. Public so tests can `EXPLAIN` exactly
-/// what the list runs.
-pub fn page_query(
+/// the total as column `total_count` when `with_total`, its limit written into the text (see
+/// [`crate::finders::with_limit`]). Public so tests can `EXPLAIN` exactly what the list runs.
+pub fn page_statement(
+    backend: DatabaseBackend,
     request: &ListRequest,
     at: DateTime<Utc>,
-) -> Result<SelectStatement, DomainError> {
+) -> Result<Statement, DomainError> {
     let mut query = invitations::Entity::find().filter(filter_condition(request, at)?);
     if request.with_total {
         query = query.expr_as(total_of(request, at)?, TOTAL);
@@ -215,11 +217,15 @@ pub fn page_query(
                 ),
         );
     }
-    Ok(query
+    let query = query
         .order_by_desc(invitations::Column::CreatedAt)
         .order_by_desc(invitations::Column::Id)
-        .limit(request.first + 1)
-        .into_query())
+        .into_query();
+    Ok(crate::finders::with_limit(
+        backend,
+        &query,
+        request.first + 1,
+    ))
 }
 
 /// The statement that proves the company is the caller's (one row, or none), with the total
@@ -252,7 +258,8 @@ pub async fn list(
     request: &ListRequest<'_>,
 ) -> Result<Page, DomainError> {
     let at = now();
-    let found = db.query_all(&page_query(request, at)?).await?;
+    let page = page_statement(db.get_database_backend(), request, at)?;
+    let found = db.query_all_raw(page).await?;
     let mut total = match found.first() {
         Some(row) if request.with_total => Some(total_in(row)?),
         _ => None,
