@@ -1,8 +1,6 @@
 //! Companies, sites and connections of an organization.
 
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, QueryFilter, QueryOrder, QuerySelect, Set,
-};
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, QueryFilter, QueryOrder, Set};
 use uuid::Uuid;
 
 use crate::crypto::{Keyring, Slot, generate_token};
@@ -84,12 +82,14 @@ pub async fn list_companies(
             companies::Column::Id,
         ));
     }
-    Ok(query
-        .order_by_asc(companies::Column::CreatedAt)
-        .order_by_asc(companies::Column::Id)
-        .limit(limit)
-        .all(db)
-        .await?)
+    Ok(crate::finders::all_with_limit(
+        db,
+        query
+            .order_by_asc(companies::Column::CreatedAt)
+            .order_by_asc(companies::Column::Id),
+        limit,
+    )
+    .await?)
 }
 
 pub async fn create_site(

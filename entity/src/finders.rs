@@ -2,11 +2,10 @@
 //! takes the organization and returns nothing of another one, whatever ids it is given.
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::SelectStatement;
-use sea_orm::sea_query::{Expr, ExprTrait, Query, SubQueryStatement};
+use sea_orm::sea_query::{Expr, ExprTrait, Query, SelectStatement, SubQueryStatement};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, DbErr, EntityTrait, FromQueryResult,
-    QueryFilter, QueryOrder, QuerySelect, Statement, Value,
+    QueryFilter, QueryOrder, QuerySelect, QueryTrait, Select, Statement, Value,
 };
 use uuid::Uuid;
 
@@ -24,6 +23,21 @@ pub fn with_limit(backend: DatabaseBackend, query: &SelectStatement, limit: u64)
     let mut statement = backend.build(query);
     statement.sql = format!("{} LIMIT {limit}", statement.sql);
     statement
+}
+
+/// The rows of `query` (which has no limit of its own), at most `limit`, the limit written into
+/// the statement's text (see [`with_limit`]): how the API's paged lists read.
+pub async fn all_with_limit<E: EntityTrait>(
+    db: &impl ConnectionTrait,
+    query: Select<E>,
+    limit: u64,
+) -> Result<Vec<E::Model>, DbErr> {
+    let statement = with_limit(db.get_database_backend(), &query.into_query(), limit);
+    db.query_all_raw(statement)
+        .await?
+        .iter()
+        .map(|row| E::Model::from_query_result(row, ""))
+        .collect()
 }
 
 pub async fn companies(
@@ -87,12 +101,14 @@ pub async fn connections_of_company(
             connections::Column::Id,
         ));
     }
-    query
-        .order_by_asc(connections::Column::CreatedAt)
-        .order_by_asc(connections::Column::Id)
-        .limit(limit)
-        .all(db)
-        .await
+    all_with_limit(
+        db,
+        query
+            .order_by_asc(connections::Column::CreatedAt)
+            .order_by_asc(connections::Column::Id),
+        limit,
+    )
+    .await
 }
 
 /// When each of these invitations last had an event (the newest `occurred_at` of its log), for
@@ -246,12 +262,14 @@ pub async fn sites_of_company(
     company_id: Uuid,
     limit: u64,
 ) -> Result<Vec<sites::Model>, DbErr> {
-    sites::Entity::find_in(organization_id)
-        .filter(sites::Column::CompanyId.eq(company_id))
-        .order_by_asc(sites::Column::CreatedAt)
-        .limit(limit)
-        .all(db)
-        .await
+    all_with_limit(
+        db,
+        sites::Entity::find_in(organization_id)
+            .filter(sites::Column::CompanyId.eq(company_id))
+            .order_by_asc(sites::Column::CreatedAt),
+        limit,
+    )
+    .await
 }
 
 /// `(connection, site)` pairs of these connections. The join rows carry no tenant, so the
@@ -302,9 +320,10 @@ pub async fn company_events_since(
             .filter(invitation_events::Column::OccurredAt.gt(t))
             .filter(invitation_events::Column::Position.is_not_null()),
     };
-    query
-        .order_by_asc(invitation_events::Column::Position)
-        .limit(limit)
-        .all(db)
-        .await
+    all_with_limit(
+        db,
+        query.order_by_asc(invitation_events::Column::Position),
+        limit,
+    )
+    .await
 }

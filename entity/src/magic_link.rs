@@ -8,7 +8,7 @@
 
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, NotSet, QueryFilter, QueryOrder,
-    QuerySelect, Set,
+    Set,
 };
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -266,11 +266,12 @@ pub async fn events(
     if let Some(after) = window.after {
         query = query.filter(magic_link_events::Column::Id.gt(after));
     }
-    Ok(query
-        .order_by_asc(magic_link_events::Column::Id)
-        .limit(window.first + 1)
-        .all(db)
-        .await?)
+    Ok(crate::finders::all_with_limit(
+        db,
+        query.order_by_asc(magic_link_events::Column::Id),
+        window.first + 1,
+    )
+    .await?)
 }
 
 /// What a link opens, or `NOT_FOUND` (a wrong secret is indistinguishable from no link).

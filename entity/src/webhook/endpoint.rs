@@ -6,7 +6,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, Set,
+    QueryFilter, QueryOrder, Set,
 };
 use uuid::Uuid;
 
@@ -189,11 +189,14 @@ pub async fn list(
     if let Some(after) = after {
         query = query.filter(webhook_endpoints::Column::Id.gt(after));
     }
-    Ok(query
-        .order_by_asc(webhook_endpoints::Column::Id)
-        .limit(limit)
-        .all(db)
-        .await?)
+    Ok(
+        crate::finders::all_with_limit(
+            db,
+            query.order_by_asc(webhook_endpoints::Column::Id),
+            limit,
+        )
+        .await?,
+    )
 }
 
 /// The secrets that sign a delivery at `at`: the current one, and the previous one while its

@@ -1,7 +1,7 @@
 //! An endpoint's delivery log, as the API reads it (the outbox itself is
 //! [`crate::outbox::webhook`]).
 
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
 use uuid::Uuid;
 
 use crate::entities::{webhook_attempts, webhook_deliveries, webhook_endpoints};
@@ -37,11 +37,12 @@ pub async fn list(
     if let Some(after) = after {
         query = query.filter(webhook_deliveries::Column::Id.lt(after));
     }
-    Ok(query
-        .order_by_desc(webhook_deliveries::Column::Id)
-        .limit(limit)
-        .all(db)
-        .await?)
+    Ok(crate::finders::all_with_limit(
+        db,
+        query.order_by_desc(webhook_deliveries::Column::Id),
+        limit,
+    )
+    .await?)
 }
 
 /// The attempts of these deliveries, oldest first.
