@@ -138,19 +138,27 @@ pub(super) async fn connect_sqlite(
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Normal)
         .busy_timeout(Duration::from_secs(10));
-    let pool = SqlitePoolOptions::new()
-        .max_connections(4)
-        .connect_with(options)
-        .await
-        .map_err(|e| fail(&e))?;
     // sqlx takes no lock around migrations on SQLite, so processes starting together on one
     // file would apply apalis' migrations twice (and fail): a lock file beside the queue makes
-    // them take turns.
+    // them take turns. The first connection is opened under it too: switching a new file to
+    // WAL takes an exclusive lock that SQLite may refuse at once ("database is locked"), busy
+    // timeout or not, while another process is doing the same.
     let lock = migration_lock(path).await.map_err(|e| fail(&e))?;
-    let migrated = SqliteStorage::<()>::migrations().run(&pool).await;
+    let opened = async {
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await
+            .map_err(|e| fail(&e))?;
+        SqliteStorage::<()>::migrations()
+            .run(&pool)
+            .await
+            .map_err(|e| fail(&e))?;
+        Ok(pool)
+    }
+    .await;
     drop(lock);
-    migrated.map_err(|e| fail(&e))?;
-    Ok(pool)
+    opened
 }
 
 /// Holds an exclusive lock on `<queue file>.lock` until dropped.
