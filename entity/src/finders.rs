@@ -18,10 +18,13 @@ use crate::scope::Owned;
 /// bound limit leaves the generic plan guessing a tenth of the matching rows, so it always
 /// costs more and the page was planned again at every execution (planning took longer than
 /// running it). With the limit in the text, the generic plan is the custom one. Each limit is a
-/// statement text of its own in a connection's statement cache; pages fetch at most 101 rows.
+/// statement text of its own in a connection's statement cache: the API's pages take 1 to 101
+/// rows, the live replay a fixed number.
 pub fn with_limit(backend: DatabaseBackend, query: &SelectStatement, limit: u64) -> Statement {
+    use std::fmt::Write;
     let mut statement = backend.build(query);
-    statement.sql = format!("{} LIMIT {limit}", statement.sql);
+    // Writing into a `String` cannot fail.
+    let _ = write!(statement.sql, " LIMIT {limit}");
     statement
 }
 

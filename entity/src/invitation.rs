@@ -76,8 +76,8 @@ pub(crate) fn active_at(at: DateTime<Utc>) -> Condition {
 /// `column = 'VARIANT'`, the enumeration's stored string written into the statement's text
 /// rather than bound: one of a handful of fixed strings, so each gets a statement of its own,
 /// which PostgreSQL plans with that value's statistics once and for all. Bound, a rare status
-/// (few REVOKED among thousands of ACTIVE) made every custom plan cheaper than the generic
-/// one, and the list was planned again at every execution (see
+/// (no REVOKED among thousands of ACTIVE, in the test) made every custom plan cheaper than the
+/// generic one, and the list was planned again at every execution (see
 /// [`crate::finders::with_limit`]).
 pub(crate) fn is_variant<E: ActiveEnum<Value = String>>(
     column: invitations::Column,
