@@ -5,9 +5,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::http::{HeaderMap, header};
-use entity::crypto::hash_token;
 use jobs::metrics::{Metrics, OutcomeLabel};
+use prometheus_client::metrics::counter::Counter;
 use sea_orm::DatabaseConnection;
+use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 /// The caller of an admin operation: the organization its key belongs to.
@@ -30,10 +31,15 @@ impl Viewer {
 const MAX_CACHED: u64 = 10_000;
 
 /// Key hash → the viewer it authenticates (`None`: unknown or revoked), for the cache TTL.
+///
+/// Entries are keyed by the SHA-256 digest itself, not its hex text (which is what the database
+/// stores): a cached check then builds no string, and hashes and compares 32 bytes.
 pub struct KeyCache {
-    entries: moka::future::Cache<String, Entry>,
+    entries: moka::future::Cache<[u8; 32], Entry>,
     ttl: Duration,
-    metrics: Arc<Metrics>,
+    /// The `api_key_cache_lookups` counters, looked up in their family once.
+    hits: Counter,
+    misses: Counter,
 }
 
 #[derive(Clone)]
@@ -52,6 +58,15 @@ pub struct Verdict {
     /// revoked at any moment is therefore refused by every check after `expires_at` of the
     /// answer given at that moment, i.e. within the TTL.
     pub expires_at: Instant,
+}
+
+/// The `api_key_cache_lookups` counter of `outcome`. Its own function: the family's guard must
+/// be dropped before the next label is created, or that creation waits for it forever.
+fn counter(metrics: &Metrics, outcome: &'static str) -> Counter {
+    metrics
+        .api_key_cache
+        .get_or_create(&OutcomeLabel { outcome })
+        .clone()
 }
 
 /// The key presented in `X-API-Key` or `Authorization: Bearer …`, if any.
@@ -74,7 +89,8 @@ impl KeyCache {
                 .time_to_live(ttl)
                 .build(),
             ttl,
-            metrics,
+            hits: counter(&metrics, "hit"),
+            misses: counter(&metrics, "miss"),
         }
     }
 
@@ -95,21 +111,18 @@ impl KeyCache {
         db: &DatabaseConnection,
         key: &str,
     ) -> Result<Verdict, entity::DomainError> {
-        let hash = hash_token(key);
+        let digest: [u8; 32] = Sha256::digest(key.as_bytes()).into();
         // The age is checked here too, so the bound holds by this clock whatever moka's says.
         let cached = self
             .entries
-            .get(&hash)
+            .get(&digest)
             .await
             .filter(|entry| entry.checked_at.elapsed() < self.ttl);
-        let outcome = if cached.is_some() { "hit" } else { "miss" };
-        self.metrics
-            .api_key_cache
-            .get_or_create(&OutcomeLabel { outcome })
-            .inc();
         if let Some(entry) = cached {
+            self.hits.inc();
             return Ok(self.verdict(entry));
         }
+        self.misses.inc();
         let checked_at = Instant::now();
         let viewer = entity::organization::authenticate(db, key)
             .await?
@@ -119,7 +132,7 @@ impl KeyCache {
                 api_key_name: row.name,
             });
         let entry = Entry { viewer, checked_at };
-        self.entries.insert(hash, entry.clone()).await;
+        self.entries.insert(digest, entry.clone()).await;
         Ok(self.verdict(entry))
     }
 

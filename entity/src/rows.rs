@@ -59,15 +59,25 @@ impl<'r> Columns<'r> {
     }
 }
 
-/// Where each of `E`'s columns is in the rows of a result set.
+/// Where each of `E`'s columns is in the rows of a result set. A statement of ours selects an
+/// entity's columns in their declared order, so each column is first looked for where that
+/// order puts it (one comparison of names), and by name only when it is not there: the lookups by
+/// name were a third of decoding a point lookup's row.
 fn positions<E: EntityTrait>(row: &PgRow) -> Result<Vec<usize>, DbErr> {
-    E::Column::iter()
-        .map(|column| {
-            row.try_column(column.as_str())
+    let selected = row.columns();
+    let mut positions = Vec::with_capacity(E::Column::iter().len());
+    for (expected, column) in E::Column::iter().enumerate() {
+        let name = column.as_str();
+        let position = match selected.get(expected) {
+            Some(found) if found.name() == name => expected,
+            _ => row
+                .try_column(name)
                 .map(|c| c.ordinal())
-                .map_err(|e| DbErr::Type(e.to_string()))
-        })
-        .collect()
+                .map_err(|e| DbErr::Type(e.to_string()))?,
+        };
+        positions.push(position);
+    }
+    Ok(positions)
 }
 
 /// Models of PostgreSQL rows of one result set, by position.

@@ -179,43 +179,63 @@ async fn graphql_over_http_audit_passes_in_full() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn extensions_that_are_not_a_map_are_bad_requests() {
+async fn variables_and_extensions_that_are_not_maps_are_bad_requests() {
     let app = app::spawn_api_only(Backend::Sqlite, |_| {}).await;
     let gql = app.gql();
     let client = reqwest::Client::new();
-    for extensions in [json!("string"), json!(0), json!(false), json!(["array"])] {
-        let r = gql
-            .post(json!({ "query": "{ __typename }", "extensions": extensions }))
-            .await;
-        assert_eq!(r.status, 400, "{extensions}: {}", r.body);
-        r.assert_error("BAD_USER_INPUT", None);
-        assert_eq!(
-            r.error_message().as_deref(),
-            Some("extensions must be an object")
-        );
-        // The same over GET, under either media type.
-        for accept in ["application/json", "application/graphql-response+json"] {
-            let r = client
-                .get(gql.endpoint())
-                .query(&[
-                    ("query", "{ __typename }".to_owned()),
-                    ("extensions", extensions.to_string()),
-                ])
-                .header("accept", accept)
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(r.status(), 400, "{extensions} ({accept})");
-            let body: Value = r.json().await.unwrap();
-            assert_eq!(body["errors"][0]["extensions"]["code"], "BAD_USER_INPUT");
+    for what in ["variables", "extensions"] {
+        for value in [
+            json!("string"),
+            json!(0),
+            json!(-1.5),
+            json!(false),
+            json!(["array", { "a": 1 }]),
+        ] {
+            let r = gql
+                .post(json!({ "query": "{ __typename }", what: value }))
+                .await;
+            assert_eq!(r.status, 400, "{what} {value}: {}", r.body);
+            r.assert_error("BAD_USER_INPUT", None);
+            let expected = format!("{what} must be an object");
+            assert_eq!(r.error_message().as_deref(), Some(expected.as_str()));
+            // The same over GET, under either media type.
+            for accept in ["application/json", "application/graphql-response+json"] {
+                let r = client
+                    .get(gql.endpoint())
+                    .query(&[
+                        ("query", "{ __typename }".to_owned()),
+                        (what, value.to_string()),
+                    ])
+                    .header("accept", accept)
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), 400, "{what} {value} ({accept})");
+                let body: Value = r.json().await.unwrap();
+                assert_eq!(body["errors"][0]["extensions"]["code"], "BAD_USER_INPUT");
+            }
+        }
+        // A map, or null, is fine.
+        for value in [json!({ "some": "value" }), Value::Null] {
+            let r = gql
+                .post(json!({ "query": "{ __typename }", what: value }))
+                .await;
+            assert_eq!(r.data()["__typename"], "Query", "{what} {value}");
         }
     }
-    // A map, or null, is fine.
-    for extensions in [json!({ "some": "value" }), Value::Null] {
-        let r = gql
-            .post(json!({ "query": "{ __typename }", "extensions": extensions }))
-            .await;
-        assert_eq!(r.data()["__typename"], "Query");
-    }
+    // Variables arrive whole, nested values and all: the input object's enum value is checked
+    // against its type, and the refusal names it.
+    let r = gql
+        .post(json!({
+            "query": "query($f: InvitationFilter) { invitations(companyId: \"x\", filter: $f) { totalCount } }",
+            "variables": { "f": { "status": "NOT_A_STATUS" } },
+        }))
+        .await;
+    assert!(
+        r.error_message()
+            .is_some_and(|message| message.contains("NOT_A_STATUS")),
+        "the nested variable reached validation: {}",
+        r.body
+    );
     app.stop().await;
 }

@@ -29,7 +29,7 @@ use entity::DomainError;
 use entity::entities::{companies, connections, invitations, webhook_endpoints};
 use entity::scope::{Owned, find_owned_many_sql};
 use sea_orm::sqlx::postgres::PgRow;
-use sea_orm::sqlx::{self, Row};
+use sea_orm::sqlx::{self, Column, Row};
 use sea_orm::{DbErr, FromQueryResult, IdenStatic, QueryResult};
 use tokio::sync::oneshot;
 use uuid::Uuid;
@@ -269,14 +269,24 @@ impl Held {
                 query.fetch_all(&mut **c).await
             })
             .await?;
+        // The key columns are found by name once per result set, not once per row.
+        let at = |column: E::Column| -> Result<usize, DbErr> {
+            match rows.first() {
+                Some(row) => row
+                    .try_column(column.as_str())
+                    .map(|c| c.ordinal())
+                    .map_err(|e| DbErr::Type(e.to_string())),
+                None => Ok(0),
+            }
+        };
+        let (org_at, id_at) = (at(E::organization_column())?, at(E::id_column())?);
         let keys = rows
             .iter()
             .map(|row| {
                 Ok((
-                    row.try_get(E::organization_column().as_str())
+                    row.try_get(org_at)
                         .map_err(|e| DbErr::Type(e.to_string()))?,
-                    row.try_get(E::id_column().as_str())
-                        .map_err(|e| DbErr::Type(e.to_string()))?,
+                    row.try_get(id_at).map_err(|e| DbErr::Type(e.to_string()))?,
                 ))
             })
             .collect::<Result<Vec<Key>, DbErr>>()?;

@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use async_graphql::parser::types::ExecutableDocument;
 use lru::LruCache;
-use serde_json::Value;
+use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use super::arguments::Uses;
@@ -113,7 +113,11 @@ impl Documents {
 
     /// Applies `extensions.persistedQuery`, if the request has one, to the request's query text.
     /// `None` when the request does not use persisted queries.
-    pub fn resolve(&self, query: Option<&str>, extensions: Option<&Value>) -> Option<Persisted> {
+    pub fn resolve(
+        &self,
+        query: Option<&str>,
+        extensions: Option<&Map<String, Value>>,
+    ) -> Option<Persisted> {
         let persisted = extensions?.get("persistedQuery")?;
         if persisted.get("version").and_then(Value::as_i64) != Some(1) {
             return Some(Persisted::Refused(
@@ -165,8 +169,15 @@ mod tests {
         hex::encode(Sha256::digest(text.as_bytes()))
     }
 
-    fn ext(hash: &str) -> Value {
-        json!({ "persistedQuery": { "version": 1, "sha256Hash": hash } })
+    fn ext(hash: &str) -> Map<String, Value> {
+        object(json!({ "persistedQuery": { "version": 1, "sha256Hash": hash } }))
+    }
+
+    fn object(value: Value) -> Map<String, Value> {
+        match value {
+            Value::Object(map) => map,
+            other => panic!("not an object: {other}"),
+        }
     }
 
     #[test]
@@ -174,7 +185,7 @@ mod tests {
         let docs = Documents::new(1024);
         let q = "{ viewer { organizationId } }";
         assert_eq!(docs.resolve(Some(q), None), None);
-        assert_eq!(docs.resolve(Some(q), Some(&json!({}))), None);
+        assert_eq!(docs.resolve(Some(q), Some(&Map::new())), None);
         // Unknown hash: the client is told to send the text.
         assert_eq!(
             docs.resolve(None, Some(&ext(&sha(q)))),
@@ -207,7 +218,9 @@ mod tests {
             json!({ "persistedQuery": { "version": 2, "sha256Hash": sha(q) } }),
             json!({ "persistedQuery": { "version": 1, "sha256Hash": "abc" } }),
             json!({ "persistedQuery": "x" }),
-        ] {
+        ]
+        .map(object)
+        {
             assert!(matches!(
                 docs.resolve(None, Some(&bad)),
                 Some(Persisted::Refused(_, code::BAD_USER_INPUT))

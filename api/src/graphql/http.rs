@@ -3,12 +3,14 @@
 //! former, GET for queries only, and GraphiQL for browsers.
 
 use async_graphql::http::GraphiQLSource;
+use async_graphql::{Name, Value as ConstValue};
 use axum::body::Bytes;
-use axum::extract::{Query as UrlQuery, State};
+use axum::extract::{FromRequest, Query as UrlQuery, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use std::collections::BTreeMap;
 
 use std::net::SocketAddr;
 
@@ -41,9 +43,73 @@ struct PostBody {
     query: Option<String>,
     operation_name: Option<String>,
     #[serde(default)]
-    variables: Option<Value>,
+    variables: Sent<BTreeMap<Name, ConstValue>>,
     #[serde(default)]
-    extensions: Option<Value>,
+    extensions: Sent<serde_json::Map<String, Value>>,
+}
+
+/// `variables` or `extensions` as the request sent it. Both are maps when present (GraphQL over
+/// HTTP); anything else makes the request malformed. Variables are read straight into
+/// async-graphql's values rather than through a `serde_json::Value` first.
+#[derive(Debug, Default)]
+enum Sent<T> {
+    /// Absent or `null`.
+    #[default]
+    Absent,
+    Object(T),
+    NotAnObject,
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Sent<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor<T>(std::marker::PhantomData<T>);
+
+        impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for Visitor<T> {
+            type Value = Sent<T>;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON value")
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Sent<T>, A::Error> {
+                T::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(Sent::Object)
+            }
+
+            fn visit_unit<E>(self) -> Result<Sent<T>, E> {
+                Ok(Sent::Absent)
+            }
+
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Sent<T>, A::Error> {
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(Sent::NotAnObject)
+            }
+
+            fn visit_bool<E>(self, _: bool) -> Result<Sent<T>, E> {
+                Ok(Sent::NotAnObject)
+            }
+
+            fn visit_i64<E>(self, _: i64) -> Result<Sent<T>, E> {
+                Ok(Sent::NotAnObject)
+            }
+
+            fn visit_u64<E>(self, _: u64) -> Result<Sent<T>, E> {
+                Ok(Sent::NotAnObject)
+            }
+
+            fn visit_f64<E>(self, _: f64) -> Result<Sent<T>, E> {
+                Ok(Sent::NotAnObject)
+            }
+
+            fn visit_str<E>(self, _: &str) -> Result<Sent<T>, E> {
+                Ok(Sent::NotAnObject)
+            }
+        }
+
+        deserializer.deserialize_any(Visitor(std::marker::PhantomData))
+    }
 }
 
 /// Which media type the client asked for; `None` when it accepts neither.
@@ -51,16 +117,14 @@ fn negotiate(headers: &HeaderMap) -> Option<&'static str> {
     let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
         return Some(JSON);
     };
-    let types: Vec<&str> = accept
-        .split(',')
-        .map(|t| t.split(';').next().unwrap_or_default().trim())
-        .collect();
-    if types.contains(&GRAPHQL_RESPONSE) {
+    let types = || {
+        accept
+            .split(',')
+            .map(|t| t.split(';').next().unwrap_or_default().trim())
+    };
+    if types().any(|t| t == GRAPHQL_RESPONSE) {
         Some(GRAPHQL_RESPONSE)
-    } else if types
-        .iter()
-        .any(|t| *t == JSON || *t == "*/*" || *t == "application/*")
-    {
+    } else if types().any(|t| t == JSON || t == "*/*" || t == "application/*") {
         Some(JSON)
     } else {
         None
@@ -92,14 +156,15 @@ pub async fn graphiql_or_get(
 ) -> Response {
     let (mut parts, _) = request.into_parts();
     let client = client_addr(&endpoint, client, &parts.headers);
-    let headers = parts.headers.clone();
-    let is_upgrade = headers
+    let is_upgrade = parts
+        .headers
         .get(header::UPGRADE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
     if is_upgrade {
         return super::ws::upgrade(endpoint, client, &mut parts).await;
     }
+    let headers = std::mem::take(&mut parts.headers);
     let Ok(UrlQuery(params)) = UrlQuery::<GetParams>::try_from_uri(&parts.uri) else {
         return StatusCode::BAD_REQUEST.into_response();
     };
@@ -112,11 +177,11 @@ pub async fn graphiql_or_get(
     let Some(media) = negotiate(&headers) else {
         return StatusCode::NOT_ACCEPTABLE.into_response();
     };
-    let variables = match json_param(params.variables, "variables", media) {
+    let variables = match json_param(params.variables.as_deref(), "variables", media) {
         Ok(v) => v,
         Err(r) => return *r,
     };
-    let extensions = match json_param(params.extensions, "extensions", media) {
+    let extensions = match json_param(params.extensions.as_deref(), "extensions", media) {
         Ok(v) => v,
         Err(r) => return *r,
     };
@@ -130,43 +195,51 @@ pub async fn graphiql_or_get(
 }
 
 /// A JSON-encoded GET parameter (`variables`, `extensions`).
-fn json_param(
-    raw: Option<String>,
+fn json_param<'a, T: Deserialize<'a>>(
+    raw: Option<&'a str>,
     what: &str,
     media: &'static str,
-) -> Result<Option<Value>, Box<Response>> {
-    raw.map(|r| serde_json::from_str(&r))
-        .transpose()
-        .map_err(|_| {
-            Box::new(error_response(
-                StatusCode::BAD_REQUEST,
-                media,
-                &format!("{what} is not valid JSON"),
-                code::BAD_USER_INPUT,
-            ))
-        })
+) -> Result<Sent<T>, Box<Response>> {
+    let Some(raw) = raw else {
+        return Ok(Sent::Absent);
+    };
+    serde_json::from_str(raw).map_err(|_| {
+        Box::new(error_response(
+            StatusCode::BAD_REQUEST,
+            media,
+            &format!("{what} is not valid JSON"),
+            code::BAD_USER_INPUT,
+        ))
+    })
 }
 
 pub async fn post(
     State(endpoint): State<GraphqlEndpoint>,
     client: ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    body: Bytes,
+    request: axum::extract::Request,
 ) -> Response {
+    // The headers are taken out of the request rather than extracted, which would copy them.
+    let (mut parts, body) = request.into_parts();
+    let headers = std::mem::take(&mut parts.headers);
+    let body = match Bytes::from_request(axum::extract::Request::from_parts(parts, body), &()).await
+    {
+        Ok(body) => body,
+        Err(rejection) => return rejection.into_response(),
+    };
     let Some(media) = negotiate(&headers) else {
         return StatusCode::NOT_ACCEPTABLE.into_response();
     };
-    let content_type = headers
+    let json = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .map(|v| {
+        .is_some_and(|v| {
             v.split(';')
                 .next()
                 .unwrap_or_default()
                 .trim()
-                .to_ascii_lowercase()
+                .eq_ignore_ascii_case(JSON)
         });
-    if content_type.as_deref() != Some(JSON) {
+    if !json {
         return error_response(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             media,
@@ -213,13 +286,13 @@ async fn execute(
     body: PostBody,
     media: &'static str,
 ) -> Response {
-    // Both are maps when present (GraphQL over HTTP); anything else is a malformed request,
-    // refused before a persisted query is looked up or anything runs.
-    for (what, value) in [
-        ("variables", &body.variables),
-        ("extensions", &body.extensions),
+    // Anything but a map is a malformed request, refused before a persisted query is looked up
+    // or anything runs.
+    for (what, malformed) in [
+        ("variables", matches!(body.variables, Sent::NotAnObject)),
+        ("extensions", matches!(body.extensions, Sent::NotAnObject)),
     ] {
-        if !matches!(value, None | Some(Value::Null | Value::Object(_))) {
+        if malformed {
             return error_response(
                 StatusCode::BAD_REQUEST,
                 media,
@@ -228,9 +301,13 @@ async fn execute(
             );
         }
     }
+    let extensions = match body.extensions {
+        Sent::Object(extensions) => Some(extensions),
+        _ => None,
+    };
     let query = match endpoint
         .documents
-        .resolve(body.query.as_deref(), body.extensions.as_ref())
+        .resolve(body.query.as_deref(), extensions.as_ref())
     {
         None => body.query,
         Some(Persisted::Query(text)) => Some(text),
@@ -276,10 +353,12 @@ async fn execute(
     if let Some(name) = body.operation_name {
         request = request.operation_name(name);
     }
-    if let Some(v @ Value::Object(_)) = body.variables {
-        request = request.variables(async_graphql::Variables::from_json(v));
+    if let Sent::Object(values) = body.variables {
+        let mut variables = async_graphql::Variables::default();
+        *variables = values;
+        request = request.variables(variables);
     }
-    if let Some(Value::Object(ext)) = body.extensions {
+    if let Some(ext) = extensions {
         for (k, v) in ext {
             if let Ok(value) = async_graphql::Value::from_json(v) {
                 request.extensions.insert(k, value);
