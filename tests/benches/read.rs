@@ -12,9 +12,10 @@
 //!
 //! all on loopback without TLS. Two reads: one invitation by id, and a company's newest 20
 //! invitations with `totalCount` and each one's first 5 events. The HTTP servers are loaded by
-//! wrk (2 threads, 16 connections; installed with apt-get when missing). In each of 3 rounds
-//! every query runs on each of them back to back, `BENCH_SECONDS` (default 5) each, after a
-//! short warm-up. Printed: per query the median over the rounds of req/s, p50, p99 and each HTTP
+//! wrk (2 threads, 16 connections; installed with apt-get when missing). In each of
+//! `BENCH_ROUNDS` (default 3) rounds every query runs on each of them back to back,
+//! `BENCH_SECONDS` (default 5) each, after a short warm-up. Printed: per query the median over the
+//! rounds of req/s, p50, p99 and each HTTP
 //! server's CPU per request (user + system, from `/proc`), where the rest of both cores' time
 //! went per request (the load generator, PostgreSQL with whatever else ran, idle; see
 //! [`Machine`]), the ratios, and the servers' resident memory. Load generators, servers and
@@ -143,6 +144,7 @@ const SEED: [&str; 6] = [
      ORDER BY i.created_at, k",
 ];
 
+/// Interleaved rounds unless `BENCH_ROUNDS` says otherwise.
 const ROUNDS: usize = 3;
 /// Connections of each HTTP load and pgbench clients, and the pool size of both servers.
 const CONNECTIONS: &str = "16";
@@ -657,6 +659,10 @@ async fn main() {
         .ok()
         .map(|s| s.parse().expect("BENCH_SECONDS is a number of seconds"))
         .unwrap_or(5);
+    let rounds: usize = std::env::var("BENCH_ROUNDS")
+        .ok()
+        .map(|s| s.parse().expect("BENCH_ROUNDS is a number of rounds"))
+        .unwrap_or(ROUNDS);
     let warm_up = seconds.min(2);
     let counting = std::env::args().any(|a| a == "--instructions");
     if !counting {
@@ -874,7 +880,7 @@ async fn main() {
 
     println!(
         "\nRead path, PostgreSQL on loopback without TLS, {CONNECTIONS} connections, \
-         {ROUNDS} interleaved rounds of {seconds} s (medians)\n"
+         {rounds} interleaved rounds of {seconds} s (medians)\n"
     );
     // What serves each case, in order.
     let peers_of: Vec<Vec<Peer>> = cases
@@ -897,7 +903,7 @@ async fn main() {
         .iter()
         .map(|peers| peers.iter().map(|_| Vec::new()).collect())
         .collect();
-    for round in 1..=ROUNDS {
+    for round in 1..=rounds {
         for (c, case) in cases.iter().enumerate() {
             for (p, &peer) in peers_of[c].iter().enumerate() {
                 let f = run(case, peer, seconds);
@@ -976,6 +982,23 @@ async fn main() {
             println!(
                 "| HTTP floor / pgbench | {:.2}× | | | | | | |",
                 floor / pgbench
+            );
+        }
+        // Peers measured back to back share the machine's speed of the moment, which moves a
+        // lot from minute to minute here: the ratio within each round is the steadier figure.
+        println!();
+        for (peer, runs) in peers.iter().zip(by_who).skip(1) {
+            let ratios: Vec<f64> = by_who[0]
+                .iter()
+                .zip(runs)
+                .map(|(ours, other)| ours.rate / other.rate)
+                .collect();
+            let listed: Vec<String> = ratios.iter().map(|r| format!("{r:.2}")).collect();
+            println!(
+                "req/s, ours / {} round by round: {} (median {:.2}×)",
+                peer.name(),
+                listed.join(", "),
+                median(ratios)
             );
         }
     }

@@ -6,7 +6,10 @@ use entity::entities::invitation_events;
 use entity::invitation::{EventWindow, ListFilter, ListRequest};
 use entity::{EventType, InvitationStatus, InvitationType};
 use sea_orm::sea_query::{PostgresQueryBuilder, SqliteQueryBuilder};
-use sea_orm::{ActiveValue::NotSet, ConnectionTrait, DatabaseBackend, EntityTrait, Set, Statement};
+use sea_orm::{
+    ActiveValue::NotSet, ConnectionTrait, DatabaseBackend, EntityTrait, Iterable, QuerySelect, Set,
+    Statement,
+};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tests::pg::Backend;
@@ -1124,6 +1127,21 @@ both!(rows_decode_as_sea_orm_decodes_them, |backend| async move {
     assert_eq!(decoded.len(), 2);
     assert_eq!(decoded, by_name);
     assert!(decoded.contains(&full) && decoded.contains(&sparse));
+    // Columns found where the declared order puts them, and by name when they are elsewhere:
+    // the same rows selected in the reverse order decode the same.
+    let reversed_rows = app
+        .db
+        .query_all_raw(
+            invitations::Entity::find()
+                .select_only()
+                .columns(invitations::Column::iter().rev())
+                .filter(invitations::Column::Id.is_in([full.id, sparse.id]))
+                .build(builder),
+        )
+        .await
+        .unwrap();
+    let reversed: Vec<invitations::Model> = entity::rows::decode(&reversed_rows).unwrap();
+    assert_eq!(reversed, decoded);
 
     // The events as the page reads them, through the statement that selects them.
     let pages = entity::invitation::events::event_pages(
