@@ -71,14 +71,18 @@ fn positions<E: EntityTrait>(row: &PgRow) -> Result<Vec<usize>, DbErr> {
         let name = column.as_str();
         let position = match selected.get(expected) {
             Some(found) if found.name() == name => expected,
-            _ => row
-                .try_column(name)
-                .map(|c| c.ordinal())
-                .map_err(|e| DbErr::Type(e.to_string()))?,
+            _ => column_at(row, name)?,
         };
         positions.push(position);
     }
     Ok(positions)
+}
+
+/// Where the column `name` is in the rows of `row`'s result set, found by name.
+pub fn column_at(row: &PgRow, name: &str) -> Result<usize, DbErr> {
+    row.try_column(name)
+        .map(|c| c.ordinal())
+        .map_err(|e| DbErr::Type(e.to_string()))
 }
 
 /// Models of PostgreSQL rows of one result set, by position.

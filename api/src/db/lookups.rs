@@ -27,9 +27,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use entity::DomainError;
 use entity::entities::{companies, connections, invitations, webhook_endpoints};
+use entity::rows::column_at;
 use entity::scope::{Owned, find_owned_many_sql};
 use sea_orm::sqlx::postgres::PgRow;
-use sea_orm::sqlx::{self, Column, Row};
+use sea_orm::sqlx::{self, Row};
 use sea_orm::{DbErr, FromQueryResult, IdenStatic, QueryResult};
 use tokio::sync::oneshot;
 use uuid::Uuid;
@@ -270,16 +271,11 @@ impl Held {
             })
             .await?;
         // The key columns are found by name once per result set, not once per row.
-        let at = |column: E::Column| -> Result<usize, DbErr> {
-            match rows.first() {
-                Some(row) => row
-                    .try_column(column.as_str())
-                    .map(|c| c.ordinal())
-                    .map_err(|e| DbErr::Type(e.to_string())),
-                None => Ok(0),
-            }
+        let Some(first) = rows.first() else {
+            return Ok(HashMap::new());
         };
-        let (org_at, id_at) = (at(E::organization_column())?, at(E::id_column())?);
+        let org_at = column_at(first, E::organization_column().as_str())?;
+        let id_at = column_at(first, E::id_column().as_str())?;
         let keys = rows
             .iter()
             .map(|row| {
