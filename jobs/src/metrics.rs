@@ -86,6 +86,12 @@ pub struct OutcomeLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PreparationLabel {
+    /// `parsed`, `validated`, `fast` or `direct` (see `graphql_preparations`).
+    pub preparation: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct LimitLabel {
     pub limit: &'static str,
 }
@@ -107,6 +113,7 @@ pub struct Metrics {
     pub http_duration: Latencies<HttpRoute>,
     pub graphql_operations: Family<GraphqlLabels, Counter>,
     pub graphql_duration: Latencies<GraphqlOperation>,
+    pub graphql_preparations: Family<PreparationLabel, Counter>,
     operation_names: Mutex<HashSet<String>>,
     pub db_statement_duration: Histogram,
     pub db_statement_errors: Counter,
@@ -187,6 +194,11 @@ impl Metrics {
                 "Time to execute a GraphQL operation.",
                 s.clone(),
                 Family::new_with_constructor(latency as fn() -> Histogram)
+            ),
+            graphql_preparations: reg!(
+                "graphql_preparations",
+                "GraphQL queries and mutations over HTTP, by how their document was prepared: parsed (new: parsed and fully validated), validated (cached, fully validated again: a variable did not fit, or introspection), fast (cached: variables checked, the rest of validation skipped), direct (cached: no preparation at all).",
+                Family::default()
             ),
             operation_names: Mutex::default(),
             db_statement_duration: reg!(

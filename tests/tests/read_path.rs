@@ -1342,6 +1342,146 @@ async fn raw_answer(app: &TestApp, body: &Value) -> String {
 }
 
 both!(
+    a_cached_query_runs_without_preparation_and_answers_as_its_first_run,
+    |backend| async move {
+        // A cached query without directives or variable page sizes skips async-graphql's
+        // preparation (`api/src/graphql/direct.rs`); the rest keep it. Either way a client must
+        // not be able to tell: each document's repeats answer byte for byte as its first run,
+        // and `graphql_preparations` says which way each went.
+        let app = app::spawn_api_only(backend, |_| {}).await;
+        let (company, ids) = seed(&app, 3, true).await;
+        add_events(&app, &company, ids[0], 3).await;
+        let id = ids[0].to_string();
+        let zero = "00000000-0000-0000-0000-000000000000";
+        // (document, operation name, variables, how its repeats are prepared)
+        let cases: Vec<(&str, Option<&str>, Value, &str)> = vec![
+            (
+                "query($id: ID!) { invitation(id: $id) { id status allowedEmails createdAt
+                 events(first: 2) { edges { node { eventType actor } } } } }",
+                None,
+                json!({ "id": id }),
+                "direct",
+            ),
+            // An error: `invitation` is non-null, so `data` is null.
+            (
+                "query($id: ID!) { invitation(id: $id) { id } }",
+                None,
+                json!({ "id": zero }),
+                "direct",
+            ),
+            (
+                "{ __typename apiVersion viewer { organizationId apiKeyName } }",
+                None,
+                json!({}),
+                "direct",
+            ),
+            (
+                "query Q($id: ID!) { ...Root } fragment Root on Query { invitation(id: $id) {
+                 ... on Invitation { id __typename } a: status } }",
+                None,
+                json!({ "id": id }),
+                "direct",
+            ),
+            (
+                "query A { viewer { organizationId } } query B($c: ID!) {
+                 invitations(companyId: $c, first: 2) { totalCount nodes { id } } }",
+                Some("B"),
+                json!({ "c": company }),
+                "direct",
+            ),
+            // The page size is a variable: the complexity bound depends on the request.
+            (
+                "query($c: ID!, $n: Int = 2) { invitations(companyId: $c, first: $n) {
+                 totalCount nodes { id } } }",
+                None,
+                json!({ "c": company }),
+                "fast",
+            ),
+            // `@include` is applied in preparation.
+            (
+                "query($on: Boolean!) { apiVersion viewer @include(if: $on) { organizationId } }",
+                None,
+                json!({ "on": false }),
+                "fast",
+            ),
+            (
+                "mutation($i: CreateCompanyInput!) { createCompany(input: $i) { name } }",
+                None,
+                json!({ "i": { "name": "Again" } }),
+                "fast",
+            ),
+        ];
+        let prepared = |metrics: &tests::scrape::Metrics, how: &str| {
+            metrics.value(
+                "invitations_graphql_preparations_total",
+                &[("preparation", how)],
+            )
+        };
+        for (index, (query, operation, variables, how)) in cases.iter().enumerate() {
+            // A text of its own, so that no earlier case has cached it.
+            let mut body = json!({ "query": format!("{query} # {index}"), "variables": variables });
+            if let Some(name) = operation {
+                body["operationName"] = json!(name);
+            }
+            let before = tests::scrape::scrape(&app.url).await;
+            let first = raw_answer(&app, &body).await;
+            for _ in 0..2 {
+                assert_eq!(raw_answer(&app, &body).await, first, "{query}");
+            }
+            let after = tests::scrape::scrape(&app.url).await;
+            assert_eq!(
+                prepared(&after, "parsed") - prepared(&before, "parsed"),
+                1.0,
+                "{query}"
+            );
+            assert_eq!(
+                prepared(&after, how) - prepared(&before, how),
+                2.0,
+                "{query}: {first}"
+            );
+            let answer: Value = serde_json::from_str(&first).unwrap();
+            match index {
+                0 => {
+                    let invitation = &answer["data"]["invitation"];
+                    assert_eq!(invitation["id"], id.as_str(), "{first}");
+                    let events = invitation["events"]["edges"].as_array().unwrap();
+                    assert_eq!(events.len(), 2, "{first}");
+                }
+                1 => {
+                    assert!(answer["data"].is_null(), "{first}");
+                    assert_eq!(answer["errors"][0]["extensions"]["code"], "NOT_FOUND");
+                    assert_eq!(answer["errors"][0]["path"][0], "invitation");
+                }
+                2 => {
+                    assert_eq!(answer["data"]["__typename"], "Query", "{first}");
+                    let viewer = &answer["data"]["viewer"];
+                    assert_eq!(viewer["organizationId"], app.org_id.to_string());
+                }
+                3 => assert_eq!(answer["data"]["invitation"]["__typename"], "Invitation"),
+                4 | 5 => {
+                    assert_eq!(answer["data"]["invitations"]["totalCount"], 3, "{first}");
+                    let nodes = answer["data"]["invitations"]["nodes"].as_array().unwrap();
+                    assert_eq!(nodes.len(), 2, "{first}");
+                }
+                6 => assert!(answer["data"].get("viewer").is_none(), "{first}"),
+                _ => assert_eq!(answer["data"]["createCompany"]["name"], "Again"),
+            }
+        }
+        // The directive the gateway uses once at start-up to reach the schema's parts is
+        // unknown to clients.
+        for _ in 0..2 {
+            let r = app
+                .gql()
+                .query("{ apiVersion @gatewayProbe }", json!({}))
+                .await;
+            assert_eq!(r.status, 400);
+            r.assert_error("BAD_USER_INPUT", None);
+        }
+        app.stop().await;
+    }
+);
+
+both!(
     a_repeated_query_answers_byte_for_byte_as_its_first_run,
     |backend| async move {
         // The first run of a document builds async-graphql's values; once it is cached, its

@@ -105,7 +105,8 @@ fn arguments(
         .collect()
 }
 
-fn holds_variable(value: &Value) -> bool {
+/// Whether `value` is or holds a variable.
+pub(super) fn holds_variable(value: &Value) -> bool {
     match value {
         Value::Variable(_) => true,
         Value::List(items) => items.iter().any(holds_variable),

@@ -78,6 +78,8 @@ pub struct Known {
     pub uses: Option<Uses>,
     /// Whether its answers may be rendered as JSON in place ([`super::json::mergeless`]).
     pub mergeless: bool,
+    /// Whether its queries may run without async-graphql's preparation ([`super::direct`]).
+    pub direct: bool,
 }
 
 pub struct Documents {
@@ -235,6 +237,7 @@ mod tests {
             doc: async_graphql::parser::parse_query(q).unwrap(),
             uses: None,
             mergeless: false,
+            direct: false,
         };
         let a = format!("{{ a{} }}", " ".repeat(40));
         let b = format!("{{ b{} }}", " ".repeat(40));

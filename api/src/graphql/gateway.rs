@@ -12,14 +12,17 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use async_graphql::futures_util::stream::{self, BoxStream, StreamExt};
-use async_graphql::parser::types::OperationType;
+use async_graphql::parser::types::{ExecutableDocument, OperationType};
 use async_graphql::{Data, Executor, Request, Response, Value};
-use jobs::metrics::{GraphqlLabels, GraphqlOperation, Metrics};
+use jobs::metrics::{GraphqlLabels, GraphqlOperation, Metrics, PreparationLabel};
+use prometheus_client::metrics::counter::Counter;
 use tracing::Instrument;
 
 use super::AppSchema;
 use super::arguments::{InputTypes, Uses};
 use super::depth::DepthLimit;
+use super::direct::Direct;
+use super::documents::Known;
 use super::error::classify_request_error;
 
 #[derive(Clone)]
@@ -28,9 +31,29 @@ pub struct Gateway {
     /// The same schema with async-graphql's fast validation, for documents that passed the
     /// full one before; the request-dependent rule is checked here instead (see `arguments`).
     validated: AppSchema,
+    /// Queries of `validated` without its per-request preparation, where a document allows.
+    direct: Arc<Direct>,
     inputs: Arc<InputTypes>,
     depth: DepthLimit,
     metrics: Arc<Metrics>,
+    prepared: Arc<Prepared>,
+}
+
+/// The `graphql_preparations` counters, looked up in their family once.
+struct Prepared {
+    parsed: Counter,
+    validated: Counter,
+    fast: Counter,
+    direct: Counter,
+}
+
+/// The `graphql_preparations` counter of `preparation`. Its own function: the family's guard
+/// must be dropped before the next label is created, or that creation waits for it forever.
+fn prepared(metrics: &Metrics, preparation: &'static str) -> Counter {
+    metrics
+        .graphql_preparations
+        .get_or_create(&PreparationLabel { preparation })
+        .clone()
 }
 
 /// What the gateway learned of a request before running it.
@@ -42,10 +65,12 @@ struct Checked {
 }
 
 impl Gateway {
-    /// `schema` validates fully and `validated` fast; both are the same schema.
+    /// `schema` validates fully and `validated` fast; both are the same schema, and `direct`
+    /// runs `validated`'s queries.
     pub fn new(
         schema: AppSchema,
         validated: AppSchema,
+        direct: Direct,
         depth: DepthLimit,
         metrics: Arc<Metrics>,
     ) -> Self {
@@ -54,8 +79,15 @@ impl Gateway {
         Self {
             schema,
             validated,
+            direct: Arc::new(direct),
             inputs: Arc::new(inputs),
             depth,
+            prepared: Arc::new(Prepared {
+                parsed: prepared(&metrics, "parsed"),
+                validated: prepared(&metrics, "validated"),
+                fast: prepared(&metrics, "fast"),
+                direct: prepared(&metrics, "direct"),
+            }),
             metrics,
         }
     }
@@ -66,50 +98,88 @@ impl Gateway {
         self.inputs.uses(doc)
     }
 
-    /// Runs a request whose document passed full validation before, with `uses` from
-    /// [`Self::uses`] of that document.
-    pub async fn execute_validated(&self, request: Request, uses: &Uses) -> Response {
-        self.run(request, Some(uses)).await
+    /// Whether the queries of a document, once validated, run without async-graphql's
+    /// per-request preparation ([`Direct`]).
+    pub fn runs_directly(&self, doc: &ExecutableDocument) -> bool {
+        self.direct.runs(doc)
     }
 
-    async fn run(&self, mut request: Request, validated: Option<&Uses>) -> Response {
+    /// Runs a request for a document that ran before without a request error; the request
+    /// carries no parsed document (`known` has it).
+    pub async fn execute_known(&self, request: Request, known: &Known) -> Response {
+        self.run(request, Some(known)).await
+    }
+
+    async fn run(&self, mut request: Request, known: Option<&Known>) -> Response {
         let started = Instant::now();
-        let checked = self.check(&mut request, validated.is_some());
+        let checked = self.check(&mut request, known.map(|k| &k.doc));
         let response = match checked.refused {
             Some(error) => Response::from_errors(vec![error]),
             None => {
-                // A value that does not fit is answered by full validation, word for word.
-                let fast = validated.is_some_and(|uses| {
-                    let operation = request.operation_name.as_deref();
-                    uses.fit(&self.inputs, operation, &request.variables)
-                });
-                let schema = if fast { &self.validated } else { &self.schema };
                 let span = Self::span(&checked.labels);
-                schema.execute(request).instrument(span).await
+                self.answer(request, known).instrument(span).await
             }
         };
         Self::observe(&self.metrics, checked.labels, started, &response);
         response
     }
 
+    /// The answer to a request within the bound. A document that ran before skips what it
+    /// can: validation but for its variables when they fit (a value that does not fit is
+    /// answered by full validation, word for word), and preparation too where [`Direct`]
+    /// allows.
+    async fn answer(&self, mut request: Request, known: Option<&Known>) -> Response {
+        let Some(known) = known else {
+            self.prepared.parsed.inc();
+            return self.schema.execute(request).await;
+        };
+        let fits = known.uses.as_ref().is_some_and(|uses| {
+            let operation = request.operation_name.as_deref();
+            uses.fit(&self.inputs, operation, &request.variables)
+        });
+        if fits && known.direct {
+            match self.direct.execute(request, &known.doc).await {
+                Ok(response) => {
+                    self.prepared.direct.inc();
+                    return response;
+                }
+                // Not a query: prepared as any other.
+                Err(given_back) => request = given_back,
+            }
+        }
+        request.set_parsed_query(known.doc.clone());
+        let (schema, counter) = if fits {
+            (&self.validated, &self.prepared.fast)
+        } else {
+            (&self.schema, &self.prepared.validated)
+        };
+        counter.inc();
+        schema.execute(request).await
+    }
+
     /// Parses the document (kept in the request, so it happens once) and bounds it before
     /// async-graphql's own recursion check, which walks every fragment spread without
     /// remembering fragments: exponential work for chained fragments, which only a check that
     /// comes first can refuse. A parse error is left for the schema to report. A document that
-    /// ran before (`seen`) passed the bound then; it depends on the document alone.
-    fn check(&self, request: &mut Request, seen: bool) -> Checked {
+    /// ran before (`known`, not in the request) passed the bound then; it depends on the
+    /// document alone.
+    fn check(&self, request: &mut Request, known: Option<&ExecutableDocument>) -> Checked {
         let requested = request.operation_name.clone();
-        let (operation, refused) = match request.parsed_query() {
-            Ok(doc) => (
+        let parsed = match known {
+            Some(doc) => Some(doc),
+            None => request.parsed_query().ok(),
+        };
+        let (operation, refused) = match parsed {
+            Some(doc) => (
                 super::selected_operation(doc, requested.as_deref())
                     .map(|(name, ty)| (name.map(str::to_owned), ty)),
-                if seen {
+                if known.is_some() {
                     None
                 } else {
                     self.depth.check(doc).err()
                 },
             ),
-            Err(_) => (None, None),
+            None => (None, None),
         };
         let kind = operation.as_ref().map(|(_, ty)| *ty);
         // The document's own name when it has one operation and the request named none.
@@ -179,7 +249,7 @@ impl Executor for Gateway {
         session_data: Option<Arc<Data>>,
     ) -> BoxStream<'static, Response> {
         let started = Instant::now();
-        let checked = self.check(&mut request, false);
+        let checked = self.check(&mut request, None);
         if let Some(error) = checked.refused {
             return stream::once(async move { Response::from_errors(vec![error]) }).boxed();
         }

@@ -336,11 +336,8 @@ async fn execute(
     // A query seen before skips the parser (and, where it can, full validation); a new one is
     // parsed here so that it can be remembered once it has run without a request error.
     let (mut request, known, unseen) = match endpoint.documents.parsed(&query) {
-        Some(known) => {
-            let mut request = async_graphql::Request::new(query);
-            request.set_parsed_query(known.doc.clone());
-            (request, Some(known), None)
-        }
+        // The gateway takes the document from `known`.
+        Some(known) => (async_graphql::Request::new(query), Some(known), None),
         None => {
             let mut request = async_graphql::Request::new(query.clone());
             let unseen = async_graphql::parser::parse_query(&query).ok().map(|doc| {
@@ -366,7 +363,7 @@ async fn execute(
         }
     }
     // Mutations over GET would let a link or an <img> change state.
-    if method == Method::GET && !is_query(&mut request) {
+    if method == Method::GET && !is_query(&mut request, known.as_deref()) {
         return (
             StatusCode::METHOD_NOT_ALLOWED,
             [(header::ALLOW, HeaderValue::from_static("POST"))],
@@ -414,8 +411,8 @@ async fn execute(
         request = request.data(RenderJson);
     }
     let gateway = &endpoint.gateway;
-    let response = match known.as_ref().and_then(|k| k.uses.as_ref()) {
-        Some(uses) => gateway.execute_validated(request, uses).await,
+    let response = match &known {
+        Some(known) => gateway.execute_known(request, known).await,
         None => async_graphql::Executor::execute(gateway, request).await,
     };
     let request_error = is_request_error(&response);
@@ -424,12 +421,14 @@ async fn execute(
     {
         let uses = gateway.uses(&doc);
         let mergeless = mergeless(&doc);
+        let direct = gateway.runs_directly(&doc);
         endpoint.documents.remember(
             query,
             Known {
                 doc,
                 uses,
                 mergeless,
+                direct,
             },
         );
     }
@@ -445,11 +444,15 @@ fn is_request_error(response: &async_graphql::Response) -> bool {
 
 /// Whether the operation to run is a query (a parse error, or no operation to run, is
 /// reported by `execute` later).
-fn is_query(request: &mut async_graphql::Request) -> bool {
+fn is_query(request: &mut async_graphql::Request, known: Option<&Known>) -> bool {
     use async_graphql::parser::types::OperationType;
     let name = request.operation_name.clone();
-    let Ok(doc) = request.parsed_query() else {
-        return true;
+    let doc = match known {
+        Some(known) => &known.doc,
+        None => match request.parsed_query() {
+            Ok(doc) => doc,
+            Err(_) => return true,
+        },
     };
     super::selected_operation(doc, name.as_deref()).is_none_or(|(_, ty)| ty == OperationType::Query)
 }

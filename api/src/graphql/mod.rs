@@ -4,6 +4,7 @@ pub mod arguments;
 pub mod connection;
 pub mod context;
 mod depth;
+mod direct;
 mod document_key;
 pub mod documents;
 pub mod endpoint;
@@ -26,7 +27,7 @@ mod subscription;
 pub mod ws;
 pub mod ws_pending;
 
-use async_graphql::{SDLExportOptions, Schema, ValidationMode};
+use async_graphql::{SDLExportOptions, Schema, SchemaBuilder, ValidationMode};
 
 use crate::config::GraphqlSettings;
 use crate::state::AppState;
@@ -67,6 +68,14 @@ pub fn build_schema(
     state: Option<AppState>,
     validation: ValidationMode,
 ) -> AppSchema {
+    schema_builder(limits, state, validation).finish()
+}
+
+fn schema_builder(
+    limits: &GraphqlSettings,
+    state: Option<AppState>,
+    validation: ValidationMode,
+) -> SchemaBuilder<Query, Mutation, Subscription> {
     let mut builder = Schema::build(Query::default(), Mutation::default(), Subscription)
         // Not `limit_depth`: that one also counts the standard introspection query (see depth.rs).
         .limit_complexity(limits.max_complexity)
@@ -81,15 +90,21 @@ pub fn build_schema(
             .data(state.guards)
             .data(state.settings);
     }
-    builder.finish()
+    builder
 }
 
 /// The schema behind the gateway that bounds, traces and counts every operation.
 pub fn gateway(limits: &GraphqlSettings, state: AppState) -> gateway::Gateway {
     let metrics = state.metrics.clone();
+    let (validated, direct) = direct::Direct::build(schema_builder(
+        limits,
+        Some(state.clone()),
+        ValidationMode::Fast,
+    ));
     gateway::Gateway::new(
-        build_schema(limits, Some(state.clone()), ValidationMode::Strict),
-        build_schema(limits, Some(state), ValidationMode::Fast),
+        build_schema(limits, Some(state), ValidationMode::Strict),
+        validated,
+        direct,
         depth::DepthLimit::new(limits.max_depth, limits.introspection),
         metrics,
     )
