@@ -4,8 +4,9 @@
 //! it walks the document with the cache-control, complexity and depth visitors (each field
 //! looked up in the registry by name), and it resolves the root through a wrapper that scans
 //! the whole registry for federation entities before every root field. For the point lookup
-//! that was 18k of its 144k instructions (callgrind), all of it answering questions a cached
-//! document already answered when it was first validated:
+//! that was a seventh of its instructions (callgrind: 145,700 a request with it, 125,000
+//! without), all of it answering questions a cached document answered when it was first
+//! validated:
 //!
 //! - the rules, the depth bound and the complexity bound judge the document alone, except for
 //!   the values of variables, which [`super::arguments`] checks per request, and the
