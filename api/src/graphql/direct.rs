@@ -207,23 +207,20 @@ impl Direct {
     }
 }
 
-/// The query `name` selects in `doc`, chosen as `Schema::execute` chooses it (with the name it
-/// gives the operation), and cloned for one request.
+/// The query `name` selects in `doc` (with the name async-graphql gives the operation), cloned
+/// for one request. An unnamed operation asked for by name is left to `Schema::execute`, which
+/// refuses it.
 fn selected_query(
     doc: &ExecutableDocument,
     name: Option<&str>,
 ) -> Option<(Option<String>, Positioned<OperationDefinition>)> {
     use async_graphql::parser::types::OperationType;
-    let (name, operation) = match (&doc.operations, name) {
-        (DocumentOperations::Single(op), None) => (None, op),
-        (DocumentOperations::Multiple(ops), Some(name)) => (Some(name.to_owned()), ops.get(name)?),
-        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => {
-            let (name, op) = ops.iter().next()?;
-            (Some(name.to_string()), op)
-        }
-        _ => return None,
-    };
-    (operation.node.ty == OperationType::Query).then(|| (name, operation.clone()))
+    if name.is_some() && matches!(doc.operations, DocumentOperations::Single(_)) {
+        return None;
+    }
+    let (name, operation) = super::selected_operation(doc, name)?;
+    (operation.node.ty == OperationType::Query)
+        .then(|| (name.map(str::to_owned), operation.clone()))
 }
 
 #[cfg(test)]

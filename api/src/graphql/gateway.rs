@@ -172,7 +172,7 @@ impl Gateway {
         let (operation, refused) = match parsed {
             Some(doc) => (
                 super::selected_operation(doc, requested.as_deref())
-                    .map(|(name, ty)| (name.map(str::to_owned), ty)),
+                    .map(|(name, op)| (name.map(str::to_owned), op.node.ty)),
                 if known.is_some() {
                     None
                 } else {

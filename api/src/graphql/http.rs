@@ -454,7 +454,8 @@ fn is_query(request: &mut async_graphql::Request, known: Option<&Known>) -> bool
             Err(_) => return true,
         },
     };
-    super::selected_operation(doc, name.as_deref()).is_none_or(|(_, ty)| ty == OperationType::Query)
+    super::selected_operation(doc, name.as_deref())
+        .is_none_or(|(_, op)| op.node.ty == OperationType::Query)
 }
 
 /// The response in the negotiated media type: a request error without `data`, and with 400

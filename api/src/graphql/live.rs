@@ -24,9 +24,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use async_graphql::http::WebSocketProtocols;
-use async_graphql::parser::types::{
-    DocumentOperations, ExecutableDocument, OperationType, Selection,
-};
+use async_graphql::parser::types::{ExecutableDocument, OperationType, Selection};
 use async_graphql::{Executor, Request, Response, ServerError, Value};
 use entity::entities::invitation_events;
 use futures::stream::{self, BoxStream, StreamExt};
@@ -469,19 +467,14 @@ pub fn is_subscription(request: &mut Request) -> bool {
         .parsed_query()
         .ok()
         .and_then(|doc| super::selected_operation(doc, name.as_deref()))
-        .map(|(_, ty)| ty)
+        .map(|(_, op)| op.node.ty)
         == Some(OperationType::Subscription)
 }
 
 /// The names of the variables given as a `since` argument of the operation's fields: they only
 /// choose a subscriber's replay, so subscribers that differ only in them share a group.
 fn since_variables(doc: &ExecutableDocument, name: Option<&str>) -> Vec<String> {
-    let operation = match (&doc.operations, name) {
-        (DocumentOperations::Single(op), _) => Some(op),
-        (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name),
-        (DocumentOperations::Multiple(_), None) => None,
-    };
-    let Some(operation) = operation else {
+    let Some((_, operation)) = super::selected_operation(doc, name) else {
         return Vec::new();
     };
     let mut names = Vec::new();

@@ -38,24 +38,28 @@ pub use subscription::Subscription;
 
 pub type AppSchema = Schema<Query, Mutation, Subscription>;
 
-/// The operation a request runs, as its name (if it has one) and type: the one `name`
-/// selects, or the only one. `None` when there is no such operation (execution reports it).
-/// The parser keeps a lone *named* operation among the `Multiple` ones, and async-graphql runs
-/// it without `operationName`, so it is the only one here too.
+/// The operation a request runs, with its name (if it has one): the one `name` selects, or the
+/// only one. `None` when there is no such operation (execution reports it). The parser keeps a
+/// lone *named* operation among the `Multiple` ones, and async-graphql runs it without
+/// `operationName`, so it is the only one here too. An unnamed operation is selected whatever
+/// `name` says, as for labels and checks; async-graphql refuses to run it under a name.
 pub fn selected_operation<'d>(
     doc: &'d async_graphql::parser::types::ExecutableDocument,
     name: Option<&str>,
-) -> Option<(Option<&'d str>, async_graphql::parser::types::OperationType)> {
+) -> Option<(
+    Option<&'d str>,
+    &'d async_graphql::Positioned<async_graphql::parser::types::OperationDefinition>,
+)> {
     use async_graphql::parser::types::DocumentOperations;
     match (&doc.operations, name) {
-        (DocumentOperations::Single(op), _) => Some((None, op.node.ty)),
+        (DocumentOperations::Single(op), _) => Some((None, op)),
         (DocumentOperations::Multiple(ops), Some(name)) => ops
             .get_key_value(name)
-            .map(|(name, op)| (Some(name.as_str()), op.node.ty)),
+            .map(|(name, op)| (Some(name.as_str()), op)),
         (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => ops
             .iter()
             .next()
-            .map(|(name, op)| (Some(name.as_str()), op.node.ty)),
+            .map(|(name, op)| (Some(name.as_str()), op)),
         (DocumentOperations::Multiple(_), None) => None,
     }
 }
