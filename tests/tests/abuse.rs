@@ -438,6 +438,47 @@ async fn trickling_clients_are_cut_off() {
     app.stop().await;
 }
 
+/// A client may shut its sending side once its request is out (a half-close) and still read the
+/// answer; the request runs to its end rather than being dropped when the server sees the
+/// client's end of stream, so a mutation is not cut off between its statements.
+#[tokio::test]
+async fn a_client_that_stops_sending_still_gets_its_answer() {
+    let app = app::spawn(tests::pg::Backend::Sqlite).await;
+    let address = app.url.trim_start_matches("http://").to_owned();
+    let body = json!({ "query": "mutation { createCompany(input: { name: \"Half closed\" }) { id name } }" })
+        .to_string();
+    let request = format!(
+        "POST /graphql HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\n\
+         x-api-key: {}\r\ncontent-length: {}\r\n\r\n{body}",
+        app.api_key,
+        body.len()
+    );
+    let mut socket = tokio::net::TcpStream::connect(&address).await.unwrap();
+    socket.write_all(request.as_bytes()).await.unwrap();
+    socket.shutdown().await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(30), socket.read_to_end(&mut answer))
+        .await
+        .expect("the server answered and closed the connection")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let (_, body) = answer.split_once("\r\n\r\n").expect("a head and a body");
+    let created: serde_json::Value = serde_json::from_str(body).expect("a JSON answer");
+    let id = created["data"]["createCompany"]["id"].clone();
+    assert_eq!(created["data"]["createCompany"]["name"], "Half closed");
+    // The company it answered with exists.
+    let read = app
+        .gql()
+        .query(
+            "query($id: ID!) { company(id: $id) { name } }",
+            json!({ "id": id }),
+        )
+        .await;
+    assert_eq!(read.data()["company"]["name"], "Half closed");
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn connections_past_the_cap_wait() {
     let app = app::spawn_with(tests::pg::Backend::Sqlite, |env| {

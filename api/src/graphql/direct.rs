@@ -30,7 +30,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use async_graphql::extensions::Extensions;
 use async_graphql::futures_util::FutureExt;
 use async_graphql::parser::types::{
-    Directive, DocumentOperations, ExecutableDocument, OperationDefinition, Selection, SelectionSet,
+    Directive, DocumentOperations, ExecutableDocument, OperationDefinition, OperationType,
+    Selection, SelectionSet,
 };
 use async_graphql::registry::{MetaType, Registry};
 use async_graphql::resolver_utils::resolve_container;
@@ -179,8 +180,8 @@ impl Direct {
         let env = QueryEnv::new(QueryEnvInner {
             extensions: self.extensions.clone(),
             variables: request.variables,
-            operation_name,
-            operation,
+            operation_name: operation_name.map(str::to_owned),
+            operation: header(operation),
             fragments: doc.fragments.clone(),
             uploads: request.uploads,
             session_data: self.session.clone(),
@@ -189,7 +190,7 @@ impl Direct {
             introspection_mode: request.introspection_mode,
             errors: Mutex::default(),
         });
-        let ctx = env.create_context(&self.env, None, &env.operation.node.selection_set, None);
+        let ctx = env.create_context(&self.env, None, &operation.node.selection_set, None);
         let mut response = match resolve_container(&ctx, &self.query).await {
             Ok(value) => Response::new(value),
             Err(error) => Response::from_errors(vec![error]),
@@ -207,20 +208,34 @@ impl Direct {
     }
 }
 
-/// The query `name` selects in `doc` (with the name async-graphql gives the operation), cloned
-/// for one request. An unnamed operation asked for by name is left to `Schema::execute`, which
-/// refuses it.
-fn selected_query(
-    doc: &ExecutableDocument,
+/// The query `name` selects in `doc`, with the name async-graphql gives the operation. An
+/// unnamed operation asked for by name is left to `Schema::execute`, which refuses it.
+fn selected_query<'d>(
+    doc: &'d ExecutableDocument,
     name: Option<&str>,
-) -> Option<(Option<String>, Positioned<OperationDefinition>)> {
-    use async_graphql::parser::types::OperationType;
+) -> Option<(Option<&'d str>, &'d Positioned<OperationDefinition>)> {
     if name.is_some() && matches!(doc.operations, DocumentOperations::Single(_)) {
         return None;
     }
     let (name, operation) = super::selected_operation(doc, name)?;
-    (operation.node.ty == OperationType::Query)
-        .then(|| (name.map(str::to_owned), operation.clone()))
+    (operation.node.ty == OperationType::Query).then_some((name, operation))
+}
+
+/// `operation` without its selection set, for the request's query environment. Resolvers read
+/// the operation there only for its variable definitions (defaults); the selection set is
+/// resolved from the cached document itself, so it is not copied for every request (copying
+/// and dropping it was 4 % of a point lookup's instructions).
+fn header(operation: &Positioned<OperationDefinition>) -> Positioned<OperationDefinition> {
+    let node = &operation.node;
+    Positioned::new(
+        OperationDefinition {
+            ty: node.ty,
+            variable_definitions: node.variable_definitions.clone(),
+            directives: node.directives.clone(),
+            selection_set: Positioned::new(SelectionSet::default(), node.selection_set.pos),
+        },
+        operation.pos,
+    )
 }
 
 #[cfg(test)]
