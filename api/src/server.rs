@@ -43,8 +43,8 @@ pub async fn serve(
     let mut builder = Builder::new(TokioExecutor::new());
     // `half_close`: while a request runs, hyper otherwise keeps reading its connection to
     // notice the client leaving, and drops the request's future when it does. Each of those
-    // reads first reserves a fresh read buffer (the request still holds the old one): a 16 KiB
-    // allocation and an extra poll per request. A request that has started now runs to its end
+    // reads first reserves a fresh read buffer (the request still holds the old one): an
+    // allocation of 16 KiB or more per request. A request that has started now runs to its end
     // (bounded by the request timeout), so a mutation is never cut off between its statements
     // because its client hung up; the answer to a client that has gone is dropped when it is
     // written.
